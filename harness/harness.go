@@ -1,0 +1,432 @@
+// Package harness starts the workshop's real programs and talks to them over real sockets,
+// so that every stage's lesson is checked by `go test ./...` instead of by a screenshot.
+//
+// Programs are built once per test run (never `go run`: the compiler's CPU would be counted,
+// and a signal would reach the go tool instead of the server), servers listen on 127.0.0.1:0
+// and the port is read from their "started" line, and every process a test starts is stopped
+// by that test's cleanup, even when the test fails.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Deadline is how long a test waits for something that should happen. It is generous on
+// purpose: the machines that run these tests are shared and noisy, and a test that waits for
+// an event returns as soon as it happens, so a long deadline costs nothing when all is well.
+const Deadline = 10 * time.Second
+
+var (
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]string{}
+)
+
+// Root is the module's root folder, found by walking up from the working directory to go.mod.
+func Root() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Binary builds the program in the module folder pkg (such as "stage5-select" or
+// "clients/sender") once per test run and returns the path of the executable.
+func Binary(t testing.TB, pkg string) string {
+	t.Helper()
+	path, err := BuildBinary(pkg)
+	require.NoError(t, err)
+	return path
+}
+
+// BuildBinary is Binary for programs that are not tests (the CPU table command, say).
+func BuildBinary(pkg string) (string, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if path, ok := built[pkg]; ok {
+		return path, nil
+	}
+	root, err := Root()
+	if err != nil {
+		return "", err
+	}
+	if buildDir == "" {
+		buildDir, err = os.MkdirTemp("", "chat-workshop-bin-")
+		if err != nil {
+			return "", err
+		}
+	}
+	path := filepath.Join(buildDir, strings.ReplaceAll(pkg, "/", "_"))
+	cmd := exec.Command("go", "build", "-o", path, "./"+pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
+	}
+	built[pkg] = path
+	return path, nil
+}
+
+// RemoveBuilds deletes the binaries built so far; TestMain calls it once the tests are over.
+func RemoveBuilds() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
+// Process is a running program whose standard output is collected line by line and whose
+// standard error is kept whole.
+type Process struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+
+	mu    sync.Mutex
+	lines []string // every complete stdout line so far, without its newline
+	next  int      // index of the next line NextLine returns
+	eof   bool     // stdout closed
+	grew  chan struct{}
+
+	started  time.Time
+	exited   chan struct{}
+	exitCode int
+}
+
+// Server is a Process that announced the port it listens on.
+type Server struct {
+	*Process
+	Port int
+	Addr string // 127.0.0.1:Port, ready to dial
+}
+
+var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connections on port (\d+)\.\.\.$`)
+
+// StartServer starts the program in pkg on 127.0.0.1:0 (unless args name an -addr of their
+// own), waits for its "started" line and learns the port from it. The server is killed when
+// the test ends.
+func StartServer(t testing.TB, pkg string, args ...string) *Server {
+	t.Helper()
+	hasAddr := false
+	for _, a := range args {
+		if a == "-addr" || strings.HasPrefix(a, "-addr=") || a == "--addr" || strings.HasPrefix(a, "--addr=") {
+			hasAddr = true
+		}
+	}
+	if !hasAddr {
+		args = append([]string{"-addr", "127.0.0.1:0"}, args...)
+	}
+	p := Start(t, Binary(t, pkg), nil, args...)
+	first, ok := p.nextLine(Deadline)
+	if !ok {
+		t.Fatalf("%s printed no started line within %v; stderr: %q", pkg, Deadline, p.Stderr())
+	}
+	m := startedLine.FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("%s: first line %q is not the started line; stderr: %q", pkg, first, p.Stderr())
+	}
+	port, _ := strconv.Atoi(m[1])
+	return &Server{Process: p, Port: port, Addr: net.JoinHostPort("127.0.0.1", m[1])}
+}
+
+// Start runs the executable bin with args, feeding it stdin (nil for none). The process is
+// killed when the test ends.
+func Start(t testing.TB, bin string, stdin io.Reader, args ...string) *Process {
+	t.Helper()
+	p, err := StartProcess(bin, stdin, args...)
+	require.NoError(t, err)
+	t.Cleanup(p.Kill)
+	return p
+}
+
+// StartProcess is Start without a test: the caller must call Kill.
+func StartProcess(bin string, stdin io.Reader, args ...string) (*Process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin = stdin
+	p := &Process{cmd: cmd, stderr: &lockedBuffer{}, grew: make(chan struct{}), exited: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p.started = time.Now()
+	go p.collect(stdout)
+	return p, nil
+}
+
+// collect runs in its own goroutine. It never touches a *testing.T: failures are reported by
+// the test goroutine when it looks at the lines.
+func (p *Process) collect(stdout io.Reader) {
+	r := bufio.NewReader(stdout)
+	for {
+		line, err := r.ReadString('\n')
+		if line != "" && (err == nil || errors.Is(err, io.EOF)) {
+			p.mu.Lock()
+			p.lines = append(p.lines, strings.TrimSuffix(line, "\n"))
+			p.signal()
+			p.mu.Unlock()
+		}
+		if err != nil {
+			break
+		}
+	}
+	err := p.cmd.Wait()
+	p.mu.Lock()
+	p.eof = true
+	p.exitCode = exitCode(p.cmd.ProcessState, err)
+	p.signal()
+	p.mu.Unlock()
+	close(p.exited)
+}
+
+func exitCode(state *os.ProcessState, err error) int {
+	if state == nil {
+		return -1
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return state.ExitCode()
+}
+
+// signal wakes everyone waiting for a new line; p.mu must be held.
+func (p *Process) signal() {
+	close(p.grew)
+	p.grew = make(chan struct{})
+}
+
+// nextLine returns the next line not yet returned, waiting up to d for it.
+func (p *Process) nextLine(d time.Duration) (string, bool) {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		p.mu.Lock()
+		if p.next < len(p.lines) {
+			line := p.lines[p.next]
+			p.next++
+			p.mu.Unlock()
+			return line, true
+		}
+		if p.eof {
+			p.mu.Unlock()
+			return "", false
+		}
+		grew := p.grew
+		p.mu.Unlock()
+		select {
+		case <-grew:
+		case <-timeout.C:
+			return "", false
+		}
+	}
+}
+
+// NextLine returns the next line of standard output, failing the test if none comes within
+// the Deadline.
+func (p *Process) NextLine(t testing.TB) string {
+	t.Helper()
+	line, ok := p.nextLine(Deadline)
+	if !ok {
+		t.Fatalf("no next output line within %v (ended: %v); lines so far: %q; stderr: %q",
+			Deadline, p.Exited(), p.Lines(), p.Stderr())
+	}
+	return line
+}
+
+// WaitLine skips output lines until one equals want, failing the test if none does within
+// the Deadline. It returns the lines it skipped.
+func (p *Process) WaitLine(t testing.TB, want string) []string {
+	t.Helper()
+	var skipped []string
+	deadline := time.Now().Add(Deadline)
+	for {
+		line, ok := p.nextLine(time.Until(deadline))
+		if !ok {
+			t.Fatalf("no output line %q within %v; lines so far: %q; stderr: %q",
+				want, Deadline, p.Lines(), p.Stderr())
+		}
+		if line == want {
+			return skipped
+		}
+		skipped = append(skipped, line)
+	}
+}
+
+// ExpectNoLine proves that the program prints nothing more for d.
+func (p *Process) ExpectNoLine(t testing.TB, d time.Duration) {
+	t.Helper()
+	if line, ok := p.nextLine(d); ok {
+		t.Fatalf("expected no output for %v, got %q", d, line)
+	}
+}
+
+// Lines returns every complete line printed so far.
+func (p *Process) Lines() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+// Stderr returns everything printed on standard error so far.
+func (p *Process) Stderr() string { return p.stderr.String() }
+
+// PID is the process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(sig))
+}
+
+// WaitExit waits up to timeout for the process to end and returns its exit status
+// (128+N for a process killed by signal N).
+func (p *Process) WaitExit(t testing.TB, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		t.Fatalf("process still running after %v; lines: %q; stderr: %q", timeout, p.Lines(), p.Stderr())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitCode
+}
+
+// ExitState is WaitExit for callers without a test; ok is false if it has not ended in time.
+func (p *Process) ExitState(timeout time.Duration) (*os.ProcessState, bool) {
+	select {
+	case <-p.exited:
+		return p.cmd.ProcessState, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
+// Kill stops the process (if it still runs) and waits for its output to be collected.
+func (p *Process) Kill() {
+	if !p.Exited() {
+		_ = p.cmd.Process.Kill()
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(Deadline):
+	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Client is a raw TCP connection to a server, read with deadlines.
+type Client struct {
+	Conn   net.Conn
+	reader *bufio.Reader
+}
+
+// Dial connects to addr; the connection is closed when the test ends.
+func Dial(t testing.TB, addr string) *Client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, Deadline)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return &Client{Conn: conn, reader: bufio.NewReader(conn)}
+}
+
+// Send writes s exactly as given: add the line terminator yourself.
+func (c *Client) Send(t testing.TB, s string) {
+	t.Helper()
+	require.NoError(t, c.Conn.SetWriteDeadline(time.Now().Add(Deadline)))
+	_, err := io.WriteString(c.Conn, s)
+	require.NoError(t, err)
+}
+
+// ReadLine returns the next line the server sent, with its terminator, failing the test if
+// no whole line arrives within the Deadline.
+func (c *Client) ReadLine(t testing.TB) string {
+	t.Helper()
+	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
+	line, err := c.reader.ReadString('\n')
+	require.NoError(t, err, "reading a line (got %q so far)", line)
+	return line
+}
+
+// ExpectNothing proves that nothing arrives for d: the read must time out.
+func (c *Client) ExpectNothing(t testing.TB, d time.Duration) {
+	t.Helper()
+	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(d)))
+	b, err := c.reader.ReadByte()
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return
+	}
+	rest, _ := c.reader.Peek(c.reader.Buffered())
+	t.Fatalf("expected nothing for %v, got %q (err %v)", d, append([]byte{b}, rest...), err)
+}
+
+// ExpectClosed proves that the server closed the connection (EOF or reset) within the
+// Deadline, discarding anything that arrives before.
+func (c *Client) ExpectClosed(t testing.TB) {
+	t.Helper()
+	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
+	_, err := io.Copy(io.Discard, c.reader)
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		t.Fatalf("connection still open after %v", Deadline)
+	}
+}
+
+// Close closes the connection.
+func (c *Client) Close() { c.Conn.Close() }

@@ -1,0 +1,63 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times. The kernel reports it to
+// user space as 100 on every architecture Linux supports, whatever its internal HZ.
+const clockTicks = 100
+
+// CPUSupported reports whether CPUTime can read a running process's CPU time on this OS.
+const CPUSupported = true
+
+// CPUTime is the user plus system CPU time the process pid has used so far, read from
+// /proc/<pid>/stat (fields 14 and 15, in clock ticks).
+func CPUTime(pid int) (time.Duration, error) {
+	ticks, err := CPUTicks(pid)
+	return time.Duration(ticks) * time.Second / clockTicks, err
+}
+
+// CPUTicks is CPUTime in the kernel's own unit, for claims such as "zero ticks while idle".
+func CPUTicks(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
+	text := string(data)
+	end := strings.LastIndexByte(text, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, text)
+	}
+	fields := strings.Fields(text[end+1:])
+	// fields[0] is field 3 (state), so utime (14) and stime (15) are fields[11] and fields[12].
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, text)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, text)
+	}
+	return utime + stime, nil
+}
+
+// RSS is the resident memory of the process pid in bytes, from VmRSS in /proc/<pid>/status.
+func RSS(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
