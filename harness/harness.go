@@ -83,7 +83,9 @@ func BuildBinary(pkg string) (string, error) {
 			return "", err
 		}
 	}
-	path := filepath.Join(buildDir, strings.ReplaceAll(pkg, "/", "_"))
+	// Named after its folder, as `go run` names it, since the programs name themselves in
+	// their error messages after their executable.
+	path := filepath.Join(buildDir, pkg, filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", path, "./"+pkg)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -133,6 +135,17 @@ var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connec
 // the test ends.
 func StartServer(t testing.TB, pkg string, args ...string) *Server {
 	t.Helper()
+	s, err := StartServerProcess(pkg, args...)
+	if s != nil {
+		t.Cleanup(s.Kill)
+	}
+	require.NoError(t, err)
+	return s
+}
+
+// StartServerProcess is StartServer without a test: the caller must call Kill. On an error
+// after the start the server is returned too, so that the caller can kill it.
+func StartServerProcess(pkg string, args ...string) (*Server, error) {
 	hasAddr := false
 	for _, a := range args {
 		if a == "-addr" || strings.HasPrefix(a, "-addr=") || a == "--addr" || strings.HasPrefix(a, "--addr=") {
@@ -142,17 +155,26 @@ func StartServer(t testing.TB, pkg string, args ...string) *Server {
 	if !hasAddr {
 		args = append([]string{"-addr", "127.0.0.1:0"}, args...)
 	}
-	p := Start(t, Binary(t, pkg), nil, args...)
+	bin, err := BuildBinary(pkg)
+	if err != nil {
+		return nil, err
+	}
+	p, err := StartProcess(bin, nil, args...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Process: p}
 	first, ok := p.nextLine(Deadline)
 	if !ok {
-		t.Fatalf("%s printed no started line within %v; stderr: %q", pkg, Deadline, p.Stderr())
+		return s, fmt.Errorf("%s printed no started line within %v; stderr: %q", pkg, Deadline, p.Stderr())
 	}
 	m := startedLine.FindStringSubmatch(first)
 	if m == nil {
-		t.Fatalf("%s: first line %q is not the started line; stderr: %q", pkg, first, p.Stderr())
+		return s, fmt.Errorf("%s: first line %q is not the started line; stderr: %q", pkg, first, p.Stderr())
 	}
-	port, _ := strconv.Atoi(m[1])
-	return &Server{Process: p, Port: port, Addr: net.JoinHostPort("127.0.0.1", m[1])}
+	s.Port, _ = strconv.Atoi(m[1])
+	s.Addr = net.JoinHostPort("127.0.0.1", m[1])
+	return s, nil
 }
 
 // Start runs the executable bin with args, feeding it stdin (nil for none). The process is

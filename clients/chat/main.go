@@ -1,0 +1,186 @@
+// Command chat is the interactive client the article promised: it sends what you type and
+// shows what the others say at the same time, in one terminal.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
+	flag.Parse()
+
+	conn, err := net.Dial("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "chat: cannot connect to %s: %v\n", *addr, reason(err))
+		os.Exit(1)
+	}
+	fmt.Printf("Client: connected to server on address %s\n", *addr)
+
+	// Listen for signals before the terminal goes into raw mode, so that from then on no
+	// signal we handle can end the program without putting the terminal back.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+
+	screen := &console{out: os.Stdout}
+	restore, isTerminal := rawMode(os.Stdin)
+	if isTerminal {
+		screen.terminal = true
+		screen.prompt()
+	}
+	err = chat(conn.(*net.TCPConn), screen, signals)
+	screen.end()
+	if isTerminal {
+		restore()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "chat: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Println("Client: disconnected")
+}
+
+// chat relays typed lines to the server and the server's messages to the screen until you
+// leave (nil) or the server goes away (the error says how).
+//
+// The article's clients each wait for one thing: the sender for your next line, the receiver
+// for the server's next message. A chat must wait for both at once, so each wait gets its
+// own goroutine, and this one goroutine reacts to whichever ends first. Only this goroutine
+// writes to the screen and to the server, so nothing is ever printed in the middle of
+// something else.
+func chat(conn *net.TCPConn, screen *console, signals <-chan os.Signal) error {
+	messages := make(chan string)
+	var lost error // why messages was closed: written before the close, read after it
+	go func() {
+		lost = readMessages(conn, messages)
+		close(messages)
+	}()
+
+	typed := make(chan []byte)
+	go readInput(os.Stdin, typed)
+
+	send := func(lines []string) error {
+		for _, line := range lines {
+			if _, err := io.WriteString(conn, line+"\r\n"); err != nil {
+				return fmt.Errorf("lost the connection to the server: %v", reason(err))
+			}
+		}
+		return nil
+	}
+
+	for {
+		select {
+		case message, open := <-messages:
+			if !open {
+				if lost != nil {
+					return fmt.Errorf("lost the connection to the server: %v", reason(lost))
+				}
+				return errors.New("the server closed the connection")
+			}
+			screen.show(message)
+
+		case input, open := <-typed:
+			if !open { // end of input: send what is left, then leave
+				if err := send(screen.rest()); err != nil {
+					return err
+				}
+				leave(conn, messages)
+				return nil
+			}
+			lines, quit := screen.feed(input)
+			if err := send(lines); err != nil {
+				return err
+			}
+			if quit {
+				leave(conn, messages)
+				return nil
+			}
+
+		case <-signals:
+			leave(conn, messages)
+			return nil
+		}
+	}
+}
+
+// readMessages passes on every line the server sends, without its terminator, and returns
+// why it stopped: nil when the server closed the connection in good order.
+func readMessages(conn net.Conn, messages chan<- string) error {
+	reader := bufio.NewReader(conn)
+	for {
+		line, err := reader.ReadString('\n')
+		if line != "" {
+			messages <- trimLineEnd(line)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readInput passes on whatever arrives on stdin (each key in a terminal, chunks from a pipe)
+// and closes typed at the end of input.
+func readInput(stdin io.Reader, typed chan<- []byte) {
+	buffer := make([]byte, 1024)
+	for {
+		n, err := stdin.Read(buffer)
+		if n > 0 {
+			typed <- append([]byte(nil), buffer[:n]...)
+		}
+		if err != nil {
+			close(typed)
+			return
+		}
+	}
+}
+
+// leave closes the connection in good order. Closing a socket that still holds unread data
+// makes the kernel reset the connection, and a reset can throw away lines still on their
+// way to the server. So say we are done sending, keep reading (and dropping) messages until
+// the server closes its side too, or a second has passed, and only then close.
+func leave(conn *net.TCPConn, messages <-chan string) {
+	conn.CloseWrite()
+	timeout := time.After(time.Second)
+	for {
+		select {
+		case _, open := <-messages:
+			if open {
+				continue
+			}
+		case <-timeout:
+		}
+		conn.Close()
+		return
+	}
+}
+
+// trimLineEnd removes the "\n" or "\r\n" that ends a line.
+func trimLineEnd(line string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+}
+
+// reason drops the "dial tcp 127.0.0.1:5555: connect:" that Go puts in front of the cause.
+func reason(err error) error {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		err = opErr.Err
+	}
+	var sysErr *os.SyscallError
+	if errors.As(err, &sysErr) {
+		err = sysErr.Err
+	}
+	return err
+}

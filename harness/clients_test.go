@@ -1,0 +1,307 @@
+package harness
+
+import (
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+// The clients are tested against the final server; every stage from 2 on speaks the same
+// protocol.
+const clientsServer = "stage5-select"
+
+func connectedLine(addr string) string {
+	return "Client: connected to server on address " + addr
+}
+
+// startReceiver starts clients/receiver and waits until the server has it on its list.
+func startReceiver(t *testing.T, s *Server) *Process {
+	t.Helper()
+	receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", s.Addr)
+	require.Equal(t, connectedLine(s.Addr), receiver.NextLine(t))
+	s.WaitLine(t, "Server: client connected")
+	return receiver
+}
+
+// stdinPipe gives a program a standard input that the test types into line by line.
+func stdinPipe(t *testing.T) (programSide, testSide *os.File) {
+	t.Helper()
+	programSide, testSide, err := os.Pipe()
+	require.NoError(t, err)
+	t.Cleanup(func() { programSide.Close(); testSide.Close() })
+	return programSide, testSide
+}
+
+// The article's sender and receiver, with the article's lines: the receiver prints exactly
+// what the article shows, and the sender prompts before every line.
+func TestClientsSendAndReceive(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	receiver := startReceiver(t, s)
+
+	sender := Start(t, Binary(t, "clients/sender"),
+		strings.NewReader("Hello\nHow are you?\nWhat are you doing?\n"), "-addr", s.Addr)
+	require.Equal(t, 0, sender.WaitExit(t, Deadline), "stderr: %s", sender.Stderr())
+	// Piped input is not echoed, so the prompts stand side by side; the last one, at the end
+	// of input, is closed by a newline.
+	if diff := cmp.Diff([]string{connectedLine(s.Addr), "> > > > "}, sender.Lines()); diff != "" {
+		t.Fatalf("sender's output (-want +got):\n%s", diff)
+	}
+
+	want := []string{
+		"Message: Hello",
+		"Message: How are you?",
+		"Message: What are you doing?",
+	}
+	got := make([]string, len(want))
+	for i := range got {
+		got[i] = receiver.NextLine(t)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("receiver's output (-want +got):\n%s", diff)
+	}
+
+	s.WaitLine(t, "Server: client connected")
+	for _, line := range []string{"Hello", "How are you?", "What are you doing?"} {
+		require.Equal(t, "Server: received from client: "+line, s.NextLine(t))
+	}
+	// The sender left in good order: the server saw an end of stream, not an error.
+	require.Equal(t, "Server: client disconnected", s.NextLine(t))
+	require.Empty(t, sender.Stderr())
+}
+
+// A receiver ends when the server goes away: exit 0 after a plain end of stream, exit 1 with
+// a one-line reason after a reset.
+func TestClientsReceiverServerGone(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		receiver := startReceiver(t, s)
+		s.Kill()
+		require.Equal(t, "Client: the server closed the connection", receiver.NextLine(t))
+		require.Equal(t, 0, receiver.WaitExit(t, Deadline))
+		require.Empty(t, receiver.Stderr())
+	})
+
+	t.Run("reset", func(t *testing.T) {
+		// A server of our own that answers the connection with a reset.
+		listener, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer listener.Close()
+		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", listener.Addr().String())
+		conn, err := listener.Accept()
+		require.NoError(t, err)
+		require.Equal(t, connectedLine(listener.Addr().String()), receiver.NextLine(t))
+		require.NoError(t, conn.(*net.TCPConn).SetLinger(0)) // close with RST, not FIN
+		conn.Close()
+		require.Equal(t, 1, receiver.WaitExit(t, Deadline))
+		require.Equal(t, "receiver: lost the connection to "+listener.Addr().String()+
+			": connection reset by peer\n", receiver.Stderr())
+		require.Equal(t, []string{connectedLine(listener.Addr().String())}, receiver.Lines())
+	})
+}
+
+// Every client says in one line that nobody listens, and exits 1.
+func TestClientsCannotConnect(t *testing.T) {
+	// A port that was free a moment ago: nobody listens on it.
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := listener.Addr().String()
+	listener.Close()
+
+	for _, client := range []string{"sender", "receiver", "chat"} {
+		t.Run(client, func(t *testing.T) {
+			p := Start(t, Binary(t, "clients/"+client), strings.NewReader("Hello\n"), "-addr", addr)
+			require.Equal(t, 1, p.WaitExit(t, Deadline))
+			require.Equal(t, client+": cannot connect to "+addr+": connection refused\n", p.Stderr())
+			require.Empty(t, p.Lines())
+		})
+	}
+}
+
+// A sender whose server went away says so in one line at its next send, and exits 1.
+func TestClientsSenderServerGone(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	stdin, typing := stdinPipe(t)
+	sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", s.Addr)
+	s.WaitLine(t, "Server: client connected")
+	_, err := typing.WriteString("Hello\n")
+	require.NoError(t, err)
+	s.WaitLine(t, "Server: received from client: Hello")
+	s.Kill()
+
+	// The sender waits for the keyboard, not for the server, so it learns of the loss only
+	// when a send fails. The first send after the loss usually still succeeds (the kernel
+	// takes it, and the peer answers with a reset), so keep typing until the sender gives up.
+	for range 50 {
+		if _, err := typing.WriteString("Anyone there?\n"); err != nil {
+			break // the sender has gone: its end of the pipe is closed
+		}
+		if _, exited := sender.ExitState(100 * time.Millisecond); exited {
+			break
+		}
+	}
+	require.Equal(t, 1, sender.WaitExit(t, Deadline))
+	require.Regexp(t, "^sender: lost the connection to "+regexp.QuoteMeta(s.Addr)+
+		": (broken pipe|connection reset by peer)\n$", sender.Stderr())
+}
+
+// With -no-newline the sender does what the article's first client did, and stage 1 shows
+// the lesson: the two messages arrive cut into 10-byte pieces and run together.
+func TestClientsSenderNoNewline(t *testing.T) {
+	s := StartServer(t, "stage1-blocking")
+	sender := Start(t, Binary(t, "clients/sender"),
+		strings.NewReader("Hello, world\nLorem ipsum dolor sit amet, consectetur adipiscing elit.\n"),
+		"-addr", s.Addr, "-no-newline")
+	require.Equal(t, "Server: client connected", s.NextLine(t))
+	want := []string{
+		"Server: received from client: Hello, wor",
+		"Server: received from client: ldLorem ip",
+		"Server: received from client: sum dolor ",
+		"Server: received from client: sit amet, ",
+		"Server: received from client: consectetu",
+		"Server: received from client: r adipisci",
+	}
+	got := make([]string, len(want))
+	for i := range got {
+		got[i] = s.NextLine(t)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("pieces (-want +got):\n%s", diff)
+	}
+	require.Equal(t, 0, sender.WaitExit(t, Deadline), "stderr: %s", sender.Stderr())
+	s.WaitLine(t, "Server: client disconnected")
+}
+
+// On pipes the chat sends and receives at the same time: a message is shown while the chat
+// waits for input that has not come, and a line sent meanwhile reaches the others. End of
+// input ends it in good order.
+func TestClientsChatPipes(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	stdin, typing := stdinPipe(t)
+	chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+	s.WaitLine(t, "Server: client connected")
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+
+	// Nothing has been typed, and yet the message is shown.
+	other.Send(t, "Hello, chat\r\n")
+	require.Equal(t, "Message: Hello, chat", chat.NextLine(t))
+
+	// And the chat still sends what is typed.
+	_, err := typing.WriteString("Hello, other\n")
+	require.NoError(t, err)
+	require.Equal(t, "Hello, other\r\n", other.ReadLine(t))
+	other.Send(t, "Bye\r\n")
+	require.Equal(t, "Message: Bye", chat.NextLine(t))
+
+	// The end of input is the end of the chat: the last line, without a newline, still goes.
+	_, err = typing.WriteString("Bye")
+	require.NoError(t, err)
+	typing.Close()
+	require.Equal(t, "Bye\r\n", other.ReadLine(t))
+	require.Equal(t, "Client: disconnected", chat.NextLine(t))
+	require.Equal(t, 0, chat.WaitExit(t, Deadline))
+	require.Empty(t, chat.Stderr())
+	s.WaitLine(t, "Server: client disconnected")
+}
+
+// A chat whose server goes away says so at once, in one line, and exits 1: unlike the
+// sender, it does not wait for you to type.
+func TestClientsChatServerGone(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	stdin, _ := stdinPipe(t)
+	chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+	s.WaitLine(t, "Server: client connected")
+	s.Kill()
+	require.Equal(t, 1, chat.WaitExit(t, Deadline))
+	require.Equal(t, "chat: the server closed the connection\n", chat.Stderr())
+	require.Equal(t, []string{connectedLine(s.Addr)}, chat.Lines())
+}
+
+// startChatInTerminal starts clients/chat in a pseudo-terminal, waits for its prompt (drawn
+// once the terminal is in raw mode) and for the server to list it.
+func startChatInTerminal(t *testing.T, s *Server) *PTYProcess {
+	t.Helper()
+	chat := StartInPTY(t, Binary(t, "clients/chat"), "-addr", s.Addr)
+	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
+	s.WaitLine(t, "Server: client connected")
+	return chat
+}
+
+// In a terminal, a message that arrives while a line is half typed appears on a line of its
+// own above it, and the half-typed line is drawn again below, whole, ready to be finished.
+func TestClientsChatTerminal(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	chat := startChatInTerminal(t, s)
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+
+	// Some editing on the way: Ctrl-U clears the line, Backspace removes a whole character
+	// even when it is several bytes long, an arrow key types nothing.
+	chat.Type(t, "nonsense\x15")
+	chat.Type(t, "see yé\x7f\x1b[D")
+	chat.WaitOutput(t, "\r\x1b[K> see y")
+
+	other.Send(t, "Hello from the other side\r\n")
+	chat.WaitScreen(t, "Message: Hello from the other side\n> see y")
+	wantScreen := connectedLine(s.Addr) + "\n" +
+		"Message: Hello from the other side\n" +
+		"> see y"
+	if diff := cmp.Diff(wantScreen, chat.Screen()); diff != "" {
+		t.Fatalf("screen (-want +got):\n%s\nraw: %q", diff, chat.Output())
+	}
+
+	chat.Type(t, "ou\r")
+	require.Equal(t, "see you\r\n", other.ReadLine(t))
+	s.WaitLine(t, "Server: received from client: see you")
+
+	// Ctrl-C arrives as a key in raw mode: the chat puts the terminal back and leaves.
+	chat.Type(t, "\x03")
+	require.Equal(t, 0, chat.WaitExit(t, Deadline))
+	require.True(t, chat.TerminalRestored(), "the chat left the terminal in raw mode")
+	wantScreen += "ou\n>\nClient: disconnected" // the screen shows no trailing spaces
+	if diff := cmp.Diff(wantScreen, chat.Screen()); diff != "" {
+		t.Fatalf("screen (-want +got):\n%s\nraw: %q", diff, chat.Output())
+	}
+	s.WaitLine(t, "Server: client disconnected")
+}
+
+// Every way out of the chat in a terminal puts the terminal back as it was.
+func TestClientsChatTerminalWaysOut(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	for _, way := range []struct {
+		name      string
+		leave     func(t *testing.T, chat *PTYProcess)
+		exitCode  int
+		lastWords string
+	}{
+		{"Ctrl-D on an empty line", func(t *testing.T, chat *PTYProcess) {
+			chat.Type(t, "x\x04") // not on a line with text in it
+			chat.WaitOutput(t, "> x")
+			chat.Type(t, "\x7f\x04")
+		}, 0, "Client: disconnected"},
+		{"SIGTERM", func(t *testing.T, chat *PTYProcess) {
+			chat.Signal(t, syscall.SIGTERM)
+		}, 0, "Client: disconnected"},
+		{"the server goes away", func(t *testing.T, chat *PTYProcess) {
+			s.Kill()
+		}, 1, "chat: the server closed the connection"},
+	} {
+		t.Run(way.name, func(t *testing.T) {
+			chat := startChatInTerminal(t, s)
+			way.leave(t, chat)
+			require.Equal(t, way.exitCode, chat.WaitExit(t, Deadline), "screen:\n%s", chat.Screen())
+			require.True(t, chat.TerminalRestored(), "the chat left the terminal in raw mode")
+			screen := strings.Split(chat.Screen(), "\n")
+			require.Equal(t, way.lastWords, screen[len(screen)-1])
+		})
+	}
+}

@@ -1,0 +1,706 @@
+//go:build linux
+
+// Command fanout measures how fast a chat relay fans lines out: stage 5 with select and with
+// epoll, an idiomatic goroutine-per-connection relay (harness/cmd/gorelay) and Redis pub/sub,
+// side by side on one machine in one run. See README.md beside this file.
+//
+//	go run ./harness/cmd/fanout            # the whole benchmark, about four minutes
+//	go run ./harness/cmd/fanout -quick     # the same table in well under a minute, noisier
+//	go run ./harness/cmd/fanout -addr 127.0.0.1:5555 -receivers 100   # one run against a running server
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-chat-workshop/simple-chat-server/harness"
+)
+
+func main() {
+	// One run against a server that is already running.
+	addr := flag.String("addr", "", "run one workload against the server at this host:port instead of the whole benchmark")
+	redis := flag.Bool("redis", false, "with -addr: the server is Redis (SUBSCRIBE/PUBLISH on one channel)")
+	receivers := flag.Int("receivers", 100, "with -addr: receiving connections")
+	senders := flag.Int("senders", 1, "with -addr: sending connections")
+	size := flag.Int("size", 32, "with -addr: bytes per line, \"\\r\\n\" included")
+	rate := flag.Float64("rate", 0, "with -addr: deliveries per second in all (0 floods)")
+	messages := flag.Int64("messages", 0, "with -addr: send exactly this many messages, then stop (0: send for -duration)")
+	serverPID := flag.Int("server-pid", 0, "with -addr: the server's process id, to report its CPU time")
+
+	// The whole benchmark.
+	quick := flag.Bool("quick", false, "shorter runs and fewer idle connections: a rough table in under a minute")
+	targets := flag.String("targets", "select,epoll,gorelay,redis", "servers to measure: select, epoll (stage 5 with that poller), gorelay, redis")
+	workloads := flag.String("workloads", "flood,senders,paced,memory,idle", "what to run: flood (one sender, N = 10, 100, 1000), senders (4 senders, N = 100), paced, memory, idle")
+	sizes := flag.String("sizes", "32,64", "message sizes in bytes, \"\\r\\n\" included")
+	duration := flag.Duration("duration", 2*time.Second, "how long each flood sends (with -addr: each run)")
+	pacedDuration := flag.Duration("paced-duration", 3*time.Second, "how long each paced run sends")
+	pacedRate := flag.Float64("paced-rate", 100_000, "deliveries per second in the paced runs")
+	memoryConns := flag.Int("memory-conns", 10_000, "idle connections for the memory figure")
+	idleConns := flag.Int("idle-conns", 1_000, "idle connections for the idle CPU figure")
+	idleWindow := flag.Duration("idle-window", 10*time.Second, "how long to count an idle server's CPU ticks")
+	windowBytes := flag.Int("window-bytes", 16<<20, "flood: bytes in flight across all receivers (at most 256 KiB each)")
+	pin := flag.Bool("pin", true, "pin servers to CPU 0 and the generator to CPU 1 with taskset, when there are two CPUs or more")
+	redisServer := flag.String("redis-server", "redis-server", "the redis-server executable")
+	stall := flag.Duration("stall", 10*time.Second, "give up on a run when nothing arrives for this long")
+	flag.Parse()
+
+	if *addr != "" {
+		w := workload{
+			addr: *addr, redis: *redis, receivers: *receivers, senders: *senders, size: *size,
+			rate: *rate, duration: *duration, messages: *messages, stall: *stall, serverPID: *serverPID,
+		}
+		w.window = floodWindow(w, *windowBytes)
+		if w.receivers < 1 || w.senders < 1 || w.size < minSize || w.senders >= syncSender {
+			fmt.Fprintf(os.Stderr, "fanout: need at least one receiver, 1 to %d senders and lines of %d bytes or more\n", syncSender-1, minSize)
+			os.Exit(2)
+		}
+		res := run(w)
+		fmt.Println(describe(w, res))
+		if res.err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+
+	if *quick {
+		// Only the figures the user did not set themselves get shorter.
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		shorten := map[string]string{"duration": "500ms", "paced-duration": "1s", "memory-conns": "2000", "idle-window": "3s"}
+		for name, value := range shorten {
+			if !set[name] {
+				_ = flag.Set(name, value)
+			}
+		}
+	}
+	b := &bench{
+		sizes:         parseSizes(*sizes),
+		duration:      *duration,
+		pacedDuration: *pacedDuration,
+		pacedRate:     *pacedRate,
+		memoryConns:   *memoryConns,
+		idleConns:     *idleConns,
+		idleWindow:    *idleWindow,
+		windowBytes:   *windowBytes,
+		stall:         *stall,
+		redisServer:   *redisServer,
+		workloads:     splitList(*workloads),
+	}
+	for _, name := range splitList(*targets) {
+		t, ok := knownTargets[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "fanout: unknown target %q (want select, epoll, gorelay or redis)\n", name)
+			os.Exit(2)
+		}
+		b.targets = append(b.targets, t)
+	}
+	if b.sizes == nil {
+		fmt.Fprintf(os.Stderr, "fanout: -sizes wants a comma-separated list of sizes of %d bytes or more\n", minSize)
+		os.Exit(2)
+	}
+	b.pin = *pin && runtime.NumCPU() >= 2
+	if _, err := exec.LookPath("taskset"); err != nil {
+		b.pin = false
+	}
+
+	// Ctrl-C must not leave servers behind.
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-interrupted
+		b.stopAll()
+		harness.RemoveBuilds()
+		os.Exit(130)
+	}()
+	err := b.run()
+	b.stopAll()
+	harness.RemoveBuilds()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fanout: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func parseSizes(list string) []int {
+	var sizes []int
+	for _, s := range splitList(list) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < minSize {
+			return nil
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
+}
+
+func splitList(list string) []string {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// floodWindow is how many messages a flood lets the slowest receiver fall behind. Without a
+// window a sender outruns the fan-out, output queues grow until the server drops receivers as
+// slow readers, and nothing is measured; with one, the server always has work queued and no
+// queue ever nears a server's slow-reader limit.
+func floodWindow(w workload, windowBytes int) int {
+	perReceiver := min(windowBytes/w.receivers, 256<<10)
+	return max(perReceiver/w.size, 16)
+}
+
+// describe is the one-line report of a single run.
+func describe(w workload, r result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fanout: delivered %d of %d messages (%d sent to %d receivers by %d senders)",
+		r.delivered, r.expected, r.sent, w.receivers, w.senders)
+	if r.err != nil {
+		fmt.Fprintf(&b, ": %v", r.err)
+		return b.String()
+	}
+	fmt.Fprintf(&b, " in %v: %.0f deliveries/s, latency p50 %v p99 %v p99.9 %v, generator CPU %v",
+		r.elapsed.Round(time.Microsecond), r.deliveriesPerSecond(),
+		r.latency.quantile(0.5), r.latency.quantile(0.99), r.latency.quantile(0.999),
+		r.generatorCPU.Round(time.Millisecond))
+	if w.serverPID > 0 {
+		fmt.Fprintf(&b, ", server CPU %v", r.serverCPU)
+	}
+	if r.generatorSaturated() {
+		b.WriteString(" (generator saturated: a lower bound)")
+	}
+	return b.String()
+}
+
+// target is a server the benchmark can start.
+type target struct {
+	name  string // in the table
+	pkg   string // module folder, or "" for Redis
+	args  []string
+	redis bool
+}
+
+var knownTargets = map[string]target{
+	"select":  {name: "stage5 select", pkg: "stage5-select", args: []string{"-poller", "select", "-quiet"}},
+	"epoll":   {name: "stage5 epoll", pkg: "stage5-select", args: []string{"-poller", "epoll", "-quiet"}},
+	"gorelay": {name: "gorelay", pkg: "harness/cmd/gorelay", args: []string{"-quiet"}},
+	"redis":   {name: "redis", redis: true},
+}
+
+// server is a running target.
+type server struct {
+	target
+	process *harness.Process
+	addr    string
+	control net.Conn // Redis: a connection for INFO
+}
+
+func (s *server) pid() int { return s.process.PID() }
+
+func (s *server) stop() {
+	if s.control != nil {
+		s.control.Close()
+	}
+	s.process.Kill()
+}
+
+// connected is how many clients the server says it holds: the workshop's servers log every
+// connection and disconnection, Redis answers INFO.
+func (s *server) connected() (int, error) {
+	if s.redis {
+		info, err := redisCommand(s.control, "INFO clients")
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if rest, ok := strings.CutPrefix(line, "connected_clients:"); ok {
+				n, err := strconv.Atoi(rest)
+				return n - 1, err // not counting the control connection
+			}
+		}
+		return 0, errors.New("no connected_clients in INFO")
+	}
+	n := 0
+	for _, line := range s.process.Lines() {
+		switch {
+		case line == "Server: client connected":
+			n++
+		case strings.HasPrefix(line, "Server: client disconnected"):
+			n--
+		}
+	}
+	return n, nil
+}
+
+type bench struct {
+	targets       []target
+	workloads     []string
+	sizes         []int
+	duration      time.Duration
+	pacedDuration time.Duration
+	pacedRate     float64
+	memoryConns   int
+	idleConns     int
+	idleWindow    time.Duration
+	windowBytes   int
+	stall         time.Duration
+	redisServer   string
+	pin           bool
+
+	mu      sync.Mutex
+	running []*server
+
+	rows       []row
+	memoryRows []memoryRow
+	idleRows   []idleRow
+}
+
+// row is one line of the throughput table.
+type row struct {
+	workload string
+	size     int
+	target   string
+	res      result
+	w        workload
+}
+
+func (b *bench) wants(workload string) bool {
+	for _, w := range b.workloads {
+		if w == workload {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *bench) run() error {
+	began := time.Now()
+	b.header()
+	var available []target
+	for _, t := range b.targets {
+		if t.redis {
+			if _, err := exec.LookPath(b.redisServer); err != nil {
+				fmt.Printf("redis: skipped, %s is not installed (apt-get install redis-server, or brew install redis)\n", b.redisServer)
+				continue
+			}
+		} else if _, err := harness.BuildBinary(t.pkg); err != nil {
+			return err
+		}
+		available = append(available, t)
+	}
+	b.targets = available
+	fmt.Println()
+
+	if b.wants("flood") || b.wants("senders") || b.wants("paced") {
+		if err := b.throughput(); err != nil {
+			return err
+		}
+	}
+	if b.wants("memory") {
+		if err := b.memory(); err != nil {
+			return err
+		}
+	}
+	if b.wants("idle") {
+		if err := b.idle(); err != nil {
+			return err
+		}
+	}
+	b.goals()
+	fmt.Printf("\nfinished in %v; load average %s\n", time.Since(began).Round(time.Second), loadAverage())
+	return nil
+}
+
+func (b *bench) header() {
+	fmt.Printf("fanout: relay benchmark, %s\n", time.Now().Format("2006-01-02 15:04 MST"))
+	fmt.Printf("machine: %s, %d CPUs, %s/%s, Linux %s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernelRelease(), runtime.Version())
+	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
+	fmt.Printf("load average before: %s\n", loadAverage())
+	if b.pin {
+		if err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run(); err != nil {
+			fmt.Printf("pinning: taskset failed (%v); nothing is pinned\n", err)
+			b.pin = false
+		} else {
+			fmt.Println("pinning: each server on CPU 0, this generator on CPU 1 (taskset)")
+		}
+	} else {
+		fmt.Println("pinning: none (needs taskset and two CPUs); figures are noisier")
+	}
+}
+
+// start starts a target on 127.0.0.1 and pins it.
+func (b *bench) start(t target, maxClients int) (*server, error) {
+	s := &server{target: t}
+	if t.redis {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s.process, err = harness.StartProcess(b.redisServer, nil,
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--maxclients", strconv.Itoa(maxClients+100), "--daemonize", "no")
+		if err != nil {
+			return nil, err
+		}
+		b.track(s)
+		if s.control, err = dialRedis(s.addr); err != nil {
+			return nil, fmt.Errorf("redis did not answer PING: %v; its output: %q", err, s.process.Lines())
+		}
+	} else {
+		started, err := harness.StartServerProcess(t.pkg, t.args...)
+		if started != nil {
+			s.process = started.Process
+			b.track(s)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.addr = started.Addr
+	}
+	if b.pin {
+		if err := exec.Command("taskset", "-a", "-p", "-c", "0", strconv.Itoa(s.pid())).Run(); err != nil {
+			return nil, fmt.Errorf("taskset: %v", err)
+		}
+	}
+	return s, nil
+}
+
+func (b *bench) track(s *server) {
+	b.mu.Lock()
+	b.running = append(b.running, s)
+	b.mu.Unlock()
+}
+
+func (b *bench) stop(s *server) {
+	s.stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, r := range b.running {
+		if r == s {
+			b.running = append(b.running[:i], b.running[i+1:]...)
+			break
+		}
+	}
+}
+
+func (b *bench) stopAll() {
+	b.mu.Lock()
+	running := b.running
+	b.running = nil
+	b.mu.Unlock()
+	for _, s := range running {
+		s.stop()
+	}
+}
+
+// throughput runs every flood and paced workload against every target. All targets run at
+// once, each asleep while another is measured, so that a change in the machine's load during
+// the run spreads over all of them rather than landing on one.
+func (b *bench) throughput() error {
+	var servers []*server
+	for _, t := range b.targets {
+		s, err := b.start(t, 1100)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		servers = append(servers, s)
+	}
+	type spec struct {
+		kind      string
+		receivers int
+		senders   int
+		rate      float64
+	}
+	var specs []spec
+	if b.wants("flood") {
+		specs = append(specs, spec{"flood", 10, 1, 0}, spec{"flood", 100, 1, 0}, spec{"flood", 1000, 1, 0})
+	}
+	if b.wants("senders") {
+		specs = append(specs, spec{"flood", 100, 4, 0})
+	}
+	if b.wants("paced") {
+		specs = append(specs, spec{"paced", 10, 1, b.pacedRate}, spec{"paced", 100, 1, b.pacedRate})
+	}
+	fmt.Printf("Throughput and latency. Flood: each sender sends as fast as the slowest receiver allows (a window of\n")
+	fmt.Printf("at most 256 KiB per receiver, %d MiB in all) for %v. Paced: %s deliveries/s for %v. Latency is\n",
+		b.windowBytes>>20, b.duration, thousands(b.pacedRate), b.pacedDuration)
+	fmt.Printf("from the time each message was scheduled to its arrival. Server CPU in seconds per million deliveries.\n\n")
+	fmt.Printf("%-22s %4s  %-14s %13s %9s %9s %9s %9s %9s\n",
+		"workload", "size", "server", "deliveries/s", "p50", "p99", "p99.9", "CPU s/M", "gen CPU")
+	for _, sp := range specs {
+		for _, size := range b.sizes {
+			name := fmt.Sprintf("%s N=%d", sp.kind, sp.receivers)
+			if sp.senders > 1 {
+				name += fmt.Sprintf(" P=%d", sp.senders)
+			}
+			if sp.rate > 0 {
+				name = fmt.Sprintf("paced %s/s N=%d", compact(sp.rate), sp.receivers)
+			}
+			for _, s := range servers {
+				w := workload{
+					addr: s.addr, redis: s.redis, receivers: sp.receivers, senders: sp.senders, size: size,
+					rate: sp.rate, duration: b.duration, stall: b.stall, serverPID: s.pid(),
+				}
+				if sp.rate > 0 {
+					w.duration = b.pacedDuration
+				}
+				w.window = floodWindow(w, b.windowBytes)
+				res := run(w)
+				if s.process.Exited() {
+					return fmt.Errorf("%s exited during %s: %q", s.name, name, s.process.Stderr())
+				}
+				b.rows = append(b.rows, row{workload: name, size: size, target: s.name, res: res, w: w})
+				fmt.Println(formatRow(name, size, s.name, res))
+				b.settle(s, 0)
+			}
+		}
+	}
+	for _, s := range servers {
+		b.stop(s)
+	}
+	fmt.Println()
+	return nil
+}
+
+// settle waits until the server has seen the last run's connections close, so that the next
+// run does not pay for this one's teardown.
+func (b *bench) settle(s *server, want int) {
+	deadline := time.Now().Add(harness.Deadline)
+	for time.Now().Before(deadline) {
+		if n, err := s.connected(); err != nil || n <= want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+}
+
+func formatRow(workload string, size int, target string, r result) string {
+	if r.err != nil {
+		return fmt.Sprintf("%-22s %4d  %-14s failed: %v", workload, size, target, r.err)
+	}
+	generator := fmt.Sprintf("%.0f%%", 100*float64(r.generatorCPU)/float64(r.elapsed))
+	if r.generatorSaturated() {
+		generator += "*"
+	}
+	cpuPerMillion := "-"
+	if r.delivered > 0 {
+		cpuPerMillion = fmt.Sprintf("%.3f", r.serverCPU.Seconds()/(float64(r.delivered)/1e6))
+	}
+	return fmt.Sprintf("%-22s %4d  %-14s %13s %9s %9s %9s %9s %9s",
+		workload, size, target, thousands(r.deliveriesPerSecond()),
+		latency(r.latency.quantile(0.5)), latency(r.latency.quantile(0.99)), latency(r.latency.quantile(0.999)),
+		cpuPerMillion, generator)
+}
+
+// memory connects idle clients to a fresh server and divides the growth of its resident
+// memory by their number.
+func (b *bench) memory() error {
+	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", thousands(float64(b.memoryConns)))
+	fmt.Printf("%-14s %12s %12s %16s\n", "server", "RSS before", "RSS after", "per connection")
+	for _, t := range b.targets {
+		if t.pkg == "stage5-select" && slicesContain(t.args, "select") && b.memoryConns >= 1020 {
+			fmt.Printf("%-14s %s\n", t.name, "-  (select cannot watch descriptors of 1024 or more; see stage5 epoll)")
+			continue
+		}
+		s, err := b.start(t, b.memoryConns)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		before, err := harness.RSS(s.pid())
+		if err != nil {
+			return err
+		}
+		fds, err := b.connectIdle(s, b.memoryConns)
+		if err != nil {
+			b.stop(s)
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		after, err := harness.RSS(s.pid())
+		closeAll(fds)
+		b.stop(s)
+		if err != nil {
+			return err
+		}
+		perConn := float64(after-before) / float64(b.memoryConns)
+		fmt.Printf("%-14s %9.1f MiB %9.1f MiB %11.0f bytes\n", t.name, mib(before), mib(after), perConn)
+		b.memoryRows = append(b.memoryRows, memoryRow{target: t.name, perConn: perConn})
+	}
+	fmt.Println()
+	return nil
+}
+
+// connectIdle opens n connections that never send, and waits until the server holds them all.
+func (b *bench) connectIdle(s *server, n int) ([]int, error) {
+	sockaddr, err := resolve(s.addr)
+	if err != nil {
+		return nil, err
+	}
+	fds := make([]int, 0, n)
+	for i := range n {
+		fd, err := connect(sockaddr)
+		if err != nil {
+			closeAll(fds)
+			return nil, fmt.Errorf("idle connection %d: %w", i+1, err)
+		}
+		fds = append(fds, fd)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		held, err := s.connected()
+		if err != nil {
+			closeAll(fds)
+			return nil, err
+		}
+		if held >= n {
+			return fds, nil
+		}
+		if time.Now().After(deadline) {
+			closeAll(fds)
+			return nil, fmt.Errorf("the server holds %d of %d connections after 30s", held, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// idle counts each fresh server's CPU ticks (1/100 s) while clients are connected and silent.
+// The servers are measured side by side over the same window: an idle one cannot disturb
+// another.
+func (b *bench) idle() error {
+	fmt.Printf("Idle: CPU ticks (1/100 s) used in %v with %s idle connections.\n\n", b.idleWindow, thousands(float64(b.idleConns)))
+	type idleServer struct {
+		s     *server
+		fds   []int
+		ticks int64
+	}
+	var servers []*idleServer
+	defer func() {
+		for _, is := range servers {
+			closeAll(is.fds)
+			b.stop(is.s)
+		}
+	}()
+	for _, t := range b.targets {
+		s, err := b.start(t, b.idleConns)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		is := &idleServer{s: s}
+		servers = append(servers, is)
+		if is.fds, err = b.connectIdle(s, b.idleConns); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+	}
+	time.Sleep(time.Second) // let start-up work (the Go runtime's, Redis's) finish
+	for _, is := range servers {
+		ticks, err := harness.CPUTicks(is.s.pid())
+		if err != nil {
+			return err
+		}
+		is.ticks = ticks
+	}
+	time.Sleep(b.idleWindow)
+	fmt.Printf("%-14s %6s\n", "server", "ticks")
+	for _, is := range servers {
+		ticks, err := harness.CPUTicks(is.s.pid())
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-14s %6d\n", is.s.name, ticks-is.ticks)
+		b.idleRows = append(b.idleRows, idleRow{target: is.s.name, ticks: ticks - is.ticks})
+	}
+	fmt.Println()
+	return nil
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+}
+
+func slicesContain(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// dialRedis waits for a freshly started Redis to answer PING.
+func dialRedis(addr string) (net.Conn, error) {
+	deadline := time.Now().Add(harness.Deadline)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			reply, err := redisCommand(conn, "PING")
+			if err == nil && reply == "PONG" {
+				return conn, nil
+			}
+			conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// redisCommand sends an inline command and returns a simple or bulk string reply.
+func redisCommand(conn net.Conn, command string) (string, error) {
+	if err := conn.SetDeadline(time.Now().Add(harness.Deadline)); err != nil {
+		return "", err
+	}
+	if _, err := conn.Write([]byte(command + "\r\n")); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(conn)
+	first, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	first = strings.TrimRight(first, "\r\n")
+	switch {
+	case strings.HasPrefix(first, "+"):
+		return first[1:], nil
+	case strings.HasPrefix(first, "$"):
+		n, err := strconv.Atoi(first[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("bad reply %q", first)
+		}
+		body := make([]byte, n+2)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return "", err
+		}
+		return string(body[:n]), nil
+	}
+	return "", fmt.Errorf("reply %q", first)
+}

@@ -1,0 +1,77 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// StartInPTY runs the executable bin with args in a new pseudo-terminal of 80x24, as its
+// stdin, stdout and stderr and its controlling terminal, the way a shell in a terminal
+// window would. The program is killed and the terminal closed when the test ends.
+func StartInPTY(t testing.TB, bin string, args ...string) *PTYProcess {
+	t.Helper()
+	p, err := startInPTY(bin, args...)
+	require.NoError(t, err)
+	t.Cleanup(p.Kill)
+	return p
+}
+
+func startInPTY(bin string, args ...string) (*PTYProcess, error) {
+	// Opening /dev/ptmx creates a new pair: this is the master side. The slave side,
+	// /dev/pts/N, is locked until unlocked, and N is asked with TIOCGPTN. O_NONBLOCK lets Go's
+	// poller wait for output, so that closing the master stops a pending Read.
+	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening /dev/ptmx: %w", err)
+	}
+	terminal := os.NewFile(uintptr(master), "/dev/ptmx")
+	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
+		terminal.Close()
+		return nil, fmt.Errorf("unlocking the pseudo-terminal: %w", err)
+	}
+	number, err := unix.IoctlGetUint32(master, unix.TIOCGPTN)
+	if err != nil {
+		terminal.Close()
+		return nil, fmt.Errorf("asking the pseudo-terminal's number: %w", err)
+	}
+	slaveName := fmt.Sprintf("/dev/pts/%d", number)
+	slave, err := os.OpenFile(slaveName, os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		terminal.Close()
+		return nil, fmt.Errorf("opening %s: %w", slaveName, err)
+	}
+	_ = unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
+
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	// A new session whose controlling terminal is the slave (fd 0 in the child), so that the
+	// program is in a terminal of its own and not in the one running the tests.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		slave.Close()
+		terminal.Close()
+		return nil, err
+	}
+	p := &PTYProcess{cmd: cmd, terminal: terminal, grew: make(chan struct{}), exited: make(chan struct{})}
+	go p.collect()
+	// We keep our copy of the slave open until the program has ended, to read the settings
+	// it left the terminal in; closing it then lets the collector read the rest of the
+	// output and then see the end (EIO).
+	go func() {
+		err := cmd.Wait()
+		settings, termErr := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+		slave.Close()
+		p.mu.Lock()
+		p.exitCode = exitCode(cmd.ProcessState, err)
+		p.restored = termErr == nil && settings.Lflag&unix.ICANON != 0 && settings.Lflag&unix.ECHO != 0
+		p.mu.Unlock()
+		close(p.exited)
+	}()
+	return p, nil
+}

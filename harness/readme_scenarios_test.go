@@ -1,0 +1,261 @@
+package harness
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The scenarios the README walks through, each run for real. A scenario returns the
+// transcript of every terminal it shows, by block name; TestREADME compares them with README.md.
+// Clients that read the keyboard run in a pseudo-terminal, so their transcripts hold what a
+// person sees: the prompts, and the lines typed after them as the terminal echoes them.
+
+type readmeScenario struct {
+	name string
+	run  func(t *testing.T) map[string]string
+}
+
+var readmeScenarios = []readmeScenario{
+	{"stage1", readmeStage1},
+	{"stage2", readmeStage2},
+	{"stage2-reuseaddr", readmeStage2ReuseAddr},
+	{"stage3", readmeStage3},
+	{"stage4", readmeBroadcast("stage4", "stage4-broadcast", "Hello", "How are you?", "What are you doing?")},
+	{"stage5", readmeBroadcast("stage5", "stage5-select", "Hello", "How are you?", "select sleeps until there is work")},
+	{"stage5-busy-port", readmeBusyPort},
+	{"chat", readmeChat},
+	{"cputable", readmeCPUTable},
+}
+
+// serverTranscript is what the server's terminal shows: the command, then its output.
+func serverTranscript(command string, s *Server) string {
+	out := "$ " + command + "\n" + strings.Join(s.Lines(), "\n") + "\n" + s.Stderr()
+	return normalise(out, s.Port, true)
+}
+
+// typeLine types one line into a client at its next prompt, as a person would: only once the
+// prompt is there, so that the echo of the typing lands after it.
+func typeLine(t *testing.T, client *tty, prompts int, line string) {
+	t.Helper()
+	client.waitCount(t, "> ", prompts)
+	client.typeText(t, line+"\n")
+}
+
+func readmeStage1(t *testing.T) map[string]string {
+	server := StartServer(t, "stage1-blocking")
+	sender := startTTY(t, "clients/sender", "-addr", server.Addr, "-no-newline")
+	server.WaitLine(t, "Server: client connected")
+	typeLine(t, sender, 1, "Hello, world")
+	server.WaitLine(t, "Server: received from client: Hello, wor")
+	typeLine(t, sender, 2, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.")
+	server.WaitLine(t, "Server: received from client: r adipisci")
+	sender.waitCount(t, "> ", 3)
+	sender.typeText(t, ctrlD)
+	require.Equal(t, 0, sender.wait(t))
+	server.WaitLine(t, "Server: client disconnected")
+	require.Equal(t, 0, server.WaitExit(t, Deadline))
+	return map[string]string{
+		"stage1/sender": sender.transcript("go run ./clients/sender -no-newline", server.Port),
+		"stage1/server": serverTranscript("go run ./stage1-blocking", server),
+	}
+}
+
+func readmeStage2(t *testing.T) map[string]string {
+	server := StartServer(t, "stage2-recvline")
+	first := startTTY(t, "clients/sender", "-addr", server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	typeLine(t, first, 1, "Hello, world")
+	server.WaitLine(t, "Server: received from client: Hello, world")
+	typeLine(t, first, 2, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.")
+	server.WaitLine(t, "Server: received from client: Lorem ipsum dolor sit amet, consectetur adipiscing elit.")
+
+	second := startTTY(t, "clients/sender", "-addr", server.Addr)
+	typeLine(t, second, 1, "Hola, mundo")
+	typeLine(t, second, 2, "What's 1 + 1? Answer is 10 in binary.")
+	second.waitCount(t, "> ", 3)
+	server.ExpectNoLine(t, 300*time.Millisecond)
+
+	first.waitCount(t, "> ", 3)
+	first.typeText(t, ctrlD)
+	require.Equal(t, 0, first.wait(t))
+	server.WaitLine(t, "Server: client disconnected")
+	require.Equal(t, 0, server.WaitExit(t, Deadline))
+	second.kill()
+	return map[string]string{
+		"stage2/sender":        first.transcript("go run ./clients/sender", server.Port),
+		"stage2/second-sender": second.transcript("go run ./clients/sender", server.Port),
+		"stage2/server":        serverTranscript("go run ./stage2-recvline", server),
+	}
+}
+
+// readmeStage2ReuseAddr stops a server while its client is connected, which leaves the
+// server's side of that connection in TIME_WAIT, and starts it again at once with
+// SO_REUSEADDR cleared. It runs `go run` itself, as the README does, so that the transcript
+// holds what go run adds.
+func readmeStage2ReuseAddr(t *testing.T) map[string]string {
+	server := StartServer(t, "stage2-recvline")
+	client := Dial(t, server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	server.Kill()
+	client.ExpectClosed(t)
+	client.Close()
+
+	root, err := Root()
+	require.NoError(t, err)
+	cmd := exec.Command("go", "run", "./stage2-recvline", "-reuseaddr=false", "-addr", server.Addr)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "the restart without SO_REUSEADDR should fail; it printed %q", out)
+	transcript := "$ go run ./stage2-recvline -reuseaddr=false\n" + string(out)
+	return map[string]string{"stage2/reuseaddr": normalise(transcript, server.Port, true)}
+}
+
+func readmeStage3(t *testing.T) map[string]string {
+	server := StartServer(t, "stage3-nonblocking")
+	first := startTTY(t, "clients/sender", "-addr", server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	second := startTTY(t, "clients/sender", "-addr", server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	for i, turn := range []struct {
+		client *tty
+		line   string
+	}{{first, "Hello"}, {second, "Hola"}, {first, "Foo"}, {second, "Bar"}} {
+		typeLine(t, turn.client, i/2+1, turn.line)
+		server.WaitLine(t, "Server: received from client: "+turn.line)
+	}
+	first.waitCount(t, "> ", 3)
+	first.typeText(t, ctrlD)
+	require.Equal(t, 0, first.wait(t))
+	server.WaitLine(t, "Server: client disconnected")
+	second.waitCount(t, "> ", 3)
+	server.ExpectNoLine(t, 200*time.Millisecond)
+	return map[string]string{
+		"stage3/sender-1": first.transcript("go run ./clients/sender", server.Port),
+		"stage3/sender-2": second.transcript("go run ./clients/sender", server.Port),
+		"stage3/server":   serverTranscript("go run ./stage3-nonblocking", server),
+	}
+}
+
+// readmeBroadcast is the same scenario for stages 4 and 5: a receiver, a sender, three lines.
+// Stage 5 is then stopped with Ctrl-C (SIGINT), and its receiver is told.
+func readmeBroadcast(block, stage string, lines ...string) func(t *testing.T) map[string]string {
+	return func(t *testing.T) map[string]string {
+		server := StartServer(t, stage)
+		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", server.Addr)
+		receiver.NextLine(t)
+		server.WaitLine(t, "Server: client connected")
+		sender := startTTY(t, "clients/sender", "-addr", server.Addr)
+		server.WaitLine(t, "Server: client connected")
+		for i, line := range lines {
+			typeLine(t, sender, i+1, line)
+			server.WaitLine(t, "Server: received from client: "+line)
+			require.Equal(t, "Message: "+line, receiver.NextLine(t))
+		}
+		sender.waitCount(t, "> ", len(lines)+1)
+		if stage == "stage5-select" {
+			server.Signal(t, interrupt)
+			require.Equal(t, 0, server.WaitExit(t, Deadline))
+			receiver.WaitExit(t, Deadline)
+		}
+		receiverOut := "$ go run ./clients/receiver\n" + strings.Join(receiver.Lines(), "\n") + "\n" + receiver.Stderr()
+		return map[string]string{
+			block + "/sender":   sender.transcript("go run ./clients/sender", server.Port),
+			block + "/receiver": normalise(receiverOut, server.Port, false),
+			block + "/server":   serverTranscript("go run ./"+stage, server),
+		}
+	}
+}
+
+func readmeBusyPort(t *testing.T) map[string]string {
+	server := StartServer(t, "stage5-select")
+	root, err := Root()
+	require.NoError(t, err)
+	cmd := exec.Command("go", "run", "./stage5-select", "-addr", server.Addr)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "a second server on a busy port should fail; it printed %q", out)
+	transcript := "$ go run ./stage5-select\n" + string(out)
+	return map[string]string{"stage5/busy-port": normalise(transcript, server.Port, true)}
+}
+
+// readmeChat types half a line into the chat client, has someone else say something, and
+// finishes the line: the screen must show the message on its own line and the half-typed
+// line intact below it.
+func readmeChat(t *testing.T) map[string]string {
+	server := StartServer(t, "stage5-select")
+	chat := startTTY(t, "clients/chat", "-addr", server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	other := Dial(t, server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	chat.waitCount(t, "> ", 1)
+	chat.typeText(t, "see y")
+	chat.waitCount(t, "see y", 1)
+	other.Send(t, "Hello from the other side\r\n")
+	chat.waitCount(t, "see y", 2)
+	chat.typeText(t, "ou\r")
+	require.Equal(t, "see you\r\n", other.ReadLine(t))
+	chat.typeText(t, ctrlC)
+	require.Equal(t, 0, chat.wait(t))
+	return map[string]string{
+		"chat/screen": chat.transcript("go run ./clients/chat", server.Port),
+	}
+}
+
+func readmeCPUTable(t *testing.T) map[string]string {
+	table := Start(t, Binary(t, "harness/cmd/cputable"), nil)
+	require.Equal(t, 0, table.WaitExit(t, 2*time.Minute), "stderr: %s", table.Stderr())
+	return map[string]string{
+		"cputable": "$ go run ./harness/cmd/cputable\n" + strings.Join(table.Lines(), "\n") + "\n",
+	}
+}
+
+// tty is a client running in a pseudo-terminal, with what the README's scenarios need.
+type tty struct{ *PTYProcess }
+
+const (
+	ctrlC = "\x03"
+	ctrlD = "\x04"
+)
+
+var interrupt = os.Interrupt
+
+func startTTY(t *testing.T, pkg string, args ...string) *tty {
+	t.Helper()
+	return &tty{StartInPTY(t, Binary(t, pkg), args...)}
+}
+
+// waitCount waits until the client has written s at least n times.
+func (c *tty) waitCount(t *testing.T, s string, n int) {
+	t.Helper()
+	deadline := time.NewTimer(Deadline)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		grew, output := c.grew, string(c.output)
+		c.mu.Unlock()
+		if strings.Count(output, s) >= n {
+			return
+		}
+		select {
+		case <-grew:
+		case <-deadline.C:
+			t.Fatalf("%q did not appear %d times within %v; output: %q", s, n, Deadline, output)
+		}
+	}
+}
+
+func (c *tty) typeText(t *testing.T, s string) { t.Helper(); c.Type(t, s) }
+
+func (c *tty) wait(t *testing.T) int { t.Helper(); return c.WaitExit(t, Deadline) }
+
+func (c *tty) kill() { c.Kill() }
+
+// transcript is what the client's terminal shows: the command, then the screen.
+func (c *tty) transcript(command string, port int) string {
+	return normalise("$ "+command+"\n"+c.Screen()+"\n", port, false)
+}

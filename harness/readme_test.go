@@ -1,0 +1,143 @@
+package harness
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite README.md's output blocks from real runs")
+
+// outputBlock matches a README block that a test checks: a marker comment naming the scenario's
+// output, then a fenced text block holding it.
+var outputBlock = regexp.MustCompile("(?s)<!-- output: ([a-z0-9/-]+) -->\n```text\n(.*?)```\n")
+
+// readmeBlocks returns README.md's path, its text, and its checked blocks by name.
+func readmeBlocks(t *testing.T) (string, string, map[string]string) {
+	t.Helper()
+	root, err := Root()
+	require.NoError(t, err)
+	path := filepath.Join(root, "README.md")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	blocks := map[string]string{}
+	for _, m := range outputBlock.FindAllStringSubmatch(string(data), -1) {
+		require.NotContains(t, blocks, m[1], "README.md has two blocks named %s", m[1])
+		blocks[m[1]] = m[2]
+	}
+	return path, string(data), blocks
+}
+
+// TestREADME runs every scenario the README shows and compares what the programs really print
+// with the README's blocks. With -update it rewrites the blocks instead.
+func TestREADME(t *testing.T) {
+	path, text, blocks := readmeBlocks(t)
+
+	got := map[string]string{}
+	for _, s := range readmeScenarios {
+		t.Run(s.name, func(t *testing.T) {
+			for name, out := range s.run(t) {
+				got[name] = out
+			}
+		})
+	}
+	if t.Failed() {
+		return
+	}
+
+	var names []string
+	for name := range blocks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, ok := got[name]; !ok && !t.Skipped() {
+			t.Errorf("README.md block %q has no scenario that produces it", name)
+		}
+	}
+	for name := range got {
+		if _, ok := blocks[name]; !ok {
+			t.Errorf("scenario output %q has no block in README.md", name)
+		}
+	}
+
+	if *update {
+		updated := outputBlock.ReplaceAllStringFunc(text, func(block string) string {
+			name := outputBlock.FindStringSubmatch(block)[1]
+			out, ok := got[name]
+			if !ok {
+				return block
+			}
+			return fmt.Sprintf("<!-- output: %s -->\n```text\n%s```\n", name, out)
+		})
+		require.NoError(t, os.WriteFile(path, []byte(updated), 0o644))
+		return
+	}
+	for _, name := range names {
+		want, ok := got[name]
+		if !ok {
+			continue
+		}
+		compare := blockComparers[name]
+		if compare == nil {
+			compare = func(s string) string { return s }
+		}
+		if diff := cmp.Diff(compare(blocks[name]), compare(want)); diff != "" {
+			t.Errorf("README.md block %q does not match a real run (-README +real); "+
+				"run `go test ./harness/ -run TestREADME -update` if the change is intended:\n%s", name, diff)
+		}
+	}
+}
+
+// blockComparers reduce a block to what must not change, for blocks with figures that vary
+// from run to run.
+var blockComparers = map[string]func(string) string{
+	"cputable": cpuClasses,
+}
+
+// cpuClasses keeps of the CPU table only each stage's name and whether it burns CPU (over a
+// quarter of a core; on a quiet machine it is a whole one, but this machine may be shared) or
+// sleeps (under 2%); a figure in between is kept as it is, so that it fails.
+func cpuClasses(table string) string {
+	var out []string
+	row := regexp.MustCompile(`^(stage\S+)\s+([0-9.]+)%`)
+	for _, line := range strings.Split(table, "\n") {
+		m := row.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var use float64
+		fmt.Sscan(m[2], &use)
+		class := m[2] + "%"
+		switch {
+		case use > 25:
+			class = "burns a core"
+		case use < 2:
+			class = "sleeps"
+		}
+		out = append(out, m[1]+": "+class)
+	}
+	return strings.Join(out, "\n")
+}
+
+// normalise makes a transcript independent of the free port the test used: the README's
+// commands use the default port, 5555. A server was started with -addr 127.0.0.1:PORT where the
+// README runs it with the default -addr :5555, so in what a server prints that address
+// becomes :5555.
+func normalise(transcript string, port int, server bool) string {
+	p := fmt.Sprint(port)
+	transcript = strings.ReplaceAll(transcript, "\r\n", "\n")
+	if server {
+		transcript = strings.ReplaceAll(transcript, "127.0.0.1:"+p, ":5555")
+	}
+	transcript = strings.ReplaceAll(transcript, "port "+p+"...", "port 5555...")
+	return strings.ReplaceAll(transcript, ":"+p, ":5555")
+}

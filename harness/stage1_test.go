@@ -1,0 +1,65 @@
+package harness
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+// Stage 1 reads its one client in pieces of exactly 10 bytes, whatever the messages were.
+func TestStage1TenBytePieces(t *testing.T) {
+	s := StartServer(t, "stage1-blocking")
+	client := Dial(t, s.Addr)
+	require.Equal(t, "Server: client connected", s.NextLine(t))
+
+	// The article's two messages, with no delimiter: the server has no way to tell them apart.
+	client.Send(t, "Hello, world")
+	client.Send(t, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.")
+	want := []string{
+		"Server: received from client: Hello, wor",
+		"Server: received from client: ldLorem ip",
+		"Server: received from client: sum dolor ",
+		"Server: received from client: sit amet, ",
+		"Server: received from client: consectetu",
+		"Server: received from client: r adipisci",
+	}
+	got := make([]string, len(want))
+	for i := range got {
+		got[i] = s.NextLine(t)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("pieces (-want +got):\n%s", diff)
+	}
+
+	// The last 8 bytes wait for 2 more, as Nim's recv(10) does: nothing is printed while the
+	// client stays. A plain Read would print them at once.
+	s.ExpectNoLine(t, 500*time.Millisecond)
+
+	// When the client leaves, the short last piece comes out, and the server is done.
+	client.Close()
+	require.Equal(t, "Server: received from client: ng elit.", s.NextLine(t))
+	require.Equal(t, "Server: client disconnected", s.NextLine(t))
+	require.Equal(t, 0, s.WaitExit(t, Deadline))
+}
+
+func TestStage1ListenErrors(t *testing.T) {
+	checkListenErrors(t, "stage1-blocking")
+}
+
+// checkListenErrors checks that the server in pkg explains, in one line on stderr, why it
+// cannot listen (a port already taken, an address that is not host:port), and exits with 1.
+func checkListenErrors(t *testing.T, pkg string) {
+	t.Helper()
+	first := StartServer(t, pkg)
+	busy := Start(t, Binary(t, pkg), nil, "-addr", first.Addr)
+	require.Equal(t, 1, busy.WaitExit(t, Deadline))
+	require.Equal(t, pkg+": cannot listen on "+first.Addr+": address already in use\n", busy.Stderr())
+	require.Empty(t, busy.Lines())
+
+	malformed := Start(t, Binary(t, pkg), nil, "-addr", "127.0.0.1")
+	require.Equal(t, 1, malformed.WaitExit(t, Deadline))
+	require.Equal(t, pkg+": cannot listen on 127.0.0.1: missing port in address\n", malformed.Stderr())
+	require.Empty(t, malformed.Lines())
+}

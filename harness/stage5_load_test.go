@@ -1,0 +1,225 @@
+//go:build linux || darwin
+
+package harness
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// floodLine is the i-th line of a flood, 100 bytes with its terminator, numbered so that a
+// lost or reordered line shows.
+func floodLine(i int) string {
+	return fmt.Sprintf("line %07d %s\r\n", i, strings.Repeat("-", 86))
+}
+
+// flood sends count numbered lines from a goroutine, never more than a megabyte ahead of what
+// the reader has counted in received: a healthy client reads as fast as it can, but the test
+// goroutine that plays it may be slower than the server. The returned channel yields the
+// write error (nil when all is sent), for the test goroutine to check.
+func flood(c *Client, count int, received *atomic.Int64) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		var batch strings.Builder
+		for i := 0; i < count; i++ {
+			batch.WriteString(floodLine(i))
+			if batch.Len() < 64<<10 && i < count-1 {
+				continue
+			}
+			for deadline := time.Now().Add(Deadline); int64(i)-received.Load() > 10_000; {
+				if time.Now().After(deadline) {
+					done <- fmt.Errorf("the reader is stuck at line %d", received.Load())
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+			c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
+			if _, err := c.Conn.Write([]byte(batch.String())); err != nil {
+				done <- err
+				return
+			}
+			batch.Reset()
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// expectFlood reads count flood lines in order, failing at the first one missing.
+func expectFlood(t *testing.T, c *Client, count int, received *atomic.Int64) {
+	t.Helper()
+	for i := 0; i < count; i++ {
+		if line := c.ReadLine(t); line != floodLine(i) {
+			t.Fatalf("line %d: got %q, want %q", i, line, floodLine(i))
+		}
+		received.Store(int64(i + 1))
+	}
+}
+
+// dialSmallReceiveBuffer connects with a small receive buffer, so that a client that does not
+// read fills up quickly and the server has to hold the rest.
+func dialSmallReceiveBuffer(t *testing.T, addr string) *Client {
+	t.Helper()
+	dialer := net.Dialer{Timeout: Deadline, Control: func(_, _ string, raw syscall.RawConn) error {
+		var err error
+		raw.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}
+	conn, err := dialer.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return &Client{Conn: conn, reader: bufio.NewReader(conn)}
+}
+
+// A client that never reads is dropped once 4 MiB wait for it; meanwhile a healthy client
+// gets every line, in order, without waiting for it.
+func TestStage5SlowReader(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage5, "-poller", poller, "-quiet")
+		sender := Dial(t, s.Addr)
+		healthy := Dial(t, s.Addr)
+		stalled := dialSmallReceiveBuffer(t, s.Addr)
+		for range 3 {
+			require.Equal(t, connected, s.NextLine(t))
+		}
+
+		const count = 200_000 // 20 MB: more than the 4 MiB limit plus what the kernels buffer
+		var received atomic.Int64
+		sent := flood(sender, count, &received)
+		expectFlood(t, healthy, count, &received)
+		require.NoError(t, <-sent)
+		require.Equal(t, "Server: client disconnected (not reading: more than 4194304 bytes pending)", s.NextLine(t))
+		stalled.ExpectClosed(t)
+		healthy.ExpectNothing(t, 100*time.Millisecond)
+	})
+}
+
+// A client that stops reading for a while gets everything once it reads again, and after
+// that the server stops watching it for writability (or the loop would spin).
+func TestStage5SlowReaderCatchesUp(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage5, "-poller", poller, "-quiet")
+		sender := Dial(t, s.Addr)
+		healthy := Dial(t, s.Addr)
+		late := dialSmallReceiveBuffer(t, s.Addr)
+		for range 3 {
+			require.Equal(t, connected, s.NextLine(t))
+		}
+
+		const count = 20_000 // 2 MB: far more than its socket holds, less than the limit
+		var received atomic.Int64
+		sent := flood(sender, count, &received)
+		expectFlood(t, healthy, count, &received)
+		require.NoError(t, <-sent)
+		expectFlood(t, late, count, new(atomic.Int64))
+		if CPUSupported {
+			expectIdle(t, s, time.Second)
+		}
+		s.ExpectNoLine(t, 0)
+	})
+}
+
+// select cannot watch descriptor 1024 or above: such a connection is closed at once with a
+// line that says why, and everyone already connected is still served.
+func TestStage5SelectLimit(t *testing.T) {
+	s := StartServer(t, stage5, "-poller", "select")
+	var clients []*Client
+	refused := 0
+	for len(clients) < 1100 && refused < 3 {
+		c := Dial(t, s.Addr)
+		switch line := s.NextLine(t); line {
+		case connected:
+			clients = append(clients, c)
+		case "Server: refused a connection: descriptor 1024 is past select's limit of 1024 (FD_SETSIZE); try -poller " + nativePoller():
+			refused++
+			c.ExpectClosed(t)
+			c.Close()
+		default:
+			t.Fatalf("unexpected line %q", line)
+		}
+	}
+	require.Equal(t, 3, refused, "with %d clients connected", len(clients))
+	require.Greater(t, len(clients), 1000)
+
+	clients[0].Send(t, "still served\n")
+	require.Equal(t, "Server: received from client: still served", s.NextLine(t))
+	require.Equal(t, "still served\r\n", clients[1].ReadLine(t))
+	require.Equal(t, "still served\r\n", clients[len(clients)-1].ReadLine(t))
+	last := clients[len(clients)-1]
+	last.Send(t, "me too\n")
+	require.Equal(t, "me too\r\n", clients[0].ReadLine(t))
+}
+
+// epoll and kqueue have no such limit. The test stays at 2,000 clients to be kind to small
+// machines; the server itself has been run with 10,000.
+func TestStage5ManyClients(t *testing.T) {
+	const count = 2000
+	s := StartServer(t, stage5, "-poller", nativePoller())
+	var before int64
+	if CPUSupported {
+		var err error
+		before, err = RSS(s.PID())
+		require.NoError(t, err)
+	}
+	clients := connectClients(t, s, count)
+	if CPUSupported {
+		after, err := RSS(s.PID())
+		require.NoError(t, err)
+		perClient := (after - before) / count
+		t.Logf("resident memory: %d KiB before, %d KiB with %d clients (%d bytes each)", before>>10, after>>10, count, perClient)
+		require.Less(t, perClient, int64(2048), "an idle client should cost little memory")
+	}
+
+	clients[count-1].Send(t, "hello, everyone\n")
+	for _, c := range clients[:count-1] {
+		require.Equal(t, "hello, everyone\r\n", c.ReadLine(t))
+	}
+	clients[0].Send(t, "hello back\n")
+	require.Equal(t, "hello back\r\n", clients[count-1].ReadLine(t))
+}
+
+// Out of descriptors, accept fails with EMFILE. The server says so once, stops watching the
+// listener instead of spinning on it, and takes the waiting connection when a client leaves.
+func TestStage5OutOfDescriptors(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
+		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, stage5),
+			"-addr", "127.0.0.1:0", "-poller", poller)
+		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(p.NextLine(t))
+		require.NotNil(t, m, "stderr: %q", p.Stderr())
+		port, _ := strconv.Atoi(m[1])
+		s := &Server{Process: p, Port: port, Addr: net.JoinHostPort("127.0.0.1", m[1])}
+
+		var clients []*Client
+		for len(clients) < 30 {
+			clients = append(clients, Dial(t, s.Addr))
+			line := s.NextLine(t)
+			if line == "Server: cannot accept connections: too many open files; waiting for a client to leave" {
+				break
+			}
+			require.Equal(t, connected, line)
+		}
+		require.Less(t, len(clients), 30, "the descriptor limit was never reached")
+		waiting := clients[len(clients)-1]
+		if CPUSupported {
+			expectIdle(t, s, time.Second)
+		}
+		s.ExpectNoLine(t, 200*time.Millisecond) // said once
+
+		clients[0].Close()
+		require.Equal(t, disconnected, s.NextLine(t))
+		require.Equal(t, connected, s.NextLine(t)) // the connection that waited
+		waiting.Send(t, "I got in\n")
+		require.Equal(t, "I got in\r\n", clients[1].ReadLine(t))
+	})
+}

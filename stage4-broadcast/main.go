@@ -1,0 +1,228 @@
+//go:build linux || darwin
+
+// Stage 4: broadcast — the stage 3 loop, and every line a client sends goes to every other
+// client. A chat server at last, still with a CPU core that never rests.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// client is one connected client.
+type client struct {
+	fd int // the socket, a plain file descriptor: from here on we talk to the kernel directly
+	// pending holds the bytes received after the last "\n": the start of a line whose end has
+	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
+	// several lines, whatever the client's writes were.
+	pending      []byte
+	disconnected bool // the client left during this pass; it is removed at the end of the pass
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix(filepath.Base(os.Args[0]) + ": ")
+	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
+	flag.Parse()
+
+	listener, port, err := listenNonblocking(*addr)
+	if err != nil {
+		log.Fatalf("cannot listen on %s: %v", *addr, reason(err))
+	}
+	fmt.Printf("Server: started. Listening to new connections on port %d...\n", port)
+
+	var clients []*client
+	// One buffer for every read: what a read returns is copied to its client's pending bytes
+	// at once.
+	buffer := make([]byte, 4096)
+
+	// The whole server is this loop, and it never waits for anything. When nobody connects and
+	// nobody talks, it asks every socket again at once, over and over, and keeps a CPU core
+	// busy doing nothing: watch the server in top while no client says a word. That is the
+	// lesson of this stage; stage 5 lets the kernel wake the server only when there is work.
+	for {
+		if fd, ok := acceptClient(listener); ok {
+			clients = append(clients, &client{fd: fd})
+			fmt.Println("Server: client connected")
+		}
+
+		for _, sender := range clients {
+			lines, open := readLines(sender, buffer)
+			for _, message := range lines {
+				fmt.Printf("Server: received from client: %s\n", message)
+				broadcast(clients, sender, message)
+			}
+			if !open {
+				// A client that left has sent no message: the article's listing printed an
+				// empty "received" line here, because it lacked a continue.
+				unix.Close(sender.fd)
+				sender.disconnected = true
+				fmt.Println("Server: client disconnected")
+			}
+		}
+		// Drop the clients that left, in one pass after the loop over them. The article deleted
+		// them one index at a time with del, which moves the last element into the hole, so a
+		// second deletion in the same pass could remove the wrong client or run off the end.
+		clients = slices.DeleteFunc(clients, func(c *client) bool { return c.disconnected })
+	}
+}
+
+// listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
+// returns the socket and the port it is bound to (the real one when addr asks for port 0).
+//
+// Go's net package has no non-blocking mode to offer: its sockets are non-blocking underneath,
+// but a goroutine that calls Accept or Read is parked until there is something to return, so
+// from the program's side every call blocks. To poll sockets ourselves, as the article does with
+// nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
+// for us: socket, setsockopt, bind, listen.
+func listenNonblocking(addr string) (listener, port int, err error) {
+	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return -1, 0, err
+	}
+	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
+	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
+	domain := unix.AF_INET
+	var sockaddr unix.Sockaddr
+	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
+		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
+		copy(inet4.Addr[:], ip4)
+		sockaddr = inet4
+	} else {
+		domain = unix.AF_INET6
+		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
+		copy(inet6.Addr[:], tcpAddr.IP.To16())
+		sockaddr = inet6
+	}
+
+	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, 0, err
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(listener)
+		}
+	}()
+	// Close-on-exec, as the net package does for every socket: a program we started would
+	// otherwise inherit the listener.
+	unix.CloseOnExec(listener)
+	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
+	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Bind(listener, sockaddr); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Listen(listener, unix.SOMAXCONN); err != nil {
+		return -1, 0, err
+	}
+	// The article's setBlocking(false): from now on Accept returns at once, with EAGAIN when
+	// nobody is waiting, instead of stopping the program until somebody connects.
+	if err = unix.SetNonblock(listener, true); err != nil {
+		return -1, 0, err
+	}
+	bound, err := unix.Getsockname(listener)
+	if err != nil {
+		return -1, 0, err
+	}
+	switch bound := bound.(type) {
+	case *unix.SockaddrInet4:
+		port = bound.Port
+	case *unix.SockaddrInet6:
+		port = bound.Port
+	}
+	return listener, port, nil
+}
+
+// acceptClient accepts a client if one is waiting, and returns at once if none is.
+func acceptClient(listener int) (fd int, ok bool) {
+	fd, _, err := unix.Accept(listener)
+	if err != nil {
+		// EAGAIN (EWOULDBLOCK is the same number on Linux and macOS): nobody is waiting. Any
+		// other error (ECONNABORTED: the client gave up while it waited in the queue; EMFILE:
+		// out of file descriptors) is about this attempt only: try again on the next pass.
+		return -1, false
+	}
+	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
+	// it does): without this, the first read from a quiet client would stop the whole loop.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, false
+	}
+	unix.CloseOnExec(fd)
+	return fd, true
+}
+
+// readLines reads what the client has sent since the last pass, without waiting, and returns
+// the complete lines it now has, each without its "\n" or "\r\n". open is false once the
+// client has left; the start of a line it never finished is dropped with it.
+func readLines(c *client, buffer []byte) (lines []string, open bool) {
+	n, err := unix.Read(c.fd, buffer)
+	if err == unix.EAGAIN {
+		// Nothing new: in blocking mode the read would have stopped the loop here.
+		return nil, true
+	}
+	if err != nil || n == 0 {
+		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
+		return nil, false
+	}
+	c.pending = append(c.pending, buffer[:n]...)
+	for {
+		end := bytes.IndexByte(c.pending, '\n')
+		if end < 0 {
+			return lines, true
+		}
+		lines = append(lines, string(bytes.TrimSuffix(c.pending[:end], []byte("\r"))))
+		c.pending = c.pending[end+1:]
+	}
+}
+
+// broadcast sends message, as a line ending in "\r\n", to every client except its sender.
+//
+// A write to a non-blocking socket copies what fits into the kernel's send buffer for that
+// client and returns at once. A client that does not read fills its buffer, and then the write
+// takes only part of the line, or nothing at all (EAGAIN): the rest is lost here, and that
+// client gets a cut line or none. Stage 5 keeps what could not be written in an output buffer
+// per client and sends it once the socket can take more.
+func broadcast(clients []*client, sender *client, message string) {
+	line := []byte(message + "\r\n")
+	for _, receiver := range clients {
+		if receiver == sender || receiver.disconnected {
+			continue
+		}
+		// Errors are ignored: a client whose connection broke is noticed, and removed, when
+		// the loop next reads from it. (Writing to a broken connection fails with EPIPE; the
+		// SIGPIPE that comes with it kills C programs, but Go ignores it on sockets.)
+		_, _ = unix.Write(receiver.fd, line)
+	}
+}
+
+// reason cuts an error from the net package down to its cause: "address already in use"
+// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
+// already names the address.
+func reason(err error) error {
+	var addrErr *net.AddrError
+	if errors.As(err, &addrErr) {
+		return errors.New(addrErr.Err)
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Err
+	}
+	return err
+}

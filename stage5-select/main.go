@@ -1,0 +1,399 @@
+//go:build linux || darwin
+
+// Stage 5: readiness — the stage 4 relay, but the loop sleeps in select (or epoll, kqueue)
+// until a socket is ready, and each client's output waits in a buffer, not in the loop.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// client is one connected client.
+type client struct {
+	fd int // the socket, a plain file descriptor: from here on we talk to the kernel directly
+	// pending holds the bytes received after the last "\n": the start of a line whose end has
+	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
+	// several lines, whatever the client's writes were.
+	pending []byte
+	// output holds the lines for this client that its socket has not taken yet: a client that
+	// reads slowly must neither make the others wait nor lose a line.
+	output         []byte
+	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
+	disconnected   bool // the client left, or was dropped, during this pass
+}
+
+// server is the loop's state, shared by the functions below.
+type server struct {
+	poller       poller
+	listener     int
+	clients      map[int]*client // by descriptor: events name descriptors
+	writers      []*client       // clients to write to at the end of this pass
+	out          *bufio.Writer   // standard output, written once per pass
+	buffer       []byte          // one buffer for every read: an idle client costs no buffer
+	quiet        bool
+	maxLine      int
+	maxPending   int
+	acceptPaused bool // out of descriptors: the listener is not watched until a client leaves
+}
+
+// errLeft is why a client that went away by itself is disconnected (no reason is printed).
+var errLeft = errors.New("left")
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix(filepath.Base(os.Args[0]) + ": ")
+	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
+	pollerName := flag.String("poller", "select", "what waits for the sockets: select or "+nativePollerName)
+	maxLine := flag.Int("max-line", 65536, "longest line a client may send, in bytes")
+	maxPending := flag.Int("max-pending", 4<<20, "most bytes a client may leave unread before it is dropped")
+	quiet := flag.Bool("quiet", false, "do not print every message (for benchmarks)")
+	flag.Parse()
+
+	poller, err := newPoller(*pollerName)
+	if err != nil {
+		log.Print(err)
+		os.Exit(2) // like any misused flag
+	}
+	listener, port, err := listenNonblocking(*addr)
+	if err != nil {
+		log.Fatalf("cannot listen on %s: %v", *addr, reason(err))
+	}
+	stop, err := pipeOnSignal()
+	if err == nil {
+		err = errors.Join(poller.add(listener), poller.add(stop))
+	}
+	if err != nil {
+		log.Fatalf("cannot start waiting for sockets: %v", err)
+	}
+	s := &server{poller: poller, listener: listener, clients: map[int]*client{}, out: bufio.NewWriterSize(os.Stdout, 64<<10),
+		buffer: make([]byte, 64<<10), quiet: *quiet, maxLine: *maxLine, maxPending: *maxPending}
+	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
+
+	for {
+		// What the loop printed goes out once per pass, not once per line.
+		s.out.Flush()
+		// The lesson of this stage: sleep in the kernel, with no timeout, until a socket is
+		// ready. An idle server uses no CPU at all.
+		events, err := s.poller.wait()
+		if err == unix.EINTR {
+			continue // a signal cut the sleep short: sleep again
+		}
+		if err != nil {
+			log.Fatalf("cannot wait for sockets: %v", err)
+		}
+		listenerReady := false
+		for _, e := range events {
+			sender := s.clients[e.fd]
+			switch {
+			case e.fd == stop:
+				s.shutdown()
+			case e.fd == listener:
+				listenerReady = true // accepted last, below
+			case sender == nil:
+				// Disconnected earlier in this pass: a stale event, ignore it. Accepting last
+				// keeps a new client from taking over its descriptor number before now.
+			default:
+				if e.readable {
+					lines, err := s.readLines(sender)
+					for _, message := range lines {
+						s.printMessage(message)
+						s.broadcast(sender, message)
+					}
+					if err != nil {
+						s.disconnect(sender, err)
+					}
+				}
+				if e.writable && !sender.disconnected {
+					s.writers = append(s.writers, sender) // its socket has room again
+				}
+			}
+		}
+		s.flush()
+		for listenerReady {
+			listenerReady = s.acceptClient()
+		}
+	}
+}
+
+// listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
+// returns the socket and the port it is bound to (the real one when addr asks for port 0).
+//
+// Go's net package has no non-blocking mode to offer: its sockets are non-blocking underneath,
+// but a goroutine that calls Accept or Read is parked until there is something to return, so
+// from the program's side every call blocks. To poll sockets ourselves, as the article does with
+// nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
+// for us: socket, setsockopt, bind, listen.
+func listenNonblocking(addr string) (listener, port int, err error) {
+	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return -1, 0, err
+	}
+	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
+	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
+	domain := unix.AF_INET
+	var sockaddr unix.Sockaddr
+	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
+		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
+		copy(inet4.Addr[:], ip4)
+		sockaddr = inet4
+	} else {
+		domain = unix.AF_INET6
+		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
+		copy(inet6.Addr[:], tcpAddr.IP.To16())
+		sockaddr = inet6
+	}
+
+	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, 0, err
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(listener)
+		}
+	}()
+	// Close-on-exec, as the net package does for every socket: a program we started would
+	// otherwise inherit the listener.
+	unix.CloseOnExec(listener)
+	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
+	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Bind(listener, sockaddr); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Listen(listener, unix.SOMAXCONN); err != nil {
+		return -1, 0, err
+	}
+	// The article's setBlocking(false): from now on Accept returns at once, with EAGAIN when
+	// nobody is waiting, instead of stopping the program until somebody connects.
+	if err = unix.SetNonblock(listener, true); err != nil {
+		return -1, 0, err
+	}
+	bound, err := unix.Getsockname(listener)
+	if err != nil {
+		return -1, 0, err
+	}
+	switch bound := bound.(type) {
+	case *unix.SockaddrInet4:
+		port = bound.Port
+	case *unix.SockaddrInet6:
+		port = bound.Port
+	}
+	return listener, port, nil
+}
+
+// acceptClient accepts a client if one is waiting, and reports whether to try again.
+func (s *server) acceptClient() (again bool) {
+	fd, _, err := unix.Accept(s.listener)
+	switch err {
+	case nil:
+	case unix.EAGAIN:
+		return false // nobody is waiting
+	case unix.EMFILE, unix.ENFILE:
+		// Out of file descriptors. The connection stays queued, so the listener would be
+		// ready again at once, forever: stop watching it until a client leaves.
+		fmt.Fprintf(s.out, "Server: cannot accept connections: %v; waiting for a client to leave\n", err)
+		s.poller.remove(s.listener)
+		s.acceptPaused = true
+		return false
+	default:
+		return true // ECONNABORTED: the client gave up while it waited in the queue
+	}
+	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
+	// it does): without this, the first read from a quiet client would stop the whole loop.
+	unix.SetNonblock(fd, true)
+	unix.CloseOnExec(fd)
+	// A pass already gathers a client's lines into one write: Nagle's delay would only add latency.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := s.poller.add(fd); err != nil {
+		unix.Close(fd)
+		fmt.Fprintf(s.out, "Server: refused a connection: %v\n", err)
+		return true
+	}
+	s.clients[fd] = &client{fd: fd}
+	fmt.Fprintln(s.out, "Server: client connected")
+	return true
+}
+
+// readLines reads what the client has sent and returns the complete lines it now has, each
+// without its "\n" or "\r\n". The lines stay valid until the next read from this client.
+// err is errLeft once the client has left, or says why the server drops it.
+func (s *server) readLines(c *client) (lines [][]byte, err error) {
+	n, err := unix.Read(c.fd, s.buffer)
+	if err == unix.EAGAIN {
+		return nil, nil
+	}
+	if err != nil || n == 0 {
+		// 0 bytes: the client closed its end, or only its writing half, which would read as 0
+		// bytes at every pass: either way it has left. ECONNRESET, EPIPE: the connection broke.
+		return nil, errLeft
+	}
+	c.pending = append(c.pending, s.buffer[:n]...)
+	start := 0
+	for {
+		end := bytes.IndexByte(c.pending[start:], '\n')
+		if end < 0 {
+			break
+		}
+		line := bytes.TrimSuffix(c.pending[start:start+end], []byte("\r"))
+		if len(line) > s.maxLine {
+			return lines, fmt.Errorf("line longer than %d bytes", s.maxLine)
+		}
+		lines = append(lines, line)
+		start += end + 1
+	}
+	// An unfinished line is dropped as soon as it is too long (the +1 leaves room for a "\r"
+	// that may end it): a client sending without end cannot fill the server's memory.
+	if len(c.pending)-start > s.maxLine+1 {
+		return lines, fmt.Errorf("line longer than %d bytes", s.maxLine)
+	}
+	if start == len(c.pending) {
+		c.pending = c.pending[:0] // all used up: the next read reuses the buffer from its start
+	} else {
+		c.pending = c.pending[start:]
+	}
+	return lines, nil
+}
+
+// broadcast queues message, as a line ending in "\r\n", for every client except its sender.
+// Nothing is written yet: that happens once per client at the end of the pass.
+func (s *server) broadcast(sender *client, message []byte) {
+	for _, receiver := range s.clients {
+		if receiver == sender {
+			continue
+		}
+		if len(receiver.output) == 0 {
+			// It joins the writers now. With output already there it is on the list, or the
+			// poller will say when its socket has room.
+			s.writers = append(s.writers, receiver)
+		}
+		receiver.output = append(append(receiver.output, message...), '\r', '\n')
+		if len(receiver.output) > s.maxPending {
+			s.disconnect(receiver, fmt.Errorf("not reading: more than %d bytes pending", s.maxPending))
+		}
+	}
+}
+
+// flush gives each client on the writers list one write, whatever the number of lines that
+// wait for it, as Redis does; clients with nothing to send are not even looked at.
+func (s *server) flush() {
+	for _, c := range s.writers {
+		if c.disconnected {
+			continue
+		}
+		n, err := unix.Write(c.fd, c.output)
+		if err != nil && err != unix.EAGAIN {
+			s.disconnect(c, errLeft) // EPIPE, ECONNRESET: the connection broke
+			continue
+		}
+		if n == len(c.output) {
+			c.output = c.output[:0] // all sent: the next lines reuse the buffer from its start
+		} else {
+			c.output = c.output[max(n, 0):] // EAGAIN (n is -1) or a partial write: the rest waits
+		}
+		// Watch for room in the socket only while output waits: a socket with room is always
+		// writable, so watching an idle client would wake the loop at once, forever.
+		if waiting := len(c.output) > 0; waiting != c.watchingWrites {
+			c.watchingWrites = waiting
+			s.poller.watchWrites(c.fd, waiting)
+		}
+	}
+	s.writers = s.writers[:0]
+}
+
+// disconnect closes c's connection and forgets c, saying why if the server decided it.
+func (s *server) disconnect(c *client, why error) {
+	// Stop watching the descriptor before closing it: select fails on a closed descriptor,
+	// and the next accept may give the same number to a new client.
+	s.poller.remove(c.fd)
+	unix.Close(c.fd)
+	delete(s.clients, c.fd)
+	c.disconnected = true
+	if why == errLeft {
+		fmt.Fprintln(s.out, "Server: client disconnected")
+	} else {
+		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
+	}
+	if s.acceptPaused {
+		s.acceptPaused = false // a descriptor is free again
+		s.poller.add(s.listener)
+	}
+}
+
+// pipeOnSignal returns a descriptor that becomes readable on SIGINT (Ctrl-C) or SIGTERM. Go
+// delivers signals on a channel, but the loop sleeps in the poller, so a goroutine writes a
+// byte into a pipe the poller watches: the classic self-pipe trick.
+func pipeOnSignal() (int, error) {
+	pipe := make([]int, 2)
+	if err := unix.Pipe(pipe); err != nil {
+		return -1, err
+	}
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, unix.SIGINT, unix.SIGTERM)
+	go func() {
+		<-signals
+		unix.Write(pipe[1], []byte{0})
+	}()
+	return pipe[0], nil
+}
+
+// shutdown stops accepting, closes every client (each reads the end of the stream) and exits.
+func (s *server) shutdown() {
+	unix.Close(s.listener)
+	for _, c := range s.clients {
+		unix.Close(c.fd)
+	}
+	fmt.Fprintln(s.out, "Server: shutting down")
+	s.out.Flush()
+	os.Exit(0)
+}
+
+// printMessage prints a message as the article does, but with control bytes as \xNN: a
+// client must not drive the instructor's terminal with escape sequences. Other clients still
+// get the bytes as they were sent.
+func (s *server) printMessage(message []byte) {
+	if s.quiet {
+		return
+	}
+	s.out.WriteString("Server: received from client: ")
+	for _, b := range message {
+		if b < ' ' && b != '\t' || b == 0x7f {
+			fmt.Fprintf(s.out, `\x%02x`, b)
+		} else {
+			s.out.WriteByte(b)
+		}
+	}
+	s.out.WriteByte('\n')
+}
+
+// reason cuts an error from the net package down to its cause: "address already in use"
+// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
+// already names the address.
+func reason(err error) error {
+	var addrErr *net.AddrError
+	if errors.As(err, &addrErr) {
+		return errors.New(addrErr.Err)
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Err
+	}
+	return err
+}
