@@ -23,11 +23,11 @@ func floodLine(i int) string {
 	return fmt.Sprintf("line %07d %s\r\n", i, strings.Repeat("-", 86))
 }
 
-// flood sends count numbered lines from a goroutine, never more than a megabyte ahead of what
-// the reader has counted in received: a healthy client reads as fast as it can, but the test
-// goroutine that plays it may be slower than the server. The returned channel yields the
+// startFlood sends count numbered lines from a goroutine, never more than a megabyte ahead of
+// what the reader has counted in received: a healthy client reads as fast as it can, but the
+// test goroutine that plays it may be slower than the server. The returned channel yields the
 // write error (nil when all is sent), for the test goroutine to check.
-func flood(c *Client, count int, received *atomic.Int64) <-chan error {
+func startFlood(c *Client, count int, received *atomic.Int64) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		var batch strings.Builder
@@ -81,6 +81,16 @@ func dialSmallReceiveBuffer(t *testing.T, addr string) *Client {
 	return &Client{Conn: conn, reader: bufio.NewReader(conn)}
 }
 
+// needDescriptors skips the test if this process may not open n descriptors (the server, a Go
+// program too, raises its own limit the same way at start-up).
+func needDescriptors(t *testing.T, n uint64) {
+	var limit syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit))
+	if limit.Cur < n {
+		t.Skipf("this process may open %d descriptors; the test needs %d (try ulimit -n)", limit.Cur, n)
+	}
+}
+
 // A client that never reads is dropped once 4 MiB wait for it; meanwhile a healthy client
 // gets every line, in order, without waiting for it.
 func TestStage5SlowReader(t *testing.T) {
@@ -90,12 +100,12 @@ func TestStage5SlowReader(t *testing.T) {
 		healthy := Dial(t, s.Addr)
 		stalled := dialSmallReceiveBuffer(t, s.Addr)
 		for range 3 {
-			require.Equal(t, connected, s.NextLine(t))
+			require.Equal(t, stage5Connected, s.NextLine(t))
 		}
 
 		const count = 200_000 // 20 MB: more than the 4 MiB limit plus what the kernels buffer
 		var received atomic.Int64
-		sent := flood(sender, count, &received)
+		sent := startFlood(sender, count, &received)
 		expectFlood(t, healthy, count, &received)
 		require.NoError(t, <-sent)
 		require.Equal(t, "Server: client disconnected (not reading: more than 4194304 bytes pending)", s.NextLine(t))
@@ -108,22 +118,24 @@ func TestStage5SlowReader(t *testing.T) {
 // that the server stops watching it for writability (or the loop would spin).
 func TestStage5SlowReaderCatchesUp(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller, "-quiet")
+		s := StartServer(t, stage5, "-poller", poller, "-quiet", "-max-pending", "16777216")
 		sender := Dial(t, s.Addr)
 		healthy := Dial(t, s.Addr)
 		late := dialSmallReceiveBuffer(t, s.Addr)
 		for range 3 {
-			require.Equal(t, connected, s.NextLine(t))
+			require.Equal(t, stage5Connected, s.NextLine(t))
 		}
 
-		const count = 20_000 // 2 MB: far more than its socket holds, less than the limit
+		// 8 MB: more than the kernel buffers for a client that does not read (about 3 MB on
+		// Linux), less than the limit of 16 MiB.
+		const count = 80_000
 		var received atomic.Int64
-		sent := flood(sender, count, &received)
+		sent := startFlood(sender, count, &received)
 		expectFlood(t, healthy, count, &received)
 		require.NoError(t, <-sent)
 		expectFlood(t, late, count, new(atomic.Int64))
 		if CPUSupported {
-			expectIdle(t, s, time.Second)
+			expectAsleep(t, s, time.Second)
 		}
 		s.ExpectNoLine(t, 0)
 	})
@@ -132,13 +144,14 @@ func TestStage5SlowReaderCatchesUp(t *testing.T) {
 // select cannot watch descriptor 1024 or above: such a connection is closed at once with a
 // line that says why, and everyone already connected is still served.
 func TestStage5SelectLimit(t *testing.T) {
+	needDescriptors(t, 1200)
 	s := StartServer(t, stage5, "-poller", "select")
 	var clients []*Client
 	refused := 0
 	for len(clients) < 1100 && refused < 3 {
 		c := Dial(t, s.Addr)
 		switch line := s.NextLine(t); line {
-		case connected:
+		case stage5Connected:
 			clients = append(clients, c)
 		case "Server: refused a connection: descriptor 1024 is past select's limit of 1024 (FD_SETSIZE); try -poller " + nativePoller():
 			refused++
@@ -164,6 +177,7 @@ func TestStage5SelectLimit(t *testing.T) {
 // machines; the server itself has been run with 10,000.
 func TestStage5ManyClients(t *testing.T) {
 	const count = 2000
+	needDescriptors(t, count+100)
 	s := StartServer(t, stage5, "-poller", nativePoller())
 	var before int64
 	if CPUSupported {
@@ -171,7 +185,7 @@ func TestStage5ManyClients(t *testing.T) {
 		before, err = RSS(s.PID())
 		require.NoError(t, err)
 	}
-	clients := connectClients(t, s, count)
+	clients := stage5Dial(t, s, count)
 	if CPUSupported {
 		after, err := RSS(s.PID())
 		require.NoError(t, err)
@@ -207,18 +221,18 @@ func TestStage5OutOfDescriptors(t *testing.T) {
 			if line == "Server: cannot accept connections: too many open files; waiting for a client to leave" {
 				break
 			}
-			require.Equal(t, connected, line)
+			require.Equal(t, stage5Connected, line)
 		}
 		require.Less(t, len(clients), 30, "the descriptor limit was never reached")
 		waiting := clients[len(clients)-1]
 		if CPUSupported {
-			expectIdle(t, s, time.Second)
+			expectAsleep(t, s, time.Second)
 		}
 		s.ExpectNoLine(t, 200*time.Millisecond) // said once
 
 		clients[0].Close()
-		require.Equal(t, disconnected, s.NextLine(t))
-		require.Equal(t, connected, s.NextLine(t)) // the connection that waited
+		require.Equal(t, stage5Disconnected, s.NextLine(t))
+		require.Equal(t, stage5Connected, s.NextLine(t)) // the connection that waited
 		waiting.Send(t, "I got in\n")
 		require.Equal(t, "I got in\r\n", clients[1].ReadLine(t))
 	})

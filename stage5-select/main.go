@@ -55,9 +55,9 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix(filepath.Base(os.Args[0]) + ": ")
 	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
-	pollerName := flag.String("poller", "select", "what waits for the sockets: select or "+nativePollerName)
+	pollerName := flag.String("poller", "select", "how to wait: select or "+nativePollerName)
 	maxLine := flag.Int("max-line", 65536, "longest line a client may send, in bytes")
-	maxPending := flag.Int("max-pending", 4<<20, "most bytes a client may leave unread before it is dropped")
+	maxPending := flag.Int("max-pending", 4<<20, "most bytes a client may leave unread, or be dropped")
 	quiet := flag.Bool("quiet", false, "do not print every message (for benchmarks)")
 	flag.Parse()
 
@@ -77,8 +77,9 @@ func main() {
 	if err != nil {
 		log.Fatalf("cannot start waiting for sockets: %v", err)
 	}
-	s := &server{poller: poller, listener: listener, clients: map[int]*client{}, out: bufio.NewWriterSize(os.Stdout, 64<<10),
-		buffer: make([]byte, 64<<10), quiet: *quiet, maxLine: *maxLine, maxPending: *maxPending}
+	s := &server{poller: poller, listener: listener, clients: map[int]*client{},
+		out: bufio.NewWriterSize(os.Stdout, 64<<10), buffer: make([]byte, 64<<10),
+		quiet: *quiet, maxLine: *maxLine, maxPending: *maxPending}
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
 
 	for {
@@ -200,8 +201,8 @@ func (s *server) acceptClient() (again bool) {
 	fd, _, err := unix.Accept(s.listener)
 	switch err {
 	case nil:
-	case unix.EAGAIN:
-		return false // nobody is waiting
+	case unix.ECONNABORTED, unix.EINTR:
+		return true // the client gave up while it waited in the queue: try the next one
 	case unix.EMFILE, unix.ENFILE:
 		// Out of file descriptors. The connection stays queued, so the listener would be
 		// ready again at once, forever: stop watching it until a client leaves.
@@ -210,11 +211,14 @@ func (s *server) acceptClient() (again bool) {
 		s.acceptPaused = true
 		return false
 	default:
-		return true // ECONNABORTED: the client gave up while it waited in the queue
+		return false // EAGAIN: nobody else is waiting
 	}
 	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
 	// it does): without this, the first read from a quiet client would stop the whole loop.
-	unix.SetNonblock(fd, true)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return true
+	}
 	unix.CloseOnExec(fd)
 	// A pass already gathers a client's lines into one write: Nagle's delay would only add latency.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
@@ -229,42 +233,42 @@ func (s *server) acceptClient() (again bool) {
 }
 
 // readLines reads what the client has sent and returns the complete lines it now has, each
-// without its "\n" or "\r\n". The lines stay valid until the next read from this client.
-// err is errLeft once the client has left, or says why the server drops it.
+// without its "\n" or "\r\n"; they stay valid until the next read from this client. err is
+// errLeft once the client has left, or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	n, err := unix.Read(c.fd, s.buffer)
 	if err == unix.EAGAIN {
-		return nil, nil
+		return nil, nil // nothing after all
 	}
 	if err != nil || n == 0 {
-		// 0 bytes: the client closed its end, or only its writing half, which would read as 0
-		// bytes at every pass: either way it has left. ECONNRESET, EPIPE: the connection broke.
+		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
+		// A client that shut only its writing half reads as 0 bytes too, at every pass: it has
+		// left as well, or the loop would spin on it.
 		return nil, errLeft
 	}
 	c.pending = append(c.pending, s.buffer[:n]...)
-	start := 0
+	rest := c.pending
 	for {
-		end := bytes.IndexByte(c.pending[start:], '\n')
+		end := bytes.IndexByte(rest, '\n')
 		if end < 0 {
 			break
 		}
-		line := bytes.TrimSuffix(c.pending[start:start+end], []byte("\r"))
+		line := bytes.TrimSuffix(rest[:end], []byte("\r"))
 		if len(line) > s.maxLine {
 			return lines, fmt.Errorf("line longer than %d bytes", s.maxLine)
 		}
 		lines = append(lines, line)
-		start += end + 1
+		rest = rest[end+1:]
 	}
-	// An unfinished line is dropped as soon as it is too long (the +1 leaves room for a "\r"
-	// that may end it): a client sending without end cannot fill the server's memory.
-	if len(c.pending)-start > s.maxLine+1 {
+	// Drop an unfinished line as soon as it is too long (the +1 leaves room for a "\r" that
+	// may end it): a client that sends without end cannot fill the server's memory.
+	if len(rest) > s.maxLine+1 {
 		return lines, fmt.Errorf("line longer than %d bytes", s.maxLine)
 	}
-	if start == len(c.pending) {
-		c.pending = c.pending[:0] // all used up: the next read reuses the buffer from its start
-	} else {
-		c.pending = c.pending[start:]
+	if len(rest) == 0 {
+		rest = c.pending[:0] // all used: the next read fills the buffer again from its start
 	}
+	c.pending = rest
 	return lines, nil
 }
 

@@ -33,5 +33,6 @@ func newPoller(name string) (poller, error) {
 	case nativePollerName:
 		return newNativePoller()
 	}
-	return nil, fmt.Errorf("-poller %s is not available on %s: choose select or %s", name, runtime.GOOS, nativePollerName)
+	return nil, fmt.Errorf("-poller %s is not available on %s: choose select or %s",
+		name, runtime.GOOS, nativePollerName)
 }

@@ -18,7 +18,8 @@ func newNativePoller() (poller, error) {
 }
 
 func (p *epollPoller) add(fd int) error {
-	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
+	interest := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	return unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &interest)
 }
 
 func (p *epollPoller) watchWrites(fd int, watch bool) {
@@ -34,7 +35,7 @@ func (p *epollPoller) remove(fd int) {
 }
 
 func (p *epollPoller) wait() ([]event, error) {
-	n, err := unix.EpollWait(p.epfd, p.ready, 0) // -1: no timeout
+	n, err := unix.EpollWait(p.epfd, p.ready, -1) // -1: no timeout
 	if err != nil {
 		return nil, err
 	}

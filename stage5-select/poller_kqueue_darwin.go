@@ -46,7 +46,8 @@ func (p *kqueuePoller) wait() ([]event, error) {
 	}
 	p.events = p.events[:0]
 	for _, e := range p.ready[:n] {
-		p.events = append(p.events, event{int(e.Ident), e.Filter == unix.EVFILT_READ, e.Filter == unix.EVFILT_WRITE})
+		readable, writable := e.Filter == unix.EVFILT_READ, e.Filter == unix.EVFILT_WRITE
+		p.events = append(p.events, event{int(e.Ident), readable, writable})
 	}
 	return p.events, nil
 }

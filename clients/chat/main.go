@@ -154,17 +154,14 @@ func readInput(stdin io.Reader, typed chan<- []byte) {
 func leave(conn *net.TCPConn, messages <-chan string) {
 	conn.CloseWrite()
 	timeout := time.After(time.Second)
-	for {
+	for open := true; open; {
 		select {
-		case _, open := <-messages:
-			if open {
-				continue
-			}
+		case _, open = <-messages: // you have left: messages are no longer shown
 		case <-timeout:
+			open = false
 		}
-		conn.Close()
-		return
 	}
+	conn.Close()
 }
 
 // trimLineEnd removes the "\n" or "\r\n" that ends a line.

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -45,8 +46,8 @@ func main() {
 	targets := flag.String("targets", "select,epoll,gorelay,redis", "servers to measure: select, epoll (stage 5 with that poller), gorelay, redis")
 	workloads := flag.String("workloads", "flood,senders,paced,memory,idle", "what to run: flood (one sender, N = 10, 100, 1000), senders (4 senders, N = 100), paced, memory, idle")
 	sizes := flag.String("sizes", "32,64", "message sizes in bytes, \"\\r\\n\" included")
-	duration := flag.Duration("duration", 2*time.Second, "how long each flood sends (with -addr: each run)")
-	pacedDuration := flag.Duration("paced-duration", 3*time.Second, "how long each paced run sends")
+	duration := flag.Duration("duration", time.Second, "how long each flood sends (with -addr: each run)")
+	pacedDuration := flag.Duration("paced-duration", 1500*time.Millisecond, "how long each paced run sends")
 	pacedRate := flag.Float64("paced-rate", 100_000, "deliveries per second in the paced runs")
 	memoryConns := flag.Int("memory-conns", 10_000, "idle connections for the memory figure")
 	idleConns := flag.Int("idle-conns", 1_000, "idle connections for the idle CPU figure")
@@ -54,6 +55,7 @@ func main() {
 	windowBytes := flag.Int("window-bytes", 16<<20, "flood: bytes in flight across all receivers (at most 256 KiB each)")
 	pin := flag.Bool("pin", true, "pin servers to CPU 0 and the generator to CPU 1 with taskset, when there are two CPUs or more")
 	redisServer := flag.String("redis-server", "redis-server", "the redis-server executable")
+	rounds := flag.Int("rounds", 3, "run every throughput workload this many times and keep the best")
 	stall := flag.Duration("stall", 10*time.Second, "give up on a run when nothing arrives for this long")
 	flag.Parse()
 
@@ -79,7 +81,7 @@ func main() {
 		// Only the figures the user did not set themselves get shorter.
 		set := map[string]bool{}
 		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		shorten := map[string]string{"duration": "500ms", "paced-duration": "1s", "memory-conns": "2000", "idle-window": "3s"}
+		shorten := map[string]string{"duration": "500ms", "paced-duration": "1s", "memory-conns": "2000", "idle-window": "3s", "rounds": "1"}
 		for name, value := range shorten {
 			if !set[name] {
 				_ = flag.Set(name, value)
@@ -98,6 +100,7 @@ func main() {
 		stall:         *stall,
 		redisServer:   *redisServer,
 		workloads:     splitList(*workloads),
+		rounds:        max(*rounds, 1),
 	}
 	for _, name := range splitList(*targets) {
 		t, ok := knownTargets[name]
@@ -261,6 +264,7 @@ type bench struct {
 	stall         time.Duration
 	redisServer   string
 	pin           bool
+	rounds        int
 
 	mu      sync.Mutex
 	running []*server
@@ -336,49 +340,76 @@ func (b *bench) header() {
 			fmt.Printf("pinning: taskset failed (%v); nothing is pinned\n", err)
 			b.pin = false
 		} else {
-			fmt.Println("pinning: each server on CPU 0, this generator on CPU 1 (taskset)")
+			fmt.Println("pinning: each server started under taskset -c 0, this generator on CPU 1")
 		}
 	} else {
 		fmt.Println("pinning: none (needs taskset and two CPUs); figures are noisier")
 	}
 }
 
-// start starts a target on 127.0.0.1 and pins it.
+// start starts a target on 127.0.0.1, pinned to CPU 0 from its first instruction: started
+// under taskset, a Go server sees one CPU and sets GOMAXPROCS to 1, as it would for a user
+// who pins it; pinned after its start, it would keep two Ps time-sharing one core.
 func (b *bench) start(t target, maxClients int) (*server, error) {
 	s := &server{target: t}
+	command, args := "", []string{}
 	if t.redis {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
 		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		s.process, err = harness.StartProcess(b.redisServer, nil,
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--maxclients", strconv.Itoa(maxClients+100), "--daemonize", "no")
+		command = b.redisServer
+		args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--maxclients", strconv.Itoa(maxClients + 100), "--daemonize", "no"}
+	} else {
+		bin, err := harness.BuildBinary(t.pkg)
 		if err != nil {
 			return nil, err
 		}
-		b.track(s)
+		command, args = bin, append([]string{"-addr", "127.0.0.1:0"}, t.args...)
+	}
+	if b.pin {
+		command, args = "taskset", append([]string{"-c", "0", command}, args...) // taskset execs it: same pid
+	}
+	var err error
+	if s.process, err = harness.StartProcess(command, nil, args...); err != nil {
+		return nil, err
+	}
+	b.track(s)
+	if t.redis {
 		if s.control, err = dialRedis(s.addr); err != nil {
 			return nil, fmt.Errorf("redis did not answer PING: %v; its output: %q", err, s.process.Lines())
 		}
-	} else {
-		started, err := harness.StartServerProcess(t.pkg, t.args...)
-		if started != nil {
-			s.process = started.Process
-			b.track(s)
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.addr = started.Addr
+		return s, nil
 	}
-	if b.pin {
-		if err := exec.Command("taskset", "-a", "-p", "-c", "0", strconv.Itoa(s.pid())).Run(); err != nil {
-			return nil, fmt.Errorf("taskset: %v", err)
-		}
+	port, err := startedPort(s.process)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.pkg, err)
 	}
+	s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	return s, nil
+}
+
+var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connections on port (\d+)\.\.\.$`)
+
+// startedPort waits for a workshop server's first line and reads the port from it (what
+// harness.StartServerProcess does, for a server started under taskset).
+func startedPort(p *harness.Process) (int, error) {
+	deadline := time.Now().Add(harness.Deadline)
+	for {
+		if lines := p.Lines(); len(lines) > 0 {
+			m := startedLine.FindStringSubmatch(lines[0])
+			if m == nil {
+				return 0, fmt.Errorf("first line %q is not the started line; stderr: %q", lines[0], p.Stderr())
+			}
+			return strconv.Atoi(m[1])
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			return 0, fmt.Errorf("no started line within %v; stderr: %q", harness.Deadline, p.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (b *bench) track(s *server) {
@@ -440,42 +471,98 @@ func (b *bench) throughput() error {
 	fmt.Printf("Throughput and latency. Flood: each sender sends as fast as the slowest receiver allows (a window of\n")
 	fmt.Printf("at most 256 KiB per receiver, %d MiB in all) for %v. Paced: %s deliveries/s for %v. Latency is\n",
 		b.windowBytes>>20, b.duration, thousands(b.pacedRate), b.pacedDuration)
-	fmt.Printf("from the time each message was scheduled to its arrival. Server CPU in seconds per million deliveries.\n\n")
-	fmt.Printf("%-22s %4s  %-14s %13s %9s %9s %9s %9s %9s\n",
-		"workload", "size", "server", "deliveries/s", "p50", "p99", "p99.9", "CPU s/M", "gen CPU")
-	for _, sp := range specs {
-		for _, size := range b.sizes {
-			name := fmt.Sprintf("%s N=%d", sp.kind, sp.receivers)
-			if sp.senders > 1 {
-				name += fmt.Sprintf(" P=%d", sp.senders)
-			}
-			if sp.rate > 0 {
-				name = fmt.Sprintf("paced %s/s N=%d", compact(sp.rate), sp.receivers)
-			}
-			for _, s := range servers {
-				w := workload{
-					addr: s.addr, redis: s.redis, receivers: sp.receivers, senders: sp.senders, size: size,
-					rate: sp.rate, duration: b.duration, stall: b.stall, serverPID: s.pid(),
+	fmt.Printf("from the time each message was scheduled to its arrival. CPU s/M: the server's CPU seconds per million\n")
+	fmt.Printf("deliveries; srv CPU, gen CPU: the share of one core the server and this generator used during the run.\n")
+	fmt.Printf("A flooded server below 100%% waited: for the generator (gen CPU near 100%%), or for its core, which other\n")
+	fmt.Printf("work on the machine took in part; CPU s/M does not depend on that.\n")
+	if b.rounds > 1 {
+		fmt.Printf("Each figure is from the best of %d rounds (most deliveries/s for floods, lowest p99 when paced),\n", b.rounds)
+		fmt.Printf("the rounds taken one after the other, so that a burst of other work on the machine spoils one at most.\n")
+	}
+	fmt.Println()
+
+	type key struct {
+		workload string
+		size     int
+		target   string
+	}
+	var order []key
+	best := map[key]row{}
+	failures := map[key][]string{}
+	for round := range b.rounds {
+		for _, sp := range specs {
+			for _, size := range b.sizes {
+				name := fmt.Sprintf("%s N=%d", sp.kind, sp.receivers)
+				if sp.senders > 1 {
+					name += fmt.Sprintf(" P=%d", sp.senders)
 				}
 				if sp.rate > 0 {
-					w.duration = b.pacedDuration
+					name = fmt.Sprintf("paced %s/s N=%d", compact(sp.rate), sp.receivers)
 				}
-				w.window = floodWindow(w, b.windowBytes)
-				res := run(w)
-				if s.process.Exited() {
-					return fmt.Errorf("%s exited during %s: %q", s.name, name, s.process.Stderr())
+				for _, s := range servers {
+					w := workload{
+						addr: s.addr, redis: s.redis, receivers: sp.receivers, senders: sp.senders, size: size,
+						rate: sp.rate, duration: b.duration, stall: b.stall, serverPID: s.pid(),
+					}
+					if sp.rate > 0 {
+						w.duration = b.pacedDuration
+					}
+					w.window = floodWindow(w, b.windowBytes)
+					res := run(w)
+					if s.process.Exited() {
+						return fmt.Errorf("%s exited during %s: %q", s.name, name, s.process.Stderr())
+					}
+					fmt.Fprintf(os.Stderr, "round %d/%d: %s\n", round+1, b.rounds, formatRow(name, size, s.name, res))
+					k := key{name, size, s.name}
+					if round == 0 {
+						order = append(order, k)
+					}
+					if res.err != nil {
+						failures[k] = append(failures[k], fmt.Sprintf("round %d: %v", round+1, res.err))
+					} else if old, ok := best[k]; !ok || better(res, old.res, sp.rate > 0) {
+						best[k] = row{workload: name, size: size, target: s.name, res: res, w: w}
+					}
+					b.settle(s, 0)
 				}
-				b.rows = append(b.rows, row{workload: name, size: size, target: s.name, res: res, w: w})
-				fmt.Println(formatRow(name, size, s.name, res))
-				b.settle(s, 0)
 			}
 		}
 	}
 	for _, s := range servers {
 		b.stop(s)
 	}
+
+	fmt.Printf("%-22s %4s  %-14s %13s %9s %9s %9s %8s %8s %8s\n",
+		"workload", "size", "server", "deliveries/s", "p50", "p99", "p99.9", "CPU s/M", "srv CPU", "gen CPU")
+	saturated := false
+	for _, k := range order {
+		r, ok := best[k]
+		if !ok {
+			fmt.Printf("%-22s %4d  %-14s failed in every round\n", k.workload, k.size, k.target)
+			continue
+		}
+		b.rows = append(b.rows, r)
+		fmt.Println(formatRow(k.workload, k.size, k.target, r.res))
+		saturated = saturated || r.res.generatorSaturated()
+	}
+	if saturated {
+		fmt.Println("* the generator used 90% of its core or more: that throughput is a lower bound, that latency an upper one.")
+	}
+	for _, k := range order {
+		for _, f := range failures[k] {
+			fmt.Printf("! %s, %d B, %s: %s\n", k.workload, k.size, k.target, f)
+		}
+	}
 	fmt.Println()
 	return nil
+}
+
+// better says whether a is a better sample than b of the same figure: more deliveries per
+// second for a flood, a lower p99 for a paced run (where throughput is fixed).
+func better(a, b result, paced bool) bool {
+	if paced {
+		return a.latency.quantile(0.99) < b.latency.quantile(0.99)
+	}
+	return a.deliveriesPerSecond() > b.deliveriesPerSecond()
 }
 
 // settle waits until the server has seen the last run's connections close, so that the next
@@ -495,7 +582,8 @@ func formatRow(workload string, size int, target string, r result) string {
 	if r.err != nil {
 		return fmt.Sprintf("%-22s %4d  %-14s failed: %v", workload, size, target, r.err)
 	}
-	generator := fmt.Sprintf("%.0f%%", 100*float64(r.generatorCPU)/float64(r.elapsed))
+	share := func(d time.Duration) string { return fmt.Sprintf("%.0f%%", 100*float64(d)/float64(r.elapsed)) }
+	generator := share(r.generatorCPU)
 	if r.generatorSaturated() {
 		generator += "*"
 	}
@@ -503,10 +591,10 @@ func formatRow(workload string, size int, target string, r result) string {
 	if r.delivered > 0 {
 		cpuPerMillion = fmt.Sprintf("%.3f", r.serverCPU.Seconds()/(float64(r.delivered)/1e6))
 	}
-	return fmt.Sprintf("%-22s %4d  %-14s %13s %9s %9s %9s %9s %9s",
+	return fmt.Sprintf("%-22s %4d  %-14s %13s %9s %9s %9s %8s %8s %8s",
 		workload, size, target, thousands(r.deliveriesPerSecond()),
 		latency(r.latency.quantile(0.5)), latency(r.latency.quantile(0.99)), latency(r.latency.quantile(0.999)),
-		cpuPerMillion, generator)
+		cpuPerMillion, share(r.serverCPU), generator)
 }
 
 // memory connects idle clients to a fresh server and divides the growth of its resident

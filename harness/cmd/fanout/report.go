@@ -58,7 +58,10 @@ func (b *bench) goals() {
 			ratio := stage.deliveriesPerSecond() / redis.deliveriesPerSecond()
 			note := ""
 			if stage.generatorSaturated() {
-				note = " (generator saturated: stage 5's figure is a lower bound)"
+				note = "; generator saturated: a lower bound"
+			}
+			if mine, theirs := deliveriesPerCPUSecond(stage), deliveriesPerCPUSecond(redis); mine > 0 && theirs > 0 {
+				note += fmt.Sprintf("; per CPU second %.2fx", mine/theirs)
 			}
 			fmt.Printf("  %-13s flood N=100, %d B: %5.2fx Redis's deliveries/s (goal >= %.0fx): %s%s\n",
 				goal.target, size, ratio, goal.ratio, verdict(ratio >= goal.ratio), note)
@@ -117,6 +120,15 @@ func (b *bench) goals() {
 	if !printed {
 		fmt.Println("  (not enough targets or workloads in this run to compare)")
 	}
+}
+
+// deliveriesPerCPUSecond is what the server delivered for each second of CPU it used: unlike
+// deliveries per second, it does not fall when other work on the machine takes the server's core.
+func deliveriesPerCPUSecond(r *result) float64 {
+	if r.serverCPU <= 0 {
+		return 0
+	}
+	return float64(r.delivered) / r.serverCPU.Seconds()
 }
 
 // serverCPU is a process's user plus system CPU time so far, 0 if it cannot be read.
