@@ -59,13 +59,7 @@ func TestClientsSendAndReceive(t *testing.T) {
 		"Message: How are you?",
 		"Message: What are you doing?",
 	}
-	got := make([]string, len(want))
-	for i := range got {
-		got[i] = receiver.NextLine(t)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("receiver's output (-want +got):\n%s", diff)
-	}
+	receiver.ExpectLines(t, want...)
 
 	s.WaitLine(t, "Server: client connected")
 	for _, line := range []string{"Hello", "How are you?", "What are you doing?"} {
@@ -159,21 +153,7 @@ func TestClientsSenderNoNewline(t *testing.T) {
 		strings.NewReader("Hello, world\nLorem ipsum dolor sit amet, consectetur adipiscing elit.\n"),
 		"-addr", s.Addr, "-no-newline")
 	require.Equal(t, "Server: client connected", s.NextLine(t))
-	want := []string{
-		"Server: received from client: Hello, wor",
-		"Server: received from client: ldLorem ip",
-		"Server: received from client: sum dolor ",
-		"Server: received from client: sit amet, ",
-		"Server: received from client: consectetu",
-		"Server: received from client: r adipisci",
-	}
-	got := make([]string, len(want))
-	for i := range got {
-		got[i] = s.NextLine(t)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("pieces (-want +got):\n%s", diff)
-	}
+	s.ExpectLines(t, articlePieces...)
 	require.Equal(t, 0, sender.WaitExit(t, Deadline), "stderr: %s", sender.Stderr())
 	s.WaitLine(t, "Server: client disconnected")
 }

@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -282,6 +283,23 @@ func (p *Process) NextLine(t testing.TB) string {
 			Deadline, p.Exited(), p.Lines(), p.Stderr())
 	}
 	return line
+}
+
+// ExpectLines reads the next len(want) lines of standard output and fails the test, with a
+// diff, unless they are want.
+func (p *Process) ExpectLines(t testing.TB, want ...string) {
+	t.Helper()
+	got := make([]string, 0, len(want))
+	for range want {
+		line, ok := p.nextLine(Deadline)
+		if !ok {
+			break
+		}
+		got = append(got, line)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("output lines (-want +got):\n%s\nstderr: %q", diff, p.Stderr())
+	}
 }
 
 // WaitLine skips output lines until one equals want, failing the test if none does within

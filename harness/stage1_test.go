@@ -4,9 +4,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
+
+// articlePieces is what stage 1 prints for the article's two messages sent with no delimiter,
+// "Hello, world" and "Lorem ipsum dolor sit amet, consectetur adipiscing elit.", until the
+// client leaves: 10 bytes at a time, cut and run together.
+var articlePieces = []string{
+	"Server: received from client: Hello, wor",
+	"Server: received from client: ldLorem ip",
+	"Server: received from client: sum dolor ",
+	"Server: received from client: sit amet, ",
+	"Server: received from client: consectetu",
+	"Server: received from client: r adipisci",
+}
 
 // Stage 1 reads its one client in pieces of exactly 10 bytes, whatever the messages were.
 func TestStage1TenBytePieces(t *testing.T) {
@@ -17,21 +28,7 @@ func TestStage1TenBytePieces(t *testing.T) {
 	// The article's two messages, with no delimiter: the server has no way to tell them apart.
 	client.Send(t, "Hello, world")
 	client.Send(t, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.")
-	want := []string{
-		"Server: received from client: Hello, wor",
-		"Server: received from client: ldLorem ip",
-		"Server: received from client: sum dolor ",
-		"Server: received from client: sit amet, ",
-		"Server: received from client: consectetu",
-		"Server: received from client: r adipisci",
-	}
-	got := make([]string, len(want))
-	for i := range got {
-		got[i] = s.NextLine(t)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("pieces (-want +got):\n%s", diff)
-	}
+	s.ExpectLines(t, articlePieces...)
 
 	// The last 8 bytes wait for 2 more, as Nim's recv(10) does: nothing is printed while the
 	// client stays. A plain Read would print them at once.

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -24,13 +23,7 @@ func TestStage2WholeLines(t *testing.T) {
 		"Server: received from client: ",
 		"Server: received from client: after two empty lines",
 	}
-	got := make([]string, len(want))
-	for i := range got {
-		got[i] = s.NextLine(t)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("lines (-want +got):\n%s", diff)
-	}
+	s.ExpectLines(t, want...)
 
 	// An unfinished line waits for its end; when the client leaves, it is printed as it is.
 	s.ExpectNoLine(t, 300*time.Millisecond)
