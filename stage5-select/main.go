@@ -42,6 +42,7 @@ type server struct {
 	writers      []*client       // clients to write to at the end of this pass
 	out          *bufio.Writer   // standard output, written once per pass
 	buffer       []byte          // one buffer for every read: an idle client costs no buffer
+	batch        []byte          // the lines of one read, framed for the others
 	quiet        bool
 	maxLine      int
 	maxPending   int
@@ -110,8 +111,8 @@ func main() {
 					lines, err := s.readLines(sender)
 					for _, message := range lines {
 						s.printMessage(message)
-						s.broadcast(sender, message)
 					}
+					s.broadcast(sender, lines)
 					if err != nil {
 						s.disconnect(sender, err)
 					}
@@ -272,9 +273,18 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	return lines, nil
 }
 
-// broadcast queues message, as a line ending in "\r\n", for every client except its sender.
-// Nothing is written yet: that happens once per client at the end of the pass.
-func (s *server) broadcast(sender *client, message []byte) {
+// broadcast queues lines, each ending in "\r\n", for every client except their sender.
+// Nothing is written yet: that happens once per client at the end of the pass. The lines of
+// one read are framed once, into one batch, and the batch is added to each client's output:
+// one trip over all the clients per read, not per line, which matters in a flood.
+func (s *server) broadcast(sender *client, lines [][]byte) {
+	if len(lines) == 0 {
+		return
+	}
+	s.batch = s.batch[:0]
+	for _, message := range lines {
+		s.batch = append(append(s.batch, message...), '\r', '\n')
+	}
 	for _, receiver := range s.clients {
 		if receiver == sender {
 			continue
@@ -284,7 +294,7 @@ func (s *server) broadcast(sender *client, message []byte) {
 			// poller will say when its socket has room.
 			s.writers = append(s.writers, receiver)
 		}
-		receiver.output = append(append(receiver.output, message...), '\r', '\n')
+		receiver.output = append(receiver.output, s.batch...)
 		if len(receiver.output) > s.maxPending {
 			s.disconnect(receiver, fmt.Errorf("not reading: more than %d bytes pending", s.maxPending))
 		}
