@@ -105,14 +105,23 @@ func readmeStage2ReuseAddr(t *testing.T) map[string]string {
 	client.ExpectClosed(t)
 	client.Close()
 
+	transcript := goRunFails(t, server, "./stage2-recvline", "-reuseaddr=false")
+	return map[string]string{"stage2/reuseaddr": transcript}
+}
+
+// goRunFails runs `go run PKG ARGS -addr <server's address>` in the module's root, as the
+// README does (so that the transcript holds the "exit status" line go run adds), expects it to
+// fail, and returns the transcript of the README's command, without the -addr.
+func goRunFails(t *testing.T, server *Server, pkg string, args ...string) string {
+	t.Helper()
 	root, err := Root()
 	require.NoError(t, err)
-	cmd := exec.Command("go", "run", "./stage2-recvline", "-reuseaddr=false", "-addr", server.Addr)
+	cmd := exec.Command("go", append(append([]string{"run", pkg}, args...), "-addr", server.Addr)...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
-	require.Error(t, err, "the restart without SO_REUSEADDR should fail; it printed %q", out)
-	transcript := "$ go run ./stage2-recvline -reuseaddr=false\n" + string(out)
-	return map[string]string{"stage2/reuseaddr": normalise(transcript, server.Port, true)}
+	require.Error(t, err, "%s should have failed; it printed %q", cmd, out)
+	command := strings.Join(append([]string{"go run", pkg}, args...), " ")
+	return normalise("$ "+command+"\n"+string(out), server.Port, true)
 }
 
 func readmeStage3(t *testing.T) map[string]string {
@@ -173,14 +182,7 @@ func readmeBroadcast(block, stage string, lines ...string) func(t *testing.T) ma
 
 func readmeBusyPort(t *testing.T) map[string]string {
 	server := StartServer(t, "stage5-select")
-	root, err := Root()
-	require.NoError(t, err)
-	cmd := exec.Command("go", "run", "./stage5-select", "-addr", server.Addr)
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	require.Error(t, err, "a second server on a busy port should fail; it printed %q", out)
-	transcript := "$ go run ./stage5-select\n" + string(out)
-	return map[string]string{"stage5/busy-port": normalise(transcript, server.Port, true)}
+	return map[string]string{"stage5/busy-port": goRunFails(t, server, "./stage5-select")}
 }
 
 // readmeChat types half a line into the chat client, has someone else say something, and

@@ -250,16 +250,8 @@ func (g *generator) measure() error {
 				}
 				continue
 			}
-			p := g.peers[fd]
-			if event.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				if err := g.read(p); err != nil {
-					return err
-				}
-			}
-			if event.Events&unix.EPOLLOUT != 0 {
-				if err := g.flush(p); err != nil {
-					return err
-				}
+			if err := g.handle(event); err != nil {
+				return err
 			}
 		}
 	}
@@ -267,6 +259,20 @@ func (g *generator) measure() error {
 	g.result.generatorCPU = ownCPU() - ownBefore
 	if w.serverPID > 0 {
 		g.result.serverCPU = serverCPU(w.serverPID) - serverBefore
+	}
+	return nil
+}
+
+// handle reads from a peer that is readable and writes to one that has room.
+func (g *generator) handle(event unix.EpollEvent) error {
+	p := g.peers[int(event.Fd)]
+	if event.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		if err := g.read(p); err != nil {
+			return err
+		}
+	}
+	if event.Events&unix.EPOLLOUT != 0 {
+		return g.flush(p)
 	}
 	return nil
 }
@@ -306,16 +312,8 @@ func (g *generator) sync() error {
 			return fmt.Errorf("epoll_wait: %w", err)
 		}
 		for _, event := range g.events[:max(n, 0)] {
-			p := g.peers[int(event.Fd)]
-			if event.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				if err := g.read(p); err != nil {
-					return err
-				}
-			}
-			if event.Events&unix.EPOLLOUT != 0 {
-				if err := g.flush(p); err != nil {
-					return err
-				}
+			if err := g.handle(event); err != nil {
+				return err
 			}
 		}
 	}
