@@ -425,6 +425,18 @@ func Dial(t testing.TB, addr string) *Client {
 	return &Client{Conn: conn, reader: bufio.NewReader(conn)}
 }
 
+// DialClients connects n clients to the server one after the other, waiting for its
+// "Server: client connected" line after each, so that every client is served when it returns.
+func (s *Server) DialClients(t testing.TB, n int) []*Client {
+	t.Helper()
+	clients := make([]*Client, n)
+	for i := range clients {
+		clients[i] = Dial(t, s.Addr)
+		require.Equal(t, "Server: client connected", s.NextLine(t))
+	}
+	return clients
+}
+
 // Send writes s exactly as given: add the line terminator yourself.
 func (c *Client) Send(t testing.TB, s string) {
 	t.Helper()

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -74,16 +75,18 @@ func (p *PTYProcess) Screen() string { return RenderScreen(p.Output()) }
 // WaitOutput waits until the raw output contains want, failing the test after the Deadline.
 func (p *PTYProcess) WaitOutput(t testing.TB, want string) {
 	t.Helper()
-	p.waitFor(t, "output", want, p.Output)
+	p.WaitUntil(t, fmt.Sprintf("%q on the output", want), func() bool { return strings.Contains(p.Output(), want) })
 }
 
 // WaitScreen waits until the screen contains want, failing the test after the Deadline.
 func (p *PTYProcess) WaitScreen(t testing.TB, want string) {
 	t.Helper()
-	p.waitFor(t, "screen", want, p.Screen)
+	p.WaitUntil(t, fmt.Sprintf("%q on the screen", want), func() bool { return strings.Contains(p.Screen(), want) })
 }
 
-func (p *PTYProcess) waitFor(t testing.TB, what, want string, current func() string) {
+// WaitUntil waits until done reports true, looking again each time the program writes,
+// failing the test after the Deadline; what says what was awaited.
+func (p *PTYProcess) WaitUntil(t testing.TB, what string, done func() bool) {
 	t.Helper()
 	timeout := time.NewTimer(Deadline)
 	defer timeout.Stop()
@@ -91,17 +94,16 @@ func (p *PTYProcess) waitFor(t testing.TB, what, want string, current func() str
 		p.mu.Lock()
 		grew, collected := p.grew, p.collected
 		p.mu.Unlock()
-		if strings.Contains(current(), want) {
+		if done() {
 			return
 		}
 		if collected {
-			t.Fatalf("the program's terminal closed without %q on its %s:\n%s\nraw: %q",
-				want, what, p.Screen(), p.Output())
+			t.Fatalf("the program's terminal closed without %s:\n%s\nraw: %q", what, p.Screen(), p.Output())
 		}
 		select {
 		case <-grew:
 		case <-timeout.C:
-			t.Fatalf("no %q on the %s within %v:\n%s\nraw: %q", want, what, Deadline, p.Screen(), p.Output())
+			t.Fatalf("no %s within %v:\n%s\nraw: %q", what, Deadline, p.Screen(), p.Output())
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -43,7 +44,7 @@ func serverTranscript(command string, s *Server) string {
 func typeLine(t *testing.T, client *tty, prompts int, line string) {
 	t.Helper()
 	client.waitCount(t, "> ", prompts)
-	client.typeText(t, line+"\n")
+	client.Type(t, line+"\n")
 }
 
 func readmeStage1(t *testing.T) map[string]string {
@@ -55,8 +56,8 @@ func readmeStage1(t *testing.T) map[string]string {
 	typeLine(t, sender, 2, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.")
 	server.WaitLine(t, "Server: received from client: r adipisci")
 	sender.waitCount(t, "> ", 3)
-	sender.typeText(t, ctrlD)
-	require.Equal(t, 0, sender.wait(t))
+	sender.Type(t, ctrlD)
+	require.Equal(t, 0, sender.WaitExit(t, Deadline))
 	server.WaitLine(t, "Server: client disconnected")
 	require.Equal(t, 0, server.WaitExit(t, Deadline))
 	return map[string]string{
@@ -81,11 +82,11 @@ func readmeStage2(t *testing.T) map[string]string {
 	server.ExpectNoLine(t, 300*time.Millisecond)
 
 	first.waitCount(t, "> ", 3)
-	first.typeText(t, ctrlD)
-	require.Equal(t, 0, first.wait(t))
+	first.Type(t, ctrlD)
+	require.Equal(t, 0, first.WaitExit(t, Deadline))
 	server.WaitLine(t, "Server: client disconnected")
 	require.Equal(t, 0, server.WaitExit(t, Deadline))
-	second.kill()
+	second.Kill()
 	return map[string]string{
 		"stage2/sender":        first.transcript("go run ./clients/sender", server.Port),
 		"stage2/second-sender": second.transcript("go run ./clients/sender", server.Port),
@@ -138,8 +139,8 @@ func readmeStage3(t *testing.T) map[string]string {
 		server.WaitLine(t, "Server: received from client: "+turn.line)
 	}
 	first.waitCount(t, "> ", 3)
-	first.typeText(t, ctrlD)
-	require.Equal(t, 0, first.wait(t))
+	first.Type(t, ctrlD)
+	require.Equal(t, 0, first.WaitExit(t, Deadline))
 	server.WaitLine(t, "Server: client disconnected")
 	second.waitCount(t, "> ", 3)
 	server.ExpectNoLine(t, 200*time.Millisecond)
@@ -167,7 +168,7 @@ func readmeBroadcast(block, stage string, lines ...string) func(t *testing.T) ma
 		}
 		sender.waitCount(t, "> ", len(lines)+1)
 		if stage == "stage5-select" {
-			server.Signal(t, interrupt)
+			server.Signal(t, os.Interrupt)
 			require.Equal(t, 0, server.WaitExit(t, Deadline))
 			receiver.WaitExit(t, Deadline)
 		}
@@ -195,14 +196,14 @@ func readmeChat(t *testing.T) map[string]string {
 	other := Dial(t, server.Addr)
 	server.WaitLine(t, "Server: client connected")
 	chat.waitCount(t, "> ", 1)
-	chat.typeText(t, "see y")
+	chat.Type(t, "see y")
 	chat.waitCount(t, "see y", 1)
 	other.Send(t, "Hello from the other side\r\n")
 	chat.waitCount(t, "see y", 2)
-	chat.typeText(t, "ou\r")
+	chat.Type(t, "ou\r")
 	require.Equal(t, "see you\r\n", other.ReadLine(t))
-	chat.typeText(t, ctrlC)
-	require.Equal(t, 0, chat.wait(t))
+	chat.Type(t, ctrlC)
+	require.Equal(t, 0, chat.WaitExit(t, Deadline))
 	return map[string]string{
 		"chat/screen": chat.transcript("go run ./clients/chat", server.Port),
 	}
@@ -224,8 +225,6 @@ const (
 	ctrlD = "\x04"
 )
 
-var interrupt = os.Interrupt
-
 func startTTY(t *testing.T, pkg string, args ...string) *tty {
 	t.Helper()
 	return &tty{StartInPTY(t, Binary(t, pkg), args...)}
@@ -234,28 +233,8 @@ func startTTY(t *testing.T, pkg string, args ...string) *tty {
 // waitCount waits until the client has written s at least n times.
 func (c *tty) waitCount(t *testing.T, s string, n int) {
 	t.Helper()
-	deadline := time.NewTimer(Deadline)
-	defer deadline.Stop()
-	for {
-		c.mu.Lock()
-		grew, output := c.grew, string(c.output)
-		c.mu.Unlock()
-		if strings.Count(output, s) >= n {
-			return
-		}
-		select {
-		case <-grew:
-		case <-deadline.C:
-			t.Fatalf("%q did not appear %d times within %v; output: %q", s, n, Deadline, output)
-		}
-	}
+	c.WaitUntil(t, fmt.Sprintf("%q %d times", s, n), func() bool { return strings.Count(c.Output(), s) >= n })
 }
-
-func (c *tty) typeText(t *testing.T, s string) { t.Helper(); c.Type(t, s) }
-
-func (c *tty) wait(t *testing.T) int { t.Helper(); return c.WaitExit(t, Deadline) }
-
-func (c *tty) kill() { c.Kill() }
 
 // transcript is what the client's terminal shows: the command, then the screen.
 func (c *tty) transcript(command string, port int) string {

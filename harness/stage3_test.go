@@ -10,11 +10,7 @@ import (
 // Stage 3 serves many clients from one loop, and hears every complete line from each of them.
 func TestStage3ManyClients(t *testing.T) {
 	s := StartServer(t, "stage3-nonblocking")
-	clients := make([]*Client, 3)
-	for i := range clients {
-		clients[i] = Dial(t, s.Addr)
-		require.Equal(t, "Server: client connected", s.NextLine(t))
-	}
+	clients := s.DialClients(t, 3)
 
 	// Each client talks in turn, and the test waits for its line before the next one talks,
 	// so that the order of the output is known.

@@ -11,11 +11,7 @@ import (
 // its sender.
 func TestStage4Broadcast(t *testing.T) {
 	s := StartServer(t, "stage4-broadcast")
-	clients := make([]*Client, 3)
-	for i := range clients {
-		clients[i] = Dial(t, s.Addr)
-		require.Equal(t, "Server: client connected", s.NextLine(t))
-	}
+	clients := s.DialClients(t, 3)
 
 	clients[0].Send(t, "Hello\r\n")
 	require.Equal(t, "Server: received from client: Hello", s.NextLine(t))

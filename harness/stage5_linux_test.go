@@ -15,7 +15,7 @@ import (
 func TestStage5Interrupted(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
-		clients := stage5Dial(t, s, 2)
+		clients := s.DialClients(t, 2)
 		for range 5 {
 			threads, err := filepath.Glob("/proc/" + strconv.Itoa(s.PID()) + "/task/*")
 			require.NoError(t, err)

@@ -185,7 +185,7 @@ func TestStage5ManyClients(t *testing.T) {
 		before, err = RSS(s.PID())
 		require.NoError(t, err)
 	}
-	clients := stage5Dial(t, s, count)
+	clients := s.DialClients(t, count)
 	if CPUSupported {
 		after, err := RSS(s.PID())
 		require.NoError(t, err)

@@ -42,17 +42,6 @@ func forEachPoller(t *testing.T, test func(t *testing.T, poller string)) {
 	}
 }
 
-// stage5Dial dials n clients and waits for the server to log each one.
-func stage5Dial(t *testing.T, s *Server, n int) []*Client {
-	t.Helper()
-	clients := make([]*Client, n)
-	for i := range clients {
-		clients[i] = Dial(t, s.Addr)
-		require.Equal(t, stage5Connected, s.NextLine(t))
-	}
-	return clients
-}
-
 // expectAsleep fails if the server uses more than 2% of a core over window.
 func expectAsleep(t *testing.T, s *Server, window time.Duration) {
 	t.Helper()
@@ -63,7 +52,7 @@ func expectAsleep(t *testing.T, s *Server, window time.Duration) {
 func TestStage5Broadcast(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
-		clients := stage5Dial(t, s, 3)
+		clients := s.DialClients(t, 3)
 		sender, a, b := clients[0], clients[1], clients[2]
 
 		sender.Send(t, "Hello\r\n")
@@ -84,7 +73,7 @@ func TestStage5Broadcast(t *testing.T) {
 func TestStage5Framing(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
-		clients := stage5Dial(t, s, 2)
+		clients := s.DialClients(t, 2)
 		sender, receiver := clients[0], clients[1]
 
 		sender.Send(t, "first\r\nsecond\n") // two lines in one write
@@ -121,7 +110,7 @@ func TestStage5Framing(t *testing.T) {
 func TestStage5BinaryVerbatim(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
-		clients := stage5Dial(t, s, 2)
+		clients := s.DialClients(t, 2)
 
 		message := "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
 		clients[0].Send(t, message+"\n")
@@ -135,7 +124,7 @@ func TestStage5BinaryVerbatim(t *testing.T) {
 func TestStage5LongLine(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
-		clients := stage5Dial(t, s, 3)
+		clients := s.DialClients(t, 3)
 		sender, a, b := clients[0], clients[1], clients[2]
 
 		// A megabyte with no end of line: the server must not wait for one. It may close the
@@ -161,7 +150,7 @@ func TestStage5LongLine(t *testing.T) {
 // and so does an unfinished one, without waiting for its end.
 func TestStage5LineLimitEdge(t *testing.T) {
 	s := StartServer(t, stage5, "-max-line", "10")
-	clients := stage5Dial(t, s, 4)
+	clients := s.DialClients(t, 4)
 	sender, receiver, complete, unfinished := clients[0], clients[1], clients[2], clients[3]
 
 	sender.Send(t, "0123456789\r\n") // exactly 10 bytes: relayed
@@ -189,7 +178,7 @@ func TestStage5LineLimitEdge(t *testing.T) {
 func TestStage5Idle(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
-		clients := stage5Dial(t, s, 51)
+		clients := s.DialClients(t, 51)
 		clients[50].Close()
 		require.Equal(t, stage5Disconnected, s.NextLine(t))
 		expectAsleep(t, s, 2*time.Second)
@@ -201,7 +190,7 @@ func TestStage5Idle(t *testing.T) {
 func TestStage5ResetAndHalfClose(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
-		clients := stage5Dial(t, s, 4)
+		clients := s.DialClients(t, 4)
 
 		require.NoError(t, clients[0].Conn.(*net.TCPConn).SetLinger(0)) // close sends a reset
 		clients[0].Close()
@@ -226,7 +215,7 @@ func TestStage5ResetAndHalfClose(t *testing.T) {
 func TestStage5StaleEvent(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller, "-max-pending", "10")
-		clients := stage5Dial(t, s, 2)
+		clients := s.DialClients(t, 2)
 		s.Signal(t, syscall.SIGSTOP) // frozen, so that both clients are ready in one pass
 		waitStopped(t, s.PID())
 		clients[0].Send(t, "longer than ten bytes\n")
@@ -280,7 +269,7 @@ func TestStage5Signals(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			forEachPoller(t, func(t *testing.T, poller string) {
 				s := StartServer(t, stage5, "-poller", poller)
-				clients := stage5Dial(t, s, 2)
+				clients := s.DialClients(t, 2)
 				start := time.Now()
 				s.Signal(t, sig)
 				require.Equal(t, 0, s.WaitExit(t, 5*time.Second), "exit status after %v", sig)
