@@ -313,7 +313,9 @@ func (s *server) flush() {
 			s.disconnect(c, errLeft) // EPIPE, ECONNRESET: the connection broke
 			continue
 		}
-		if n == len(c.output) {
+		if n == len(c.output) && cap(c.output) > 64<<10 {
+			c.output = nil // all sent, after a backlog: give the big buffer back
+		} else if n == len(c.output) {
 			c.output = c.output[:0] // all sent: the next lines reuse the buffer from its start
 		} else {
 			c.output = c.output[max(n, 0):] // EAGAIN (n is -1) or a partial write: the rest waits
