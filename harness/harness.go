@@ -495,5 +495,15 @@ func (c *Client) ExpectClosed(t testing.TB) {
 	}
 }
 
+// ExpectEOF proves that the server ended the connection in good order (end of stream, not a
+// reset) within the Deadline, with nothing more before it.
+func (c *Client) ExpectEOF(t testing.TB) {
+	t.Helper()
+	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
+	rest, err := io.ReadAll(c.reader)
+	require.NoError(t, err, "the connection should end in good order")
+	require.Empty(t, string(rest), "nothing more before the end of the stream")
+}
+
 // Close closes the connection.
 func (c *Client) Close() { c.Conn.Close() }

@@ -51,22 +51,28 @@ func openSpare() int {
 // outOfDescriptors handles accept's EMFILE (this process is out of descriptors) or ENFILE (the
 // whole system is), and reports whether to try accepting again.
 func (s *server) outOfDescriptors(err error) (again bool) {
-	if s.turnedAway == 0 && !s.paused {
-		fmt.Fprintf(s.out, "Server: cannot accept connections: %v; turning new clients away until one leaves\n", err)
-	}
 	if s.spare < 0 {
 		// No spare to use: stop watching the listener until a client leaves, or the loop spins.
+		if !s.paused {
+			fmt.Fprintf(s.out, "Server: cannot accept connections: %v; waiting for a client to leave\n", err)
+		}
 		s.poller.remove(s.listener)
 		s.paused = true
 		return false
 	}
+	// Linux fails accept for want of a descriptor even when nobody is waiting, so the queue
+	// may well be empty: only an accept with the spare's descriptor tells.
 	unix.Close(s.spare)
-	if fd, _, err := unix.Accept(s.listener); err == nil {
+	fd, _, acceptErr := unix.Accept(s.listener)
+	if acceptErr == nil {
+		if s.turnedAway == 0 {
+			fmt.Fprintf(s.out, "Server: cannot accept connections: %v; turning new clients away until one leaves\n", err)
+		}
 		turnAway(fd)
 		s.turnedAway++
 	}
 	s.spare = openSpare()
-	return true
+	return acceptErr == nil
 }
 
 // turnAway tells a connection the server cannot take it, and closes it.
