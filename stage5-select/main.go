@@ -38,16 +38,16 @@ type client struct {
 // server is the loop's state, shared by the functions below.
 type server struct {
 	options
-	poller   poller
-	listener int
-	clients  map[int]*client // by descriptor: events name descriptors
-	writers  []*client       // clients to write to at the end of this pass
-	buffer   []byte          // one buffer for every read: an idle client costs no buffer
-	batches  []byte          // where this pass frames the lines it broadcasts
-	kept     bool            // a client kept some of this pass's batches for later
-	iovecs   [][]byte        // the batches of one writev
-	out      *bytes.Buffer   // what this pass printed: see log.go
-	log      *logWriter
+	poller      poller
+	listener    int
+	clients     map[int]*client // by descriptor: events name descriptors
+	writers     []*client       // clients to write to at the end of this pass
+	buffer      []byte          // one buffer for every read: an idle client costs no buffer
+	batches     []byte          // where this pass frames the lines it broadcasts
+	kept        bool            // a client kept some of this pass's batches for later
+	iovecs      [][]byte        // the batches of one writev
+	out         *bytes.Buffer   // what this pass printed: see log.go
+	log         *logWriter
 	descriptors // out of descriptors: see descriptors.go
 	stopping    // shutting down: see shutdown.go
 }
