@@ -43,15 +43,27 @@ const (
 // defaultWidth is assumed when the terminal does not say how wide it is.
 const defaultWidth = 80
 
-// setWidth records how many columns the terminal has, as it said at the start and after each
-// resize. Nothing is redrawn: terminals today (tmux, iTerm2, GNOME's, Windows Terminal) rewrap
-// what they show to the new width themselves, so the next redraw finds the line laid out at
-// the new width. (xterm does not rewrap, and a resize there can leave a stale row behind.)
+// setWidth records how many columns the terminal has, as it says at the start.
 func (c *console) setWidth(columns int) {
 	if columns <= 0 {
 		columns = defaultWidth
 	}
 	c.width = columns
+}
+
+// resize follows the terminal to its new width and draws the line again. Terminals today
+// (tmux, iTerm2, GNOME's, Windows Terminal) rewrap what they show to the new width, so the
+// line already stands where a line of the new width would, and every erase from now on must
+// count its rows at the new width. (xterm does not rewrap; there a resize can leave a stale
+// row behind, or erase one row too many.)
+func (c *console) resize(columns int) {
+	c.setWidth(columns)
+	if c.terminal {
+		var screen bytes.Buffer
+		c.erase(&screen)
+		c.refresh(&screen)
+		c.out.Write(screen.Bytes())
+	}
 }
 
 // prompt draws "> " and the line typed so far.

@@ -148,7 +148,7 @@ func chat(conn *net.TCPConn, screen *console, signals, resized <-chan os.Signal)
 			}
 
 		case <-resized:
-			screen.setWidth(terminalWidth(os.Stdout))
+			screen.resize(terminalWidth(os.Stdout))
 
 		case <-signals:
 			leave(conn, messages)
