@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -374,4 +375,171 @@ func TestClientsChatTerminalWaysOut(t *testing.T) {
 			require.Equal(t, way.lastWords, screen[len(screen)-1])
 		})
 	}
+}
+
+// waitForScreen waits until the terminal shows exactly the rows want, failing the test with a
+// diff of the last screen seen after the Deadline. Rows scrolled off the top count too.
+func waitForScreen(t *testing.T, p *PTYProcess, want []string) {
+	t.Helper()
+	wantScreen := strings.Join(want, "\n")
+	timeout := time.NewTimer(Deadline)
+	defer timeout.Stop()
+	for {
+		p.mu.Lock()
+		grew := p.grew
+		p.mu.Unlock()
+		if p.Screen() == wantScreen {
+			return
+		}
+		select {
+		case <-grew:
+		case <-timeout.C:
+			t.Fatalf("screen after %v (-want +got):\n%s\nraw: %q", Deadline,
+				cmp.Diff(want, strings.Split(p.Screen(), "\n")), p.Output())
+		}
+	}
+}
+
+// longLine is 100 characters of typing, words that show where a row was cut.
+func longLine() string {
+	var line strings.Builder
+	for i := 0; line.Len() < 100; i++ {
+		fmt.Fprintf(&line, "word%02d ", i)
+	}
+	return line.String()[:100]
+}
+
+// inRows cuts text into the rows of a terminal width columns wide.
+func inRows(text string, width int) []string {
+	var rows []string
+	for len(text) > width {
+		rows, text = append(rows, text[:width]), text[width:]
+	}
+	return append(rows, text)
+}
+
+// A line longer than the terminal is wide takes several rows, and the chat must erase all of
+// them before it draws a message and the line again below it, or each message (and each
+// Backspace) leaves a stale copy of the line's first rows on the screen. At 40 columns: type
+// 100 characters (three rows with the prompt), receive three messages (one of them wider than
+// the terminal too), press Backspace three times: the screen must show each message once, and
+// the line once, whole, minus its last three characters.
+func TestClientsChatLongLine(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	chat := StartInPTYOfSize(t, 40, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
+	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
+	s.WaitLine(t, "Server: client connected")
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+
+	line := longLine()
+	chat.Type(t, line)
+	rows := append(inRows(connectedLine(s.Addr), 40), inRows("> "+line, 40)...)
+	waitForScreen(t, chat, rows)
+
+	messages := []string{"first", "a second message, wider than the terminal, in two rows", "third"}
+	rows = inRows(connectedLine(s.Addr), 40)
+	for _, message := range messages {
+		other.Send(t, message+"\r\n")
+		rows = append(rows, inRows("Message: "+message, 40)...)
+		waitForScreen(t, chat, append(rows, inRows("> "+line, 40)...))
+	}
+
+	chat.Type(t, "\x7f\x7f\x7f")
+	waitForScreen(t, chat, append(rows, inRows("> "+line[:97], 40)...))
+
+	// What is sent is the line as it stands, in one piece, and it stays on the screen.
+	chat.Type(t, "\r")
+	require.Equal(t, line[:97]+"\r\n", other.ReadLine(t))
+	rows = append(rows, inRows("> "+line[:97], 40)...)
+
+	// A line that fills its last row exactly leaves the cursor in that row's last column,
+	// not at the start of the next: the erase must go up one row fewer than the rows it
+	// fills, or it takes the row above with it.
+	chat.Type(t, line[:78])
+	waitForScreen(t, chat, append(rows, inRows("> "+line[:78], 40)...))
+	other.Send(t, "fourth\r\n")
+	rows = append(rows, "Message: fourth")
+	waitForScreen(t, chat, append(rows, inRows("> "+line[:78], 40)...))
+}
+
+// The chat follows the terminal's width as it changes (SIGWINCH): a line typed at 80 columns
+// takes three rows once the terminal is 40 wide (the terminal rewraps it, as tmux does), and
+// the redraw for a message must erase all three.
+func TestClientsChatResize(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	chat := StartInPTYOfSize(t, 80, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
+	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
+	s.WaitLine(t, "Server: client connected")
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+
+	line := longLine()
+	chat.Type(t, line)
+	waitForScreen(t, chat, []string{connectedLine(s.Addr), "> " + line[:78], line[78:]})
+
+	// The chat draws the line again when told of the resize: wait for that before the
+	// message, or the message could be drawn before the chat has heard of the new width.
+	chat.Resize(t, 40, 24)
+	chat.WaitOutput(t, "\x1b[J> "+line)
+	other.Send(t, "Hello\r\n")
+	rows := append(inRows(connectedLine(s.Addr), 40), "Message: Hello")
+	waitForScreen(t, chat, append(rows, inRows("> "+line, 40)...))
+}
+
+// A tab is typed like any character (a paste brings them too): it is sent as a tab, drawn as
+// spaces up to the next multiple of 8 columns, and erased by one Backspace.
+func TestClientsChatTab(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	chat := startChatInTerminal(t, s)
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+
+	chat.Type(t, "a\tb")
+	waitForScreen(t, chat, []string{connectedLine(s.Addr), "> a     b"})
+	chat.Type(t, "\r")
+	require.Equal(t, "a\tb\r\n", other.ReadLine(t))
+
+	chat.Type(t, "x\t\x7fy\r")
+	require.Equal(t, "xy\r\n", other.ReadLine(t))
+}
+
+// Another client's bytes must not drive our terminal: the receiver and the chat show ESC, NUL
+// and a byte that is not UTF-8 as \xNN, as the server's log does, and leave tab and UTF-8
+// text as they are. The server relays the bytes as they came.
+func TestClientsEscapeControlBytes(t *testing.T) {
+	const sent = "\x1b[2Jcleared\x00\xff\tté\r\n"
+	const shown = `Message: \x1b[2Jcleared\x00\xff` + "\tté"
+
+	t.Run("receiver", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		receiver := startReceiver(t, s)
+		other := Dial(t, s.Addr)
+		s.WaitLine(t, "Server: client connected")
+		other.Send(t, sent)
+		require.Equal(t, shown, receiver.NextLine(t))
+	})
+
+	t.Run("chat", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		stdin, _ := stdinPipe(t)
+		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+		require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+		s.WaitLine(t, "Server: client connected")
+		other := Dial(t, s.Addr)
+		s.WaitLine(t, "Server: client connected")
+		other.Send(t, sent)
+		require.Equal(t, shown, chat.NextLine(t))
+	})
+
+	t.Run("chat in a terminal", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		chat := startChatInTerminal(t, s)
+		other := Dial(t, s.Addr)
+		s.WaitLine(t, "Server: client connected")
+		other.Send(t, sent)
+		chat.WaitOutput(t, shown)
+		// The tab is left to the terminal, which moves to its next tab stop: column 32.
+		waitForScreen(t, chat, []string{connectedLine(s.Addr), `Message: \x1b[2Jcleared\x00\xff té`, ">"})
+	})
 }
