@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -542,4 +543,96 @@ func TestClientsEscapeControlBytes(t *testing.T) {
 		// The tab is left to the terminal, which moves to its next tab stop: column 32.
 		waitForScreen(t, chat, []string{connectedLine(s.Addr), `Message: \x1b[2Jcleared\x00\xff té`, ">"})
 	})
+}
+
+// -h tells what the program is and how to use it, under its own name (not the path go run
+// builds it at), and an argument that is not a flag is refused in one line, with exit 2 as
+// for a wrong flag.
+func TestClientsUsage(t *testing.T) {
+	for _, tc := range []struct {
+		client string
+		about  []string // what the usage must say besides the flags
+	}{
+		{"sender", []string{"Sends every line you type to the chat server"}},
+		{"receiver", []string{"Prints every message the chat server sends"}},
+		{"chat", []string{"shows what the others say", "Enter", "Backspace", "Ctrl-U", "Ctrl-C", "Ctrl-D on an empty line"}},
+	} {
+		t.Run(tc.client, func(t *testing.T) {
+			help := Start(t, Binary(t, "clients/"+tc.client), nil, "-h")
+			require.Equal(t, 0, help.WaitExit(t, Deadline))
+			usage := help.Stderr()
+			require.True(t, strings.HasPrefix(usage, "Usage: "+tc.client+" [flags]\n"), "usage: %s", usage)
+			for _, about := range append(tc.about, "-addr", "-name NAME") {
+				require.Contains(t, usage, about)
+			}
+
+			extra := Start(t, Binary(t, "clients/"+tc.client), nil, "-addr", "127.0.0.1:1", "extra")
+			require.Equal(t, 2, extra.WaitExit(t, Deadline))
+			require.Equal(t, tc.client+": unexpected argument \"extra\" ("+tc.client+" -h shows the flags)\n",
+				extra.Stderr())
+			require.Empty(t, extra.Lines())
+		})
+	}
+}
+
+// The bytes on the wire, exactly: every line ends in "\r\n", whether it was typed with "\n",
+// with "\r\n", or was the last piece of the input without a newline; with -name NAME, the name
+// goes first, as a line of its own; and the client ends by closing its side (the test server
+// reads up to that end).
+func TestClientsWireBytes(t *testing.T) {
+	const typed = "Hello\nHow are you?\r\n\tindented\nno newline at the end"
+	const sent = "Hello\r\nHow are you?\r\n\tindented\r\nno newline at the end\r\n"
+	for _, client := range []string{"sender", "chat"} {
+		for _, name := range []string{"", "alice"} {
+			t.Run(client+" -name="+name, func(t *testing.T) {
+				server := startTestServer(t)
+				args := []string{"-addr", server.Addr}
+				want := sent
+				if name != "" {
+					args = append(args, "-name", name)
+					want = name + "\r\n" + sent
+				}
+				p := Start(t, Binary(t, "clients/"+client), strings.NewReader(typed), args...)
+				conn := server.accept(t)
+				require.Equal(t, want, readUntilEnd(t, conn))
+				conn.Close()
+				require.Equal(t, 0, p.WaitExit(t, Deadline), "stderr: %s", p.Stderr())
+			})
+		}
+	}
+
+	t.Run("chat in a terminal", func(t *testing.T) {
+		server := startTestServer(t)
+		chat := StartInPTY(t, Binary(t, "clients/chat"), "-addr", server.Addr, "-name", "alice")
+		conn := server.accept(t)
+		chat.WaitOutput(t, "\r\n> ")
+		chat.Type(t, "Hello\r\tindented\r\x03")
+		require.Equal(t, "alice\r\nHello\r\n\tindented\r\n", readUntilEnd(t, conn))
+		conn.Close()
+		require.Equal(t, 0, chat.WaitExit(t, Deadline))
+	})
+}
+
+// With -name the clients can join a server that asks who you are (stage 6): the name is the
+// first line sent, and the server's question is shown as a message like any other line.
+func TestClientsName(t *testing.T) {
+	const question = "Welcome to the chat! What is your name?\n" // stage 6 ends its lines in "\n"
+	for _, client := range []string{"receiver", "chat"} {
+		t.Run(client, func(t *testing.T) {
+			server := startTestServer(t)
+			stdin, _ := stdinPipe(t)
+			p := Start(t, Binary(t, "clients/"+client), stdin, "-addr", server.Addr, "-name", "alice")
+			conn := server.accept(t)
+			_, err := conn.Write([]byte(question))
+			require.NoError(t, err)
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(Deadline)))
+			name, err := bufio.NewReader(conn).ReadString('\n')
+			require.NoError(t, err)
+			require.Equal(t, "alice\r\n", name)
+			p.ExpectLines(t, connectedLine(server.Addr), "Message: Welcome to the chat! What is your name?")
+			conn.Close()
+			require.Equal(t, "Client: the server closed the connection", p.NextLine(t))
+			require.Equal(t, 0, p.WaitExit(t, Deadline))
+		})
+	}
 }
