@@ -96,6 +96,7 @@ func chat(conn *net.TCPConn, screen *console, signals, resized <-chan os.Signal)
 	typed := make(chan []byte)
 	go readInput(os.Stdin, typed)
 
+	// Each line ends in "\r\n", as the sender's do; every stage from 2 on takes "\n" too.
 	send := func(lines []string) error {
 		for _, line := range lines {
 			if _, err := io.WriteString(conn, line+"\r\n"); err != nil {

@@ -80,8 +80,8 @@ func main() {
 				// The connection is gone; the reader is about to learn how it ended.
 				fmt.Println()
 				select {
-				case err := <-serverDone:
-					serverGone(*addr, err)
+				case readErr := <-serverDone:
+					serverGone(*addr, readErr)
 				case <-time.After(time.Second):
 					serverGone(*addr, err)
 				}
