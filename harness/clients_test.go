@@ -199,7 +199,11 @@ func TestClientsSenderServerGone(t *testing.T) {
 		server := startTestServer(t)
 		stdin, _ := stdinPipe(t)
 		sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", server.Addr)
-		resetConnection(t, server.accept(t))
+		conn := server.accept(t)
+		// Only once the sender knows it is connected: a reset that comes before would fail
+		// its connect instead.
+		require.Equal(t, connectedLine(server.Addr), sender.NextLine(t))
+		resetConnection(t, conn)
 		require.Equal(t, 1, sender.WaitExit(t, Deadline))
 		require.Equal(t, "sender: lost the connection to "+server.Addr+": connection reset by peer\n",
 			sender.Stderr())
