@@ -1,9 +1,11 @@
 package harness
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"net"
 	"os"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,8 +72,8 @@ func TestClientsSendAndReceive(t *testing.T) {
 	require.Empty(t, sender.Stderr())
 }
 
-// A receiver ends when the server goes away: exit 0 after a plain end of stream, exit 1 with
-// a one-line reason after a reset.
+// A receiver ends when the server goes away: exit 0 after a plain end of stream, with the
+// server's last line shown first if it sent one; exit 1 with a one-line reason after a reset.
 func TestClientsReceiverServerGone(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
 		s := StartServer(t, clientsServer)
@@ -82,22 +84,75 @@ func TestClientsReceiverServerGone(t *testing.T) {
 		require.Empty(t, receiver.Stderr())
 	})
 
-	t.Run("reset", func(t *testing.T) {
-		// A server of our own that answers the connection with a reset.
-		listener, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer listener.Close()
-		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", listener.Addr().String())
-		conn, err := listener.Accept()
-		require.NoError(t, err)
-		require.Equal(t, connectedLine(listener.Addr().String()), receiver.NextLine(t))
-		require.NoError(t, conn.(*net.TCPConn).SetLinger(0)) // close with RST, not FIN
+	t.Run("closed after a last line", func(t *testing.T) {
+		server := startTestServer(t)
+		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", server.Addr)
+		conn := server.accept(t)
+		require.Equal(t, connectedLine(server.Addr), receiver.NextLine(t))
+		conn.Write([]byte(lastWords))
 		conn.Close()
-		require.Equal(t, 1, receiver.WaitExit(t, Deadline))
-		require.Equal(t, "receiver: lost the connection to "+listener.Addr().String()+
-			": connection reset by peer\n", receiver.Stderr())
-		require.Equal(t, []string{connectedLine(listener.Addr().String())}, receiver.Lines())
+		receiver.ExpectLines(t, "Message: "+strings.TrimSuffix(lastWords, "\r\n"),
+			"Client: the server closed the connection")
+		require.Equal(t, 0, receiver.WaitExit(t, Deadline))
+		require.Empty(t, receiver.Stderr())
 	})
+
+	t.Run("reset", func(t *testing.T) {
+		server := startTestServer(t)
+		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", server.Addr)
+		conn := server.accept(t)
+		require.Equal(t, connectedLine(server.Addr), receiver.NextLine(t))
+		resetConnection(t, conn)
+		require.Equal(t, 1, receiver.WaitExit(t, Deadline))
+		require.Equal(t, "receiver: lost the connection to "+server.Addr+
+			": connection reset by peer\n", receiver.Stderr())
+		require.Equal(t, []string{connectedLine(server.Addr)}, receiver.Lines())
+	})
+}
+
+// lastWords is what stage 5 sends a client it drops, just before it closes the connection.
+const lastWords = "Server: line longer than 65536 bytes, disconnecting you\r\n"
+
+// testServer is a server of the test's own, for what our stages cannot be made to do on
+// demand: reset a connection, close it right after a last line, or show exactly which bytes
+// a client sent.
+type testServer struct {
+	listener *net.TCPListener
+	Addr     string
+}
+
+func startTestServer(t *testing.T) *testServer {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { listener.Close() })
+	return &testServer{listener: listener.(*net.TCPListener), Addr: listener.Addr().String()}
+}
+
+// accept waits for the next client; its connection is closed when the test ends.
+func (s *testServer) accept(t *testing.T) *net.TCPConn {
+	t.Helper()
+	require.NoError(t, s.listener.SetDeadline(time.Now().Add(Deadline)))
+	conn, err := s.listener.AcceptTCP()
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// resetConnection closes conn with a reset (RST) instead of an end of stream (FIN).
+func resetConnection(t *testing.T, conn *net.TCPConn) {
+	t.Helper()
+	require.NoError(t, conn.SetLinger(0))
+	require.NoError(t, conn.Close())
+}
+
+// readUntilEnd returns every byte the client sends until it closes its side.
+func readUntilEnd(t *testing.T, conn *net.TCPConn) string {
+	t.Helper()
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(Deadline)))
+	received, err := io.ReadAll(conn)
+	require.NoError(t, err, "the client sent %q and then did not close", received)
+	return string(received)
 }
 
 // Every client says in one line that nobody listens, and exits 1.
@@ -118,31 +173,42 @@ func TestClientsCannotConnect(t *testing.T) {
 	}
 }
 
-// A sender whose server went away says so in one line at its next send, and exits 1.
+// A sender learns at once that its server has gone, without waiting for you to type: it
+// reads its socket in the background, and an end of stream there is the server closing in
+// good order (exit 0), a reset is a lost connection (exit 1).
 func TestClientsSenderServerGone(t *testing.T) {
-	s := StartServer(t, clientsServer)
-	stdin, typing := stdinPipe(t)
-	sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", s.Addr)
-	s.WaitLine(t, "Server: client connected")
-	_, err := typing.WriteString("Hello\n")
-	require.NoError(t, err)
-	s.WaitLine(t, "Server: received from client: Hello")
-	s.Kill()
+	t.Run("closed", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		stdin, typing := stdinPipe(t)
+		sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", s.Addr)
+		s.WaitLine(t, "Server: client connected")
+		_, err := typing.WriteString("Hello\n")
+		require.NoError(t, err)
+		s.WaitLine(t, "Server: received from client: Hello")
+		s.Kill()
+		require.Equal(t, 0, sender.WaitExit(t, Deadline), "stderr: %s", sender.Stderr())
+		// The prompt for the line never typed is ended by a newline.
+		want := []string{connectedLine(s.Addr), "> > ", "Client: the server closed the connection"}
+		if diff := cmp.Diff(want, sender.Lines()); diff != "" {
+			t.Fatalf("sender's output (-want +got):\n%s", diff)
+		}
+		require.Empty(t, sender.Stderr())
+	})
 
-	// The sender waits for the keyboard, not for the server, so it learns of the loss only
-	// when a send fails. The first send after the loss usually still succeeds (the kernel
-	// takes it, and the peer answers with a reset), so keep typing until the sender gives up.
-	for range 50 {
-		if _, err := typing.WriteString("Anyone there?\n"); err != nil {
-			break // the sender has gone: its end of the pipe is closed
-		}
-		if _, exited := sender.ExitState(100 * time.Millisecond); exited {
-			break
-		}
-	}
-	require.Equal(t, 1, sender.WaitExit(t, Deadline))
-	require.Regexp(t, "^sender: lost the connection to "+regexp.QuoteMeta(s.Addr)+
-		": (broken pipe|connection reset by peer)\n$", sender.Stderr())
+	t.Run("reset", func(t *testing.T) {
+		server := startTestServer(t)
+		stdin, _ := stdinPipe(t)
+		sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", server.Addr)
+		conn := server.accept(t)
+		// Only once the sender knows it is connected: a reset that comes before would fail
+		// its connect instead.
+		require.Equal(t, connectedLine(server.Addr), sender.NextLine(t))
+		resetConnection(t, conn)
+		require.Equal(t, 1, sender.WaitExit(t, Deadline))
+		require.Equal(t, "sender: lost the connection to "+server.Addr+": connection reset by peer\n",
+			sender.Stderr())
+		require.Equal(t, []string{connectedLine(server.Addr), "> "}, sender.Lines())
+	})
 }
 
 // With -no-newline the sender does what the article's first client did, and stage 1 shows
@@ -192,18 +258,48 @@ func TestClientsChatPipes(t *testing.T) {
 	s.WaitLine(t, "Server: client disconnected")
 }
 
-// A chat whose server goes away says so at once, in one line, and exits 1: unlike the
-// sender, it does not wait for you to type.
+// A chat whose server goes away says so at once, in one line: unlike the article's sender,
+// it does not wait for you to type. An end of stream is the server closing in good order
+// (exit 0), after a last line that is shown like any message; a reset is a lost connection
+// (exit 1).
 func TestClientsChatServerGone(t *testing.T) {
-	s := StartServer(t, clientsServer)
-	stdin, _ := stdinPipe(t)
-	chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-	s.WaitLine(t, "Server: client connected")
-	s.Kill()
-	require.Equal(t, 1, chat.WaitExit(t, Deadline))
-	require.Equal(t, "chat: the server closed the connection\n", chat.Stderr())
-	require.Equal(t, []string{connectedLine(s.Addr)}, chat.Lines())
+	t.Run("closed", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		stdin, _ := stdinPipe(t)
+		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+		require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+		s.WaitLine(t, "Server: client connected")
+		s.Kill()
+		require.Equal(t, 0, chat.WaitExit(t, Deadline))
+		require.Empty(t, chat.Stderr())
+		require.Equal(t, []string{connectedLine(s.Addr), "Client: the server closed the connection"}, chat.Lines())
+	})
+
+	t.Run("closed after a last line", func(t *testing.T) {
+		server := startTestServer(t)
+		stdin, _ := stdinPipe(t)
+		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", server.Addr)
+		conn := server.accept(t)
+		require.Equal(t, connectedLine(server.Addr), chat.NextLine(t))
+		conn.Write([]byte(lastWords))
+		conn.Close()
+		chat.ExpectLines(t, "Message: "+strings.TrimSuffix(lastWords, "\r\n"),
+			"Client: the server closed the connection")
+		require.Equal(t, 0, chat.WaitExit(t, Deadline))
+		require.Empty(t, chat.Stderr())
+	})
+
+	t.Run("reset", func(t *testing.T) {
+		server := startTestServer(t)
+		stdin, _ := stdinPipe(t)
+		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", server.Addr)
+		conn := server.accept(t)
+		require.Equal(t, connectedLine(server.Addr), chat.NextLine(t))
+		resetConnection(t, conn)
+		require.Equal(t, 1, chat.WaitExit(t, Deadline))
+		require.Equal(t, "chat: lost the connection to "+server.Addr+": connection reset by peer\n", chat.Stderr())
+		require.Equal(t, []string{connectedLine(server.Addr)}, chat.Lines())
+	})
 }
 
 // startChatInTerminal starts clients/chat in a pseudo-terminal, waits for its prompt (drawn
@@ -228,7 +324,7 @@ func TestClientsChatTerminal(t *testing.T) {
 	// even when it is several bytes long, an arrow key types nothing.
 	chat.Type(t, "nonsense\x15")
 	chat.Type(t, "see yé\x7f\x1b[D")
-	chat.WaitOutput(t, "\r\x1b[K> see y")
+	chat.WaitScreen(t, "\n> see y")
 
 	other.Send(t, "Hello from the other side\r\n")
 	chat.WaitScreen(t, "Message: Hello from the other side\n> see y")
@@ -273,7 +369,7 @@ func TestClientsChatTerminalWaysOut(t *testing.T) {
 		}, 0, "Client: disconnected"},
 		{"the server goes away", func(t *testing.T, chat *PTYProcess) {
 			s.Kill()
-		}, 1, "chat: the server closed the connection"},
+		}, 0, "Client: the server closed the connection"},
 	} {
 		t.Run(way.name, func(t *testing.T) {
 			chat := startChatInTerminal(t, s)
@@ -282,6 +378,265 @@ func TestClientsChatTerminalWaysOut(t *testing.T) {
 			require.True(t, chat.TerminalRestored(), "the chat left the terminal in raw mode")
 			screen := strings.Split(chat.Screen(), "\n")
 			require.Equal(t, way.lastWords, screen[len(screen)-1])
+		})
+	}
+}
+
+// waitForScreen waits until the terminal shows exactly the rows want, failing the test with a
+// diff of the last screen seen after the Deadline. Rows scrolled off the top count too.
+func waitForScreen(t *testing.T, p *PTYProcess, want []string) {
+	t.Helper()
+	wantScreen := strings.Join(want, "\n")
+	timeout := time.NewTimer(Deadline)
+	defer timeout.Stop()
+	for {
+		p.mu.Lock()
+		grew := p.grew
+		p.mu.Unlock()
+		if p.Screen() == wantScreen {
+			return
+		}
+		select {
+		case <-grew:
+		case <-timeout.C:
+			t.Fatalf("screen after %v (-want +got):\n%s\nraw: %q", Deadline,
+				cmp.Diff(want, strings.Split(p.Screen(), "\n")), p.Output())
+		}
+	}
+}
+
+// longLine is 100 characters of typing, words that show where a row was cut.
+func longLine() string {
+	var line strings.Builder
+	for i := 0; line.Len() < 100; i++ {
+		fmt.Fprintf(&line, "word%02d ", i)
+	}
+	return line.String()[:100]
+}
+
+// inRows cuts text into the rows of a terminal width columns wide.
+func inRows(text string, width int) []string {
+	var rows []string
+	for len(text) > width {
+		rows, text = append(rows, text[:width]), text[width:]
+	}
+	return append(rows, text)
+}
+
+// A line longer than the terminal is wide takes several rows, and the chat must erase all of
+// them before it draws a message and the line again below it, or each message (and each
+// Backspace) leaves a stale copy of the line's first rows on the screen. At 40 columns: type
+// 100 characters (three rows with the prompt), receive three messages (one of them wider than
+// the terminal too), press Backspace three times: the screen must show each message once, and
+// the line once, whole, minus its last three characters.
+func TestClientsChatLongLine(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	chat := StartInPTYOfSize(t, 40, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
+	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
+	s.WaitLine(t, "Server: client connected")
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+
+	line := longLine()
+	chat.Type(t, line)
+	rows := append(inRows(connectedLine(s.Addr), 40), inRows("> "+line, 40)...)
+	waitForScreen(t, chat, rows)
+
+	messages := []string{"first", "a second message, wider than the terminal, in two rows", "third"}
+	rows = inRows(connectedLine(s.Addr), 40)
+	for _, message := range messages {
+		other.Send(t, message+"\r\n")
+		rows = append(rows, inRows("Message: "+message, 40)...)
+		waitForScreen(t, chat, append(rows, inRows("> "+line, 40)...))
+	}
+
+	chat.Type(t, "\x7f\x7f\x7f")
+	waitForScreen(t, chat, append(rows, inRows("> "+line[:97], 40)...))
+
+	// What is sent is the line as it stands, in one piece, and it stays on the screen.
+	chat.Type(t, "\r")
+	require.Equal(t, line[:97]+"\r\n", other.ReadLine(t))
+	rows = append(rows, inRows("> "+line[:97], 40)...)
+
+	// A line that fills its last row exactly leaves the cursor in that row's last column,
+	// not at the start of the next: the erase must go up one row fewer than the rows it
+	// fills, or it takes the row above with it.
+	chat.Type(t, line[:78])
+	waitForScreen(t, chat, append(rows, inRows("> "+line[:78], 40)...))
+	other.Send(t, "fourth\r\n")
+	rows = append(rows, "Message: fourth")
+	waitForScreen(t, chat, append(rows, inRows("> "+line[:78], 40)...))
+}
+
+// The chat follows the terminal's width as it changes (SIGWINCH): a line typed at 80 columns
+// takes three rows once the terminal is 40 wide (the terminal rewraps it, as tmux does), and
+// the redraw for a message must erase all three.
+func TestClientsChatResize(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	chat := StartInPTYOfSize(t, 80, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
+	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
+	s.WaitLine(t, "Server: client connected")
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+
+	line := longLine()
+	chat.Type(t, line)
+	waitForScreen(t, chat, []string{connectedLine(s.Addr), "> " + line[:78], line[78:]})
+
+	// The chat draws the line again when told of the resize: wait for that before the
+	// message, or the message could be drawn before the chat has heard of the new width.
+	chat.Resize(t, 40, 24)
+	chat.WaitOutput(t, "\x1b[J> "+line)
+	other.Send(t, "Hello\r\n")
+	rows := append(inRows(connectedLine(s.Addr), 40), "Message: Hello")
+	waitForScreen(t, chat, append(rows, inRows("> "+line, 40)...))
+}
+
+// A tab is typed like any character (a paste brings them too): it is sent as a tab, drawn as
+// spaces up to the next multiple of 8 columns, and erased by one Backspace.
+func TestClientsChatTab(t *testing.T) {
+	s := StartServer(t, clientsServer)
+	chat := startChatInTerminal(t, s)
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+
+	chat.Type(t, "a\tb")
+	waitForScreen(t, chat, []string{connectedLine(s.Addr), "> a     b"})
+	chat.Type(t, "\r")
+	require.Equal(t, "a\tb\r\n", other.ReadLine(t))
+
+	chat.Type(t, "x\t\x7fy\r")
+	require.Equal(t, "xy\r\n", other.ReadLine(t))
+}
+
+// Another client's bytes must not drive our terminal: the receiver and the chat show ESC, NUL
+// and a byte that is not UTF-8 as \xNN, as the server's log does, and leave tab and UTF-8
+// text as they are. The server relays the bytes as they came.
+func TestClientsEscapeControlBytes(t *testing.T) {
+	const sent = "\x1b[2Jcleared\x00\xff\tté\r\n"
+	const shown = `Message: \x1b[2Jcleared\x00\xff` + "\tté"
+
+	t.Run("receiver", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		receiver := startReceiver(t, s)
+		other := Dial(t, s.Addr)
+		s.WaitLine(t, "Server: client connected")
+		other.Send(t, sent)
+		require.Equal(t, shown, receiver.NextLine(t))
+	})
+
+	t.Run("chat", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		stdin, _ := stdinPipe(t)
+		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+		require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+		s.WaitLine(t, "Server: client connected")
+		other := Dial(t, s.Addr)
+		s.WaitLine(t, "Server: client connected")
+		other.Send(t, sent)
+		require.Equal(t, shown, chat.NextLine(t))
+	})
+
+	t.Run("chat in a terminal", func(t *testing.T) {
+		s := StartServer(t, clientsServer)
+		chat := startChatInTerminal(t, s)
+		other := Dial(t, s.Addr)
+		s.WaitLine(t, "Server: client connected")
+		other.Send(t, sent)
+		chat.WaitOutput(t, shown)
+		// The tab is left to the terminal, which moves to its next tab stop: column 32.
+		waitForScreen(t, chat, []string{connectedLine(s.Addr), `Message: \x1b[2Jcleared\x00\xff té`, ">"})
+	})
+}
+
+// -h tells what the program is and how to use it, under its own name (not the path go run
+// builds it at), and an argument that is not a flag is refused in one line, with exit 2 as
+// for a wrong flag.
+func TestClientsUsage(t *testing.T) {
+	for _, tc := range []struct {
+		client string
+		about  []string // what the usage must say besides the flags
+	}{
+		{"sender", []string{"Sends every line you type to the chat server"}},
+		{"receiver", []string{"Prints every message the chat server sends"}},
+		{"chat", []string{"shows what the others say", "Enter", "Backspace", "Ctrl-U", "Ctrl-C", "Ctrl-D on an empty line"}},
+	} {
+		t.Run(tc.client, func(t *testing.T) {
+			help := Start(t, Binary(t, "clients/"+tc.client), nil, "-h")
+			require.Equal(t, 0, help.WaitExit(t, Deadline))
+			usage := help.Stderr()
+			require.True(t, strings.HasPrefix(usage, "Usage: "+tc.client+" [flags]\n"), "usage: %s", usage)
+			for _, about := range append(tc.about, "-addr", "-name NAME") {
+				require.Contains(t, usage, about)
+			}
+
+			extra := Start(t, Binary(t, "clients/"+tc.client), nil, "-addr", "127.0.0.1:1", "extra")
+			require.Equal(t, 2, extra.WaitExit(t, Deadline))
+			require.Equal(t, tc.client+": unexpected argument \"extra\" ("+tc.client+" -h shows the flags)\n",
+				extra.Stderr())
+			require.Empty(t, extra.Lines())
+		})
+	}
+}
+
+// The bytes on the wire, exactly: every line ends in "\r\n", whether it was typed with "\n",
+// with "\r\n", or was the last piece of the input without a newline; with -name NAME, the name
+// goes first, as a line of its own; and the client ends by closing its side (the test server
+// reads up to that end).
+func TestClientsWireBytes(t *testing.T) {
+	const typed = "Hello\nHow are you?\r\n\tindented\nno newline at the end"
+	const sent = "Hello\r\nHow are you?\r\n\tindented\r\nno newline at the end\r\n"
+	for _, client := range []string{"sender", "chat"} {
+		for _, name := range []string{"", "alice"} {
+			t.Run(client+" -name="+name, func(t *testing.T) {
+				server := startTestServer(t)
+				args := []string{"-addr", server.Addr}
+				want := sent
+				if name != "" {
+					args = append(args, "-name", name)
+					want = name + "\r\n" + sent
+				}
+				p := Start(t, Binary(t, "clients/"+client), strings.NewReader(typed), args...)
+				conn := server.accept(t)
+				require.Equal(t, want, readUntilEnd(t, conn))
+				conn.Close()
+				require.Equal(t, 0, p.WaitExit(t, Deadline), "stderr: %s", p.Stderr())
+			})
+		}
+	}
+
+	t.Run("chat in a terminal", func(t *testing.T) {
+		server := startTestServer(t)
+		chat := StartInPTY(t, Binary(t, "clients/chat"), "-addr", server.Addr, "-name", "alice")
+		conn := server.accept(t)
+		chat.WaitOutput(t, "\r\n> ")
+		chat.Type(t, "Hello\r\tindented\r\x03")
+		require.Equal(t, "alice\r\nHello\r\n\tindented\r\n", readUntilEnd(t, conn))
+		conn.Close()
+		require.Equal(t, 0, chat.WaitExit(t, Deadline))
+	})
+}
+
+// With -name the clients can join a server that asks who you are (stage 6): the name is the
+// first line sent, and the server's question is shown as a message like any other line.
+func TestClientsName(t *testing.T) {
+	const question = "Welcome to the chat! What is your name?\n" // stage 6 ends its lines in "\n"
+	for _, client := range []string{"receiver", "chat"} {
+		t.Run(client, func(t *testing.T) {
+			server := startTestServer(t)
+			stdin, _ := stdinPipe(t)
+			p := Start(t, Binary(t, "clients/"+client), stdin, "-addr", server.Addr, "-name", "alice")
+			conn := server.accept(t)
+			_, err := conn.Write([]byte(question))
+			require.NoError(t, err)
+			require.NoError(t, conn.SetReadDeadline(time.Now().Add(Deadline)))
+			name, err := bufio.NewReader(conn).ReadString('\n')
+			require.NoError(t, err)
+			require.Equal(t, "alice\r\n", name)
+			p.ExpectLines(t, connectedLine(server.Addr), "Message: Welcome to the chat! What is your name?")
+			conn.Close()
+			require.Equal(t, "Client: the server closed the connection", p.NextLine(t))
+			require.Equal(t, 0, p.WaitExit(t, Deadline))
 		})
 	}
 }

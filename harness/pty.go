@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -23,8 +22,9 @@ type PTYProcess struct {
 
 	mu        sync.Mutex
 	output    []byte
-	grew      chan struct{} // closed and replaced whenever output grows or collection ends
-	collected bool          // the terminal has nothing more to read
+	sizes     []terminalSize // the size it started with, then one for each Resize
+	grew      chan struct{}  // closed and replaced whenever output grows or collection ends
+	collected bool           // the terminal has nothing more to read
 
 	exited   chan struct{} // closed when the program has ended and exitCode is set
 	exitCode int
@@ -67,10 +67,30 @@ func (p *PTYProcess) Output() string {
 	return string(p.output)
 }
 
-// Screen returns what the terminal shows: the output with carriage returns, backspaces and
-// line erasing (ESC [ K) applied, trailing spaces and blank lines dropped, lines joined by
-// "\n".
-func (p *PTYProcess) Screen() string { return RenderScreen(p.Output()) }
+// terminalSize is a size the terminal was given, from the moment the program had written
+// the first outputLength bytes.
+type terminalSize struct {
+	columns, rows int
+	outputLength  int
+}
+
+// Screen returns what the terminal shows, scrolled-off rows included: the output played
+// through a TerminalScreen of the terminal's size (and resized where Resize was called),
+// trailing spaces and blank rows dropped, rows joined by "\n".
+func (p *PTYProcess) Screen() string {
+	p.mu.Lock()
+	output, sizes := string(p.output), p.sizes
+	p.mu.Unlock()
+	screen := NewTerminalScreen(sizes[0].columns, sizes[0].rows)
+	played := 0
+	for _, size := range sizes[1:] {
+		screen.Write(output[played:size.outputLength])
+		screen.Resize(size.columns, size.rows)
+		played = size.outputLength
+	}
+	screen.Write(output[played:])
+	return screen.String()
+}
 
 // WaitOutput waits until the raw output contains want, failing the test after the Deadline.
 func (p *PTYProcess) WaitOutput(t testing.TB, want string) {
@@ -171,67 +191,4 @@ func (p *PTYProcess) waitCollected(d time.Duration) {
 			return
 		}
 	}
-}
-
-// RenderScreen plays output the way a terminal would and returns the text it shows. It
-// knows what line-based programs use: "\r", "\n" (down one line, same column; the terminal
-// itself sends "\r\n" for a program's "\n"), backspace, tab, and ESC [ K (erase to the end of
-// the line); other escape sequences are dropped. Lines do not wrap.
-func RenderScreen(output string) string {
-	var lines [][]rune
-	row, column := 0, 0
-	put := func(r rune) {
-		for len(lines) <= row {
-			lines = append(lines, nil)
-		}
-		for len(lines[row]) <= column {
-			lines[row] = append(lines[row], ' ')
-		}
-		lines[row][column] = r
-		column++
-	}
-	for i := 0; i < len(output); {
-		r, size := utf8.DecodeRuneInString(output[i:])
-		i += size
-		switch {
-		case r == '\r':
-			column = 0
-		case r == '\n':
-			row++
-		case r == '\b':
-			column = max(column-1, 0)
-		case r == '\t':
-			for {
-				put(' ')
-				if column%8 == 0 {
-					break
-				}
-			}
-		case r == 0x1b && i < len(output) && output[i] == '[':
-			// A control sequence: ESC [ parameters final-letter.
-			end := i + 1
-			for end < len(output) && (output[end] < 0x40 || output[end] > 0x7e) {
-				end++
-			}
-			if end < len(output) && output[end] == 'K' && row < len(lines) {
-				switch output[i+1 : end] {
-				case "", "0":
-					lines[row] = lines[row][:min(column, len(lines[row]))]
-				case "2":
-					lines[row] = nil
-				}
-			}
-			i = end + 1
-		case r == 0x1b:
-			i++ // ESC and one more character
-		case r < 0x20 || r == 0x7f:
-		default:
-			put(r)
-		}
-	}
-	text := make([]string, len(lines))
-	for n, line := range lines {
-		text[n] = strings.TrimRight(string(line), " ")
-	}
-	return strings.TrimRight(strings.Join(text, "\n"), "\n")
 }

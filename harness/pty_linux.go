@@ -16,13 +16,32 @@ import (
 // window would. The program is killed and the terminal closed when the test ends.
 func StartInPTY(t testing.TB, bin string, args ...string) *PTYProcess {
 	t.Helper()
-	p, err := startInPTY(bin, args...)
+	return StartInPTYOfSize(t, 80, 24, bin, args...)
+}
+
+// StartInPTYOfSize is StartInPTY in a terminal of the given number of columns and rows.
+func StartInPTYOfSize(t testing.TB, columns, rows int, bin string, args ...string) *PTYProcess {
+	t.Helper()
+	p, err := startInPTY(terminalSize{columns: columns, rows: rows}, bin, args...)
 	require.NoError(t, err)
 	t.Cleanup(p.Kill)
 	return p
 }
 
-func startInPTY(bin string, args ...string) (*PTYProcess, error) {
+// Resize gives the terminal a new size, as dragging the window's corner does: the kernel
+// tells the program with SIGWINCH. Screen plays the output written so far at the old size,
+// and the rest at the new one, so call it while the program is waiting for input.
+func (p *PTYProcess) Resize(t testing.TB, columns, rows int) {
+	t.Helper()
+	p.mu.Lock()
+	p.sizes = append(p.sizes, terminalSize{columns: columns, rows: rows, outputLength: len(p.output)})
+	p.mu.Unlock()
+	// The size belongs to the pair: set on our side, the program's side sees it.
+	require.NoError(t, unix.IoctlSetWinsize(int(p.terminal.Fd()), unix.TIOCSWINSZ,
+		&unix.Winsize{Row: uint16(rows), Col: uint16(columns)}))
+}
+
+func startInPTY(size terminalSize, bin string, args ...string) (*PTYProcess, error) {
 	// Opening /dev/ptmx creates a new pair: this is the master side. The slave side,
 	// /dev/pts/N, is locked until unlocked, and N is asked with TIOCGPTN. O_NONBLOCK lets Go's
 	// poller wait for output, so that closing the master stops a pending Read.
@@ -46,7 +65,12 @@ func startInPTY(bin string, args ...string) (*PTYProcess, error) {
 		terminal.Close()
 		return nil, fmt.Errorf("opening %s: %w", slaveName, err)
 	}
-	_ = unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
+	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ,
+		&unix.Winsize{Row: uint16(size.rows), Col: uint16(size.columns)}); err != nil {
+		slave.Close()
+		terminal.Close()
+		return nil, fmt.Errorf("setting the size of %s: %w", slaveName, err)
+	}
 
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
@@ -58,7 +82,8 @@ func startInPTY(bin string, args ...string) (*PTYProcess, error) {
 		terminal.Close()
 		return nil, err
 	}
-	p := &PTYProcess{cmd: cmd, terminal: terminal, grew: make(chan struct{}), exited: make(chan struct{})}
+	p := &PTYProcess{cmd: cmd, terminal: terminal, sizes: []terminalSize{size},
+		grew: make(chan struct{}), exited: make(chan struct{})}
 	go p.collect()
 	// We keep our copy of the slave open until the program has ended, to read the settings
 	// it left the terminal in; closing it then lets the collector read the rest of the

@@ -86,7 +86,9 @@ func readmeStage2(t *testing.T) map[string]string {
 	require.Equal(t, 0, first.WaitExit(t, Deadline))
 	server.WaitLine(t, "Server: client disconnected")
 	require.Equal(t, 0, server.WaitExit(t, Deadline))
-	second.Kill()
+	// The second sender's connection, never accepted, is reset when the server exits, and
+	// the sender (which reads its socket) says so at once.
+	require.Equal(t, 1, second.WaitExit(t, Deadline))
 	return map[string]string{
 		"stage2/sender":        first.transcript("go run ./clients/sender", server.Port),
 		"stage2/second-sender": second.transcript("go run ./clients/sender", server.Port),
@@ -171,6 +173,7 @@ func readmeBroadcast(block, stage string, lines ...string) func(t *testing.T) ma
 			server.Signal(t, os.Interrupt)
 			require.Equal(t, 0, server.WaitExit(t, Deadline))
 			receiver.WaitExit(t, Deadline)
+			require.Equal(t, 0, sender.WaitExit(t, Deadline))
 		}
 		receiverOut := "$ go run ./clients/receiver\n" + strings.Join(receiver.Lines(), "\n") + "\n" + receiver.Stderr()
 		return map[string]string{

@@ -18,47 +18,74 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
+	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 6)")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), "Usage: chat [flags]\n"+
+			"Sends what you type to the chat server and shows what the others say, in one terminal.\n"+
+			"Keys: Enter sends the line, Backspace erases a character, Ctrl-U the whole line;\n"+
+			"Ctrl-C, or Ctrl-D on an empty line, leaves.\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
+	if flag.NArg() > 0 {
+		// The same as a wrong flag: one line on stderr and exit 2.
+		fmt.Fprintf(os.Stderr, "chat: unexpected argument %q (chat -h shows the flags)\n", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	conn, err := net.Dial("tcp", *addr)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "chat: cannot connect to %s: %v\n", *addr, reason(err))
-		os.Exit(1)
+		fail("cannot connect to %s: %v", *addr, reason(err))
 	}
 	fmt.Printf("Client: connected to server on address %s\n", *addr)
+	// A server that asks who you are (stage 6) takes the first line as your name, so it goes
+	// before anything you type. Without -name, the first line you type is the first line sent.
+	if *name != "" {
+		if _, err := io.WriteString(conn, *name+"\r\n"); err != nil {
+			fail("lost the connection to %s: %v", *addr, reason(err))
+		}
+	}
 
 	// Listen for signals before the terminal goes into raw mode, so that from then on no
 	// signal we handle can end the program without putting the terminal back.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	resized := make(chan os.Signal, 1)
+	notifyResize(resized)
 
 	screen := &console{out: os.Stdout}
+	screen.setWidth(terminalWidth(os.Stdout))
 	restore, isTerminal := rawMode(os.Stdin)
 	if isTerminal {
 		screen.terminal = true
 		screen.prompt()
 	}
-	err = chat(conn.(*net.TCPConn), screen, signals)
+	serverClosed, err := chat(conn.(*net.TCPConn), screen, signals, resized)
 	screen.end()
 	if isTerminal {
 		restore()
 	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "chat: %v\n", err)
-		os.Exit(1)
+	switch {
+	case err != nil:
+		fail("lost the connection to %s: %v", *addr, reason(err))
+	case serverClosed:
+		// An end of stream is how TCP says the server closed the connection in good order
+		// (it stopped, or it dropped us after telling us why): not a failure of this program.
+		fmt.Println("Client: the server closed the connection")
+	default:
+		fmt.Println("Client: disconnected")
 	}
-	fmt.Println("Client: disconnected")
 }
 
 // chat relays typed lines to the server and the server's messages to the screen until you
-// leave (nil) or the server goes away (the error says how).
+// leave, or the server closes the connection (serverClosed), or the connection fails (err).
 //
 // The article's clients each wait for one thing: the sender for your next line, the receiver
 // for the server's next message. A chat must wait for both at once, so each wait gets its
 // own goroutine, and this one goroutine reacts to whichever ends first. Only this goroutine
 // writes to the screen and to the server, so nothing is ever printed in the middle of
 // something else.
-func chat(conn *net.TCPConn, screen *console, signals <-chan os.Signal) error {
+func chat(conn *net.TCPConn, screen *console, signals, resized <-chan os.Signal) (serverClosed bool, err error) {
 	messages := make(chan string)
 	var lost error // why messages was closed: written before the close, read after it
 	go func() {
@@ -69,46 +96,64 @@ func chat(conn *net.TCPConn, screen *console, signals <-chan os.Signal) error {
 	typed := make(chan []byte)
 	go readInput(os.Stdin, typed)
 
+	// Each line ends in "\r\n", as the sender's do; every stage from 2 on takes "\n" too.
 	send := func(lines []string) error {
 		for _, line := range lines {
 			if _, err := io.WriteString(conn, line+"\r\n"); err != nil {
-				return fmt.Errorf("lost the connection to the server: %v", reason(err))
+				return err
 			}
 		}
 		return nil
+	}
+	// A send fails when the connection is gone, and the reader is about to learn how it ended:
+	// an end of stream (the server closed it in good order, perhaps after a last message) or
+	// an error. Show what still arrives, and report what the reader found.
+	sendFailed := func(sendErr error) (bool, error) {
+		timeout := time.After(time.Second)
+		for {
+			select {
+			case message, open := <-messages:
+				if !open {
+					return lost == nil, lost
+				}
+				screen.show(message)
+			case <-timeout:
+				return false, sendErr
+			}
+		}
 	}
 
 	for {
 		select {
 		case message, open := <-messages:
 			if !open {
-				if lost != nil {
-					return fmt.Errorf("lost the connection to the server: %v", reason(lost))
-				}
-				return errors.New("the server closed the connection")
+				return lost == nil, lost
 			}
 			screen.show(message)
 
 		case input, open := <-typed:
 			if !open { // end of input: send what is left, then leave
 				if err := send(screen.rest()); err != nil {
-					return err
+					return sendFailed(err)
 				}
 				leave(conn, messages)
-				return nil
+				return false, nil
 			}
 			lines, quit := screen.feed(input)
 			if err := send(lines); err != nil {
-				return err
+				return sendFailed(err)
 			}
 			if quit {
 				leave(conn, messages)
-				return nil
+				return false, nil
 			}
+
+		case <-resized:
+			screen.resize(terminalWidth(os.Stdout))
 
 		case <-signals:
 			leave(conn, messages)
-			return nil
+			return false, nil
 		}
 	}
 }
@@ -180,4 +225,9 @@ func reason(err error) error {
 		err = sysErr.Err
 	}
 	return err
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "chat: "+format+"\n", args...)
+	os.Exit(1)
 }

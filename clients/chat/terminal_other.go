@@ -10,3 +10,9 @@ import "os"
 func rawMode(stdin *os.File) (restore func(), isTerminal bool) {
 	return nil, false
 }
+
+// terminalWidth is only needed in raw mode; 0 means "the default".
+func terminalWidth(f *os.File) int { return 0 }
+
+// notifyResize: there is no SIGWINCH here, and without raw mode nothing needs the width.
+func notifyResize(resized chan<- os.Signal) {}

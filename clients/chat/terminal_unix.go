@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"os/signal"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,4 +33,20 @@ func rawMode(stdin *os.File) (restore func(), isTerminal bool) {
 		return nil, false
 	}
 	return func() { unix.IoctlSetTermios(fd, setTermios, saved) }, true
+}
+
+// terminalWidth asks the terminal on f how many columns it has (the TIOCGWINSZ ioctl), or
+// returns 0 if f is not a terminal.
+func terminalWidth(f *os.File) int {
+	size, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(size.Col)
+}
+
+// notifyResize has the kernel's SIGWINCH, sent whenever the terminal window changes size,
+// delivered on resized.
+func notifyResize(resized chan<- os.Signal) {
+	signal.Notify(resized, unix.SIGWINCH)
 }

@@ -16,9 +16,20 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
+	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 6)")
 	noNewline := flag.Bool("no-newline", false,
 		"send each line without its \\r\\n, like the article's first client (shows stage 1's lesson)")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), "Usage: sender [flags]\n"+
+			"Sends every line you type to the chat server, and shows nothing it sends (clients/receiver does).\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
+	if flag.NArg() > 0 {
+		// The same as a wrong flag: one line on stderr and exit 2.
+		fmt.Fprintf(os.Stderr, "sender: unexpected argument %q (sender -h shows the flags)\n", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	conn, err := net.Dial("tcp", *addr)
 	if err != nil {
@@ -32,36 +43,96 @@ func main() {
 	if *noNewline {
 		terminator = ""
 	}
+	send := func(line string) error {
+		_, err := io.WriteString(conn, line+terminator)
+		return err
+	}
+	// A server that asks who you are (stage 6) takes the first line as your name.
+	if *name != "" {
+		if err := send(*name); err != nil {
+			fail("lost the connection to %s: %v", *addr, reason(err))
+		}
+	}
 
-	// This loop waits for you, never for the server: a server that went away is noticed only
-	// when a send fails, and messages from others are never shown. Doing both at once needs
-	// two waits at the same time, which is what clients/chat does.
-	input := bufio.NewReader(os.Stdin)
+	// The server may close the connection while this program waits for you to type, and only
+	// a read can tell: a write to a closed connection often still succeeds. So a goroutine
+	// reads the socket, dropping what arrives (showing it is the receiver's half), and says
+	// how the stream ended: nil for an end of stream, the server closing in good order.
+	serverDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, conn)
+		serverDone <- err
+	}()
+	// Your lines come from a goroutine too, so that the loop can wait for both at once.
+	typed := make(chan string)
+	go readLines(os.Stdin, typed)
+
 	for {
 		fmt.Print("> ")
+		select {
+		case line, open := <-typed:
+			if !open { // end of input: you are done
+				fmt.Println()
+				leave(conn.(*net.TCPConn), serverDone)
+				return
+			}
+			if err := send(line); err != nil {
+				// The connection is gone; the reader is about to learn how it ended.
+				fmt.Println()
+				select {
+				case readErr := <-serverDone:
+					serverGone(*addr, readErr)
+				case <-time.After(time.Second):
+					serverGone(*addr, err)
+				}
+			}
+		case err := <-serverDone:
+			fmt.Println()
+			serverGone(*addr, err)
+		}
+	}
+}
+
+// readLines passes on every line read from stdin, without its terminator, and closes typed at
+// the end of input. A last line without a newline is passed on too.
+func readLines(stdin io.Reader, typed chan<- string) {
+	input := bufio.NewReader(stdin)
+	for {
 		line, err := input.ReadString('\n')
 		if line != "" {
-			if _, sendErr := io.WriteString(conn, trimLineEnd(line)+terminator); sendErr != nil {
-				fmt.Println()
-				fail("lost the connection to %s: %v", *addr, reason(sendErr))
-			}
+			typed <- trimLineEnd(line)
 		}
 		if errors.Is(err, io.EOF) {
-			break
+			close(typed)
+			return
 		}
 		if err != nil {
 			fail("cannot read standard input: %v", err)
 		}
 	}
-	fmt.Println()
+}
 
-	// Closing a socket while unread data waits in it makes the kernel reset the connection,
-	// and a reset can throw away lines still on their way. This client never reads, so say we
-	// are done sending, read and drop what the server still sends until it closes its side
-	// too (or a second has passed), and only then close.
-	conn.(*net.TCPConn).CloseWrite()
-	conn.SetReadDeadline(time.Now().Add(time.Second))
-	io.Copy(io.Discard, conn)
+// serverGone ends the program once the server has gone. An end of stream (err is nil) is the
+// server closing the connection in good order, say because it was stopped: that is news, not
+// a failure of this program. A reset or another error is.
+func serverGone(addr string, err error) {
+	if err == nil {
+		fmt.Println("Client: the server closed the connection")
+		os.Exit(0)
+	}
+	fail("lost the connection to %s: %v", addr, reason(err))
+}
+
+// leave closes the connection in good order. Closing a socket while unread data waits in it
+// makes the kernel reset the connection, and a reset can throw away lines still on their
+// way. So say we are done sending, let the reader drop what the server still sends until it
+// closes its side too (or a second has passed), and only then close.
+func leave(conn *net.TCPConn, serverDone <-chan error) {
+	conn.CloseWrite()
+	select {
+	case <-serverDone:
+	case <-time.After(time.Second):
+	}
 	conn.Close()
 }
 
