@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -47,11 +48,16 @@ func untrack(p *Process) {
 	delete(live, p)
 }
 
-// buildCommand is the `go build` that BuildBinary runs. A signal interrupts it, as Ctrl-C in
-// a terminal would, so that the go command removes its own work folder before it exits.
-func buildCommand(dir string, args ...string) *exec.Cmd {
+// buildCommand is the `go build` that BuildBinary runs, with its work folder (GOTMPDIR) inside
+// buildDir: a go command interrupted by a signal leaves its work folder behind, and this way
+// RemoveBuilds deletes it with the rest. A signal to this program interrupts the build, as
+// Ctrl-C in a terminal would.
+func buildCommand(dir, buildDir string, args ...string) *exec.Cmd {
+	work := filepath.Join(buildDir, "go-tmp")
+	_ = os.MkdirAll(work, 0o755) // if it fails, go build says so
 	cmd := exec.CommandContext(buildContext, "go", args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOTMPDIR="+work)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 5 * time.Second // then it is killed
 	return cmd

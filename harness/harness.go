@@ -87,7 +87,7 @@ func BuildBinary(pkg string) (string, error) {
 	// Named after its folder, as `go run` names it, since the programs name themselves in
 	// their error messages after their executable.
 	path := filepath.Join(buildDir, pkg, filepath.Base(pkg))
-	cmd := buildCommand(root, "build", "-o", path, "./"+pkg)
+	cmd := buildCommand(root, buildDir, "build", "-o", path, "./"+pkg)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
 	}
