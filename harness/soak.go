@@ -32,7 +32,7 @@ type SoakConfig struct {
 	MaxConnections  int           // stop churning after this many sender connections in all
 	MaxLines        int           // most lines one sender connection sends (at most 60)
 	Seed            uint64        // random choices (kinds, line counts, chunking) come from it
-	RequireLastLine bool          // a last line without terminator must be relayed too
+	RequireLastLine bool          // a last line without terminator, then the end, must be relayed too
 	ServerPID       int           // for the descriptor and CPU checks; 0 skips them
 	IdleWindow      time.Duration // how long to measure the server's CPU once the run is over
 	Quiet           time.Duration // give up waiting for deliveries after this long without one
@@ -136,7 +136,7 @@ func (r *SoakReport) String() string {
 		c.Receivers, r.Elapsed.Round(time.Millisecond), c.Senders, total, strings.Join(kinds, ", "))
 	fmt.Fprintf(&b, "soak: %d complete lines sent, each to %d receivers; deliveries checked %d: lost %d, reordered %d, duplicated %d, corrupted %d\n",
 		r.Lines, c.Receivers, r.Checked, r.Lost, r.Reordered, r.Duplicated, r.Corrupted)
-	required := "not required; -require-last-line requires them"
+	required := "not required"
 	if c.RequireLastLine {
 		required = "required: missing ones count as lost"
 	}
