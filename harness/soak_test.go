@@ -16,8 +16,9 @@ import (
 )
 
 // A short soak per poller: receivers that stay get every line of every sender that comes and
-// goes, whichever way it leaves, in order and once; afterwards the server holds no more
-// sockets than before and sleeps. `go run ./harness/cmd/soak` is the long form.
+// goes, whichever way it leaves (a last line without terminator included), in order and once;
+// afterwards the server holds no more sockets than before and sleeps. `go run
+// ./harness/cmd/soak` is the long form.
 func TestStage5Soak(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller, "-quiet")
