@@ -134,7 +134,7 @@ func TestSoakCatchesMistakes(t *testing.T) {
 		{"duplicate", func(r *SoakReport) int64 { return r.Duplicated }},
 		{"corrupt", func(r *SoakReport) int64 { return r.Corrupted }},
 		{"drop", func(r *SoakReport) int64 { return r.Lost }},
-		{"drop-last", func(r *SoakReport) int64 { return r.Lost }},
+		{"drop-last", func(r *SoakReport) int64 { return r.LastMissed }},
 		{"reorder", func(r *SoakReport) int64 { return r.Reordered }},
 	} {
 		t.Run("mistake="+c.mistake, func(t *testing.T) {
