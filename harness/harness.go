@@ -87,8 +87,7 @@ func BuildBinary(pkg string) (string, error) {
 	// Named after its folder, as `go run` names it, since the programs name themselves in
 	// their error messages after their executable.
 	path := filepath.Join(buildDir, pkg, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", path, "./"+pkg)
-	cmd.Dir = root
+	cmd := buildCommand(root, buildDir, "build", "-o", path, "./"+pkg)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
 	}
@@ -218,6 +217,9 @@ func StartProcess(bin string, stdin io.Reader, args ...string) (*Process, error)
 	}
 	p.started = time.Now()
 	go p.collect(stdout)
+	if err := track(p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -243,6 +245,7 @@ func (p *Process) collect(stdout io.Reader) {
 	p.exitCode = exitCode(p.cmd.ProcessState, err)
 	p.signal()
 	p.mu.Unlock()
+	untrack(p)
 	close(p.exited)
 }
 

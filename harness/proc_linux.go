@@ -61,3 +61,64 @@ func RSS(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
+
+// Memory is what /proc/<pid>/status says about a process's resident memory, in bytes.
+type Memory struct {
+	RSS  int64 // VmRSS: resident now
+	Peak int64 // VmHWM: the most it has ever been resident (the "high water mark")
+}
+
+// ReadMemory reads VmRSS and VmHWM from /proc/<pid>/status.
+func ReadMemory(pid int) (Memory, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Memory{}, err
+	}
+	var m Memory
+	found := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmRSS" && name != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")), 10, 64)
+		if err != nil {
+			return Memory{}, fmt.Errorf("unexpected %s line in /proc/%d/status: %q", name, pid, line)
+		}
+		if name == "VmRSS" {
+			m.RSS = kb * 1024
+		} else {
+			m.Peak = kb * 1024
+		}
+		found++
+	}
+	if found != 2 {
+		return Memory{}, fmt.Errorf("no VmRSS or VmHWM in /proc/%d/status", pid)
+	}
+	return m, nil
+}
+
+// Descriptors counts a process's open file descriptors.
+type Descriptors struct {
+	All     int // every entry of /proc/<pid>/fd
+	Sockets int // those that are sockets: the listener and the connections
+}
+
+// OpenDescriptors counts the process's open file descriptors, from /proc/<pid>/fd. Sockets are
+// counted apart: the Go runtime may open descriptors of its own (its poller's) at any time,
+// but only the server opens sockets.
+func OpenDescriptors(pid int) (Descriptors, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return Descriptors{}, err
+	}
+	d := Descriptors{All: len(entries)}
+	for _, e := range entries {
+		// A descriptor closed since ReadDir has no link any more: not counted.
+		if target, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(target, "socket:") {
+			d.Sockets++
+		}
+	}
+	return d, nil
+}

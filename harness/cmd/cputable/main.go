@@ -20,6 +20,7 @@ import (
 var stages = []string{"stage1-blocking", "stage2-recvline", "stage3-nonblocking", "stage4-broadcast", "stage5-select"}
 
 func main() {
+	harness.SetUsage("cputable", "cputable starts each stage's server with idle clients connected and prints how much of a core each burns while nothing happens.")
 	clients := flag.Int("clients", 5, "idle clients connected to each server")
 	window := flag.Duration("window", 3*time.Second, "how long to measure each server")
 	flag.Parse()
@@ -27,19 +28,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cputable: -clients must be at least 1 and -window positive")
 		os.Exit(2)
 	}
-	defer harness.RemoveBuilds()
+	// Ctrl-C kills the server being measured and deletes the programs built for the table.
+	harness.CleanUpOnSignal()
 
 	fmt.Printf("CPU used while idle, %d clients connected, measured over %v (%s/%s, %d cores)\n\n",
 		*clients, *window, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	for _, stage := range stages {
 		use, err := idleCPU(stage, *clients, *window)
 		if err != nil {
+			if harness.Stopping() {
+				select {} // interrupted: the signal handler cleans up and exits
+			}
 			fmt.Fprintf(os.Stderr, "cputable: %s: %v\n", stage, err)
 			harness.RemoveBuilds()
 			os.Exit(1)
 		}
 		fmt.Println(Row(stage, use))
 	}
+	harness.RemoveBuilds()
 }
 
 // Row formats one line of the table: the stage, its share of one core and a bar, one '#' per

@@ -34,7 +34,7 @@ const (
 // workload says what one run of the generator does.
 type workload struct {
 	addr      string
-	redis     bool // RESP SUBSCRIBE/PUBLISH instead of the workshop's line protocol
+	protocol  string // lineProtocol, or redisProtocol, natsProtocol, stage6Protocol
 	receivers int
 	senders   int
 	size      int           // bytes of one line, "\r\n" included
@@ -44,6 +44,7 @@ type workload struct {
 	window    int           // flood: messages a receiver may lag behind the senders
 	stall     time.Duration // give up when no delivery arrives for this long
 	serverPID int           // for the server's CPU time; 0 if unknown
+	run       int64         // stage 6: the number in this run's names
 }
 
 // result is what a run measured.
@@ -79,6 +80,8 @@ type peer struct {
 
 	// receiving
 	preamble []byte   // bytes the server sends first that are not messages (Redis's subscribe reply)
+	until    []byte   // NATS: everything up to and including these bytes (PONG) is not a message
+	lineMode bool     // stage 6: skip presence lines ("* ...") line by line until the first sync line
 	partial  []byte   // the start of a frame that straddles two reads
 	next     []uint32 // next sequence number expected from each sender
 	count    int64    // messages received
@@ -104,8 +107,10 @@ type generator struct {
 	events   []unix.EpollEvent
 	start    time.Time
 	frame    int    // bytes of one delivered message
-	header   []byte // bytes of a delivered frame before the payload (Redis)
-	publish  []byte // bytes a sender puts before each payload (Redis)
+	header   []byte // bytes of a delivered frame before the payload (Redis, NATS, stage 6)
+	wildcard int    // a byte of header that may differ (stage 6: the sender's name), or -1
+	trailer  []byte // bytes of a delivered frame after the payload
+	publish  []byte // bytes a sender puts before each payload (Redis, NATS)
 	sent     int64
 	total    int64 // messages to send in all (paced or -messages), or -1 while flooding
 	minCount int64 // the slowest receiver's count, as last computed
@@ -116,13 +121,14 @@ type generator struct {
 // run connects, waits until the server relays to every receiver, sends, and measures.
 func run(w workload) (res result) {
 	g := &generator{
-		w:      w,
-		epoll:  -1,
-		timer:  -1,
-		peers:  map[int]*peer{},
-		buf:    make([]byte, readBuffer),
-		events: make([]unix.EpollEvent, 1024),
-		total:  -1,
+		w:        w,
+		epoll:    -1,
+		timer:    -1,
+		peers:    map[int]*peer{},
+		buf:      make([]byte, readBuffer),
+		events:   make([]unix.EpollEvent, 1024),
+		total:    -1,
+		wildcard: -1,
 	}
 	defer g.close()
 	if err := g.setup(); err != nil {
@@ -141,12 +147,23 @@ func (g *generator) setup() error {
 		return fmt.Errorf("messages must be at least %d bytes", minSize)
 	}
 	payload := w.size - 2
-	g.frame = w.size
-	if w.redis {
+	g.trailer = []byte("\r\n")
+	switch w.protocol {
+	case redisProtocol:
 		g.header = []byte(fmt.Sprintf("*3\r\n$7\r\nmessage\r\n$%d\r\n%s\r\n$%d\r\n", len(channel), channel, payload))
-		g.frame = len(g.header) + w.size
 		g.publish = []byte(fmt.Sprintf("*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%d\r\n", len(channel), channel, payload))
+	case natsProtocol:
+		g.header = []byte(fmt.Sprintf("MSG %s 1 %d\r\n", channel, payload))
+		g.publish = []byte(fmt.Sprintf("PUB %s %d\r\n", channel, payload))
+	case stage6Protocol:
+		// "[s7x3] " before the line from sender 3 of run 7; lines end in "\n" alone.
+		g.header, g.wildcard = g.stage6Header()
+		g.trailer = []byte("\n")
+		if w.senders > 16 {
+			return fmt.Errorf("stage 6 runs take at most 16 senders")
+		}
 	}
+	g.frame = len(g.header) + payload + len(g.trailer)
 	var err error
 	if g.epoll, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fmt.Errorf("epoll_create1: %w", err)
@@ -166,16 +183,14 @@ func (g *generator) setup() error {
 			p.index = len(g.receive)
 			p.next = make([]uint32, w.senders)
 			g.receive = append(g.receive, p)
-			if w.redis {
-				subscribe := fmt.Sprintf("*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n", len(channel), channel)
-				p.preamble = []byte(fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(channel), channel))
-				if _, err := unix.Write(fd, []byte(subscribe)); err != nil {
-					return fmt.Errorf("subscribing: %w", err)
-				}
-			}
 		} else {
 			p.index = len(g.send)
 			g.send = append(g.send, p)
+		}
+		if err := g.greet(p); err != nil {
+			return err
+		}
+		if !p.receiver {
 			// Paced runs send a message or two at a time: Nagle's algorithm would hold them.
 			_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		}
@@ -296,7 +311,7 @@ func (g *generator) sync() error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("only %d of %d receivers heard from the server within %v", synced, len(g.receive), syncTimeout)
 		}
-		if !g.w.redis && time.Since(lastSync) > 5*time.Millisecond {
+		if (g.w.protocol == lineProtocol || g.w.protocol == stage6Protocol) && time.Since(lastSync) > 5*time.Millisecond {
 			lastSync = time.Now()
 			line := g.message(syncSender, 0, 0)
 			s := g.send[0]
@@ -472,6 +487,12 @@ func (g *generator) read(p *peer) error {
 	}
 	now := time.Since(g.start)
 	data := g.buf[:n]
+	if p.until != nil || p.lineMode {
+		var err error
+		if data, err = g.skipPreamble(p, data, now); err != nil || data == nil {
+			return err
+		}
+	}
 	if len(p.preamble) > 0 {
 		k := min(len(p.preamble), len(data))
 		if !bytes.Equal(data[:k], p.preamble[:k]) {
@@ -514,10 +535,11 @@ func (g *generator) read(p *peer) error {
 // deliveries a second it must cost a few nanoseconds a message.
 func (g *generator) deliver(p *peer, frames []byte, now time.Duration) error {
 	header := len(g.header)
+	crlf := len(g.trailer) == 2
 	delivered := int64(0)
 	for ; len(frames) >= g.frame; frames = frames[g.frame:] {
 		frame := frames[:g.frame]
-		if frame[len(frame)-2] != '\r' || frame[len(frame)-1] != '\n' || (header > 0 && string(frame[:header]) != string(g.header)) {
+		if frame[len(frame)-1] != '\n' || (crlf && frame[len(frame)-2] != '\r') || (header > 0 && !g.headerMatches(frame)) {
 			return fmt.Errorf("receiver %d: malformed message %q", p.index, frame)
 		}
 		line := frame[header:]

@@ -1,8 +1,8 @@
 //go:build linux
 
 // Command fanout measures how fast a chat relay fans lines out: stage 5 with select and with
-// epoll, an idiomatic goroutine-per-connection relay (harness/cmd/gorelay) and Redis pub/sub,
-// side by side on one machine in one run. See README.md beside this file.
+// epoll, stage 6, an idiomatic goroutine-per-connection relay (harness/cmd/gorelay), Redis
+// pub/sub and NATS, side by side on one machine in one run. See README.md beside this file.
 //
 //	go run ./harness/cmd/fanout            # the whole benchmark, about four minutes
 //	go run ./harness/cmd/fanout -quick     # the same table in well under a minute, noisier
@@ -18,7 +18,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -31,9 +31,11 @@ import (
 )
 
 func main() {
+	harness.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 6, a goroutine relay, Redis and NATS, side by side.")
 	// One run against a server that is already running.
 	addr := flag.String("addr", "", "run one workload against the server at this host:port instead of the whole benchmark")
-	redis := flag.Bool("redis", false, "with -addr: the server is Redis (SUBSCRIBE/PUBLISH on one channel)")
+	redis := flag.Bool("redis", false, "with -addr: the server is Redis (the same as -protocol redis)")
+	protocol := flag.String("protocol", "line", "with -addr: the server's protocol: line (stages 2 to 5, gorelay), stage6, redis (SUBSCRIBE/PUBLISH on one channel) or nats (SUB/PUB on one subject)")
 	receivers := flag.Int("receivers", 100, "with -addr: receiving connections")
 	senders := flag.Int("senders", 1, "with -addr: sending connections")
 	size := flag.Int("size", 32, "with -addr: bytes per line, \"\\r\\n\" included")
@@ -43,7 +45,7 @@ func main() {
 
 	// The whole benchmark.
 	quick := flag.Bool("quick", false, "shorter runs and fewer idle connections: a rough table in under a minute")
-	targets := flag.String("targets", "select,epoll,gorelay,redis", "servers to measure: select, epoll (stage 5 with that poller), gorelay, redis")
+	targets := flag.String("targets", "select,epoll,stage6,gorelay,redis,nats", "servers to measure: select, epoll (stage 5 with that poller), stage6 (with epoll), gorelay, redis, nats")
 	workloads := flag.String("workloads", "flood,senders,paced,memory,idle", "what to run: flood (one sender, N = 10, 100, 1000), senders (4 senders, N = 100), paced, memory, idle")
 	sizes := flag.String("sizes", "32,64", "message sizes in bytes, \"\\r\\n\" included")
 	duration := flag.Duration("duration", time.Second, "how long each flood sends (with -addr: each run)")
@@ -55,13 +57,24 @@ func main() {
 	windowBytes := flag.Int("window-bytes", 16<<20, "flood: bytes in flight across all receivers (at most 256 KiB each)")
 	pin := flag.Bool("pin", true, "pin servers to CPU 0 and the generator to CPU 1 with taskset, when there are two CPUs or more")
 	redisServer := flag.String("redis-server", "redis-server", "the redis-server executable")
+	natsServer := flag.String("nats-server", "nats-server", "the nats-server executable (looked for on PATH, then in $GOBIN, $GOPATH/bin and ~/go/bin)")
 	rounds := flag.Int("rounds", 3, "run every throughput workload this many times and keep the best")
 	stall := flag.Duration("stall", 10*time.Second, "give up on a run when nothing arrives for this long")
 	flag.Parse()
 
 	if *addr != "" {
+		if *redis {
+			*protocol = redisProtocol
+		}
+		if *protocol == "line" {
+			*protocol = lineProtocol
+		}
+		if *protocol != lineProtocol && *protocol != redisProtocol && *protocol != natsProtocol && *protocol != stage6Protocol {
+			fmt.Fprintf(os.Stderr, "fanout: unknown -protocol %q (want line, stage6, redis or nats)\n", *protocol)
+			os.Exit(2)
+		}
 		w := workload{
-			addr: *addr, redis: *redis, receivers: *receivers, senders: *senders, size: *size,
+			addr: *addr, protocol: *protocol, receivers: *receivers, senders: *senders, size: *size,
 			rate: *rate, duration: *duration, messages: *messages, stall: *stall, serverPID: *serverPID,
 		}
 		w.window = floodWindow(w, *windowBytes)
@@ -99,13 +112,14 @@ func main() {
 		windowBytes:   *windowBytes,
 		stall:         *stall,
 		redisServer:   *redisServer,
+		natsServer:    *natsServer,
 		workloads:     splitList(*workloads),
 		rounds:        max(*rounds, 1),
 	}
 	for _, name := range splitList(*targets) {
 		t, ok := knownTargets[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "fanout: unknown target %q (want select, epoll, gorelay or redis)\n", name)
+			fmt.Fprintf(os.Stderr, "fanout: unknown target %q (want select, epoll, stage6, gorelay, redis or nats)\n", name)
 			os.Exit(2)
 		}
 		b.targets = append(b.targets, t)
@@ -119,18 +133,15 @@ func main() {
 		b.pin = false
 	}
 
-	// Ctrl-C must not leave servers behind.
-	interrupted := make(chan os.Signal, 1)
-	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-interrupted
-		b.stopAll()
-		harness.RemoveBuilds()
-		os.Exit(130)
-	}()
+	// Ctrl-C must not leave servers or builds behind: the harness kills every process it
+	// started, those started from now on included, and deletes the builds.
+	harness.CleanUpOnSignal()
 	err := b.run()
 	b.stopAll()
 	harness.RemoveBuilds()
+	if err != nil && harness.Stopping() {
+		select {} // interrupted: the signal handler cleans up and exits
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fanout: %v\n", err)
 		os.Exit(1)
@@ -192,17 +203,19 @@ func describe(w workload, r result) string {
 
 // target is a server the benchmark can start.
 type target struct {
-	name  string // in the table
-	pkg   string // module folder, or "" for Redis
-	args  []string
-	redis bool
+	name     string // in the table
+	pkg      string // module folder, or "" for Redis and NATS
+	args     []string
+	protocol string
 }
 
 var knownTargets = map[string]target{
 	"select":  {name: "stage5 select", pkg: "stage5-select", args: []string{"-poller", "select", "-quiet"}},
 	"epoll":   {name: "stage5 epoll", pkg: "stage5-select", args: []string{"-poller", "epoll", "-quiet"}},
+	"stage6":  {name: "stage6 epoll", pkg: "stage6-identity", args: []string{"-poller", "epoll", "-quiet"}, protocol: stage6Protocol},
 	"gorelay": {name: "gorelay", pkg: "harness/cmd/gorelay", args: []string{"-quiet"}},
-	"redis":   {name: "redis", redis: true},
+	"redis":   {name: "redis", protocol: redisProtocol},
+	"nats":    {name: "nats-server", protocol: natsProtocol},
 }
 
 // server is a running target.
@@ -211,6 +224,7 @@ type server struct {
 	process *harness.Process
 	addr    string
 	control net.Conn // Redis: a connection for INFO
+	monitor string   // NATS: its monitoring port's address, for /varz
 }
 
 func (s *server) pid() int { return s.process.PID() }
@@ -225,7 +239,10 @@ func (s *server) stop() {
 // connected is how many clients the server says it holds: the workshop's servers log every
 // connection and disconnection, Redis answers INFO.
 func (s *server) connected() (int, error) {
-	if s.redis {
+	switch s.protocol {
+	case natsProtocol:
+		return natsConnections(s.monitor)
+	case redisProtocol:
 		info, err := redisCommand(s.control, "INFO clients")
 		if err != nil {
 			return 0, err
@@ -245,6 +262,8 @@ func (s *server) connected() (int, error) {
 			n++
 		case strings.HasPrefix(line, "Server: client disconnected"):
 			n--
+		case s.protocol == stage6Protocol && strings.HasSuffix(line, " left") && !strings.HasPrefix(line, "Server: received from "):
+			n-- // stage 6: "Server: alice left", for a client that had joined
 		}
 	}
 	return n, nil
@@ -263,6 +282,7 @@ type bench struct {
 	windowBytes   int
 	stall         time.Duration
 	redisServer   string
+	natsServer    string
 	pin           bool
 	rounds        int
 
@@ -297,13 +317,29 @@ func (b *bench) run() error {
 	b.header()
 	var available []target
 	for _, t := range b.targets {
-		if t.redis {
+		switch {
+		case t.protocol == redisProtocol:
 			if _, err := exec.LookPath(b.redisServer); err != nil {
 				fmt.Printf("redis: skipped, %s is not installed (apt-get install redis-server, or brew install redis)\n", b.redisServer)
 				continue
 			}
-		} else if _, err := harness.BuildBinary(t.pkg); err != nil {
-			return err
+		case t.protocol == natsProtocol:
+			path, err := findNATS(b.natsServer)
+			if err != nil {
+				fmt.Printf("nats-server: skipped, %s is not installed (go install github.com/nats-io/nats-server/v2@v2.15.2, which needs Go 1.26)\n", b.natsServer)
+				continue
+			}
+			b.natsServer = path
+		default:
+			if root, err := harness.Root(); err == nil && t.protocol == stage6Protocol {
+				if _, err := os.Stat(filepath.Join(root, t.pkg)); err != nil {
+					fmt.Printf("%s: skipped, there is no %s folder in this checkout\n", t.name, t.pkg)
+					continue
+				}
+			}
+			if _, err := harness.BuildBinary(t.pkg); err != nil {
+				return err
+			}
 		}
 		available = append(available, t)
 	}
@@ -353,7 +389,17 @@ func (b *bench) header() {
 func (b *bench) start(t target, maxClients int) (*server, error) {
 	s := &server{target: t}
 	command, args := "", []string{}
-	if t.redis {
+	switch t.protocol {
+	case natsProtocol:
+		port, err1 := freePort()
+		monitor, err2 := freePort()
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s.monitor = net.JoinHostPort("127.0.0.1", strconv.Itoa(monitor))
+		command, args = b.natsServer, natsArgs(port, monitor)
+	case redisProtocol:
 		port, err := freePort()
 		if err != nil {
 			return nil, err
@@ -362,7 +408,7 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		command = b.redisServer
 		args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--maxclients", strconv.Itoa(maxClients + 100), "--daemonize", "no"}
-	} else {
+	default:
 		bin, err := harness.BuildBinary(t.pkg)
 		if err != nil {
 			return nil, err
@@ -377,7 +423,13 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		return nil, err
 	}
 	b.track(s)
-	if t.redis {
+	switch t.protocol {
+	case natsProtocol:
+		if err := waitNATS(s.addr); err != nil {
+			return nil, fmt.Errorf("%v; its output: %q", err, s.process.Stderr())
+		}
+		return s, nil
+	case redisProtocol:
 		if s.control, err = dialRedis(s.addr); err != nil {
 			return nil, fmt.Errorf("redis did not answer PING: %v; its output: %q", err, s.process.Lines())
 		}
@@ -501,7 +553,7 @@ func (b *bench) throughput() error {
 				}
 				for _, s := range servers {
 					w := workload{
-						addr: s.addr, redis: s.redis, receivers: sp.receivers, senders: sp.senders, size: size,
+						addr: s.addr, protocol: s.protocol, receivers: sp.receivers, senders: sp.senders, size: size,
 						rate: sp.rate, duration: b.duration, stall: b.stall, serverPID: s.pid(),
 					}
 					if sp.rate > 0 {
