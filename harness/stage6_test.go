@@ -94,7 +94,7 @@ func TestStage6Names(t *testing.T) {
 		require.Equal(t, "* "+long+" has entered the room\n", watcher.ReadLine(t))
 		require.Equal(t, "* "+mid+" has entered the room\n", watcher.ReadLine(t))
 		watcher.ExpectNothing(t, 200*time.Millisecond) // not a word about the refused ones
-		lurker.ExpectNothing(t, 0)
+		lurker.ExpectNothing(t, time.Millisecond)
 	})
 }
 
@@ -111,7 +111,7 @@ func TestStage6NameTaken(t *testing.T) {
 	expectEOF(t, second)
 	require.Equal(t, `Server: client disconnected (name "alice" is taken)`, s.NextLine(t))
 	alice.ExpectNothing(t, 200*time.Millisecond)
-	bob.ExpectNothing(t, 0)
+	bob.ExpectNothing(t, time.Millisecond)
 
 	alice.Close()
 	require.Equal(t, "Server: alice left", s.NextLine(t))
@@ -144,7 +144,7 @@ func TestStage6Presence(t *testing.T) {
 		require.Equal(t, "* Present: bob, dave, alice\n", dave.ReadLine(t))
 		require.Equal(t, "Server: received from dave: /who", s.NextLine(t))
 		alice.ExpectNothing(t, 200*time.Millisecond)
-		bob.ExpectNothing(t, 0)
+		bob.ExpectNothing(t, time.Millisecond)
 	})
 }
 
@@ -169,7 +169,7 @@ func TestStage6OnlyJoinedHear(t *testing.T) {
 		require.Equal(t, "Server: bob left", s.NextLine(t))
 		require.Equal(t, "* bob has left the room\n", alice.ReadLine(t))
 		alice.ExpectNothing(t, 200*time.Millisecond) // nothing about the quitter
-		lurker.ExpectNothing(t, 0)                   // nothing at all before it joins
+		lurker.ExpectNothing(t, time.Millisecond)                   // nothing at all before it joins
 
 		lurker.Send(t, "carol\n")
 		require.Equal(t, "Server: carol joined", s.NextLine(t))
@@ -255,9 +255,9 @@ func TestStage6PrivateMessages(t *testing.T) {
 		carol.Send(t, "/who\n")
 		require.Equal(t, "* Present: alice, bob, carol\n", carol.ReadLine(t))
 		bob.ExpectNothing(t, 200*time.Millisecond)
-		carol.ExpectNothing(t, 0)
-		alice.ExpectNothing(t, 0)
-		lurker.ExpectNothing(t, 0)
+		carol.ExpectNothing(t, time.Millisecond)
+		alice.ExpectNothing(t, time.Millisecond)
+		lurker.ExpectNothing(t, time.Millisecond)
 	})
 }
 
@@ -449,9 +449,9 @@ func TestStage6Chatter(t *testing.T) {
 			}
 		}
 		for _, i := range speakers {
-			room[i].ExpectNothing(t, 0)
+			room[i].ExpectNothing(t, time.Millisecond)
 		}
-		lurker.ExpectNothing(t, 0)
+		lurker.ExpectNothing(t, time.Millisecond)
 	})
 }
 
