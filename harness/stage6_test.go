@@ -169,7 +169,7 @@ func TestStage6OnlyJoinedHear(t *testing.T) {
 		require.Equal(t, "Server: bob left", s.NextLine(t))
 		require.Equal(t, "* bob has left the room\n", alice.ReadLine(t))
 		alice.ExpectNothing(t, 200*time.Millisecond) // nothing about the quitter
-		lurker.ExpectNothing(t, time.Millisecond)                   // nothing at all before it joins
+		lurker.ExpectNothing(t, time.Millisecond)    // nothing at all before it joins
 
 		lurker.Send(t, "carol\n")
 		require.Equal(t, "Server: carol joined", s.NextLine(t))
