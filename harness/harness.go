@@ -125,8 +125,9 @@ type Process struct {
 // Server is a Process that announced the port it listens on.
 type Server struct {
 	*Process
-	Port int
-	Addr string // 127.0.0.1:Port, ready to dial
+	Port   int
+	Addr   string // 127.0.0.1:Port, ready to dial
+	Poller string // the poller named on the second line (stages 5 and 6)
 }
 
 var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connections on port (\d+)\.\.\.$`)
@@ -175,8 +176,22 @@ func StartServerProcess(pkg string, args ...string) (*Server, error) {
 	}
 	s.Port, _ = strconv.Atoi(m[1])
 	s.Addr = net.JoinHostPort("127.0.0.1", m[1])
+	if announcesPoller[pkg] {
+		second, ok := p.nextLine(Deadline)
+		m := pollerLine.FindStringSubmatch(second)
+		if !ok || m == nil {
+			return s, fmt.Errorf("%s: second line %q does not name the poller; stderr: %q", pkg, second, p.Stderr())
+		}
+		s.Poller = m[1]
+	}
 	return s, nil
 }
+
+// Stages 5 and 6 say on their second line which poller they wait with.
+var (
+	announcesPoller = map[string]bool{"stage5-select": true, "stage6-identity": true}
+	pollerLine      = regexp.MustCompile(`^Server: waiting for sockets with (\w+) \(-poller (\w+)\)$`)
+)
 
 // Start runs the executable bin with args, feeding it stdin (nil for none). The process is
 // killed when the test ends.
@@ -478,6 +493,16 @@ func (c *Client) ExpectClosed(t testing.TB) {
 	if errors.As(err, &netErr) && netErr.Timeout() {
 		t.Fatalf("connection still open after %v", Deadline)
 	}
+}
+
+// ExpectEOF proves that the server ended the connection in good order (end of stream, not a
+// reset) within the Deadline, with nothing more before it.
+func (c *Client) ExpectEOF(t testing.TB) {
+	t.Helper()
+	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
+	rest, err := io.ReadAll(c.reader)
+	require.NoError(t, err, "the connection should end in good order")
+	require.Empty(t, string(rest), "nothing more before the end of the stream")
 }
 
 // Close closes the connection.

@@ -202,38 +202,69 @@ func TestStage5ManyClients(t *testing.T) {
 	require.Equal(t, "hello back\r\n", clients[count-1].ReadLine(t))
 }
 
-// Out of descriptors, accept fails with EMFILE. The server says so once, stops watching the
-// listener instead of spinning on it, and takes the waiting connection when a client leaves.
+// Out of descriptors, accept fails with EMFILE. The server says so once, turns each new
+// client away with a line (the spare descriptor trick) instead of leaving it hanging in the
+// queue, survives traffic heavy enough to start Go's garbage collector and timers, and takes
+// new clients again once one leaves.
 func TestStage5OutOfDescriptors(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
 		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, stage5),
-			"-addr", "127.0.0.1:0", "-poller", poller)
+			"-addr", "127.0.0.1:0", "-poller", poller, "-quiet", "-max-pending", "33554432")
 		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(p.NextLine(t))
 		require.NotNil(t, m, "stderr: %q", p.Stderr())
+		require.Contains(t, p.NextLine(t), "waiting for sockets with")
 		port, _ := strconv.Atoi(m[1])
 		s := &Server{Process: p, Port: port, Addr: net.JoinHostPort("127.0.0.1", m[1])}
 
 		var clients []*Client
 		for len(clients) < 30 {
-			clients = append(clients, Dial(t, s.Addr))
+			c := Dial(t, s.Addr)
 			line := s.NextLine(t)
-			if line == "Server: cannot accept connections: too many open files; waiting for a client to leave" {
+			if line == "Server: cannot accept connections: too many open files; turning new clients away until one leaves" {
+				require.Equal(t, "Server: too many connections, try again later\r\n", c.ReadLine(t))
+				c.ExpectEOF(t)
 				break
 			}
 			require.Equal(t, stage5Connected, line)
+			clients = append(clients, c)
 		}
 		require.Less(t, len(clients), 30, "the descriptor limit was never reached")
-		waiting := clients[len(clients)-1]
+
+		// Everyone after is turned away at once too, and it is said only once.
+		for range 3 {
+			c := Dial(t, s.Addr)
+			require.Equal(t, "Server: too many connections, try again later\r\n", c.ReadLine(t))
+			c.ExpectEOF(t)
+		}
+		s.ExpectNoLine(t, 200*time.Millisecond)
 		if CPUSupported {
 			expectAsleep(t, s, time.Second)
 		}
-		s.ExpectNoLine(t, 200*time.Millisecond) // said once
 
-		clients[0].Close()
+		// 9 MB of 60 KB lines: enough garbage for Go's collector to run, and its timers to need
+		// the runtime's own poller, which must not need a descriptor now.
+		sender, receiver := clients[0], clients[1]
+		line := strings.Repeat("x", 60_000) + "\n"
+		go func() {
+			for range 150 {
+				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
+				if _, err := sender.Conn.Write([]byte(line)); err != nil {
+					return
+				}
+			}
+		}()
+		for i := range 150 {
+			require.Len(t, receiver.ReadLine(t), len(line)+1, "line %d", i)
+		}
+		require.False(t, s.Exited(), "stderr: %q", s.Stderr())
+
+		clients[2].Close()
 		require.Equal(t, stage5Disconnected, s.NextLine(t))
-		require.Equal(t, stage5Connected, s.NextLine(t)) // the connection that waited
-		waiting.Send(t, "I got in\n")
-		require.Equal(t, "I got in\r\n", clients[1].ReadLine(t))
+		require.Equal(t, "Server: turned 4 connections away while out of descriptors", s.NextLine(t))
+		late := Dial(t, s.Addr)
+		require.Equal(t, stage5Connected, s.NextLine(t))
+		late.Send(t, "I got in\n")
+		require.Equal(t, "I got in\r\n", receiver.ReadLine(t))
 	})
 }

@@ -115,7 +115,8 @@ func TestStage5BinaryVerbatim(t *testing.T) {
 		message := "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
 		clients[0].Send(t, message+"\n")
 		require.Equal(t, message+"\r\n", clients[1].ReadLine(t))
-		require.Equal(t, `Server: received from client: nul\x00 bad utf-8 `+"\xff\xfe"+` esc \x1b[2J tab`+"\t"+`del\x7f é`,
+		// Every byte that is not printable UTF-8 is shown as \xNN, so that none is invisible.
+		require.Equal(t, `Server: received from client: nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab`+"\t"+`del\x7f é`,
 			s.NextLine(t))
 	})
 }
@@ -136,6 +137,7 @@ func TestStage5LongLine(t *testing.T) {
 			sender.Conn.Write([]byte(strings.Repeat("x", 1<<20)))
 		}()
 		require.Equal(t, "Server: client disconnected (line longer than 65536 bytes)", s.NextLine(t))
+		require.Equal(t, "Server: line longer than 65536 bytes, disconnecting you\r\n", sender.ReadLine(t))
 		sender.ExpectClosed(t)
 		<-sent
 		a.ExpectNothing(t, 300*time.Millisecond)
@@ -163,14 +165,23 @@ func TestStage5LineLimitEdge(t *testing.T) {
 		require.Equal(t, "Server: received from client: 0123456789", s.NextLine(t))
 	}
 
+	// A client the server drops is told why in one last line before the end of the stream
+	// (after the two lines it was sent above).
+	for _, c := range []*Client{complete, unfinished} {
+		for range 2 {
+			require.Equal(t, "0123456789\r\n", c.ReadLine(t))
+		}
+	}
 	complete.Send(t, "0123456789a\r\n")
 	require.Equal(t, "Server: client disconnected (line longer than 10 bytes)", s.NextLine(t))
-	complete.ExpectClosed(t)
+	require.Equal(t, "Server: line longer than 10 bytes, disconnecting you\r\n", complete.ReadLine(t))
+	complete.ExpectEOF(t)
 	unfinished.Send(t, "0123456789ab")
 	require.Equal(t, "Server: client disconnected (line longer than 10 bytes)", s.NextLine(t))
-	unfinished.ExpectClosed(t)
+	require.Equal(t, "Server: line longer than 10 bytes, disconnecting you\r\n", unfinished.ReadLine(t))
+	unfinished.ExpectEOF(t)
 	receiver.ExpectNothing(t, 200*time.Millisecond)
-	sender.ExpectNothing(t, 0)
+	sender.ExpectNothing(t, 100*time.Millisecond)
 }
 
 // An idle server sleeps in the kernel, even after a client has left (stage 3's loop would
