@@ -4,7 +4,6 @@ package harness
 
 import (
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"strings"
 	"syscall"
@@ -52,16 +51,6 @@ func presenceLine(others ...string) string {
 	return "* The room contains: " + strings.Join(others, ", ") + "\n"
 }
 
-// expectEOF proves that the server closed the connection in good order with nothing more to
-// say: the next read is the end of the stream, with no byte before it.
-func expectEOF(t *testing.T, c *Client) {
-	t.Helper()
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-	rest, err := io.ReadAll(c.reader)
-	require.NoError(t, err, "the connection should end with EOF, not an error")
-	require.Empty(t, string(rest), "nothing should come before the end of the stream")
-}
-
 // The name prompt, and names: 1 to 32 ASCII letters or digits. Anything else gets one line
 // and a disconnect, and nobody else hears of it; the log says what was refused, with control
 // bytes escaped.
@@ -79,11 +68,12 @@ func TestStage6Names(t *testing.T) {
 			{"bob!", "bob!"},
 			{strings.Repeat("a", 33), strings.Repeat("a", 33)},
 			{"\x1b[2Jred", `\x1b[2Jred`},
+			{"bad\xffbyte", `bad\xffbyte`},
 		} {
 			c := connectStage6(t, s)
 			c.Send(t, name.sent+"\n")
 			require.Equal(t, stage6Illegal, c.ReadLine(t), "name %q", name.sent)
-			expectEOF(t, c)
+			c.ExpectEOF(t)
 			require.Equal(t, fmt.Sprintf(`Server: client disconnected (illegal name "%s")`, name.logged), s.NextLine(t))
 		}
 
@@ -108,7 +98,7 @@ func TestStage6NameTaken(t *testing.T) {
 	second := connectStage6(t, s)
 	second.Send(t, "alice\r\n")
 	require.Equal(t, "* Sorry, the name alice is taken.\n", second.ReadLine(t))
-	expectEOF(t, second)
+	second.ExpectEOF(t)
 	require.Equal(t, `Server: client disconnected (name "alice" is taken)`, s.NextLine(t))
 	alice.ExpectNothing(t, 200*time.Millisecond)
 	bob.ExpectNothing(t, time.Millisecond)
@@ -261,6 +251,25 @@ func TestStage6PrivateMessages(t *testing.T) {
 	})
 }
 
+// A client that says its name and a few lines and closes at once, the last line without its
+// "\n", has joined, said every line and left, in that order, for everyone else.
+func TestStage6LastWords(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller)
+		bob := joinStage6(t, s, "bob")
+		alice := Dial(t, s.Addr)
+		alice.Send(t, "alice\nHello\r\nbye")
+		alice.Close()
+		for _, want := range []string{
+			"* alice has entered the room\n", "[alice] Hello\n", "[alice] bye\n", "* alice has left the room\n",
+		} {
+			require.Equal(t, want, bob.ReadLine(t))
+		}
+		s.ExpectLines(t, "Server: client connected", "Server: alice joined",
+			"Server: received from alice: Hello", "Server: received from alice: bye", "Server: alice left")
+	})
+}
+
 // The log, one line each, as the article prints it but with names.
 func TestStage6Log(t *testing.T) {
 	s := StartServer(t, stage6)
@@ -297,7 +306,8 @@ func TestStage6Limits(t *testing.T) {
 
 		bob.Send(t, strings.Repeat("x", 2001)+"\n")
 		require.Equal(t, "Server: bob left (line longer than 2000 bytes)", s.NextLine(t))
-		bob.ExpectClosed(t)
+		require.Equal(t, "Server: line longer than 2000 bytes, disconnecting you\n", bob.ReadLine(t))
+		bob.ExpectEOF(t)
 		for _, c := range []*Client{alice, carol, dave, erin} {
 			require.Equal(t, "* bob has left the room\n", c.ReadLine(t))
 		}
@@ -309,7 +319,9 @@ func TestStage6Limits(t *testing.T) {
 		s.ExpectLines(t,
 			"Server: received from alice: /msg carol "+big,
 			"Server: carol left (not reading: more than 1100 bytes pending)")
-		carol.ExpectClosed(t)
+		goodbye := "Server: more than 1100 bytes waiting for you, disconnecting you\n"
+		require.Equal(t, goodbye, carol.ReadLine(t))
+		carol.ExpectEOF(t)
 		for _, c := range []*Client{alice, dave, erin} {
 			require.Equal(t, "* carol has left the room\n", c.ReadLine(t))
 		}
@@ -323,8 +335,10 @@ func TestStage6Limits(t *testing.T) {
 			"Server: erin left (not reading: more than 1100 bytes pending)")
 		require.Equal(t, "* dave has left the room\n", alice.ReadLine(t))
 		require.Equal(t, "* erin has left the room\n", alice.ReadLine(t))
-		dave.ExpectClosed(t)
-		erin.ExpectClosed(t)
+		for _, c := range []*Client{dave, erin} {
+			require.Equal(t, goodbye, c.ReadLine(t))
+			c.ExpectEOF(t)
+		}
 		alice.Send(t, "/who\n")
 		require.Equal(t, "* Present: alice\n", alice.ReadLine(t))
 		require.Equal(t, "Server: received from alice: /who", s.NextLine(t))
@@ -335,7 +349,7 @@ func TestStage6Limits(t *testing.T) {
 		s.Signal(t, syscall.SIGINT)
 		require.Equal(t, 0, s.WaitExit(t, 5*time.Second))
 		require.Equal(t, "Server: shutting down", s.NextLine(t))
-		expectEOF(t, alice)
+		alice.ExpectEOF(t)
 	})
 }
 

@@ -4,17 +4,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"log"
 	"net"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -28,9 +25,13 @@ type client struct {
 	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
 	// several lines, whatever the client's writes were.
 	pending []byte
-	// output holds the lines for this client that its socket has not taken yet: a client that
-	// reads slowly must neither make the others wait nor lose a line.
-	output         []byte
+	// output holds what this client's socket has not taken yet, so that a client that reads
+	// slowly neither makes the others wait nor loses a line. It is a queue of batches, each the
+	// lines of one read framed once and shared, unchanged, by every client it was queued for:
+	// a line sent to 1,000 clients is held once, not 1,000 times. sent counts the bytes of
+	// output[0] already written, queued the bytes still to write.
+	output         [][]byte
+	sent, queued   int
 	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
 	disconnected   bool // the client left, or was dropped, during this pass
 	// name is what the client answered to the welcome, and "" until then: a client without a
@@ -40,66 +41,50 @@ type client struct {
 
 // server is the loop's state, shared by the functions below.
 type server struct {
-	poller       poller
-	listener     int
-	clients      map[int]*client // by descriptor: events name descriptors
-	joined       []*client       // the clients with a name, in the order they joined
-	writers      []*client       // clients to write to at the end of this pass
-	out          *bufio.Writer   // standard output, written once per pass
-	buffer       []byte          // one buffer for every read: an idle client costs no buffer
-	batch        []byte          // the lines of one read, framed for the others
-	quiet        bool
-	maxLine      int
-	maxPending   int
-	acceptPaused bool // out of descriptors: the listener is not watched until a client leaves
+	options
+	poller      poller
+	listener    int
+	clients     map[int]*client // by descriptor: events name descriptors
+	joined      []*client       // the clients with a name, in the order they joined: the room
+	writers     []*client       // clients to write to at the end of this pass
+	buffer      []byte          // one buffer for every read: an idle client costs no buffer
+	batches     []byte          // where this pass frames the lines it broadcasts
+	kept        bool            // a client kept some of this pass's batches for later
+	iovecs      [][]byte        // the batches of one writev
+	out         *bytes.Buffer   // what this pass printed: see log.go
+	log         *logWriter
+	descriptors // out of descriptors: see descriptors.go
+	stopping    // shutting down: see shutdown.go
 }
 
 // errLeft is why a client that went away by itself is disconnected (no reason is printed).
 var errLeft = errors.New("left")
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix(filepath.Base(os.Args[0]) + ": ")
-	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
-	pollerName := flag.String("poller", "select", "how to wait: select or "+nativePollerName)
-	maxLine := flag.Int("max-line", 65536, "longest line a client may send, in bytes")
-	maxPending := flag.Int("max-pending", 4<<20, "most bytes a client may leave unread, or be dropped")
-	quiet := flag.Bool("quiet", false, "do not print every message (for benchmarks)")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n"+
-			"A chat server where everyone has a name: Protohackers' Budget Chat, plus /msg and /who.\n",
-			filepath.Base(os.Args[0]))
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-
-	poller, err := newPoller(*pollerName)
+	options := parseFlags() // flags.go
+	poller, err := newPoller(options.poller)
 	if err != nil {
 		log.Print(err)
 		os.Exit(2) // like any misused flag
 	}
-	listener, port, err := listenNonblocking(*addr)
+	listener, port, err := listenNonblocking(options.addr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v", *addr, reason(err))
+		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err))
 	}
-	stop, err := pipeOnSignal()
-	if err == nil {
-		err = errors.Join(poller.add(listener), poller.add(stop))
-	}
-	if err != nil {
+	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
+		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
+	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see shutdown.go
 		log.Fatalf("cannot start waiting for sockets: %v", err)
 	}
-	s := &server{poller: poller, listener: listener, clients: map[int]*client{},
-		out: bufio.NewWriterSize(os.Stdout, 64<<10), buffer: make([]byte, 64<<10),
-		quiet: *quiet, maxLine: *maxLine, maxPending: *maxPending}
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
+	fmt.Fprintf(s.out, "Server: waiting for sockets with %s (-poller %[1]s)\n", options.poller)
 
 	for {
-		// What the loop printed goes out once per pass, not once per line.
-		s.out.Flush()
+		// What the loop printed goes out once per pass, and never holds the loop up.
+		s.handLog()
 		// The lesson of this stage: sleep in the kernel, with no timeout, until a socket is
-		// ready. An idle server uses no CPU at all.
-		events, err := s.poller.wait()
+		// ready. An idle server uses no CPU at all. (Only a shutdown sets a timeout.)
+		events, err := s.poller.wait(s.timeout())
 		if err == unix.EINTR {
 			continue // a signal cut the sleep short: sleep again
 		}
@@ -110,32 +95,34 @@ func main() {
 		for _, e := range events {
 			sender := s.clients[e.fd]
 			switch {
-			case e.fd == stop:
-				s.shutdown()
-			case e.fd == listener:
+			case e.fd == s.signals:
+				s.onSignal()
+			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
 			case sender == nil:
 				// Disconnected earlier in this pass: a stale event, ignore it. Accepting last
 				// keeps a new client from taking over its descriptor number before now.
 			default:
 				if e.readable {
-					lines, err := s.readLines(sender)
-					s.route(sender, lines)
-					if err != nil {
-						s.disconnect(sender, err)
-					}
+					s.receive(sender)
 				}
 				if e.writable && !sender.disconnected {
 					s.writers = append(s.writers, sender) // its socket has room again
 				}
 			}
 		}
-		for listenerReady {
+		// A storm of connections must not hold up everyone else: a bounded number per pass,
+		// as Redis does; the rest wait in the queue for the next pass.
+		for i := 0; listenerReady && i < acceptsPerPass; i++ {
 			listenerReady = s.acceptClient()
 		}
 		s.flush() // after accepting, so that a newcomer's welcome goes out in this pass
+		s.finishStopping()
 	}
 }
+
+// acceptsPerPass bounds the connections one pass accepts.
+const acceptsPerPass = 64
 
 // listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
 // returns the socket and the port it is bound to (the real one when addr asks for port 0).
@@ -213,12 +200,7 @@ func (s *server) acceptClient() (again bool) {
 	case unix.ECONNABORTED, unix.EINTR:
 		return true // the client gave up while it waited in the queue: try the next one
 	case unix.EMFILE, unix.ENFILE:
-		// Out of file descriptors. The connection stays queued, so the listener would be
-		// ready again at once, forever: stop watching it until a client leaves.
-		fmt.Fprintf(s.out, "Server: cannot accept connections: %v; waiting for a client to leave\n", err)
-		s.poller.remove(s.listener)
-		s.acceptPaused = true
-		return false
+		return s.outOfDescriptors(err) // descriptors.go
 	default:
 		return false // EAGAIN: nobody else is waiting
 	}
@@ -232,7 +214,7 @@ func (s *server) acceptClient() (again bool) {
 	// A pass already gathers a client's lines into one write: Nagle's delay would only add latency.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	if err := s.poller.add(fd); err != nil {
-		unix.Close(fd)
+		turnAway(fd) // descriptors.go
 		fmt.Fprintf(s.out, "Server: refused a connection: %v\n", err)
 		return true
 	}
@@ -242,19 +224,38 @@ func (s *server) acceptClient() (again bool) {
 	return true
 }
 
+// receive reads what sender has sent, routes every complete line, and disconnects sender if
+// it has left or broke a limit. It reports whether sender may have more to read.
+func (s *server) receive(sender *client) (more bool) {
+	lines, err := s.readLines(sender)
+	s.route(sender, lines)
+	if err != nil && err != unix.EAGAIN {
+		s.disconnect(sender, err)
+	}
+	return err == nil && !sender.disconnected // a refused name disconnects it, for one
+}
+
 // readLines reads what the client has sent and returns the complete lines it now has, each
 // without its "\n" or "\r\n"; they stay valid until the next read from this client. err is
-// errLeft once the client has left, or says why the server drops it.
+// EAGAIN when there was nothing to read, errLeft once the client has left, or says why the
+// server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
+	if s.shuttingDown {
+		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
+	}
 	n, err := unix.Read(c.fd, s.buffer)
 	if err == unix.EAGAIN {
-		return nil, nil // nothing after all
+		return nil, err // nothing after all
 	}
 	if err != nil || n == 0 {
 		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
 		// A client that shut only its writing half reads as 0 bytes too, at every pass: it has
-		// left as well, or the loop would spin on it.
-		return nil, errLeft
+		// left as well, or the loop would spin on it. A last line with no "\n" before the end
+		// of the stream is a line all the same.
+		if n == 0 && len(c.pending) > 0 {
+			lines = append(lines, bytes.TrimSuffix(c.pending, []byte("\r")))
+		}
+		return lines, errLeft
 	}
 	c.pending = append(c.pending, s.buffer[:n]...)
 	rest := c.pending
@@ -265,15 +266,13 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 		}
 		line := bytes.TrimSuffix(rest[:end], []byte("\r"))
 		if len(line) > s.maxLine {
-			return lines, fmt.Errorf("line longer than %d bytes", s.maxLine)
+			return lines, errTooLong(s.maxLine) // limits.go
 		}
 		lines = append(lines, line)
 		rest = rest[end+1:]
 	}
-	// Drop an unfinished line as soon as it is too long (the +1 leaves room for a "\r" that
-	// may end it): a client that sends without end cannot fill the server's memory.
-	if len(rest) > s.maxLine+1 {
-		return lines, fmt.Errorf("line longer than %d bytes", s.maxLine)
+	if len(rest) > s.maxLine+1 { // limits.go says why as soon as it is too long
+		return lines, errTooLong(s.maxLine)
 	}
 	if len(rest) == 0 {
 		rest = c.pending[:0] // all used: the next read fills the buffer again from its start
@@ -284,8 +283,8 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 
 // broadcast queues lines, each as "[NAME] message\n", for every joined client except their
 // sender. Nothing is written yet: that happens once per client at the end of the pass. The
-// lines of one read are framed once, into one batch, and the batch is added to each client's
-// output: one trip over all the clients per read, not per line, which matters in a flood.
+// lines of one read are framed once, into one batch that is never changed again, and every
+// receiver's queue gets a reference to that one batch, not a copy of it.
 //
 // Stage 6's lines end in "\n" alone, where stages 4 and 5 sent "\r\n": Protohackers' Budget
 // Chat protocol, which stage 6 speaks, ends every line with "\n", and its clients compare whole
@@ -294,54 +293,87 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 	if len(lines) == 0 {
 		return
 	}
-	s.batch = s.batch[:0]
+	start := len(s.batches)
 	for _, message := range lines {
-		s.batch = append(append(append(append(s.batch, '['), sender.name...), "] "...), message...)
-		s.batch = append(s.batch, '\n')
+		s.batches = append(append(append(append(s.batches, '['), sender.name...), "] "...), message...)
+		s.batches = append(s.batches, '\n')
 	}
+	// The full slice expression caps the batch, so no append can ever write into it.
+	batch := s.batches[start:len(s.batches):len(s.batches)]
 	for _, receiver := range s.joined {
 		if receiver == sender || receiver.disconnected {
 			continue // disconnected: dropped while this loop ran (see leave)
 		}
-		if len(receiver.output) == 0 {
+		if receiver.queued == 0 {
 			// It joins the writers now. With output already there it is on the list, or the
-			// poller will say when its socket has room.
+			// poller will say when its socket has room, and it keeps this batch till then.
 			s.writers = append(s.writers, receiver)
+		} else {
+			s.kept = true
 		}
-		receiver.output = append(receiver.output, s.batch...)
-		if len(receiver.output) > s.maxPending {
-			s.disconnect(receiver, fmt.Errorf("not reading: more than %d bytes pending", s.maxPending))
+		receiver.output = append(receiver.output, batch)
+		receiver.queued += len(batch)
+		if receiver.queued > s.maxPending {
+			s.disconnect(receiver, errNotReading(s.maxPending)) // limits.go
 		}
 	}
 }
 
-// flush gives each client on the writers list one write, whatever the number of lines that
-// wait for it, as Redis does; clients with nothing to send are not even looked at.
+// flush gives each client on the writers list one write, whatever the number of batches that
+// wait for it, as Redis does: writev hands the kernel all of them in one system call. Clients
+// with nothing to send are not even looked at.
 func (s *server) flush() {
-	for _, c := range s.writers {
-		if c.disconnected {
+	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
+		c := s.writers[i]
+		if c.disconnected || c.queued == 0 {
 			continue
 		}
-		n, err := unix.Write(c.fd, c.output)
+		// writev takes one slice per batch, at most 1024 of them (IOV_MAX on Linux and macOS).
+		s.iovecs = append(s.iovecs[:0], c.output[:min(len(c.output), 1024)]...)
+		s.iovecs[0] = s.iovecs[0][c.sent:]
+		n, err := unix.Writev(c.fd, s.iovecs)
 		if err != nil && err != unix.EAGAIN {
-			s.disconnect(c, errLeft) // EPIPE, ECONNRESET: the connection broke
+			s.relayLastWords(c) // EPIPE, ECONNRESET: it left; lastwords.go
 			continue
 		}
-		if n == len(c.output) && cap(c.output) > 64<<10 {
-			c.output = nil // all sent, after a backlog: give the big buffer back
-		} else if n == len(c.output) {
-			c.output = c.output[:0] // all sent: the next lines reuse the buffer from its start
-		} else {
-			c.output = c.output[max(n, 0):] // EAGAIN (n is -1) or a partial write: the rest waits
+		c.consume(max(n, 0)) // EAGAIN (n is -1) or a partial write: the rest waits
+		if c.queued > 0 {
+			s.kept = true
 		}
 		// Watch for room in the socket only while output waits: a socket with room is always
 		// writable, so watching an idle client would wake the loop at once, forever.
-		if waiting := len(c.output) > 0; waiting != c.watchingWrites {
+		if waiting := c.queued > 0; waiting != c.watchingWrites {
 			c.watchingWrites = waiting
 			s.poller.watchWrites(c.fd, waiting)
 		}
 	}
 	s.writers = s.writers[:0]
+	// When every client took all of this pass's batches, the next pass frames its lines into
+	// the same buffer; when one kept some, they must stay as they are: start a new buffer.
+	if s.kept {
+		s.batches, s.kept = nil, false
+	} else {
+		s.batches = s.batches[:0]
+	}
+}
+
+// consume takes the n bytes the socket took off the front of c's queue.
+func (c *client) consume(n int) {
+	c.queued -= n
+	n += c.sent
+	done := 0
+	for done < len(c.output) && n >= len(c.output[done]) {
+		n -= len(c.output[done])
+		done++
+	}
+	// Move what is left to the front, and forget the batches sent, so that a batch nobody
+	// needs any more can be freed.
+	left := copy(c.output, c.output[done:])
+	clear(c.output[left:])
+	c.output, c.sent = c.output[:left], n
+	if left == 0 && cap(c.output) > 64 {
+		c.output = nil // caught up after a backlog: give the long queue back
+	}
 }
 
 // disconnect closes c's connection and forgets c, saying why if the server decided it.
@@ -349,12 +381,16 @@ func (s *server) disconnect(c *client, why error) {
 	if c.disconnected {
 		return // dropped already, while its own lines were being routed
 	}
+	if why != errLeft {
+		s.sayGoodbye(c, why) // limits.go
+	}
 	// Stop watching the descriptor before closing it: select fails on a closed descriptor,
 	// and the next accept may give the same number to a new client.
 	s.poller.remove(c.fd)
 	unix.Close(c.fd)
 	delete(s.clients, c.fd)
 	c.disconnected = true
+	c.output = nil
 	if c.name != "" {
 		s.leave(c, why)
 	} else if why == errLeft {
@@ -362,10 +398,7 @@ func (s *server) disconnect(c *client, why error) {
 	} else {
 		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
 	}
-	if s.acceptPaused {
-		s.acceptPaused = false // a descriptor is free again
-		s.poller.add(s.listener)
-	}
+	s.descriptorFreed() // descriptors.go
 }
 
 // route handles the lines of one read, in order. A client's first line is its name; after
@@ -401,8 +434,10 @@ func (s *server) route(sender *client, lines [][]byte) {
 // told why and disconnected, and nobody else hears anything about it.
 func (s *server) join(c *client, name []byte) {
 	if !legalName(name) {
+		var shown bytes.Buffer
+		writePrintable(&shown, name) // log.go: shown as messages are
 		s.refuse(c, "* Sorry, a name is 1 to 32 letters and digits.\n",
-			fmt.Errorf(`illegal name "%s"`, printable(name)))
+			fmt.Errorf(`illegal name "%s"`, shown.String()))
 		return
 	}
 	if s.named(string(name)) != nil {
@@ -435,13 +470,12 @@ func legalName(name []byte) bool {
 	return true
 }
 
-// refuse sends c one last line and disconnects it. The line is written at once, not at the end
-// of the pass, since the connection closes now; a client that has just connected has all the
-// room it needs in its socket.
+// refuse tells c why it cannot join, in one last line, and disconnects it. The line is
+// written at once, not queued, since the connection closes now; a client that has just
+// connected has all the room it needs in its socket.
 func (s *server) refuse(c *client, line string, why error) {
-	c.output = append(c.output, line...)
-	unix.Write(c.fd, c.output)
-	s.disconnect(c, why)
+	unix.Write(c.fd, []byte(line))
+	s.disconnect(c, why) // which reads what c sent after its name: see sayGoodbye
 }
 
 // leave takes a client that had joined out of the room and tells the others; disconnect calls
@@ -459,14 +493,20 @@ func (s *server) leave(c *client, why error) {
 	s.announce(c, "* "+c.name+" has left the room\n")
 }
 
-// send queues a line for c alone, as broadcast does for the room, with the same limit.
+// send queues a line for c alone: a batch of its own, queued as broadcast queues one for
+// each receiver, under the same limit.
 func (s *server) send(c *client, line string) {
-	if len(c.output) == 0 {
+	start := len(s.batches)
+	s.batches = append(s.batches, line...)
+	if c.queued == 0 {
 		s.writers = append(s.writers, c)
+	} else {
+		s.kept = true
 	}
-	c.output = append(c.output, line...)
-	if len(c.output) > s.maxPending {
-		s.disconnect(c, fmt.Errorf("not reading: more than %d bytes pending", s.maxPending))
+	c.output = append(c.output, s.batches[start:len(s.batches):len(s.batches)])
+	c.queued += len(line)
+	if c.queued > s.maxPending {
+		s.disconnect(c, errNotReading(s.maxPending)) // limits.go
 	}
 }
 
@@ -523,60 +563,6 @@ func (s *server) names() string {
 	return strings.Join(names, ", ")
 }
 
-// pipeOnSignal returns a descriptor that becomes readable on SIGINT (Ctrl-C) or SIGTERM. Go
-// delivers signals on a channel, but the loop sleeps in the poller, so a goroutine writes a
-// byte into a pipe the poller watches: the classic self-pipe trick.
-func pipeOnSignal() (int, error) {
-	pipe := make([]int, 2)
-	if err := unix.Pipe(pipe); err != nil {
-		return -1, err
-	}
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, unix.SIGINT, unix.SIGTERM)
-	go func() {
-		<-signals
-		unix.Write(pipe[1], []byte{0})
-	}()
-	return pipe[0], nil
-}
-
-// shutdown stops accepting, closes every client (each reads the end of the stream) and exits.
-func (s *server) shutdown() {
-	unix.Close(s.listener)
-	for _, c := range s.clients {
-		unix.Close(c.fd)
-	}
-	fmt.Fprintln(s.out, "Server: shutting down")
-	s.out.Flush()
-	os.Exit(0)
-}
-
-// printMessage prints a message as the article does, but with control bytes as \xNN: a
-// client must not drive the instructor's terminal with escape sequences. Other clients still
-// get the bytes as they were sent.
-func (s *server) printMessage(sender *client, message []byte) {
-	if s.quiet {
-		return
-	}
-	s.out.WriteString("Server: received from " + sender.name + ": ")
-	s.out.WriteString(printable(message))
-	s.out.WriteByte('\n')
-}
-
-// printable returns b with its control bytes as \xNN, for the log: a message, or a name that
-// was refused.
-func printable(text []byte) string {
-	var out strings.Builder
-	for _, b := range text {
-		if b < ' ' && b != '\t' || b == 0x7f {
-			fmt.Fprintf(&out, `\x%02x`, b)
-		} else {
-			out.WriteByte(b)
-		}
-	}
-	return out.String()
-}
-
 // reason cuts an error from the net package down to its cause: "address already in use"
 // rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
 // already names the address.
@@ -594,4 +580,19 @@ func reason(err error) error {
 		return opErr.Err
 	}
 	return err
+}
+
+// hint adds a guess to "address already in use": most often, a server from an earlier stage
+// is still running in another terminal.
+func hint(addr string, err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	next := ":5556"
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if n, err := strconv.Atoi(port); err == nil {
+			next = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+	}
+	return " (is another server still running? try -addr " + next + ")"
 }

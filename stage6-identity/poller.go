@@ -21,7 +21,9 @@ type poller interface {
 	add(fd int) error               // report fd when it is readable
 	watchWrites(fd int, watch bool) // also report fd when it is writable, or stop that
 	remove(fd int)                  // stop reporting fd; call it before closing fd
-	wait() ([]event, error)         // sleep, with no timeout, until something is ready
+	// wait sleeps until something is ready. timeout is in milliseconds, and -1 means none:
+	// only a server that is shutting down sets one.
+	wait(timeout int) ([]event, error)
 }
 
 // newPoller returns the poller -poller names: select on any Unix, or this system's own

@@ -34,8 +34,8 @@ func (p *epollPoller) remove(fd int) {
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, &unix.EpollEvent{})
 }
 
-func (p *epollPoller) wait() ([]event, error) {
-	n, err := unix.EpollWait(p.epfd, p.ready, -1) // -1: no timeout
+func (p *epollPoller) wait(timeout int) ([]event, error) {
+	n, err := unix.EpollWait(p.epfd, p.ready, timeout) // -1: no timeout
 	if err != nil {
 		return nil, err
 	}

@@ -39,8 +39,13 @@ func (p *kqueuePoller) remove(fd int) {
 	p.change(fd, unix.EVFILT_WRITE, unix.EV_DELETE) // fails harmlessly if not watched
 }
 
-func (p *kqueuePoller) wait() ([]event, error) {
-	n, err := unix.Kevent(p.kq, nil, p.ready, nil) // nil: no timeout
+func (p *kqueuePoller) wait(timeout int) ([]event, error) {
+	var limit *unix.Timespec // nil: no timeout
+	if timeout >= 0 {
+		t := unix.NsecToTimespec(int64(timeout) * 1e6)
+		limit = &t
+	}
+	n, err := unix.Kevent(p.kq, nil, p.ready, limit)
 	if err != nil {
 		return nil, err
 	}

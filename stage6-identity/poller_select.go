@@ -43,11 +43,16 @@ func (p *selectPoller) remove(fd int) {
 	}
 }
 
-func (p *selectPoller) wait() ([]event, error) {
+func (p *selectPoller) wait(timeout int) ([]event, error) {
 	// select overwrites the sets it is given with the ready ones, so give it fresh copies
-	// every pass. The nil timeout means: sleep until something is ready.
+	// every pass. A nil timeout means: sleep until something is ready.
 	readable, writable := p.readers, p.writers
-	if _, err := unix.Select(p.maxFD+1, &readable, &writable, nil, nil); err != nil {
+	var limit *unix.Timeval
+	if timeout >= 0 {
+		t := unix.NsecToTimeval(int64(timeout) * 1e6)
+		limit = &t
+	}
+	if _, err := unix.Select(p.maxFD+1, &readable, &writable, nil, limit); err != nil {
 		return nil, err
 	}
 	// The answer is bits, not a list: test every descriptor up to the highest one.
