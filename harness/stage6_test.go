@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -351,6 +352,60 @@ func TestStage6Limits(t *testing.T) {
 		require.Equal(t, "Server: shutting down", s.NextLine(t))
 		alice.ExpectEOF(t)
 	})
+}
+
+// A client that stops reading falls behind with its queue kept in the server, and gets all of
+// it once it reads again: the flood, then a private line queued for it alone while it was
+// behind, then what came after, each byte as it was sent.
+func TestStage6SlowReaderCatchesUp(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller, "-quiet", "-max-pending", "16777216")
+		alice := joinStage6(t, s, "alice")
+		bob := joinStage6(t, s, "bob", "alice")
+		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+		late := dialSmallReceiveBuffer(t, s.Addr)
+		require.Equal(t, "Server: client connected", s.NextLine(t))
+		require.Equal(t, stage6Welcome, late.ReadLine(t))
+		late.Send(t, "late\n")
+		require.Equal(t, "Server: late joined", s.NextLine(t))
+		require.Equal(t, presenceLine("alice", "bob"), late.ReadLine(t))
+		require.Equal(t, "* late has entered the room\n", alice.ReadLine(t))
+		require.Equal(t, "* late has entered the room\n", bob.ReadLine(t))
+
+		// 8 MB: more than the kernel buffers for a client that does not read (about 3 MB on
+		// Linux), less than the limit of 16 MiB.
+		const count = 80_000
+		var received atomic.Int64
+		sent := startFlood(alice, count, &received)
+		expectTaggedFlood(t, bob, count, &received)
+		require.NoError(t, <-sent)
+
+		// The private line waits behind the flood, in the buffer this pass frames its lines in
+		// (40 bytes with bob's). The next pass must not frame its lines over it: its 40 bytes
+		// would fit in the same buffer.
+		alice.Send(t, "/msg bob sync\n/msg late psst\n")
+		require.Equal(t, "[alice -> you] sync\n", bob.ReadLine(t))
+		message := "after the flood" + strings.Repeat(".", 16) // 31 bytes: 40 as "[alice] ...\n"
+		after := "[alice] " + message + "\n"
+		alice.Send(t, message+"\n")
+		require.Equal(t, after, bob.ReadLine(t))
+
+		expectTaggedFlood(t, late, count, new(atomic.Int64))
+		require.Equal(t, "[alice -> you] psst\n", late.ReadLine(t))
+		require.Equal(t, after, late.ReadLine(t))
+	})
+}
+
+// expectTaggedFlood reads count flood lines as stage 6 relays them, from alice, in order.
+func expectTaggedFlood(t *testing.T, c *Client, count int, received *atomic.Int64) {
+	t.Helper()
+	for i := 0; i < count; i++ {
+		want := "[alice] " + strings.TrimSuffix(floodLine(i), "\r\n") + "\n"
+		if line := c.ReadLine(t); line != want {
+			t.Fatalf("line %d: got %q, want %q", i, line, want)
+		}
+		received.Store(int64(i + 1))
+	}
 }
 
 // 50 clients join and chatter at once, in an order that mixes their lines, while one more
