@@ -5,6 +5,8 @@ package harness
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -406,6 +408,48 @@ func expectTaggedFlood(t *testing.T, c *Client, count int, received *atomic.Int6
 		}
 		received.Store(int64(i + 1))
 	}
+}
+
+// Out of descriptors, stage 5's spare descriptor still turns new clients away at once, with a
+// line that ends in "\n" as all of stage 6's lines do; the room goes on, and takes newcomers
+// again once someone leaves.
+func TestStage6OutOfDescriptors(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
+		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, stage6),
+			"-addr", "127.0.0.1:0", "-poller", poller)
+		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(p.NextLine(t))
+		require.NotNil(t, m, "stderr: %q", p.Stderr())
+		require.Contains(t, p.NextLine(t), "waiting for sockets with")
+		s := &Server{Process: p, Addr: net.JoinHostPort("127.0.0.1", m[1])}
+
+		alice := joinStage6(t, s, "alice")
+		bob := joinStage6(t, s, "bob", "alice")
+		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+		turnedAway := 0
+		for range 30 {
+			c := Dial(t, s.Addr)
+			line := s.NextLine(t)
+			if line == "Server: cannot accept connections: too many open files; turning new clients away until one leaves" {
+				require.Equal(t, "Server: too many connections, try again later\n", c.ReadLine(t))
+				c.ExpectEOF(t)
+				turnedAway++
+				break
+			}
+			require.Equal(t, "Server: client connected", line)
+			require.Equal(t, stage6Welcome, c.ReadLine(t))
+		}
+		require.Equal(t, 1, turnedAway, "the descriptor limit was never reached")
+
+		bob.Send(t, "still here\n")
+		require.Equal(t, "[bob] still here\n", alice.ReadLine(t))
+		require.Equal(t, "Server: received from bob: still here", s.NextLine(t))
+		bob.Close()
+		s.ExpectLines(t, "Server: bob left", "Server: turned 1 connections away while out of descriptors")
+		require.Equal(t, "* bob has left the room\n", alice.ReadLine(t))
+		joinStage6(t, s, "carol", "alice")
+		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
+	})
 }
 
 // 50 clients join and chatter at once, in an order that mixes their lines, while one more
