@@ -102,17 +102,17 @@ func (s *server) printMessage(sender *client, message []byte) {
 	s.out.WriteByte('\n')
 }
 
-// writePrintable writes text to out as printMessage shows it; a refused name is shown so too.
-func writePrintable(out *bytes.Buffer, text []byte) {
-	for len(text) > 0 {
-		r, size := utf8.DecodeRune(text)
+// writePrintable writes message to out as printMessage shows it; a refused name is shown so too.
+func writePrintable(out *bytes.Buffer, message []byte) {
+	for len(message) > 0 {
+		r, size := utf8.DecodeRune(message)
 		if r == '\t' || unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1) {
-			out.Write(text[:size])
+			out.Write(message[:size])
 		} else {
-			for _, b := range text[:size] {
+			for _, b := range message[:size] {
 				fmt.Fprintf(out, `\x%02x`, b)
 			}
 		}
-		text = text[size:]
+		message = message[size:]
 	}
 }
