@@ -77,7 +77,8 @@ func TestStage6Names(t *testing.T) {
 			c.Send(t, name.sent+"\n")
 			require.Equal(t, stage6Illegal, c.ReadLine(t), "name %q", name.sent)
 			c.ExpectEOF(t)
-			require.Equal(t, fmt.Sprintf(`Server: client disconnected (illegal name "%s")`, name.logged), s.NextLine(t))
+			require.Equal(t, fmt.Sprintf(`Server: client disconnected (illegal name "%s")`, name.logged),
+				s.NextLine(t))
 		}
 
 		long := strings.Repeat("Z", 32)
@@ -186,7 +187,9 @@ func TestStage6Messages(t *testing.T) {
 		require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
 
 		long := strings.Repeat("0123456789", 100)
-		messages := []string{"Hello", long, "", "/who is there", "/msgbob hi", "/nick alice2", "/", "tab\tand é"}
+		messages := []string{
+			"Hello", long, "", "/who is there", "/msgbob hi", "/nick alice2", "/", "tab\tand é",
+		}
 		var sent strings.Builder
 		for i, m := range messages {
 			sent.WriteString(m + []string{"\r\n", "\n"}[i%2])
@@ -264,7 +267,8 @@ func TestStage6LastWords(t *testing.T) {
 		alice.Send(t, "alice\nHello\r\nbye")
 		alice.Close()
 		for _, want := range []string{
-			"* alice has entered the room\n", "[alice] Hello\n", "[alice] bye\n", "* alice has left the room\n",
+			"* alice has entered the room\n", "[alice] Hello\n", "[alice] bye\n",
+			"* alice has left the room\n",
 		} {
 			require.Equal(t, want, bob.ReadLine(t))
 		}
@@ -430,7 +434,8 @@ func TestStage6OutOfDescriptors(t *testing.T) {
 		for range 30 {
 			c := Dial(t, s.Addr)
 			line := s.NextLine(t)
-			if line == "Server: cannot accept connections: too many open files; turning new clients away until one leaves" {
+			if line == "Server: cannot accept connections: too many open files; "+
+				"turning new clients away until one leaves" {
 				require.Equal(t, "Server: too many connections, try again later\n", c.ReadLine(t))
 				c.ExpectEOF(t)
 				turnedAway++

@@ -25,7 +25,8 @@ func parseFlags() options {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"A chat server where everyone has a name: Protohackers' Budget Chat, plus /msg and /who.\n\nFlags:\n", name)
+			"The chat server with names: every line says who sent it, in Protohackers' Budget Chat\n"+
+			"protocol, plus /msg NAME text for one person and /who for the list of names.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
 	var o options

@@ -441,7 +441,8 @@ func (s *server) join(c *client, name []byte) {
 		return
 	}
 	if s.named(string(name)) != nil {
-		s.refuse(c, "* Sorry, the name "+string(name)+" is taken.\n", fmt.Errorf(`name "%s" is taken`, name))
+		s.refuse(c, "* Sorry, the name "+string(name)+" is taken.\n",
+			fmt.Errorf(`name "%s" is taken`, name))
 		return
 	}
 	others := s.names() // before c joins: the newcomer's list does not include itself
