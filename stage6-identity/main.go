@@ -295,8 +295,8 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 	}
 	start := len(s.batches)
 	for _, message := range lines {
-		s.batches = append(append(append(append(s.batches, '['), sender.name...), "] "...), message...)
-		s.batches = append(s.batches, '\n')
+		s.batches = append(append(append(s.batches, '['), sender.name...), "] "...)
+		s.batches = append(append(s.batches, message...), '\n')
 	}
 	// The full slice expression caps the batch, so no append can ever write into it.
 	batch := s.batches[start:len(s.batches):len(s.batches)]
