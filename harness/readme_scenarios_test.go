@@ -29,6 +29,7 @@ var readmeScenarios = []readmeScenario{
 	{"stage4", readmeBroadcast("stage4", "stage4-broadcast", "Hello", "How are you?", "What are you doing?")},
 	{"stage5", readmeBroadcast("stage5", "stage5-select", "Hello", "How are you?", "select sleeps until there is work")},
 	{"stage5-busy-port", readmeBusyPort},
+	{"stage6", readmeStage6},
 	{"chat", readmeChat},
 	{"cputable", readmeCPUTable},
 }
@@ -211,6 +212,97 @@ func readmeChat(t *testing.T) map[string]string {
 		"chat/screen": chat.transcript("go run ./clients/chat", server.Port),
 	}
 }
+
+// readmeStage6 is stage 6's walkthrough: alice in the chat client, bob and carol at nc, a
+// fourth person who asks for a name that is taken; a message for the room, a private one, /who,
+// and alice leaving. Every step waits for what it causes, so that the server's log comes out in
+// the same order on every run.
+func readmeStage6(t *testing.T) map[string]string {
+	server := StartServer(t, "stage6-identity")
+	alice := startTTY(t, "clients/chat", "-addr", server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	alice.waitCount(t, "What is your name?", 1)
+	alice.Type(t, "alice\r")
+	server.WaitLine(t, "Server: alice joined")
+	alice.waitCount(t, "* The room is empty", 1)
+
+	bob := dialNC(t, server)
+	bob.expect(t, "Welcome to the chat! What is your name?")
+	bob.typeLine(t, "bob")
+	bob.expect(t, "* The room contains: alice")
+	alice.waitCount(t, "* bob has entered the room", 1)
+	bob.typeLine(t, "Hi alice! Who else is coming?")
+	alice.waitCount(t, "[bob] Hi alice! Who else is coming?", 1)
+
+	taken := dialNC(t, server)
+	taken.expect(t, "Welcome to the chat! What is your name?")
+	taken.typeLine(t, "alice")
+	taken.expect(t, "* Sorry, the name alice is taken.")
+	taken.ExpectClosed(t)
+
+	carol := dialNC(t, server)
+	carol.expect(t, "Welcome to the chat! What is your name?")
+	carol.typeLine(t, "carol")
+	carol.expect(t, "* The room contains: alice, bob")
+	bob.expect(t, "* carol has entered the room")
+	alice.waitCount(t, "* carol has entered the room", 1)
+
+	alice.Type(t, "Hello both\r")
+	bob.expect(t, "[alice] Hello both")
+	carol.expect(t, "[alice] Hello both")
+	alice.Type(t, "/msg bob lunch at noon?\r")
+	bob.expect(t, "[alice -> you] lunch at noon?")
+	carol.typeLine(t, "/who")
+	carol.expect(t, "* Present: alice, bob, carol")
+	bob.ExpectNothing(t, 100*time.Millisecond)
+
+	alice.Type(t, ctrlC)
+	require.Equal(t, 0, alice.WaitExit(t, Deadline))
+	bob.expect(t, "* alice has left the room")
+	carol.expect(t, "* alice has left the room")
+	server.Signal(t, os.Interrupt)
+	require.Equal(t, 0, server.WaitExit(t, Deadline))
+	return map[string]string{
+		"stage6/alice":  alice.transcript("go run ./clients/chat", server.Port),
+		"stage6/bob":    bob.transcript(),
+		"stage6/taken":  taken.transcript(),
+		"stage6/carol":  carol.transcript(),
+		"stage6/server": serverTranscript("go run ./stage6-identity", server),
+	}
+}
+
+// ncSession is a raw connection played as someone at `nc 127.0.0.1 5555`: its transcript is
+// what their terminal shows, the lines they typed (which the terminal echoes) and the lines
+// the server sent, in the order they happened.
+type ncSession struct {
+	*Client
+	screen strings.Builder
+}
+
+func dialNC(t *testing.T, server *Server) *ncSession {
+	t.Helper()
+	c := &ncSession{Client: Dial(t, server.Addr)}
+	server.WaitLine(t, "Server: client connected")
+	c.screen.WriteString("$ nc 127.0.0.1 5555\n")
+	return c
+}
+
+// typeLine sends a line as nc does, ended by "\n".
+func (c *ncSession) typeLine(t *testing.T, line string) {
+	t.Helper()
+	c.Send(t, line+"\n")
+	c.screen.WriteString(line + "\n")
+}
+
+// expect reads the server's next line, which must be want ended by "\n".
+func (c *ncSession) expect(t *testing.T, want string) {
+	t.Helper()
+	line := c.ReadLine(t)
+	require.Equal(t, want+"\n", line)
+	c.screen.WriteString(line)
+}
+
+func (c *ncSession) transcript() string { return c.screen.String() }
 
 func readmeCPUTable(t *testing.T) map[string]string {
 	table := Start(t, Binary(t, "harness/cmd/cputable"), nil)

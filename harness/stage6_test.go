@@ -1,0 +1,602 @@
+//go:build linux || darwin
+
+package harness
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+// Stage 6 speaks Protohackers' Budget Chat (plus /msg and /who): every client gives a name
+// first, and every line it is sent says who it comes from. Server lines end in "\n" alone.
+const stage6 = "stage6-identity"
+
+const (
+	stage6Welcome = "Welcome to the chat! What is your name?\n"
+	stage6Illegal = "* Sorry, a name is 1 to 32 letters and digits.\n"
+)
+
+// connectStage6 connects a client and reads the welcome; the client has not joined yet.
+func connectStage6(t *testing.T, s *Server) *Client {
+	t.Helper()
+	c := Dial(t, s.Addr)
+	require.Equal(t, "Server: client connected", s.NextLine(t))
+	require.Equal(t, stage6Welcome, c.ReadLine(t))
+	return c
+}
+
+// joinStage6 connects a client and joins it as name. others are the names it must find in
+// the room, in the order they joined.
+func joinStage6(t *testing.T, s *Server, name string, others ...string) *Client {
+	t.Helper()
+	c := connectStage6(t, s)
+	c.Send(t, name+"\n")
+	require.Equal(t, "Server: "+name+" joined", s.NextLine(t))
+	require.Equal(t, presenceLine(others...), c.ReadLine(t))
+	return c
+}
+
+// presenceLine is the line a newcomer gets about the others.
+func presenceLine(others ...string) string {
+	if len(others) == 0 {
+		return "* The room is empty\n"
+	}
+	return "* The room contains: " + strings.Join(others, ", ") + "\n"
+}
+
+// The name prompt, and names: 1 to 32 ASCII letters or digits. Anything else gets one line
+// and a disconnect, and nobody else hears of it; the log says what was refused, with control
+// bytes escaped.
+func TestStage6Names(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller)
+		watcher := joinStage6(t, s, "watcher")
+		lurker := connectStage6(t, s) // connected, not named
+
+		for _, name := range []struct{ sent, logged string }{
+			{"", ""},
+			{"\r", ""}, // "\r\n" ends the line: the name is still empty
+			{"bad name", "bad name"},
+			{"naïve", "naïve"},
+			{"bob!", "bob!"},
+			{strings.Repeat("a", 33), strings.Repeat("a", 33)},
+			{"\x1b[2Jred", `\x1b[2Jred`},
+			{"bad\xffbyte", `bad\xffbyte`},
+		} {
+			c := connectStage6(t, s)
+			c.Send(t, name.sent+"\n")
+			require.Equal(t, stage6Illegal, c.ReadLine(t), "name %q", name.sent)
+			c.ExpectEOF(t)
+			require.Equal(t, fmt.Sprintf(`Server: client disconnected (illegal name "%s")`, name.logged),
+				s.NextLine(t))
+		}
+
+		long := strings.Repeat("Z", 32)
+		mid := "Alice0123456789x" // 16
+		joinStage6(t, s, long, "watcher")
+		joinStage6(t, s, mid, "watcher", long)
+		require.Equal(t, "* "+long+" has entered the room\n", watcher.ReadLine(t))
+		require.Equal(t, "* "+mid+" has entered the room\n", watcher.ReadLine(t))
+		watcher.ExpectNothing(t, 200*time.Millisecond) // not a word about the refused ones
+		lurker.ExpectNothing(t, time.Millisecond)
+	})
+}
+
+// A name that is in the room is refused; once its owner has left, it is free again.
+func TestStage6NameTaken(t *testing.T) {
+	s := StartServer(t, stage6)
+	alice := joinStage6(t, s, "alice")
+	bob := joinStage6(t, s, "bob", "alice")
+	require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+
+	second := connectStage6(t, s)
+	second.Send(t, "alice\r\n")
+	require.Equal(t, "* Sorry, the name alice is taken.\n", second.ReadLine(t))
+	second.ExpectEOF(t)
+	require.Equal(t, `Server: client disconnected (name "alice" is taken)`, s.NextLine(t))
+	alice.ExpectNothing(t, 200*time.Millisecond)
+	bob.ExpectNothing(t, time.Millisecond)
+
+	alice.Close()
+	require.Equal(t, "Server: alice left", s.NextLine(t))
+	require.Equal(t, "* alice has left the room\n", bob.ReadLine(t))
+	joinStage6(t, s, "alice", "bob")
+	require.Equal(t, "* alice has entered the room\n", bob.ReadLine(t))
+}
+
+// The newcomer's one line about who is there: empty, then the others in the order they
+// joined, also after someone in the middle has left; /who answers the asker alone, with
+// everyone, the asker included.
+func TestStage6Presence(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller)
+		bob := joinStage6(t, s, "bob")
+		charlie := joinStage6(t, s, "charlie", "bob")
+		dave := joinStage6(t, s, "dave", "bob", "charlie")
+		charlie.Close()
+		require.Equal(t, "Server: charlie left", s.NextLine(t))
+		alice := joinStage6(t, s, "alice", "bob", "dave")
+
+		require.Equal(t, "* charlie has entered the room\n", bob.ReadLine(t))
+		require.Equal(t, "* dave has entered the room\n", bob.ReadLine(t))
+		require.Equal(t, "* charlie has left the room\n", bob.ReadLine(t))
+		require.Equal(t, "* alice has entered the room\n", bob.ReadLine(t))
+		require.Equal(t, "* charlie has left the room\n", dave.ReadLine(t))
+		require.Equal(t, "* alice has entered the room\n", dave.ReadLine(t))
+
+		dave.Send(t, "/who\n")
+		require.Equal(t, "* Present: bob, dave, alice\n", dave.ReadLine(t))
+		require.Equal(t, "Server: received from dave: /who", s.NextLine(t))
+		alice.ExpectNothing(t, 200*time.Millisecond)
+		bob.ExpectNothing(t, time.Millisecond)
+	})
+}
+
+// Joins and leaves are told to the joined users only: a client that has not given its name
+// hears nothing, and a client that leaves before giving one causes nothing. Things said before
+// a client joined never reach it: its first line after the welcome is the presence line.
+func TestStage6OnlyJoinedHear(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller)
+		alice := joinStage6(t, s, "alice")
+		lurker := connectStage6(t, s)
+
+		bob := joinStage6(t, s, "bob", "alice")
+		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+		bob.Send(t, "hello, who is here?\n")
+		require.Equal(t, "[bob] hello, who is here?\n", alice.ReadLine(t))
+		require.Equal(t, "Server: received from bob: hello, who is here?", s.NextLine(t))
+		quitter := connectStage6(t, s)
+		quitter.Close()
+		require.Equal(t, "Server: client disconnected", s.NextLine(t))
+		bob.Close()
+		require.Equal(t, "Server: bob left", s.NextLine(t))
+		require.Equal(t, "* bob has left the room\n", alice.ReadLine(t))
+		alice.ExpectNothing(t, 200*time.Millisecond) // nothing about the quitter
+		lurker.ExpectNothing(t, time.Millisecond)    // nothing at all before it joins
+
+		lurker.Send(t, "carol\n")
+		require.Equal(t, "Server: carol joined", s.NextLine(t))
+		require.Equal(t, presenceLine("alice"), lurker.ReadLine(t))
+		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
+		lurker.ExpectNothing(t, 200*time.Millisecond)
+	})
+}
+
+// A joined user's lines go to every other joined user as "[NAME] message\n", never back to the
+// sender; "\r\n" from a client is stripped, lines are framed as in stage 5, and only /msg and
+// /who are commands: any other line, "/" or not, is a message.
+func TestStage6Messages(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller)
+		alice := joinStage6(t, s, "alice")
+		bob := joinStage6(t, s, "bob", "alice")
+		carol := joinStage6(t, s, "carol", "alice", "bob")
+		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
+		require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
+
+		long := strings.Repeat("0123456789", 100)
+		messages := []string{
+			"Hello", long, "", "/who is there", "/msgbob hi", "/nick alice2", "/", "tab\tand é",
+		}
+		var sent strings.Builder
+		for i, m := range messages {
+			sent.WriteString(m + []string{"\r\n", "\n"}[i%2])
+		}
+		alice.Send(t, sent.String()[:7]) // "Hello\r\n" in one write: the rest in two more
+		alice.Send(t, sent.String()[7:500])
+		alice.Send(t, sent.String()[500:])
+		for _, m := range messages {
+			require.Equal(t, "[alice] "+m+"\n", bob.ReadLine(t))
+			require.Equal(t, "[alice] "+m+"\n", carol.ReadLine(t))
+			require.Equal(t, "Server: received from alice: "+m, s.NextLine(t))
+		}
+		alice.ExpectNothing(t, 200*time.Millisecond) // no echo
+
+		bob.Send(t, "hi alice\n")
+		require.Equal(t, "[bob] hi alice\n", alice.ReadLine(t))
+		require.Equal(t, "[bob] hi alice\n", carol.ReadLine(t))
+		bob.ExpectNothing(t, 100*time.Millisecond)
+	})
+}
+
+// /msg NAME text goes to NAME alone, in order with the sender's other lines; an absent name
+// and a /msg without a name and a text get their own lines, to the sender alone.
+func TestStage6PrivateMessages(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller)
+		alice := joinStage6(t, s, "alice")
+		bob := joinStage6(t, s, "bob", "alice")
+		carol := joinStage6(t, s, "carol", "alice", "bob")
+		lurker := connectStage6(t, s)
+		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
+		require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
+
+		alice.Send(t, "before\n/msg bob just for you, bob\r\nafter\n")
+		require.Equal(t, "[alice] before\n", bob.ReadLine(t))
+		require.Equal(t, "[alice -> you] just for you, bob\n", bob.ReadLine(t))
+		require.Equal(t, "[alice] after\n", bob.ReadLine(t))
+		require.Equal(t, "[alice] before\n", carol.ReadLine(t))
+		require.Equal(t, "[alice] after\n", carol.ReadLine(t))
+		s.ExpectLines(t,
+			"Server: received from alice: before",
+			"Server: received from alice: /msg bob just for you, bob",
+			"Server: received from alice: after")
+
+		alice.Send(t, "/msg zed hello?\n")
+		require.Equal(t, "* Nobody called zed is here.\n", alice.ReadLine(t))
+		for _, usage := range []string{"/msg", "/msg ", "/msg bob", "/msg  bob hi"} {
+			alice.Send(t, usage+"\n")
+			require.Equal(t, "* Usage: /msg NAME text\n", alice.ReadLine(t), "after %q", usage)
+		}
+		s.ExpectLines(t,
+			"Server: received from alice: /msg zed hello?",
+			"Server: received from alice: /msg",
+			"Server: received from alice: /msg ",
+			"Server: received from alice: /msg bob",
+			"Server: received from alice: /msg  bob hi")
+
+		carol.Send(t, "/who\n")
+		require.Equal(t, "* Present: alice, bob, carol\n", carol.ReadLine(t))
+		bob.ExpectNothing(t, 200*time.Millisecond)
+		carol.ExpectNothing(t, time.Millisecond)
+		alice.ExpectNothing(t, time.Millisecond)
+		lurker.ExpectNothing(t, time.Millisecond)
+	})
+}
+
+// A client that says its name and a few lines and closes at once, the last line without its
+// "\n", has joined, said every line and left, in that order, for everyone else.
+func TestStage6LastWords(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller)
+		bob := joinStage6(t, s, "bob")
+		alice := Dial(t, s.Addr)
+		alice.Send(t, "alice\nHello\r\nbye")
+		alice.Close()
+		for _, want := range []string{
+			"* alice has entered the room\n", "[alice] Hello\n", "[alice] bye\n",
+			"* alice has left the room\n",
+		} {
+			require.Equal(t, want, bob.ReadLine(t))
+		}
+		s.ExpectLines(t, "Server: client connected", "Server: alice joined",
+			"Server: received from alice: Hello", "Server: received from alice: bye", "Server: alice left")
+	})
+}
+
+// The log, one line each, as the article prints it but with names.
+func TestStage6Log(t *testing.T) {
+	s := StartServer(t, stage6)
+	alice := connectStage6(t, s)
+	alice.Send(t, "alice\n")
+	require.Equal(t, "Server: alice joined", s.NextLine(t))
+	alice.Send(t, "Hello\n")
+	require.Equal(t, "Server: received from alice: Hello", s.NextLine(t))
+	alice.Send(t, "esc \x1b[2J\n")
+	require.Equal(t, `Server: received from alice: esc \x1b[2J`, s.NextLine(t))
+	alice.Close()
+	require.Equal(t, "Server: alice left", s.NextLine(t))
+	s.ExpectNoLine(t, 200*time.Millisecond)
+}
+
+// What stage 5 promises in a real room still holds: a line over -max-line and more than
+// -max-pending waiting get a joined client dropped, and the room is told it left (several
+// dropped by one line, each in turn); the loop sleeps while idle, and Ctrl-C stops it cleanly.
+func TestStage6Limits(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller, "-max-line", "2000", "-max-pending", "1100")
+		alice := joinStage6(t, s, "alice")
+		bob := joinStage6(t, s, "bob", "alice")
+		carol := joinStage6(t, s, "carol", "alice", "bob")
+		dave := joinStage6(t, s, "dave", "alice", "bob", "carol")
+		erin := joinStage6(t, s, "erin", "alice", "bob", "carol", "dave")
+		room := []*Client{alice, bob, carol, dave, erin}
+		names := []string{"alice", "bob", "carol", "dave", "erin"}
+		for i, c := range room {
+			for _, later := range names[i+1:] {
+				require.Equal(t, "* "+later+" has entered the room\n", c.ReadLine(t))
+			}
+		}
+
+		bob.Send(t, strings.Repeat("x", 2001)+"\n")
+		require.Equal(t, "Server: bob left (line longer than 2000 bytes)", s.NextLine(t))
+		require.Equal(t, "Server: line longer than 2000 bytes, disconnecting you\n", bob.ReadLine(t))
+		bob.ExpectEOF(t)
+		for _, c := range []*Client{alice, carol, dave, erin} {
+			require.Equal(t, "* bob has left the room\n", c.ReadLine(t))
+		}
+
+		// More than 1100 bytes for carol at once, whether she reads or not: a private
+		// message counts against the limit too.
+		big := strings.Repeat("y", 1200)
+		alice.Send(t, "/msg carol "+big+"\n")
+		s.ExpectLines(t,
+			"Server: received from alice: /msg carol "+big,
+			"Server: carol left (not reading: more than 1100 bytes pending)")
+		goodbye := "Server: more than 1100 bytes waiting for you, disconnecting you\n"
+		require.Equal(t, goodbye, carol.ReadLine(t))
+		carol.ExpectEOF(t)
+		for _, c := range []*Client{alice, dave, erin} {
+			require.Equal(t, "* carol has left the room\n", c.ReadLine(t))
+		}
+
+		// One message too big for both others: dave is dropped while the broadcast runs, the
+		// room (erin too) hears of it, and erin is dropped next, not skipped.
+		alice.Send(t, big+"\n")
+		s.ExpectLines(t,
+			"Server: received from alice: "+big,
+			"Server: dave left (not reading: more than 1100 bytes pending)",
+			"Server: erin left (not reading: more than 1100 bytes pending)")
+		require.Equal(t, "* dave has left the room\n", alice.ReadLine(t))
+		require.Equal(t, "* erin has left the room\n", alice.ReadLine(t))
+		for _, c := range []*Client{dave, erin} {
+			require.Equal(t, goodbye, c.ReadLine(t))
+			c.ExpectEOF(t)
+		}
+		alice.Send(t, "/who\n")
+		require.Equal(t, "* Present: alice\n", alice.ReadLine(t))
+		require.Equal(t, "Server: received from alice: /who", s.NextLine(t))
+
+		if CPUSupported {
+			expectAsleep(t, s, time.Second)
+		}
+		s.Signal(t, syscall.SIGINT)
+		require.Equal(t, 0, s.WaitExit(t, 5*time.Second))
+		require.Equal(t, "Server: shutting down", s.NextLine(t))
+		alice.ExpectEOF(t)
+	})
+}
+
+// A client that stops reading falls behind with its queue kept in the server, and gets all of
+// it once it reads again: the flood, then a private line queued for it alone while it was
+// behind, then what came after, each byte as it was sent.
+func TestStage6SlowReaderCatchesUp(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller, "-quiet", "-max-pending", "16777216")
+		alice := joinStage6(t, s, "alice")
+		bob := joinStage6(t, s, "bob", "alice")
+		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+		late := dialSmallReceiveBuffer(t, s.Addr)
+		require.Equal(t, "Server: client connected", s.NextLine(t))
+		require.Equal(t, stage6Welcome, late.ReadLine(t))
+		late.Send(t, "late\n")
+		require.Equal(t, "Server: late joined", s.NextLine(t))
+		require.Equal(t, presenceLine("alice", "bob"), late.ReadLine(t))
+		require.Equal(t, "* late has entered the room\n", alice.ReadLine(t))
+		require.Equal(t, "* late has entered the room\n", bob.ReadLine(t))
+
+		// 8 MB: more than the kernel buffers for a client that does not read (about 3 MB on
+		// Linux), less than the limit of 16 MiB.
+		const count = 80_000
+		var received atomic.Int64
+		sent := startFlood(alice, count, &received)
+		expectTaggedFlood(t, bob, count, &received)
+		require.NoError(t, <-sent)
+
+		// The private line waits behind the flood, in the buffer this pass frames its lines in
+		// (40 bytes with bob's). The next pass must not frame its lines over it: its 40 bytes
+		// would fit in the same buffer.
+		alice.Send(t, "/msg bob sync\n/msg late psst\n")
+		require.Equal(t, "[alice -> you] sync\n", bob.ReadLine(t))
+		message := "after the flood" + strings.Repeat(".", 16) // 31 bytes: 40 as "[alice] ...\n"
+		after := "[alice] " + message + "\n"
+		alice.Send(t, message+"\n")
+		require.Equal(t, after, bob.ReadLine(t))
+
+		expectTaggedFlood(t, late, count, new(atomic.Int64))
+		require.Equal(t, "[alice -> you] psst\n", late.ReadLine(t))
+		require.Equal(t, after, late.ReadLine(t))
+	})
+}
+
+// expectTaggedFlood reads count flood lines as stage 6 relays them, from alice, in order.
+func expectTaggedFlood(t *testing.T, c *Client, count int, received *atomic.Int64) {
+	t.Helper()
+	for i := 0; i < count; i++ {
+		want := "[alice] " + strings.TrimSuffix(floodLine(i), "\r\n") + "\n"
+		if line := c.ReadLine(t); line != want {
+			t.Fatalf("line %d: got %q, want %q", i, line, want)
+		}
+		received.Store(int64(i + 1))
+	}
+}
+
+// Out of descriptors, stage 5's spare descriptor still turns new clients away at once, with a
+// line that ends in "\n" as all of stage 6's lines do; the room goes on, and takes newcomers
+// again once someone leaves.
+func TestStage6OutOfDescriptors(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
+		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, stage6),
+			"-addr", "127.0.0.1:0", "-poller", poller)
+		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(p.NextLine(t))
+		require.NotNil(t, m, "stderr: %q", p.Stderr())
+		require.Contains(t, p.NextLine(t), "waiting for sockets with")
+		s := &Server{Process: p, Addr: net.JoinHostPort("127.0.0.1", m[1])}
+
+		alice := joinStage6(t, s, "alice")
+		bob := joinStage6(t, s, "bob", "alice")
+		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+		turnedAway := 0
+		for range 30 {
+			c := Dial(t, s.Addr)
+			line := s.NextLine(t)
+			if line == "Server: cannot accept connections: too many open files; "+
+				"turning new clients away until one leaves" {
+				require.Equal(t, "Server: too many connections, try again later\n", c.ReadLine(t))
+				c.ExpectEOF(t)
+				turnedAway++
+				break
+			}
+			require.Equal(t, "Server: client connected", line)
+			require.Equal(t, stage6Welcome, c.ReadLine(t))
+		}
+		require.Equal(t, 1, turnedAway, "the descriptor limit was never reached")
+
+		bob.Send(t, "still here\n")
+		require.Equal(t, "[bob] still here\n", alice.ReadLine(t))
+		require.Equal(t, "Server: received from bob: still here", s.NextLine(t))
+		bob.Close()
+		s.ExpectLines(t, "Server: bob left", "Server: turned 1 connections away while out of descriptors")
+		require.Equal(t, "* bob has left the room\n", alice.ReadLine(t))
+		joinStage6(t, s, "carol", "alice")
+		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
+	})
+}
+
+// 50 clients join and chatter at once, in an order that mixes their lines, while one more
+// joins and one leaves halfway. Every client must see exactly what it should: every line of
+// every other client that was in the room when it was said, in the order its sender sent it,
+// and the joins and leaves in between, at the point where they happened.
+func TestStage6Chatter(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller, "-quiet")
+		const clients, rounds, half = 50, 6, 3
+		name := func(i int) string { return fmt.Sprintf("c%02d", i) }
+		said := func(i, round int) string { return fmt.Sprintf("line %d from %s", round, name(i)) }
+
+		lurker := connectStage6(t, s) // never joins: must hear nothing
+		room := make([]*Client, clients)
+		var names []string
+		for i := range room {
+			room[i] = joinStage6(t, s, name(i), names...)
+			names = append(names, name(i))
+		}
+
+		// Each round, every client says its line in a shuffled order; some send two rounds
+		// in one write, some a line in two writes, some with "\r\n".
+		random := rand.New(rand.NewPCG(6, 6))
+		speak := func(speakers []int, from, to int) {
+			for round := from; round < to; round++ {
+				order := append([]int(nil), speakers...)
+				random.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+				for _, i := range order {
+					line := said(i, round) + []string{"\n", "\r\n"}[i%2]
+					switch {
+					case i%5 == 1 && (round-from)%2 == 0 && round+1 < to:
+						continue // sent with the next round, in one write
+					case i%5 == 1 && (round-from)%2 == 1:
+						room[i].Send(t, said(i, round-1)+"\n"+line)
+					case i%5 == 2:
+						room[i].Send(t, line[:4])
+						room[i].Send(t, line[4:])
+					default:
+						room[i].Send(t, line)
+					}
+				}
+			}
+		}
+		everyone := make([]int, clients)
+		for i := range everyone {
+			everyone[i] = i
+		}
+		const leaver = 7
+		speak(everyone, 0, half)
+		// -quiet: the log has no line per message, so wait for the lines to arrive at the
+		// last client instead; once it has all of them, the server has read them all.
+		var firstHalf [][]string
+		for i := range room {
+			firstHalf = append(firstHalf, readLines(t, room[i], clients-1-i+(clients-1)*half))
+		}
+
+		late := joinStage6(t, s, "late", names...)
+		room[leaver].Close()
+		require.Equal(t, "Server: "+name(leaver)+" left", s.NextLine(t))
+		var stayers []int
+		for i := range room {
+			if i != leaver {
+				stayers = append(stayers, i)
+			}
+		}
+		room = append(room, late)
+		lateIndex := clients
+		for _, i := range stayers {
+			require.Equal(t, "* late has entered the room\n", room[i].ReadLine(t))
+			require.Equal(t, "* "+name(leaver)+" has left the room\n", room[i].ReadLine(t))
+		}
+		require.Equal(t, "* "+name(leaver)+" has left the room\n", late.ReadLine(t))
+		speakers := append(stayers, lateIndex)
+		name = func(i int) string {
+			if i == lateIndex {
+				return "late"
+			}
+			return fmt.Sprintf("c%02d", i)
+		}
+		speak(speakers, half, rounds)
+
+		for _, i := range speakers {
+			got := readLines(t, room[i], (len(speakers)-1)*(rounds-half))
+			var want []string
+			for _, j := range speakers {
+				if j != i {
+					for round := half; round < rounds; round++ {
+						want = append(want, "["+name(j)+"] "+said(j, round)+"\n")
+					}
+				}
+			}
+			expectPerSender(t, name(i), want, got)
+			if i < clients {
+				// The first half: the later joiners in join order, then everyone's lines.
+				want = []string{}
+				for j := i + 1; j < clients; j++ {
+					want = append(want, "* "+name(j)+" has entered the room\n")
+				}
+				require.Equal(t, want, firstHalf[i][:len(want)], "%s: the joins after its own", name(i))
+				want = nil
+				for j := range clients {
+					if j != i {
+						for round := range half {
+							want = append(want, "["+name(j)+"] "+said(j, round)+"\n")
+						}
+					}
+				}
+				expectPerSender(t, name(i), want, firstHalf[i][clients-1-i:])
+			}
+		}
+		for _, i := range speakers {
+			room[i].ExpectNothing(t, time.Millisecond)
+		}
+		lurker.ExpectNothing(t, time.Millisecond)
+	})
+}
+
+// readLines reads n lines from c.
+func readLines(t *testing.T, c *Client, n int) []string {
+	t.Helper()
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = c.ReadLine(t)
+	}
+	return lines
+}
+
+// expectPerSender checks that got holds exactly the lines of want, and that each sender's
+// lines ("[NAME] ...") come in the order want has them: lines from different senders may
+// interleave in any way.
+func expectPerSender(t *testing.T, receiver string, want, got []string) {
+	t.Helper()
+	bySender := func(lines []string) map[string][]string {
+		m := map[string][]string{}
+		for _, line := range lines {
+			sender, _, _ := strings.Cut(line, "]")
+			m[sender] = append(m[sender], line)
+		}
+		return m
+	}
+	if diff := cmp.Diff(bySender(want), bySender(got)); diff != "" {
+		t.Fatalf("%s received, by sender (-want +got):\n%s", receiver, diff)
+	}
+}
