@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -46,13 +47,16 @@ func TestStage1ListenErrors(t *testing.T) {
 }
 
 // checkListenErrors checks that the server in pkg explains, in one line on stderr, why it
-// cannot listen (a port already taken, an address that is not host:port), and exits with 1.
+// cannot listen (a port already taken, with a hint; an address that is not host:port), and
+// exits with 1.
 func checkListenErrors(t *testing.T, pkg string) {
 	t.Helper()
 	first := StartServer(t, pkg)
 	busy := Start(t, Binary(t, pkg), nil, "-addr", first.Addr)
 	require.Equal(t, 1, busy.WaitExit(t, Deadline))
-	require.Equal(t, pkg+": cannot listen on "+first.Addr+": address already in use\n", busy.Stderr())
+	// The commonest cause is a server of an earlier stage still running: the line says so.
+	require.Equal(t, pkg+": cannot listen on "+first.Addr+": address already in use"+
+		fmt.Sprintf(" (is another server still running? try -addr 127.0.0.1:%d)\n", first.Port+1), busy.Stderr())
 	require.Empty(t, busy.Lines())
 
 	malformed := Start(t, Binary(t, pkg), nil, "-addr", "127.0.0.1")

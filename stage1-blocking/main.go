@@ -11,18 +11,30 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 )
 
 func main() {
+	name := filepath.Base(os.Args[0])
 	log.SetFlags(0)
-	log.SetPrefix(filepath.Base(os.Args[0]) + ": ")
+	log.SetPrefix(name + ": ")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
+			"Stage 1 of the chat workshop: a blocking server that accepts one client and prints\n"+
+			"what it sends, 10 bytes at a time.\n\nFlags:\n", name)
+		flag.PrintDefaults()
+	}
 	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v", *addr, reason(err))
+		log.Fatalf("cannot listen on %s: %v%s", *addr, reason(err), hint(*addr, err))
 	}
 	defer listener.Close()
 	// Print the port the kernel really gave us: with -addr :0 it is not the one we asked for.
@@ -75,4 +87,19 @@ func reason(err error) error {
 		return opErr.Err
 	}
 	return err
+}
+
+// hint adds a guess to "address already in use": most often, a server from an earlier stage
+// is still running in another terminal.
+func hint(addr string, err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	next := ":5556"
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if n, err := strconv.Atoi(port); err == nil {
+			next = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+	}
+	return " (is another server still running? try -addr " + next + ")"
 }

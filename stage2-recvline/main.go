@@ -14,17 +14,29 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 func main() {
+	name := filepath.Base(os.Args[0])
 	log.SetFlags(0)
-	log.SetPrefix(filepath.Base(os.Args[0]) + ": ")
+	log.SetPrefix(name + ": ")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
+			"Stage 2 of the chat workshop: a blocking server that prints each line its one client\n"+
+			"sends, and sets SO_REUSEADDR on its listening socket.\n\nFlags:\n", name)
+		flag.PrintDefaults()
+	}
 	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
 	reuseAddr := flag.Bool("reuseaddr", true, "set SO_REUSEADDR; false shows \"address already in use\" on a quick restart")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	// A ListenConfig's Control function runs on the new socket before it is bound: the one
 	// place where the net package lets us set socket options ourselves.
@@ -33,7 +45,7 @@ func main() {
 	}}
 	listener, err := config.Listen(context.Background(), "tcp", *addr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v", *addr, reason(err))
+		log.Fatalf("cannot listen on %s: %v%s", *addr, reason(err), hint(*addr, err, *reuseAddr))
 	}
 	defer listener.Close()
 	// Print the port the kernel really gave us: with -addr :0 it is not the one we asked for.
@@ -100,4 +112,23 @@ func reason(err error) error {
 		return opErr.Err
 	}
 	return err
+}
+
+// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely this
+// stage's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
+// from an earlier stage is probably still running in another terminal.
+func hint(addr string, err error, reuseAddr bool) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	if !reuseAddr {
+		return " (a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
+	}
+	next := ":5556"
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if n, err := strconv.Atoi(port); err == nil {
+			next = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+	}
+	return " (is another server still running? try -addr " + next + ")"
 }

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -29,51 +31,55 @@ type client struct {
 	disconnected bool // the client left during this pass; it is removed at the end of the pass
 }
 
+// server is the loop's state, shared by the functions below.
+type server struct {
+	listener int
+	clients  []*client
+	buffer   []byte    // one buffer for every read: an idle client costs no buffer
+	batch    []byte    // the lines of one read, framed for the others
+	out      io.Writer // standard output
+}
+
+// errLeft is why a client that went away by itself is disconnected.
+var errLeft = errors.New("left")
+
 func main() {
+	name := filepath.Base(os.Args[0])
 	log.SetFlags(0)
-	log.SetPrefix(filepath.Base(os.Args[0]) + ": ")
+	log.SetPrefix(name + ": ")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
+			"Stage 4 of the chat workshop: the polling loop of stage 3, relaying every line a\n"+
+			"client sends to every other client.\n\nFlags:\n", name)
+		flag.PrintDefaults()
+	}
 	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	listener, port, err := listenNonblocking(*addr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v", *addr, reason(err))
+		log.Fatalf("cannot listen on %s: %v%s", *addr, reason(err), hint(*addr, err))
 	}
-	fmt.Printf("Server: started. Listening to new connections on port %d...\n", port)
-
-	var clients []*client
-	// One buffer for every read: what a read returns is copied to its client's pending bytes
-	// at once.
-	buffer := make([]byte, 4096)
+	s := &server{listener: listener, buffer: make([]byte, 64<<10), out: os.Stdout}
+	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
 
 	// The whole server is this loop, and it never waits for anything. When nobody connects and
 	// nobody talks, it asks every socket again at once, over and over, and keeps a CPU core
 	// busy doing nothing: watch the server in top while no client says a word. That is the
 	// lesson of this stage; stage 5 lets the kernel wake the server only when there is work.
 	for {
-		if fd, ok := acceptClient(listener); ok {
-			clients = append(clients, &client{fd: fd})
-			fmt.Println("Server: client connected")
-		}
-
-		for _, sender := range clients {
-			lines, open := readLines(sender, buffer)
-			for _, message := range lines {
-				fmt.Printf("Server: received from client: %s\n", message)
-				broadcast(clients, sender, message)
-			}
-			if !open {
-				// A client that left has sent no message: the article's listing printed an
-				// empty "received" line here, because it lacked a continue.
-				unix.Close(sender.fd)
-				sender.disconnected = true
-				fmt.Println("Server: client disconnected")
-			}
+		s.acceptClient()
+		for _, sender := range s.clients {
+			s.receive(sender)
 		}
 		// Drop the clients that left, in one pass after the loop over them. The article deleted
 		// them one index at a time with del, which moves the last element into the hole, so a
 		// second deletion in the same pass could remove the wrong client or run off the end.
-		clients = slices.DeleteFunc(clients, func(c *client) bool { return c.disconnected })
+		s.clients = slices.DeleteFunc(s.clients, func(c *client) bool { return c.disconnected })
 	}
 }
 
@@ -146,66 +152,103 @@ func listenNonblocking(addr string) (listener, port int, err error) {
 }
 
 // acceptClient accepts a client if one is waiting, and returns at once if none is.
-func acceptClient(listener int) (fd int, ok bool) {
-	fd, _, err := unix.Accept(listener)
+func (s *server) acceptClient() {
+	fd, _, err := unix.Accept(s.listener)
 	if err != nil {
 		// EAGAIN (EWOULDBLOCK is the same number on Linux and macOS): nobody is waiting. Any
 		// other error (ECONNABORTED: the client gave up while it waited in the queue; EMFILE:
 		// out of file descriptors) is about this attempt only: try again on the next pass.
-		return -1, false
+		return
 	}
 	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
 	// it does): without this, the first read from a quiet client would stop the whole loop.
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return -1, false
+		return
 	}
 	unix.CloseOnExec(fd)
-	return fd, true
+	s.clients = append(s.clients, &client{fd: fd})
+	fmt.Fprintln(s.out, "Server: client connected")
+}
+
+// receive reads what sender has sent, relays every complete line to the others,
+// and disconnects sender if it has left.
+func (s *server) receive(sender *client) {
+	lines, err := s.readLines(sender)
+	for _, message := range lines {
+		fmt.Fprintf(s.out, "Server: received from client: %s\n", message)
+	}
+	s.broadcast(sender, lines)
+	if err != nil && err != unix.EAGAIN {
+		s.disconnect(sender, err)
+	}
 }
 
 // readLines reads what the client has sent since the last pass, without waiting, and returns
-// the complete lines it now has, each without its "\n" or "\r\n". open is false once the
-// client has left; the start of a line it never finished is dropped with it.
-func readLines(c *client, buffer []byte) (lines []string, open bool) {
-	n, err := unix.Read(c.fd, buffer)
+// the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
+// was nothing to read, and errLeft once the client has left; the start of a line it never
+// finished is dropped with it.
+func (s *server) readLines(c *client) (lines [][]byte, err error) {
+	n, err := unix.Read(c.fd, s.buffer)
 	if err == unix.EAGAIN {
 		// Nothing new: in blocking mode the read would have stopped the loop here.
-		return nil, true
+		return nil, err
 	}
 	if err != nil || n == 0 {
 		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
-		return nil, false
+		return nil, errLeft
 	}
-	c.pending = append(c.pending, buffer[:n]...)
+	c.pending = append(c.pending, s.buffer[:n]...)
+	rest := c.pending
 	for {
-		end := bytes.IndexByte(c.pending, '\n')
+		end := bytes.IndexByte(rest, '\n')
 		if end < 0 {
-			return lines, true
+			break
 		}
-		lines = append(lines, string(bytes.TrimSuffix(c.pending[:end], []byte("\r"))))
-		c.pending = c.pending[end+1:]
+		lines = append(lines, bytes.TrimSuffix(rest[:end], []byte("\r")))
+		rest = rest[end+1:]
 	}
+	if len(rest) == 0 {
+		rest = c.pending[:0] // all used: the next read fills the buffer again from its start
+	}
+	c.pending = rest
+	return lines, nil
 }
 
-// broadcast sends message, as a line ending in "\r\n", to every client except its sender.
+// broadcast sends lines, each ending in "\r\n", to every client except their sender. The lines
+// of one read are framed once, into one batch, and each client gets the batch in one write.
 //
 // A write to a non-blocking socket copies what fits into the kernel's send buffer for that
 // client and returns at once. A client that does not read fills its buffer, and then the write
-// takes only part of the line, or nothing at all (EAGAIN): the rest is lost here, and that
-// client gets a cut line or none. Stage 5 keeps what could not be written in an output buffer
+// takes only part of the batch, or nothing at all (EAGAIN): the rest is lost here, and that
+// client gets a cut line or none. Stage 5 keeps what could not be written in an output queue
 // per client and sends it once the socket can take more.
-func broadcast(clients []*client, sender *client, message string) {
-	line := []byte(message + "\r\n")
-	for _, receiver := range clients {
+func (s *server) broadcast(sender *client, lines [][]byte) {
+	if len(lines) == 0 {
+		return
+	}
+	s.batch = s.batch[:0]
+	for _, message := range lines {
+		s.batch = append(append(s.batch, message...), '\r', '\n')
+	}
+	for _, receiver := range s.clients {
 		if receiver == sender || receiver.disconnected {
 			continue
 		}
 		// Errors are ignored: a client whose connection broke is noticed, and removed, when
 		// the loop next reads from it. (Writing to a broken connection fails with EPIPE; the
 		// SIGPIPE that comes with it kills C programs, but Go ignores it on sockets.)
-		_, _ = unix.Write(receiver.fd, line)
+		_, _ = unix.Write(receiver.fd, s.batch)
 	}
+}
+
+// disconnect closes c's connection; the loop forgets c at the end of the pass.
+func (s *server) disconnect(c *client, why error) {
+	// A client that left has sent no message: the article's listing printed an empty
+	// "received" line here, because it lacked a continue.
+	unix.Close(c.fd)
+	c.disconnected = true
+	fmt.Fprintln(s.out, "Server: client disconnected")
 }
 
 // reason cuts an error from the net package down to its cause: "address already in use"
@@ -225,4 +268,19 @@ func reason(err error) error {
 		return opErr.Err
 	}
 	return err
+}
+
+// hint adds a guess to "address already in use": most often, a server from an earlier stage
+// is still running in another terminal.
+func hint(addr string, err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	next := ":5556"
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if n, err := strconv.Atoi(port); err == nil {
+			next = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+	}
+	return " (is another server still running? try -addr " + next + ")"
 }

@@ -48,6 +48,17 @@ func openSpare() int {
 	return fd
 }
 
+// acceptFailed handles an error from accept, and reports whether to try accepting again.
+func (s *server) acceptFailed(err error) (again bool) {
+	switch err {
+	case unix.ECONNABORTED, unix.EINTR:
+		return true // the client gave up while it waited in the queue: try the next one
+	case unix.EMFILE, unix.ENFILE:
+		return s.outOfDescriptors(err)
+	}
+	return false // EAGAIN: nobody else is waiting
+}
+
 // outOfDescriptors handles accept's EMFILE (this process is out of descriptors) or ENFILE (the
 // whole system is), and reports whether to try accepting again.
 func (s *server) outOfDescriptors(err error) (again bool) {

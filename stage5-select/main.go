@@ -190,14 +190,9 @@ func listenNonblocking(addr string) (listener, port int, err error) {
 // acceptClient accepts a client if one is waiting, and reports whether to try again.
 func (s *server) acceptClient() (again bool) {
 	fd, _, err := unix.Accept(s.listener)
-	switch err {
-	case nil:
-	case unix.ECONNABORTED, unix.EINTR:
-		return true // the client gave up while it waited in the queue: try the next one
-	case unix.EMFILE, unix.ENFILE:
-		return s.outOfDescriptors(err) // descriptors.go
-	default:
-		return false // EAGAIN: nobody else is waiting
+	if err != nil {
+		// EAGAIN: nobody is waiting. The others are in descriptors.go.
+		return s.acceptFailed(err)
 	}
 	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
 	// it does): without this, the first read from a quiet client would stop the whole loop.
@@ -233,17 +228,18 @@ func (s *server) receive(sender *client) (more bool) {
 	return err == nil
 }
 
-// readLines reads what the client has sent and returns the complete lines it now has, each
-// without its "\n" or "\r\n"; they stay valid until the next read from this client. err is
-// EAGAIN when there was nothing to read, errLeft once the client has left, or says why the
-// server drops it.
+// readLines reads what the client has sent since the last pass, without waiting, and returns
+// the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
+// next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
+// client has left, or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	if s.shuttingDown {
 		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
 	}
 	n, err := unix.Read(c.fd, s.buffer)
 	if err == unix.EAGAIN {
-		return nil, err // nothing after all
+		// Nothing new: in blocking mode the read would have stopped the loop here.
+		return nil, err
 	}
 	if err != nil || n == 0 {
 		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.

@@ -1,0 +1,44 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Every server says what it is when asked (-h): its own name, not the path of a build cache,
+// and one sentence. A misused command line gets one line on stderr and exit status 2.
+func TestStagesCommandLine(t *testing.T) {
+	root, err := Root()
+	require.NoError(t, err)
+	for _, pkg := range []string{"stage1-blocking", "stage2-recvline", "stage3-nonblocking",
+		"stage4-broadcast", "stage5-select", "stage6-identity"} {
+		t.Run(pkg, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
+				t.Skipf("no %s in this checkout", pkg)
+			}
+			help := Start(t, Binary(t, pkg), nil, "-h")
+			require.Equal(t, 0, help.WaitExit(t, Deadline))
+			usage := help.Stderr()
+			require.True(t, strings.HasPrefix(usage, "Usage: "+pkg+" [flags]\n\n"), "got %q", usage)
+			require.Contains(t, usage, "-addr")
+
+			misuses := [][]string{{"extra"}, {"-addr", "127.0.0.1:0", "extra"}}
+			if strings.HasPrefix(pkg, "stage5") || strings.HasPrefix(pkg, "stage6") {
+				misuses = append(misuses, []string{"-max-line", "0"}, []string{"-max-line", "-5"},
+					[]string{"-max-pending", "0"}, []string{"-max-pending", "-1"})
+			}
+			for _, args := range misuses {
+				p := Start(t, Binary(t, pkg), nil, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+				require.Equal(t, 2, p.WaitExit(t, Deadline), "%v", args)
+				stderr := p.Stderr()
+				require.Equal(t, 1, strings.Count(stderr, "\n"), "one line for %v, got %q", args, stderr)
+				require.True(t, strings.HasPrefix(stderr, pkg+": "), "got %q", stderr)
+				require.Empty(t, p.Lines(), "%v", args)
+			}
+		})
+	}
+}
