@@ -247,8 +247,9 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
 		// A client that shut only its writing half reads as 0 bytes too, at every pass: it has
 		// left as well, or the loop would spin on it. A last line with no "\n" before the end
-		// of the stream is a line all the same.
-		if n == 0 && len(c.pending) > 0 {
+		// of the stream is a line all the same, also when the stream ends in a reset (a client
+		// that closes with unread input resets the connection instead of closing it in order).
+		if len(c.pending) > 0 {
 			lines = append(lines, bytes.TrimSuffix(c.pending, []byte("\r")))
 		}
 		return lines, errLeft
