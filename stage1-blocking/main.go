@@ -21,11 +21,11 @@ func main() {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"Stage 1 of the chat workshop: a blocking server that accepts one client and prints\n"+
-			"what it sends, 10 bytes at a time.\n\nFlags:\n", name)
+			"Stage 1 of the chat workshop: a blocking server that accepts one client\n"+
+			"and prints what it sends, 10 bytes at a time.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
-	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
+	addr := flag.String("addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))

@@ -26,12 +26,12 @@ func main() {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"Stage 2 of the chat workshop: a blocking server that prints each line its one client\n"+
-			"sends, and sets SO_REUSEADDR on its listening socket.\n\nFlags:\n", name)
+			"Stage 2 of the chat workshop: a blocking server that prints each line its\n"+
+			"one client sends, and sets SO_REUSEADDR on its listening socket.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
-	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
-	reuseAddr := flag.Bool("reuseaddr", true, "set SO_REUSEADDR; false shows \"address already in use\" on a quick restart")
+	addr := flag.String("addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
+	reuseAddr := flag.Bool("reuseaddr", true, "set SO_REUSEADDR (false brings back \"address already in use\")")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))

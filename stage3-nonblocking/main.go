@@ -48,11 +48,11 @@ func main() {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"Stage 3 of the chat workshop: one non-blocking loop that serves many clients and\n"+
-			"prints their lines, polling so fast that it keeps a CPU core busy.\n\nFlags:\n", name)
+			"Stage 3 of the chat workshop: one non-blocking loop that serves many\n"+
+			"clients and prints their lines, polling so fast that it keeps a core busy.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
-	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
+	addr := flag.String("addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))

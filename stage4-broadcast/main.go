@@ -49,11 +49,11 @@ func main() {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"Stage 4 of the chat workshop: the polling loop of stage 3, relaying every line a\n"+
-			"client sends to every other client.\n\nFlags:\n", name)
+			"Stage 4 of the chat workshop: the polling loop of stage 3, relaying every\n"+
+			"line a client sends to every other client.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
-	addr := flag.String("addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
+	addr := flag.String("addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))

@@ -25,12 +25,12 @@ func parseFlags() options {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"The chat server with names: every line says who sent it, in Protohackers' Budget Chat\n"+
-			"protocol, plus /msg NAME text for one person and /who for the list of names.\n\nFlags:\n", name)
+			"The chat server with names: every line says who sent it (Protohackers'\n"+
+			"Budget Chat), plus /msg NAME text for one person and /who for the names.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
 	var o options
-	flag.StringVar(&o.addr, "addr", ":5555", "address to listen on, host:port (port 0 picks a free port)")
+	flag.StringVar(&o.addr, "addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
 	flag.StringVar(&o.poller, "poller", "select", "how to wait: select or "+nativePollerName)
 	flag.IntVar(&o.maxLine, "max-line", 65536, "longest line a client may send, in bytes")
 	flag.IntVar(&o.maxPending, "max-pending", 4<<20, "most bytes a client may leave unread, or be dropped")
