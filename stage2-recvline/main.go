@@ -31,7 +31,7 @@ func main() {
 		flag.PrintDefaults()
 	}
 	addr := flag.String("addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
-	reuseAddr := flag.Bool("reuseaddr", true, "set SO_REUSEADDR (false brings back \"address already in use\")")
+	reuseAddr := flag.Bool("reuseaddr", true, "set SO_REUSEADDR (false: see \"address already in use\")")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))
