@@ -361,18 +361,23 @@ func flood(c *CheckClient, count int, received *atomic.Int64) <-chan error {
 	return done
 }
 
-// receiveFlood reads count flood lines, each within wait, and fails with hint at the first
-// that is missing, cut or out of order.
-func receiveFlood(c *CheckClient, count int, received *atomic.Int64, wait time.Duration, hint string) {
+// lostHint is the lesson of a flood line that is missing or cut.
+const lostHint = "lines were lost or cut: relay every complete line of every read (not just " +
+	"the first), and keep what a write did not take to send it later"
+
+// receiveFlood reads count flood lines, each within wait, and fails at the first that is
+// missing, cut or out of order: with lost as the hint, or with late if none came in time.
+func receiveFlood(c *CheckClient, count int, received *atomic.Int64, wait time.Duration, late, lost string) {
 	for i := 0; i < count; i++ {
 		line, err := c.readLine(wait, false)
 		if err != nil || line != FloodLine(i) {
+			hint := lost
 			if err == nil {
 				c.run.say("[%s] received %s", c.Name, quote(line))
 			} else {
-				hint = c.run.exitHint(hint)
+				hint = c.run.exitHint(late)
 			}
-			c.run.say("[%s] had received lines 0 to %d in order", c.Name, i-1)
+			c.run.say("[%s] had received lines 0 to %d, whole and in order", c.Name, i-1)
 			c.run.Fail(fmt.Sprintf("%s to receive line %d: %s", c.Name, i, quote(FloodLine(i))), hint)
 		}
 		received.Store(int64(i + 1))
@@ -391,16 +396,16 @@ func checkCatchUp(r *CheckRun) {
 	r.Say("%s does not read until %s has received everything", late.Name, healthy.Name)
 	var received atomic.Int64
 	sent := flood(sender, CatchUpLines, &received)
-	receiveFlood(healthy, CatchUpLines, &received, Deadline, "send each line to every other client")
+	receiveFlood(healthy, CatchUpLines, &received, Deadline, "send each line to every other client", lostHint)
 	if err := <-sent; err != nil {
 		r.Say("%s could not send: %v", sender.Name, err)
 		r.Fail(sender.Name+" to send every line", "keep reading every client while you write to the others")
 	}
 	r.Say("%s reads now", late.Name)
-	receiveFlood(late, CatchUpLines, new(atomic.Int64), Deadline,
-		"a client that fell behind lost lines: when a write takes only part of what you "+
-			"give it (or none: EAGAIN), keep the rest for that client and send it when its socket "+
-			"is writable again")
+	behind := "a client that fell behind lost lines: when a write takes only part of what you " +
+		"give it (or none: EAGAIN), keep the rest for that client and send it when its socket " +
+		"is writable again"
+	receiveFlood(late, CatchUpLines, new(atomic.Int64), Deadline, behind, behind)
 }
 
 // StalledLines is how many lines the stalled-reader check sends: 6 MB, twice what the kernel
@@ -414,7 +419,8 @@ func checkStalled(r *CheckRun) {
 	sent := flood(sender, StalledLines, &received)
 	receiveFlood(healthy, StalledLines, &received, 5*time.Second,
 		"a client that does not read held up the others: never wait for one client's socket "+
-			"to take a write; keep its output in a buffer (and drop the client if too much waits)")
+			"to take a write; keep its output in a buffer (and drop the client if too much waits)",
+		lostHint)
 	if err := <-sent; err != nil {
 		r.Say("%s could not send: %v", sender.Name, err)
 		r.Fail(sender.Name+" to send every line", "keep reading every client while you write to the others")
