@@ -91,6 +91,7 @@ func RunCheck(program *Program, stage int, check Check) *CheckResult {
 		r.port = port
 	}
 	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+	result.Notes["port"] = strconv.Itoa(r.port)
 
 	done := make(chan struct{})
 	go func() {
