@@ -406,6 +406,15 @@ func checkCatchUp(r *CheckRun) {
 		"give it (or none: EAGAIN), keep the rest for that client and send it when its socket " +
 		"is writable again"
 	receiveFlood(late, CatchUpLines, new(atomic.Int64), Deadline, behind, behind)
+	if GroupCPUMeasured {
+		// A socket with room in its send buffer is always writable: a server that goes on
+		// asking about it once the output is sent wakes at once, forever.
+		if use := r.CPU(time.Second); use >= 0.02 {
+			r.Fail(fmt.Sprintf("under 2%% of a core once %s has caught up", late.Name),
+				fmt.Sprintf("your server used %.0f%% of a core after %s caught up, with nobody "+
+					"talking: stop asking about a writable socket once its output is all sent", use*100, late.Name))
+		}
+	}
 }
 
 // StalledLines is how many lines the stalled-reader check sends: 6 MB, twice what the kernel
