@@ -110,7 +110,7 @@ func RunCheck(program *Program, stage int, check Check) *CheckResult {
 	r.mu.Unlock()
 	if program.Stop() {
 		result.Killed = true
-		r.say("[tester] your server was still running %v after SIGTERM: killed it (SIGKILL)", StopGrace)
+		r.say("[tester] your server was still running %s after SIGTERM: killed it (SIGKILL)", human(StopGrace))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -163,7 +163,7 @@ func (r *CheckRun) Stop() {
 	r.mu.Unlock()
 	r.say("[tester] stopping your server (SIGTERM to its process group)")
 	if r.program.Stop() {
-		r.say("[tester] your server was still running %v after SIGTERM: killed it (SIGKILL)", StopGrace)
+		r.say("[tester] your server was still running %s after SIGTERM: killed it (SIGKILL)", human(StopGrace))
 	}
 }
 
@@ -238,7 +238,7 @@ func (r *CheckRun) CPU(window time.Duration) float64 {
 		r.Skip("could not measure CPU use: " + err.Error())
 	}
 	r.result.Values["cpu"] = use
-	r.Say("your server's processes used %.0f%% of a core over %v", use*100, window)
+	r.Say("your server's processes used %.0f%% of a core over %s", use*100, human(window))
 	return use
 }
 
@@ -305,7 +305,7 @@ func (r *CheckRun) waitAccepted(name string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			r.say("[tester] %d connections still wait in your server's accept queue after %v", waiting, Deadline)
+			r.say("[tester] %d connections still wait in your server's accept queue after %s", waiting, human(Deadline))
 			r.Fail(name+" to be accepted", r.exitHint("accept every client that connects, without waiting for another client to say something first"))
 		}
 		time.Sleep(time.Millisecond)
@@ -447,7 +447,7 @@ func (c *CheckClient) readLine(d time.Duration, show bool) (string, error) {
 	var netErr net.Error
 	switch {
 	case errors.As(err, &netErr) && netErr.Timeout():
-		c.run.say("[%s] received nothing more within %v", c.Name, d)
+		c.run.say("[%s] received nothing more within %s", c.Name, human(d))
 	case errors.Is(err, io.EOF):
 		c.run.say("[%s] the connection was closed by your server", c.Name)
 	default:
@@ -476,7 +476,7 @@ func (c *CheckClient) ExpectNothing(d time.Duration, hint string) {
 	_, err := c.reader.ReadByte()
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
-		c.run.say("[%s] expected nothing, waited %v ✓", c.Name, d)
+		c.run.say("[%s] expected nothing, waited %s ✓", c.Name, human(d))
 		return
 	}
 	if err != nil {
@@ -486,7 +486,7 @@ func (c *CheckClient) ExpectNothing(d time.Duration, hint string) {
 	c.reader.UnreadByte()
 	c.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	line, _ := c.reader.ReadString('\n')
-	c.run.say("[%s] expected nothing for %v, received %s", c.Name, d, quote(line))
+	c.run.say("[%s] expected nothing for %s, received %s", c.Name, human(d), quote(line))
 	c.run.Fail(fmt.Sprintf("%s to receive nothing", c.Name), hint)
 }
 
@@ -497,7 +497,7 @@ func (c *CheckClient) ExpectClosed(hint string) {
 	n, err := io.Copy(io.Discard, c.reader)
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
-		c.run.say("[%s] still connected after %v", c.Name, Deadline)
+		c.run.say("[%s] still connected after %s", c.Name, human(Deadline))
 		c.run.Fail(fmt.Sprintf("your server to close %s's connection", c.Name), hint)
 	}
 	if n > 0 {
@@ -625,7 +625,7 @@ func (res *CheckResult) Report(verbose, colour bool) string {
 		b.WriteString(wrap(res.Observation, "  ", "  "))
 	}
 	if res.Killed && res.Passed {
-		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %v of SIGTERM; the tester killed it", StopGrace), "  ", "  "))
+		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  "))
 	}
 	return b.String()
 }

@@ -182,8 +182,8 @@ func (e *ErrNotReady) Error() string {
 	if e.Status != "" {
 		return fmt.Sprintf("your server ended (%s) before port %d accepted a connection", e.Status, e.Port)
 	}
-	return fmt.Sprintf("port %d did not accept a connection within %v of the start "+
-		"(the tester tried every 50 ms)", e.Port, e.Waited)
+	return fmt.Sprintf("port %d did not accept a connection within %s of the start "+
+		"(the tester tried every 50 ms)", e.Port, human(e.Waited))
 }
 
 // WaitReady connects to the port until a connection succeeds, and returns that connection:
@@ -279,4 +279,12 @@ func (p *Program) CPU(window time.Duration) (float64, error) {
 		return 0, err
 	}
 	return float64(after-before) / float64(time.Since(start)), nil
+}
+
+// human writes a duration the way a person does: "300 ms", "2 s", "1.5 s".
+func human(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }

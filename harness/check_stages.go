@@ -82,7 +82,7 @@ func endsWith(message string) func(string) bool {
 // waitLog waits for a log line ending with message, and fails with hint if none comes.
 func (r *CheckRun) waitLog(message, hint string) {
 	if _, ok := r.WaitLog(Deadline, endsWith(message)); !ok {
-		r.Say("no log line ending in %q within %v", message, Deadline)
+		r.Say("no log line ending in %q within %s", message, human(Deadline))
 		r.Fail(fmt.Sprintf("a log line ending in %q, such as %q", message, "Server: received from client: "+message),
 			r.exitHint(hint))
 	}
@@ -127,7 +127,7 @@ func checkLines(r *CheckRun) {
 				return strings.HasSuffix(strings.TrimSuffix(line, "\r"), message)
 			})
 			if !ok {
-				r.Say("no log line ending in %q within %v", message, Deadline)
+				r.Say("no log line ending in %q within %s", message, human(Deadline))
 				r.Fail(fmt.Sprintf("a log line ending in %q", message), r.exitHint(hint))
 			}
 			if strings.HasSuffix(line, "\r") {
@@ -344,7 +344,7 @@ func flood(c *CheckClient, count int, received *atomic.Int64) <-chan error {
 			}
 			for deadline := time.Now().Add(Deadline); int64(i)-received.Load() > 10_000; {
 				if time.Now().After(deadline) {
-					done <- fmt.Errorf("the reader got no line for %v", Deadline)
+					done <- fmt.Errorf("the reader got no line for %s", human(Deadline))
 					return
 				}
 				time.Sleep(time.Millisecond)
