@@ -111,9 +111,11 @@ func TestCheckBrokenServers(t *testing.T) {
 		{"zero-timeout", 5, []string{"idle-cpu"}, "are you waiting with a zero timeout?"},
 		{"first-line", 5, []string{"framing", "catch-up", "stalled"}, "only the first of two lines sent in one write came through"},
 		{"drop-unsent", 5, []string{"catch-up"}, "when a write takes only part of what you give it (or none: EAGAIN), keep the rest"},
+		{"keep-watching", 5, []string{"catch-up"}, "stop asking about a writable socket once its output is all sent"},
 		{"no-reuseaddr", 2, []string{"restart"}, "SO_REUSEADDR"},
 	} {
 		t.Run(tc.mistake, func(t *testing.T) {
+			t.Parallel() // separate servers on separate ports; each measures only its own CPU
 			if tc.mistake == "zero-timeout" && !GroupCPUMeasured {
 				t.Skip("CPU use is not measured on this system")
 			}

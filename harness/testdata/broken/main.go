@@ -9,6 +9,7 @@
 //	-mistake zero-timeout  polls select with a zero timeout, and burns a core while idle
 //	-mistake first-line    relays the first line of each read and drops the rest of it
 //	-mistake drop-unsent   writes straight to each socket and forgets what it did not take
+//	-mistake keep-watching once a client had to wait for room, asks about its writability forever
 //	-mistake no-reuseaddr  listens without SO_REUSEADDR, so a quick restart fails
 package main
 
@@ -27,11 +28,12 @@ type client struct {
 	fd      int
 	pending []byte // the start of a line whose end has not come yet
 	output  []byte // what the socket has not taken yet
+	waited  bool   // its socket was once full (for -mistake keep-watching)
 }
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "host:port to listen on")
-	mistake := flag.String("mistake", "none", "none, echo, zero-timeout, first-line, drop-unsent or no-reuseaddr")
+	mistake := flag.String("mistake", "none", "none, echo, zero-timeout, first-line, drop-unsent, keep-watching or no-reuseaddr")
 	flag.Parse()
 
 	listener, port, err := listen(*addr, *mistake != "no-reuseaddr")
@@ -49,8 +51,8 @@ func main() {
 		highest := listener
 		for fd, c := range clients {
 			readable.Set(fd)
-			if len(c.output) > 0 {
-				writable.Set(fd)
+			if len(c.output) > 0 || c.waited && *mistake == "keep-watching" {
+				writable.Set(fd) // the mistake: a socket with room is always writable, select returns at once
 			}
 			highest = max(highest, fd)
 		}
@@ -114,6 +116,7 @@ func main() {
 				if n, err := unix.Write(fd, c.output); err == nil {
 					c.output = c.output[n:]
 				}
+				c.waited = c.waited || len(c.output) > 0
 			}
 		}
 	}
