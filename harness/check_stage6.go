@@ -58,7 +58,10 @@ const presenceHint = "right after a name is accepted, send the newcomer one line
 // connectUnnamed connects a client and reads the name prompt.
 func connectUnnamed(r *CheckRun) *CheckClient {
 	c := r.Client()
-	budgetLine(c, "a line asking for its name", "send a line asking for a name as soon as a client connects")
+	line, err := c.ReadLine(3 * time.Second)
+	if err != nil || strings.TrimSpace(line) == "" {
+		r.Fail(c.Name+" to receive a line asking for its name", r.exitHint("send a line asking for a name as soon as a client connects"))
+	}
 	return c
 }
 

@@ -68,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	program := &harness.Program{Args: command}
-	fmt.Fprintf(stdout, "Checking stage %d (%s) with: %s\n", *stage, harness.StageTitles[*stage], strings.Join(command, " "))
+	fmt.Fprintf(stdout, "Checking stage %d (%s) with: %s\n", *stage, harness.StageTitles[*stage], shellWords(command))
 	if program.FixedPort() {
 		if harness.PortTaken(harness.DefaultPort) {
 			fmt.Fprintf(stderr, "check: port %d is already taken: stop whatever listens there, or pass your server the port with {port} or {addr}\n", harness.DefaultPort)
@@ -126,4 +126,16 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0 && f.Name() != os.DevNull
+}
+
+// shellWords writes a command the way it would be typed, quoting words with spaces or quotes.
+func shellWords(words []string) string {
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = w
+		if w == "" || strings.ContainsAny(w, " \t\n'\"\\$;&|<>()*?!`") {
+			quoted[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(quoted, " ")
 }
