@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -73,13 +74,15 @@ type CheckRun struct {
 
 	probe   net.Conn
 	clients []*CheckClient
+	quiet   bool // Clients is connecting many: one line says so
+	hidden  int  // server lines not shown since HideOutput, or -1 when they are shown
 	result  *CheckResult
 }
 
 // RunCheck starts the server, runs check against it, and stops the server's process group.
 func RunCheck(program *Program, stage int, check Check) *CheckResult {
 	result := &CheckResult{Check: check, Stage: stage, Notes: map[string]string{}, Values: map[string]float64{}}
-	r := &CheckRun{program: program, stage: stage, grew: make(chan struct{}), result: result}
+	r := &CheckRun{program: program, stage: stage, grew: make(chan struct{}), result: result, hidden: -1}
 	if program.FixedPort() {
 		r.port = DefaultPort
 	} else {
@@ -181,9 +184,16 @@ func (r *CheckRun) serverLine(line string) {
 	if len(r.output) < maxOutputLines {
 		r.output = append(r.output, line)
 	}
+	shown := "[your server] " + printable(line)
+	if len(shown) > 76 {
+		shown = fmt.Sprintf("%s... (%d bytes)", shown[:60], len(line))
+	}
 	switch {
+	case r.hidden >= 0:
+		r.hidden++
+	case r.repeated(shown):
 	case r.shown < maxShownLines:
-		r.transcript = append(r.transcript, "[your server] "+printable(line))
+		r.transcript = append(r.transcript, shown)
 		r.shown++
 	case r.shown == maxShownLines:
 		r.transcript = append(r.transcript, "[your server] ... (more lines, not shown)")
@@ -191,6 +201,44 @@ func (r *CheckRun) serverLine(line string) {
 	}
 	close(r.grew)
 	r.grew = make(chan struct{})
+}
+
+// repeated counts line as one more of the transcript's last line, if it is the same line
+// ("[your server] Server: client connected (x50)"); r.mu must be held.
+func (r *CheckRun) repeated(line string) bool {
+	if len(r.transcript) == 0 {
+		return false
+	}
+	last := r.transcript[len(r.transcript)-1]
+	if last == line {
+		r.transcript[len(r.transcript)-1] = line + " (x2)"
+		return true
+	}
+	if m := repeatCount.FindStringSubmatch(last); m != nil && m[1] == line {
+		n, _ := strconv.Atoi(m[2])
+		r.transcript[len(r.transcript)-1] = fmt.Sprintf("%s (x%d)", line, n+1)
+		return true
+	}
+	return false
+}
+
+var repeatCount = regexp.MustCompile(`^(.*) \(x(\d+)\)$`)
+
+// HideOutput stops showing the server's lines in the transcript, during a flood of them.
+func (r *CheckRun) HideOutput() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hidden = 0
+}
+
+// ShowOutput shows the server's lines again, after one line that counts those not shown.
+func (r *CheckRun) ShowOutput() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hidden > 0 {
+		r.transcript = append(r.transcript, fmt.Sprintf("[your server] ... (%d lines, not shown)", r.hidden))
+	}
+	r.hidden = -1
 }
 
 // say adds a line to the transcript.
@@ -316,28 +364,15 @@ func (r *CheckRun) waitAccepted(name string) {
 func (r *CheckRun) Clients(n int) []*CheckClient {
 	stage := r.stage
 	r.stage = 0 // wait for the accepts once, at the end
+	r.quiet = true
 	clients := make([]*CheckClient, n)
 	for i := range clients {
-		clients[i] = r.quietly(r.Client)
+		clients[i] = r.Client()
 	}
-	r.stage = stage
+	r.stage, r.quiet = stage, false
 	r.say("[tester] connected %s to %s", clients[0].Name, clients[n-1].Name)
 	r.waitAccepted(clients[n-1].Name)
 	return clients
-}
-
-// quietly runs connect and drops the line it added to the transcript.
-func (r *CheckRun) quietly(connect func() *CheckClient) *CheckClient {
-	r.mu.Lock()
-	n := len(r.transcript)
-	r.mu.Unlock()
-	c := connect()
-	r.mu.Lock()
-	if len(r.transcript) == n+1 {
-		r.transcript = r.transcript[:n]
-	}
-	r.mu.Unlock()
-	return c
 }
 
 // SlowClient connects a client whose receive buffer is small (4 KiB), so that once it stops
@@ -363,7 +398,9 @@ func (r *CheckRun) addClient(name string, conn net.Conn) *CheckClient {
 	c := &CheckClient{run: r, Name: name, Conn: conn, reader: bufio.NewReaderSize(conn, 64<<10)}
 	r.clients = append(r.clients, c)
 	local, remote := conn.LocalAddr().(*net.TCPAddr), conn.RemoteAddr().(*net.TCPAddr)
-	r.say("[%s] connected (port %d -> port %d)", name, local.Port, remote.Port)
+	if !r.quiet {
+		r.say("[%s] connected (port %d -> port %d)", name, local.Port, remote.Port)
+	}
 	return c
 }
 
@@ -540,13 +577,14 @@ func reasonOf(err error) string {
 	return err.Error()
 }
 
-// quote shows bytes the way Go writes them ("Hello\r\n"), shortened past 60 bytes.
+// quote shows bytes the way Go writes them ("Hello\r\n"), shortened past 48 bytes to their
+// start and end, so that a transcript line fits in 80 columns.
 func quote(s string) string {
-	if len(s) <= 60 {
+	if len(s) <= 48 {
 		return strconv.Quote(s)
 	}
-	return fmt.Sprintf("%s...%s (%d bytes)", strconv.Quote(s[:40])[:len(strconv.Quote(s[:40]))-1],
-		strconv.Quote(s[len(s)-8:])[1:], len(s))
+	head, tail := strconv.Quote(s[:28]), strconv.Quote(s[len(s)-6:])
+	return fmt.Sprintf("%s...%s (%d bytes)", head[:len(head)-1], tail[1:], len(s))
 }
 
 // printable is a server's output line as it is if it is plain text, quoted otherwise, so that
@@ -633,10 +671,14 @@ func (res *CheckResult) Report(verbose, colour bool) string {
 // wrap breaks text into lines of at most 78 columns, the first indented by first, the rest
 // by rest.
 func wrap(text, first, rest string) string {
+	// A quoted string is one word: its spaces are bytes to show, not places to break.
+	const nbsp = "\x00"
+	text = quoted.ReplaceAllStringFunc(text, func(q string) string { return strings.ReplaceAll(q, " ", nbsp) })
 	var b strings.Builder
 	line := first
 	empty := true
 	for _, word := range strings.Fields(text) {
+		word = strings.ReplaceAll(word, nbsp, " ")
 		if !empty && utf8.RuneCountInString(stripColour(line))+1+utf8.RuneCountInString(stripColour(word)) > 78 {
 			b.WriteString(line + "\n")
 			line, empty = rest, true
@@ -650,6 +692,9 @@ func wrap(text, first, rest string) string {
 	b.WriteString(line + "\n")
 	return b.String()
 }
+
+// quoted matches a string as strconv.Quote writes it.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 func stripColour(s string) string {
 	for {

@@ -333,7 +333,7 @@ func FloodLine(i int) string {
 // fast as the checker can, which may be slower than the server. The channel yields the write
 // error, or nil once everything is sent.
 func flood(c *CheckClient, count int, received *atomic.Int64) <-chan error {
-	c.run.say("[%s] sends %d numbered 100-byte lines (%.0f MB), up to 1 MB ahead of the reader",
+	c.run.say("[%s] sends %d numbered 100-byte lines (%.0f MB), at most 1 MB ahead",
 		c.Name, count, float64(count)*100/1e6)
 	done := make(chan error, 1)
 	go func() {
@@ -399,6 +399,8 @@ func checkCatchUp(r *CheckRun) {
 	// check's lesson, and it is not measured again after the flood.
 	spins := GroupCPUMeasured && r.CPU(300*time.Millisecond) >= 0.2
 	var received atomic.Int64
+	r.HideOutput()
+	defer r.ShowOutput()
 	sent := flood(sender, CatchUpLines, &received)
 	receiveFlood(healthy, CatchUpLines, &received, Deadline, "send each line to every other client", lostHint)
 	if err := <-sent; err != nil {
@@ -429,6 +431,8 @@ func checkStalled(r *CheckRun) {
 	sender, healthy, stalled := r.Client(), r.Client(), r.SlowClient()
 	r.Say("%s never reads; it may be dropped", stalled.Name)
 	var received atomic.Int64
+	r.HideOutput()
+	defer r.ShowOutput()
 	sent := flood(sender, StalledLines, &received)
 	receiveFlood(healthy, StalledLines, &received, 5*time.Second,
 		"a client that does not read held up the others: never wait for one client's socket "+

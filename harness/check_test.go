@@ -3,6 +3,8 @@
 package harness
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -208,6 +210,17 @@ func TestCheckCommand(t *testing.T) {
 			_, code := checkCommand(t, args...)
 			require.Equal(t, 2, code, "%q", args)
 		}
+	})
+	t.Run("port-5555-taken", func(t *testing.T) {
+		if !PortTaken(DefaultPort) {
+			listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", DefaultPort))
+			require.NoError(t, err)
+			defer listener.Close()
+		}
+		out, code := checkCommand(t, "-stage", "3", "--", Binary(t, "stage3-nonblocking"))
+		require.Equal(t, 2, code, out)
+		require.Equal(t, "check: port 5555 is already taken: stop whatever listens there, or pass "+
+			"your server the port with {port} or {addr}\n", out[strings.Index(out, "check:"):])
 	})
 	t.Run("does-not-start", func(t *testing.T) {
 		out, code := checkCommand(t, "-stage", "1", "--", "/nonexistent/server", "{port}")

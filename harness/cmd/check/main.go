@@ -68,7 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	program := &harness.Program{Args: command}
-	fmt.Fprintf(stdout, "Checking stage %d (%s) with: %s\n", *stage, harness.StageTitles[*stage], shellWords(command))
+	fmt.Fprintf(stdout, "Stage %d: %s\n", *stage, harness.StageTitles[*stage])
+	fmt.Fprintf(stdout, "Your server: %s\n", shellWords(command))
 	if program.FixedPort() {
 		if harness.PortTaken(harness.DefaultPort) {
 			fmt.Fprintf(stderr, "check: port %d is already taken: stop whatever listens there, or pass your server the port with {port} or {addr}\n", harness.DefaultPort)
