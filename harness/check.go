@@ -129,15 +129,14 @@ func (r *CheckRun) start() error {
 	r.stopping = false
 	r.mu.Unlock()
 	if err := r.program.Start(r.port, r.serverLine); err != nil {
-		r.say("[tester] cannot start %s: %v", strings.Join(r.program.Command(r.port), " "), err)
+		r.say("[tester] cannot start %s: %v", ShellWords(r.program.Command(r.port)), err)
 		return fmt.Errorf("cannot start your server: %v", err)
 	}
-	r.say("[tester] started: %s", strings.Join(r.program.Command(r.port), " "))
+	r.say("[tester] started: %s", ShellWords(r.program.Command(r.port)))
 	go r.watchExit()
 	conn, err := r.program.WaitReady()
 	if err != nil {
-		r.say("[tester] %v", err)
-		return err
+		return err // said once, as what was expected or why the checks could not run
 	}
 	r.probe = conn
 	r.say("[tester] port %d accepts connections: your server is ready", r.port)

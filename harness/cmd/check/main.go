@@ -26,12 +26,15 @@ import (
 
 const usage = `usage: check -stage N [-v] -- COMMAND [ARG...]
 
-check starts your chat server with COMMAND and runs this workshop's checks of stage N
-against it, the same checks that prove our own stages.
+check starts your chat server with COMMAND and runs against it this workshop's
+checks of stage N, the same checks that prove our own stages.
 
-In COMMAND, {port} and {addr} stand for a free port and for 127.0.0.1:PORT, chosen for
-each check; PORT is also set in the environment. A command with neither is expected to
-listen on port 5555. Stages:
+In COMMAND, {port} and {addr} stand for a free port and for 127.0.0.1:PORT,
+chosen afresh for each check; PORT is also set in the environment. A command
+with neither is expected to listen on port 5555. Exit status: 0 when every
+required check passed, 1 when one failed, 2 when the checks could not run.
+
+Stages:
 `
 
 func main() {
@@ -69,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	program := &harness.Program{Args: command}
 	fmt.Fprintf(stdout, "Stage %d: %s\n", *stage, harness.StageTitles[*stage])
-	fmt.Fprintf(stdout, "Your server: %s\n", shellWords(command))
+	fmt.Fprintf(stdout, "Your server: %s\n", harness.ShellWords(command))
 	if program.FixedPort() {
 		if harness.PortTaken(harness.DefaultPort) {
 			fmt.Fprintf(stderr, "check: port %d is already taken: stop whatever listens there, or pass your server the port with {port} or {addr}\n", harness.DefaultPort)
@@ -127,16 +130,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0 && f.Name() != os.DevNull
-}
-
-// shellWords writes a command the way it would be typed, quoting words with spaces or quotes.
-func shellWords(words []string) string {
-	quoted := make([]string, len(words))
-	for i, w := range words {
-		quoted[i] = w
-		if w == "" || strings.ContainsAny(w, " \t\n'\"\\$;&|<>()*?!`") {
-			quoted[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
-		}
-	}
-	return strings.Join(quoted, " ")
 }
