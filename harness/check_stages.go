@@ -366,6 +366,12 @@ func flood(c *CheckClient, count int, received *atomic.Int64) <-chan error {
 const lostHint = "lines were lost or cut: relay every complete line of every read (not just " +
 	"the first), and keep what a write did not take to send it later"
 
+// heldUpHint is the lesson of a healthy reader that stops getting lines while another client
+// does not read: the article's last listing wrote to each client straight from its loop.
+const heldUpHint = "a client that does not read held up the others: never wait for one " +
+	"client's socket to take a write; keep its output in a buffer, send it when the socket is " +
+	"writable (and drop the client if too much waits)"
+
 // receiveFlood reads count flood lines, each within wait, and fails at the first that is
 // missing, cut or out of order: with lost as the hint, or with late if none came in time.
 func receiveFlood(c *CheckClient, count int, received *atomic.Int64, wait time.Duration, late, lost string) {
@@ -402,7 +408,7 @@ func checkCatchUp(r *CheckRun) {
 	r.HideOutput()
 	defer r.ShowOutput()
 	sent := flood(sender, CatchUpLines, &received)
-	receiveFlood(healthy, CatchUpLines, &received, Deadline, "send each line to every other client", lostHint)
+	receiveFlood(healthy, CatchUpLines, &received, 5*time.Second, heldUpHint, lostHint)
 	if err := <-sent; err != nil {
 		r.Say("%s could not send: %v", sender.Name, err)
 		r.Fail(sender.Name+" to send every line", "keep reading every client while you write to the others")
@@ -411,7 +417,7 @@ func checkCatchUp(r *CheckRun) {
 	behind := "a client that fell behind lost lines: when a write takes only part of what you " +
 		"give it (or none: EAGAIN), keep the rest for that client and send it when its socket " +
 		"is writable again"
-	receiveFlood(late, CatchUpLines, new(atomic.Int64), Deadline, behind, behind)
+	receiveFlood(late, CatchUpLines, new(atomic.Int64), 5*time.Second, behind, behind)
 	if GroupCPUMeasured && !spins {
 		// A socket with room in its send buffer is always writable: a server that goes on
 		// asking about it once the output is sent wakes at once, forever.
@@ -434,10 +440,7 @@ func checkStalled(r *CheckRun) {
 	r.HideOutput()
 	defer r.ShowOutput()
 	sent := flood(sender, StalledLines, &received)
-	receiveFlood(healthy, StalledLines, &received, 5*time.Second,
-		"a client that does not read held up the others: never wait for one client's socket "+
-			"to take a write; keep its output in a buffer (and drop the client if too much waits)",
-		lostHint)
+	receiveFlood(healthy, StalledLines, &received, 5*time.Second, heldUpHint, lostHint)
 	if err := <-sent; err != nil {
 		r.Say("%s could not send: %v", sender.Name, err)
 		r.Fail(sender.Name+" to send every line", "keep reading every client while you write to the others")

@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
@@ -102,7 +105,7 @@ func broken(t testing.TB, mistake string) *Program {
 // passes the others of its stage: a check that blamed the wrong thing would teach the wrong
 // lesson. The relay without a mistake passes every check of stage 5.
 func TestCheckBrokenServers(t *testing.T) {
-	for _, tc := range []struct {
+	cases := []struct {
 		mistake string
 		stage   int
 		fails   []string // every required check that fails, the first one with hint
@@ -113,21 +116,38 @@ func TestCheckBrokenServers(t *testing.T) {
 		{"zero-timeout", 5, []string{"idle-cpu"}, "are you waiting with a zero timeout?"},
 		{"first-line", 5, []string{"framing", "catch-up", "stalled"}, "only the first of two lines sent in one write came through"},
 		{"drop-unsent", 5, []string{"catch-up"}, "when a write takes only part of what you give it (or none: EAGAIN), keep the rest"},
+		{"blocking-writes", 5, []string{"catch-up", "stalled"}, "a client that does not read held up the others"},
 		{"keep-watching", 5, []string{"catch-up"}, "stop asking about a writable socket once its output is all sent"},
 		{"no-reuseaddr", 2, []string{"restart"}, "SO_REUSEADDR"},
-	} {
+	}
+	// The servers are checked four at a time: most of a check is waiting (for a CPU window, or
+	// for a line that a broken server never sends), and each server has its own port and
+	// process group, and is measured alone.
+	results := make([][]*CheckResult, len(cases))
+	running := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, tc := range cases {
+		program := broken(t, tc.mistake)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			running <- struct{}{}
+			defer func() { <-running }()
+			for _, check := range StageChecks(tc.stage) {
+				if check.Required {
+					results[i] = append(results[i], RunCheck(program, tc.stage, check))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, tc := range cases {
 		t.Run(tc.mistake, func(t *testing.T) {
-			t.Parallel() // separate servers on separate ports; each measures only its own CPU
 			if (tc.mistake == "zero-timeout" || tc.mistake == "keep-watching") && !GroupCPUMeasured {
 				t.Skip("CPU use is not measured on this system")
 			}
-			program := broken(t, tc.mistake)
 			var failed []string
-			for _, check := range StageChecks(tc.stage) {
-				if !check.Required {
-					continue
-				}
-				res := RunCheck(program, tc.stage, check)
+			for _, res := range results[i] {
 				require.NoError(t, res.Err)
 				if res.Passed {
 					continue
@@ -135,7 +155,7 @@ func TestCheckBrokenServers(t *testing.T) {
 				if len(failed) == 0 {
 					require.Contains(t, res.Hint, tc.hint, "%s", res.Report(false, false))
 				}
-				failed = append(failed, check.Name)
+				failed = append(failed, res.Check.Name)
 			}
 			require.Equal(t, tc.fails, failed)
 		})
@@ -256,4 +276,36 @@ func TestCheckFixedPort(t *testing.T) {
 			require.True(t, res.Passed, "%s", res.Report(true, false))
 		}
 	}
+}
+
+// Ctrl-C reaches the tester, not the server, which has a process group of its own: the
+// tester must stop the server's whole group before it leaves. The group here holds a
+// "sleep 31.25" beside the server, which nothing else would stop (a Go server dies of SIGPIPE
+// once it prints to the tester's closed pipe, which would hide the mistake).
+func TestCheckInterrupted(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("looks for the server's processes in /proc")
+	}
+	const sleeper = "sleep\x0031.25\x00"
+	sleeping := func() bool {
+		commands, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, path := range commands {
+			if data, _ := os.ReadFile(path); string(data) == sleeper {
+				return true
+			}
+		}
+		return false
+	}
+	require.False(t, sleeping(), "a sleep 31.25 is already running")
+	bin := Binary(t, "stage5-select")
+	p := Start(t, Binary(t, "harness/cmd/check"), nil, "-stage", "5", "--",
+		"sh", "-c", `sleep 31.25 & exec "$0" -addr "127.0.0.1:$1"`, bin, "{port}")
+	p.WaitLine(t, "✓ broadcast: every line to every other client, not its sender")
+	for deadline := time.Now().Add(Deadline); !sleeping(); time.Sleep(10 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the second check's server did not start")
+	}
+	p.Signal(t, os.Interrupt)
+	require.Equal(t, 2, p.WaitExit(t, Deadline))
+	require.Contains(t, p.Stderr(), "check: interrupted; stopping your server")
+	require.False(t, sleeping(), "the server's process group is still running")
 }

@@ -9,6 +9,7 @@
 //	-mistake zero-timeout  polls select with a zero timeout, and burns a core while idle
 //	-mistake first-line    relays the first line of each read and drops the rest of it
 //	-mistake drop-unsent   writes straight to each socket and forgets what it did not take
+//	-mistake blocking-writes waits for each socket to take the whole line, as the article's send
 //	-mistake keep-watching once a client had to wait for room, asks about its writability forever
 //	-mistake no-reuseaddr  listens without SO_REUSEADDR, so a quick restart fails
 package main
@@ -33,7 +34,7 @@ type client struct {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "host:port to listen on")
-	mistake := flag.String("mistake", "none", "none, echo, zero-timeout, first-line, drop-unsent, keep-watching or no-reuseaddr")
+	mistake := flag.String("mistake", "none", "none, echo, zero-timeout, first-line, drop-unsent, blocking-writes, keep-watching or no-reuseaddr")
 	flag.Parse()
 
 	listener, port, err := listen(*addr, *mistake != "no-reuseaddr")
@@ -101,6 +102,19 @@ func main() {
 					}
 					if *mistake == "drop-unsent" {
 						unix.Write(c.fd, line) // the mistake: what the socket did not take is lost
+						continue
+					}
+					if *mistake == "blocking-writes" {
+						// The mistake: one client that does not read stops the loop, and everyone.
+						unix.SetNonblock(c.fd, false)
+						for rest := line; len(rest) > 0; {
+							n, err := unix.Write(c.fd, rest)
+							if err != nil {
+								break
+							}
+							rest = rest[n:]
+						}
+						unix.SetNonblock(c.fd, true)
 						continue
 					}
 					c.output = append(c.output, line...)
