@@ -271,9 +271,6 @@ func (r *CheckRun) Skip(why string) {
 	runtime.Goexit()
 }
 
-// Stage is the stage being checked.
-func (r *CheckRun) Stage() int { return r.stage }
-
 // CPU measures the CPU use of the server's process group over window, as a share of one core,
 // and skips the check where that cannot be measured.
 func (r *CheckRun) CPU(window time.Duration) float64 {
@@ -450,9 +447,6 @@ func (c *CheckClient) Send(s string) {
 	c.run.say("[%s] sent %s", c.Name, quote(s))
 	c.write(s)
 }
-
-// SendQuietly writes s without showing it; say what was sent with Say.
-func (c *CheckClient) SendQuietly(s string) { c.write(s) }
 
 func (c *CheckClient) write(s string) {
 	c.Conn.SetWriteDeadline(time.Now().Add(Deadline))

@@ -176,14 +176,21 @@ type ErrNotReady struct {
 	Port   int
 	Status string        // how the command ended, or "" if it still runs
 	Waited time.Duration // how long the port was tried
+	// DefaultTaken is set when another port was asked for but DefaultPort accepts
+	// connections: the server may not have read where to listen.
+	DefaultTaken bool
 }
 
 func (e *ErrNotReady) Error() string {
 	if e.Status != "" {
 		return fmt.Sprintf("your server ended (%s) before port %d accepted a connection", e.Status, e.Port)
 	}
+	also := ""
+	if e.DefaultTaken {
+		also = fmt.Sprintf("; something listens on %d: does your server ignore {port} or {addr}?", DefaultPort)
+	}
 	return fmt.Sprintf("port %d did not accept a connection within %s of the start "+
-		"(the tester tried every 50 ms)", e.Port, human(e.Waited))
+		"(the tester tried every 50 ms)%s", e.Port, human(e.Waited), also)
 }
 
 // WaitReady connects to the port until a connection succeeds, and returns that connection:
@@ -207,7 +214,8 @@ func (p *Program) WaitReady() (net.Conn, error) {
 			return nil, &ErrNotReady{Port: p.port, Status: status, Waited: time.Since(start)}
 		}
 		if time.Since(start) > wait {
-			return nil, &ErrNotReady{Port: p.port, Waited: wait}
+			return nil, &ErrNotReady{Port: p.port, Waited: wait,
+				DefaultTaken: p.port != DefaultPort && PortTaken(DefaultPort)}
 		}
 		select {
 		case <-exited:
