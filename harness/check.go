@@ -66,7 +66,6 @@ type CheckRun struct {
 	mu         sync.Mutex
 	transcript []string
 	output     []string
-	outputSeen int // lines printed, kept or not
 	shown      int // output lines put in the transcript
 	grew       chan struct{}
 	logNext    int  // the next output line WaitLog looks at
@@ -117,8 +116,9 @@ func RunCheck(program *Program, stage int, check Check) *CheckResult {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	result.Transcript = r.transcript
-	result.Output = r.output
+	// Copies: a process outside the group may still hold the server's pipe and print.
+	result.Transcript = append([]string(nil), r.transcript...)
+	result.Output = append([]string(nil), r.output...)
 	return result
 }
 
@@ -179,13 +179,16 @@ func (r *CheckRun) Restart() error {
 func (r *CheckRun) serverLine(line string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.outputSeen++
 	if len(r.output) < maxOutputLines {
 		r.output = append(r.output, line)
 	}
 	shown := "[your server] " + printable(line)
 	if len(shown) > 76 {
-		shown = fmt.Sprintf("%s... (%d bytes)", shown[:60], len(line))
+		cut := shown[:60]
+		for !utf8.ValidString(cut) {
+			cut = cut[:len(cut)-1] // not in the middle of a character
+		}
+		shown = fmt.Sprintf("%s... (%d bytes)", cut, len(line))
 	}
 	switch {
 	case r.hidden >= 0:
