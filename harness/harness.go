@@ -339,9 +339,12 @@ func (p *Process) WaitLine(t testing.TB, want string) []string {
 	}
 }
 
-// ExpectNoLine proves that the program prints nothing more for d.
+// ExpectNoLine proves that the program prints nothing more for d, which must be positive.
 func (p *Process) ExpectNoLine(t testing.TB, d time.Duration) {
 	t.Helper()
+	if d <= 0 {
+		t.Fatalf("ExpectNoLine(%v) proves nothing: a wait that is already over sees no line; give it a positive duration", d)
+	}
 	if line, ok := p.nextLine(d); ok {
 		t.Fatalf("expected no output for %v, got %q", d, line)
 	}
@@ -473,9 +476,13 @@ func (c *Client) ReadLine(t testing.TB) string {
 	return line
 }
 
-// ExpectNothing proves that nothing arrives for d: the read must time out.
+// ExpectNothing proves that nothing arrives for d, which must be positive: the read must
+// time out.
 func (c *Client) ExpectNothing(t testing.TB, d time.Duration) {
 	t.Helper()
+	if d <= 0 {
+		t.Fatalf("ExpectNothing(%v) proves nothing: a deadline already past reads nothing; give it a positive duration", d)
+	}
 	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(d)))
 	b, err := c.reader.ReadByte()
 	var netErr net.Error

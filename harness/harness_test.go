@@ -82,6 +82,9 @@ func TestHarnessExpectNothing(t *testing.T) {
 
 	require.False(t, fails(t, func(tb testing.TB) { client.ExpectNothing(tb, 100*time.Millisecond) }),
 		"nothing was sent, so ExpectNothing must pass")
+	require.True(t, fails(t, func(tb testing.TB) { client.ExpectNothing(tb, 0) }),
+		"a wait of 0 proves nothing, so ExpectNothing must refuse it")
+	require.True(t, fails(t, func(tb testing.TB) { client.ExpectNothing(tb, -time.Second) }))
 	_, err := server.Write([]byte("surprise\r\n"))
 	require.NoError(t, err)
 	require.True(t, fails(t, func(tb testing.TB) { client.ExpectNothing(tb, 2*time.Second) }),
@@ -112,6 +115,8 @@ func TestHarnessProcessLines(t *testing.T) {
 		q.ExpectNoLine(tb, 2*time.Second)
 	}), "a line was printed, so ExpectNoLine must fail")
 	require.False(t, fails(t, func(tb testing.TB) { p.ExpectNoLine(tb, 100*time.Millisecond) }))
+	require.True(t, fails(t, func(tb testing.TB) { p.ExpectNoLine(tb, 0) }),
+		"a wait of 0 proves nothing, so ExpectNoLine must refuse it")
 
 	q := Start(t, "/bin/sh", nil, "-c", "echo bye >&2; exit 3")
 	require.Equal(t, 3, q.WaitExit(t, Deadline))

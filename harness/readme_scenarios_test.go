@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ var readmeScenarios = []readmeScenario{
 	{"stage6", readmeStage6},
 	{"chat", readmeChat},
 	{"cputable", readmeCPUTable},
+	{"check", readmeCheck},
 }
 
 // serverTranscript is what the server's terminal shows: the command, then its output.
@@ -334,4 +336,41 @@ func (c *tty) waitCount(t *testing.T, s string, n int) {
 // transcript is what the client's terminal shows: the command, then the screen.
 func (c *tty) transcript(command string, port int) string {
 	return normalise("$ "+command+"\n"+c.Screen()+"\n", port, false)
+}
+
+// readmeCheck runs the check command against the deliberately broken relay of
+// harness/testdata/broken that echoes each line to its sender, as the README shows it.
+func readmeCheck(t *testing.T) map[string]string {
+	bin := Binary(t, "harness/testdata/broken")
+	out, code := checkCommand(t, "-stage", "4", "--", bin, "-mistake", "echo", "-addr", "{addr}")
+	require.Equal(t, 1, code, out)
+	out = strings.ReplaceAll(out, bin, "go run ./harness/testdata/broken")
+	return map[string]string{"check/echo": "$ go run ./harness/cmd/check -stage 4 -- go run ./harness/testdata/broken -mistake echo -addr {addr}\n" +
+		normaliseCheckPorts(out)}
+}
+
+// normaliseCheckPorts gives a check transcript the README's ports: the server's becomes
+// 5555, and the clients' own ports 40001, 40002... in the order they appear.
+func normaliseCheckPorts(out string) string {
+	for _, server := range regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindAllStringSubmatch(out, -1) {
+		out = strings.ReplaceAll(out, "port "+server[1], "port 5555")
+		out = strings.ReplaceAll(out, ":"+server[1], ":5555")
+	}
+	clients := map[string]string{}
+	return regexp.MustCompile(`\(port (\d+) ->`).ReplaceAllStringFunc(out, func(m string) string {
+		port := regexp.MustCompile(`\d+`).FindString(m)
+		if clients[port] == "" {
+			clients[port] = fmt.Sprint(40001 + len(clients))
+		}
+		return "(port " + clients[port] + " ->"
+	})
+}
+
+func init() { blockComparers["check/echo"] = checkOutcome }
+
+// checkOutcome keeps of a check transcript what does not depend on timing: the server's own
+// lines fall among the clients' wherever the scheduler puts them, and CPU figures vary.
+func checkOutcome(out string) string {
+	out = regexp.MustCompile(`(?m)^    \[your server\] .*\n`).ReplaceAllString(out, "")
+	return regexp.MustCompile(`\d+% of a core`).ReplaceAllString(out, "N% of a core")
 }

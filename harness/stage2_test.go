@@ -7,25 +7,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Stage 2 reads whole lines, ended by "\n" or "\r\n"; an empty line is a message too.
+// Stage 2 reads whole lines, ended by "\n" or "\r\n": the check "lines".
 func TestStage2WholeLines(t *testing.T) {
+	res := runCheck(t, 2, "lines", "stage2-recvline")
+	want := append([]string{"Server: client connected"}, received(
+		"Hello, world", "Lorem ipsum dolor sit amet, consectetur adipiscing elit.", "one", "two")...)
+	require.Equal(t, want, output(res)[:len(want)])
+}
+
+// An empty line is a message too; an unfinished line waits for its end, and is printed as it
+// is when the client leaves (stage 2's own promises, beyond the check).
+func TestStage2EmptyAndUnfinishedLines(t *testing.T) {
 	s := StartServer(t, "stage2-recvline")
 	client := Dial(t, s.Addr)
 	require.Equal(t, "Server: client connected", s.NextLine(t))
-
-	client.Send(t, "Hello, world\r\n")
-	client.Send(t, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\n")
 	client.Send(t, "\r\n\nafter two empty lines\r\nno newline at the end")
-	want := []string{
-		"Server: received from client: Hello, world",
-		"Server: received from client: Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
-		"Server: received from client: ",
-		"Server: received from client: ",
-		"Server: received from client: after two empty lines",
-	}
-	s.ExpectLines(t, want...)
-
-	// An unfinished line waits for its end; when the client leaves, it is printed as it is.
+	s.ExpectLines(t, received("", "", "after two empty lines")...)
 	s.ExpectNoLine(t, 300*time.Millisecond)
 	client.Close()
 	require.Equal(t, "Server: received from client: no newline at the end", s.NextLine(t))
@@ -34,50 +31,26 @@ func TestStage2WholeLines(t *testing.T) {
 }
 
 // A second client connects, because the kernel queues it, but it is never read from: the
-// server is stuck serving the first one.
+// server is stuck serving the first one. The check command reports this as an observation.
 func TestStage2SecondClientIsNeverServed(t *testing.T) {
-	s := StartServer(t, "stage2-recvline")
-	first := Dial(t, s.Addr)
-	require.Equal(t, "Server: client connected", s.NextLine(t))
-
-	second := Dial(t, s.Addr)
-	second.Send(t, "Hola, mundo\r\n")
-	s.ExpectNoLine(t, 500*time.Millisecond)
-
-	first.Send(t, "Foo\r\n")
-	require.Equal(t, "Server: received from client: Foo", s.NextLine(t))
-
-	first.Close()
-	require.Equal(t, "Server: client disconnected", s.NextLine(t))
-	require.Equal(t, 0, s.WaitExit(t, Deadline))
-	require.NotContains(t, s.Lines(), "Server: received from client: Hola, mundo")
+	res := runCheck(t, 2, "second-client", "stage2-recvline")
+	require.Equal(t, "no", res.Notes["second client served"])
+	require.Equal(t, []string{"Server: client connected", "Server: received from client: Foo"}, output(res)[:2])
+	require.NotContains(t, res.Output, "Server: received from client: Hola, mundo")
 }
 
-// Restarting on the same port at once works thanks to SO_REUSEADDR, and fails without it.
+// Restarting on the same port at once works thanks to SO_REUSEADDR (the check "restart"), and
+// fails without it, which the check must say.
 func TestStage2ReuseAddr(t *testing.T) {
 	// On a fresh port, the server listens fine without the option.
 	fresh := StartServer(t, "stage2-recvline", "-reuseaddr=false")
 	fresh.Kill()
 
-	// Stop the server while a client is connected: the server's end of the connection is
-	// closed first, so it is the server's port that waits in TIME_WAIT once the client closes.
-	s := StartServer(t, "stage2-recvline")
-	client := Dial(t, s.Addr)
-	require.Equal(t, "Server: client connected", s.NextLine(t))
-	s.Kill()
-	client.ExpectClosed(t)
-	client.Close()
-
-	// Without SO_REUSEADDR: the article's "Address already in use".
-	without := Start(t, Binary(t, "stage2-recvline"), nil, "-addr", s.Addr, "-reuseaddr=false")
-	require.Equal(t, 1, without.WaitExit(t, Deadline))
-	require.Equal(t, "stage2-recvline: cannot listen on "+s.Addr+": address already in use\n", without.Stderr())
-
-	// With it, the default: the port is ours again at once.
-	again := StartServer(t, "stage2-recvline", "-addr", s.Addr)
-	require.Equal(t, s.Port, again.Port)
-	Dial(t, again.Addr)
-	require.Equal(t, "Server: client connected", again.NextLine(t))
+	runCheck(t, 2, "restart", "stage2-recvline")
+	res := failsCheck(t, ourServer(t, "stage2-recvline", "-reuseaddr=false"), 2, "restart",
+		"only a socket with SO_REUSEADDR set before bind may take its port")
+	require.Contains(t, res.Output, "stage2-recvline: cannot listen on 127.0.0.1:"+res.Notes["port"]+
+		": address already in use (a connection of the last run may still be in TIME_WAIT: see -reuseaddr)")
 }
 
 func TestStage2ListenErrors(t *testing.T) {

@@ -179,7 +179,7 @@ func TestStage5QueueGivenBack(t *testing.T) {
 		go func() {
 			for i := range count {
 				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
-				if _, err := io.WriteString(sender.Conn, floodLine(i)); err != nil {
+				if _, err := io.WriteString(sender.Conn, FloodLine(i)); err != nil {
 					return
 				}
 			}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,60 +48,36 @@ func expectAsleep(t *testing.T, s *Server, window time.Duration) {
 	require.Less(t, use, 0.02, "an idle server should sleep in the kernel, but it used %.0f%% of a core", use*100)
 }
 
+// Every line to every other client, not its sender, also after a client leaves: the checks
+// "broadcast" and "leave", under each poller.
 func TestStage5Broadcast(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller)
-		clients := s.DialClients(t, 3)
-		sender, a, b := clients[0], clients[1], clients[2]
-
-		sender.Send(t, "Hello\r\n")
-		require.Equal(t, "Server: received from client: Hello", s.NextLine(t))
-		require.Equal(t, "Hello\r\n", a.ReadLine(t))
-		require.Equal(t, "Hello\r\n", b.ReadLine(t))
-		sender.ExpectNothing(t, 300*time.Millisecond) // not echoed to its sender
-
-		a.Send(t, "How are you?\n")
-		require.Equal(t, "How are you?\r\n", sender.ReadLine(t))
-		require.Equal(t, "How are you?\r\n", b.ReadLine(t))
-		a.ExpectNothing(t, 100*time.Millisecond)
+		res := runCheck(t, 5, "broadcast", stage5, "-poller", poller)
+		require.Equal(t, received("Hello", "Hola"), logOnly(res.Output, received("Hello", "Hola")))
+		runCheck(t, 5, "leave", stage5, "-poller", poller)
 	})
 }
 
 // The article's last listing loses whatever one read brings beyond the first line: stage 5
-// keeps an input buffer per client.
+// keeps an input buffer per client (the check "framing").
 func TestStage5Framing(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller)
-		clients := s.DialClients(t, 2)
-		sender, receiver := clients[0], clients[1]
-
-		sender.Send(t, "first\r\nsecond\n") // two lines in one write
-		require.Equal(t, "first\r\n", receiver.ReadLine(t))
-		require.Equal(t, "second\r\n", receiver.ReadLine(t))
-
-		sender.Send(t, "a line in ") // one line in two writes
-		receiver.ExpectNothing(t, 200*time.Millisecond)
-		sender.Send(t, "two writes\r\n")
-		require.Equal(t, "a line in two writes\r\n", receiver.ReadLine(t))
-
-		sender.Send(t, "\r\n") // an empty line is relayed, and its sender stays
-		require.Equal(t, "\r\n", receiver.ReadLine(t))
-		receiver.Send(t, "still there?\n")
-		require.Equal(t, "still there?\r\n", sender.ReadLine(t))
-
-		want := []string{
-			"Server: received from client: first",
-			"Server: received from client: second",
-			"Server: received from client: a line in two writes",
-			"Server: received from client: ",
-			"Server: received from client: still there?",
-		}
-		var got []string
-		for range want {
-			got = append(got, s.NextLine(t))
-		}
-		require.Empty(t, cmp.Diff(want, got))
+		res := runCheck(t, 5, "framing", stage5, "-poller", poller)
+		want := received("first", "second", "a line in two writes")
+		require.Equal(t, want, logOnly(res.Output, want))
 	})
+}
+
+// An empty line is relayed, and its sender stays.
+func TestStage5EmptyLine(t *testing.T) {
+	s := StartServer(t, stage5)
+	clients := s.DialClients(t, 2)
+	sender, receiver := clients[0], clients[1]
+	sender.Send(t, "\r\n")
+	require.Equal(t, "\r\n", receiver.ReadLine(t))
+	receiver.Send(t, "still there?\n")
+	require.Equal(t, "still there?\r\n", sender.ReadLine(t))
+	s.ExpectLines(t, received("", "still there?")...)
 }
 
 // Bytes go to the clients exactly as they came; only the server's own log escapes control
@@ -185,14 +160,13 @@ func TestStage5LineLimitEdge(t *testing.T) {
 }
 
 // An idle server sleeps in the kernel, even after a client has left (stage 3's loop would
-// spin on the closed socket).
+// spin on the closed socket): the check "idle-cpu".
 func TestStage5Idle(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller)
-		clients := s.DialClients(t, 51)
-		clients[50].Close()
-		require.Equal(t, stage5Disconnected, s.NextLine(t))
-		expectAsleep(t, s, 2*time.Second)
+		res := runCheck(t, 5, "idle-cpu", stage5, "-poller", poller)
+		if GroupCPUMeasured {
+			require.Contains(t, res.Output, stage5Disconnected, "the client that left was noticed")
+		}
 	})
 }
 

@@ -406,7 +406,7 @@ func TestStage6SlowReaderCatchesUp(t *testing.T) {
 func expectTaggedFlood(t *testing.T, c *Client, count int, received *atomic.Int64) {
 	t.Helper()
 	for i := 0; i < count; i++ {
-		want := "[alice] " + strings.TrimSuffix(floodLine(i), "\r\n") + "\n"
+		want := "[alice] " + strings.TrimSuffix(FloodLine(i), "\r\n") + "\n"
 		if line := c.ReadLine(t); line != want {
 			t.Fatalf("line %d: got %q, want %q", i, line, want)
 		}

@@ -1,0 +1,710 @@
+//go:build linux || darwin
+
+package harness
+
+// The checks that prove a stage's lesson, written once and run two ways: `go test ./harness`
+// runs them against our own stages, and `go run ./harness/cmd/check` against anybody's server
+// (Go, Nim, Python, a shell script), which is why a check sees a server only from outside: a
+// command to start and stop, a port, what it prints, and how much CPU it uses.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// Check is one thing checked of a server at one stage.
+type Check struct {
+	Name     string // short, in the output and in `go test -run`: "broadcast"
+	Title    string // what it checks, in one line of the output
+	Required bool   // false for an observation: it reports what it saw and never fails
+	Run      func(r *CheckRun)
+}
+
+// CheckResult is what one check saw.
+type CheckResult struct {
+	Check  Check
+	Stage  int
+	Passed bool  // the check ran to its end without a failure
+	Err    error // the check could not run: the server did not start, say
+	// Skipped says why a check did not measure what it checks (CPU on macOS); it still passes.
+	Skipped     string
+	Expected    string // on failure, what should have happened
+	Hint        string // on failure, the lesson that was missed
+	Observation string // what an observation saw, or a note of a required check
+	Killed      bool   // the server did not stop within StopGrace of SIGTERM
+	Transcript  []string
+	Notes       map[string]string  // facts a test may assert: "last piece": "after close"
+	Values      map[string]float64 // figures a test may assert: "cpu": 0.97
+	Output      []string           // what the server printed, capped at maxOutputLines
+}
+
+// maxOutputLines caps what is kept of a server's output per check; maxShownLines what a
+// transcript shows of it.
+const (
+	maxOutputLines = 20_000
+	maxShownLines  = 60
+)
+
+// CheckRun is one run of one check: the server it started and the clients it connected.
+type CheckRun struct {
+	program *Program
+	stage   int
+	port    int
+	Addr    string // 127.0.0.1:PORT
+
+	mu         sync.Mutex
+	transcript []string
+	output     []string
+	shown      int // output lines put in the transcript
+	grew       chan struct{}
+	logNext    int  // the next output line WaitLog looks at
+	stopping   bool // the tester is stopping the server: its exit is expected
+
+	probe   net.Conn
+	clients []*CheckClient
+	quiet   bool // Clients is connecting many: one line says so
+	hidden  int  // server lines not shown since HideOutput, or -1 when they are shown
+	result  *CheckResult
+}
+
+// RunCheck starts the server, runs check against it, and stops the server's process group.
+func RunCheck(program *Program, stage int, check Check) *CheckResult {
+	result := &CheckResult{Check: check, Stage: stage, Notes: map[string]string{}, Values: map[string]float64{}}
+	r := &CheckRun{program: program, stage: stage, grew: make(chan struct{}), result: result, hidden: -1}
+	if program.FixedPort() {
+		r.port = DefaultPort
+	} else {
+		port, err := FreePort()
+		if err != nil {
+			result.Err = err
+			return result
+		}
+		r.port = port
+	}
+	r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port))
+	result.Notes["port"] = strconv.Itoa(r.port)
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.start(); err != nil {
+			result.Err = err
+			return
+		}
+		check.Run(r)
+		result.Passed = true
+	}()
+	<-done
+	r.closeClients()
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
+	if program.Stop() {
+		result.Killed = true
+		r.say("[tester] your server was still running %s after SIGTERM: killed it (SIGKILL)", human(StopGrace))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Copies: a process outside the group may still hold the server's pipe and print.
+	result.Transcript = append([]string(nil), r.transcript...)
+	result.Output = append([]string(nil), r.output...)
+	return result
+}
+
+// start starts the server and waits until its port accepts a connection, which it keeps as
+// the first client.
+func (r *CheckRun) start() error {
+	r.mu.Lock()
+	r.stopping = false
+	r.mu.Unlock()
+	if err := r.program.Start(r.port, r.serverLine); err != nil {
+		r.say("[tester] cannot start %s: %v", ShellWords(r.program.Command(r.port)), err)
+		return fmt.Errorf("cannot start your server: %v", err)
+	}
+	r.say("[tester] started: %s", ShellWords(r.program.Command(r.port)))
+	go r.watchExit()
+	conn, err := r.program.WaitReady()
+	if err != nil {
+		return err // said once, as what was expected or why the checks could not run
+	}
+	r.probe = conn
+	r.say("[tester] port %d accepts connections: your server is ready", r.port)
+	return nil
+}
+
+// watchExit notes in the transcript a server that ends while the check still runs.
+func (r *CheckRun) watchExit() {
+	r.program.mu.Lock()
+	exited := r.program.exited
+	r.program.mu.Unlock()
+	<-exited
+	r.mu.Lock()
+	stopping := r.stopping
+	r.mu.Unlock()
+	if !stopping {
+		r.say("[tester] your server ended by itself (%s)", r.program.Exited())
+	}
+}
+
+// Stop stops the server in the middle of a check, the way Ctrl-C would stop it for good:
+// SIGTERM to its process group.
+func (r *CheckRun) Stop() {
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
+	r.say("[tester] stopping your server (SIGTERM to its process group)")
+	if r.program.Stop() {
+		r.say("[tester] your server was still running %s after SIGTERM: killed it (SIGKILL)", human(StopGrace))
+	}
+}
+
+// Restart starts the server again on the same port, right away.
+func (r *CheckRun) Restart() error {
+	r.probe = nil
+	return r.start()
+}
+
+// serverLine receives each line the server prints.
+func (r *CheckRun) serverLine(line string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.output) < maxOutputLines {
+		r.output = append(r.output, line)
+	}
+	shown := "[your server] " + printable(line)
+	if len(shown) > 76 {
+		cut := shown[:60]
+		for !utf8.ValidString(cut) {
+			cut = cut[:len(cut)-1] // not in the middle of a character
+		}
+		shown = fmt.Sprintf("%s... (%d bytes)", cut, len(line))
+	}
+	switch {
+	case r.hidden >= 0:
+		r.hidden++
+	case r.repeated(shown):
+	case r.shown < maxShownLines:
+		r.transcript = append(r.transcript, shown)
+		r.shown++
+	case r.shown == maxShownLines:
+		r.transcript = append(r.transcript, "[your server] ... (more lines, not shown)")
+		r.shown++
+	}
+	close(r.grew)
+	r.grew = make(chan struct{})
+}
+
+// repeated counts line as one more of the transcript's last line, if it is the same line
+// ("[your server] Server: client connected (x50)"); r.mu must be held.
+func (r *CheckRun) repeated(line string) bool {
+	if len(r.transcript) == 0 {
+		return false
+	}
+	last := r.transcript[len(r.transcript)-1]
+	if last == line {
+		r.transcript[len(r.transcript)-1] = line + " (x2)"
+		return true
+	}
+	if m := repeatCount.FindStringSubmatch(last); m != nil && m[1] == line {
+		n, _ := strconv.Atoi(m[2])
+		r.transcript[len(r.transcript)-1] = fmt.Sprintf("%s (x%d)", line, n+1)
+		return true
+	}
+	return false
+}
+
+var repeatCount = regexp.MustCompile(`^(.*) \(x(\d+)\)$`)
+
+// HideOutput stops showing the server's lines in the transcript, during a flood of them.
+func (r *CheckRun) HideOutput() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hidden = 0
+}
+
+// ShowOutput shows the server's lines again, after one line that counts those not shown.
+func (r *CheckRun) ShowOutput() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hidden > 0 {
+		r.transcript = append(r.transcript, fmt.Sprintf("[your server] ... (%d lines, not shown)", r.hidden))
+	}
+	r.hidden = -1
+}
+
+// say adds a line to the transcript.
+func (r *CheckRun) say(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.transcript = append(r.transcript, fmt.Sprintf(format, args...))
+}
+
+// Say adds the tester's own remark to the transcript.
+func (r *CheckRun) Say(format string, args ...any) { r.say("[tester] "+format, args...) }
+
+// Fail records what was expected and the lesson the server missed, and ends the check.
+func (r *CheckRun) Fail(expected, hint string) {
+	r.result.Expected, r.result.Hint = expected, hint
+	runtime.Goexit()
+}
+
+// Observe records what an observation saw.
+func (r *CheckRun) Observe(format string, args ...any) {
+	r.result.Observation = fmt.Sprintf(format, args...)
+}
+
+// Note records a fact for the tests of our own stages.
+func (r *CheckRun) Note(key, value string) { r.result.Notes[key] = value }
+
+// Skip ends a check that cannot measure here; it still passes.
+func (r *CheckRun) Skip(why string) {
+	r.result.Skipped = why
+	r.result.Passed = true
+	runtime.Goexit()
+}
+
+// CPU measures the CPU use of the server's process group over window, as a share of one core,
+// and skips the check where that cannot be measured.
+func (r *CheckRun) CPU(window time.Duration) float64 {
+	if !GroupCPUMeasured {
+		r.Skip("CPU use is not measured on " + runtime.GOOS + " (it needs Linux's /proc)")
+	}
+	use, err := r.program.CPU(window)
+	if err != nil {
+		r.Skip("could not measure CPU use: " + err.Error())
+	}
+	r.result.Values["cpu"] = use
+	r.Say("your server's processes used %.0f%% of a core over %s", use*100, human(window))
+	return use
+}
+
+// WaitLog waits up to d for an output line, after the last one it returned, for which match
+// is true, and returns it; other lines are passed over.
+func (r *CheckRun) WaitLog(d time.Duration, match func(line string) bool) (string, bool) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		for r.logNext < len(r.output) {
+			line := r.output[r.logNext]
+			r.logNext++
+			if match(line) {
+				r.mu.Unlock()
+				return line, true
+			}
+		}
+		grew := r.grew
+		r.mu.Unlock()
+		select {
+		case <-grew:
+		case <-deadline.C:
+			return "", false
+		}
+	}
+}
+
+// Client connects a new client, named client-1, client-2... The first one is the connection
+// that found the server ready: a server that serves one client only has accepted that one.
+func (r *CheckRun) Client() *CheckClient {
+	name := fmt.Sprintf("client-%d", len(r.clients)+1)
+	conn := r.probe
+	r.probe = nil
+	if conn == nil {
+		var err error
+		conn, err = net.DialTimeout("tcp", r.Addr, Deadline)
+		if err != nil {
+			r.say("[%s] cannot connect: %v", name, err)
+			r.Fail(name+" to connect", "your server stopped accepting connections")
+		}
+	}
+	c := r.addClient(name, conn)
+	r.waitAccepted(name)
+	return c
+}
+
+// waitAccepted waits until the server has accepted every connection made so far (from
+// stage 3 on; stages 1 and 2 accept one client only): a line sent before the server accepts
+// a client is never relayed to it. On Linux it watches the listening socket's accept queue
+// empty; elsewhere it gives the server 200 ms.
+func (r *CheckRun) waitAccepted(name string) {
+	if r.stage < 3 {
+		return
+	}
+	deadline := time.Now().Add(Deadline)
+	for {
+		waiting, ok := acceptQueue(r.port)
+		if !ok {
+			time.Sleep(200 * time.Millisecond)
+			return
+		}
+		if waiting == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.say("[tester] %d connections still wait in your server's accept queue after %s", waiting, human(Deadline))
+			r.Fail(name+" to be accepted", r.exitHint("accept every client that connects, without waiting for another client to say something first"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Clients connects n new clients, and says so in one line.
+func (r *CheckRun) Clients(n int) []*CheckClient {
+	stage := r.stage
+	r.stage = 0 // wait for the accepts once, at the end
+	r.quiet = true
+	clients := make([]*CheckClient, n)
+	for i := range clients {
+		clients[i] = r.Client()
+	}
+	r.stage, r.quiet = stage, false
+	r.say("[tester] connected %s to %s", clients[0].Name, clients[n-1].Name)
+	r.waitAccepted(clients[n-1].Name)
+	return clients
+}
+
+// smallReceiveBuffer dials with a receive buffer of 4 KiB, so that a client that does not read
+// fills up quickly and the server has to hold the rest.
+var smallReceiveBuffer = net.Dialer{Timeout: Deadline, Control: func(_, _ string, raw syscall.RawConn) error {
+	var err error
+	raw.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	return err
+}}
+
+// SlowClient connects a client whose receive buffer is small (4 KiB), so that once it stops
+// reading, the server soon has to keep what it cannot send.
+func (r *CheckRun) SlowClient() *CheckClient {
+	name := fmt.Sprintf("client-%d", len(r.clients)+1)
+	conn, err := smallReceiveBuffer.Dial("tcp", r.Addr)
+	if err != nil {
+		r.say("[%s] cannot connect: %v", name, err)
+		r.Fail(name+" to connect", "your server stopped accepting connections")
+	}
+	c := r.addClient(name, conn)
+	r.waitAccepted(name)
+	return c
+}
+
+func (r *CheckRun) addClient(name string, conn net.Conn) *CheckClient {
+	c := &CheckClient{run: r, Name: name, Conn: conn, reader: bufio.NewReaderSize(conn, 64<<10)}
+	r.clients = append(r.clients, c)
+	local, remote := conn.LocalAddr().(*net.TCPAddr), conn.RemoteAddr().(*net.TCPAddr)
+	if !r.quiet {
+		r.say("[%s] connected (port %d -> port %d)", name, local.Port, remote.Port)
+	}
+	return c
+}
+
+// closeClients closes every client left open. With a fixed port, each says it is done
+// writing first and gives the server a moment to close its end, so that the server's end is
+// not the one left waiting in TIME_WAIT, and a server without SO_REUSEADDR can start again on
+// the same port for the next check.
+func (r *CheckRun) closeClients() {
+	if r.probe != nil {
+		r.probe.Close()
+	}
+	var wg sync.WaitGroup
+	for _, c := range r.clients {
+		if c.closed {
+			continue
+		}
+		c.closed = true
+		if !r.program.FixedPort() {
+			c.Conn.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if tcp, ok := c.Conn.(*net.TCPConn); ok {
+				tcp.CloseWrite()
+			}
+			c.Conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			io.Copy(io.Discard, c.Conn)
+			c.Conn.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// CheckClient is one connection of a check. Everything it sends and receives goes into the
+// transcript, prefixed with its name.
+type CheckClient struct {
+	run    *CheckRun
+	Name   string
+	Conn   net.Conn
+	reader *bufio.Reader
+	closed bool
+}
+
+// Send writes s as it is; add the line terminator yourself.
+func (c *CheckClient) Send(s string) {
+	c.run.say("[%s] sent %s", c.Name, quote(s))
+	c.write(s)
+}
+
+func (c *CheckClient) write(s string) {
+	c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
+	if _, err := io.WriteString(c.Conn, s); err != nil {
+		c.run.say("[%s] cannot send: %v", c.Name, reasonOf(err))
+		c.run.Fail(fmt.Sprintf("%s to be able to send", c.Name), c.run.exitHint("your server closed the connection of a client that was talking to it"))
+	}
+}
+
+// ReadLine reads one line, with its terminator, waiting up to d; what it got (or did not)
+// goes into the transcript.
+func (c *CheckClient) ReadLine(d time.Duration) (string, error) {
+	return c.readLine(d, true)
+}
+
+func (c *CheckClient) readLine(d time.Duration, show bool) (string, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(d))
+	line, err := c.reader.ReadString('\n')
+	if err == nil {
+		if show {
+			c.run.say("[%s] received %s", c.Name, quote(line))
+		}
+		return line, nil
+	}
+	if line != "" {
+		c.run.say("[%s] received %s, with no end of line", c.Name, quote(line))
+	}
+	var netErr net.Error
+	switch {
+	case errors.As(err, &netErr) && netErr.Timeout():
+		c.run.say("[%s] received nothing more within %s", c.Name, human(d))
+	case errors.Is(err, io.EOF):
+		c.run.say("[%s] the connection was closed by your server", c.Name)
+	default:
+		c.run.say("[%s] %v", c.Name, reasonOf(err))
+	}
+	return line, err
+}
+
+// ExpectLine reads a line and fails the check, with hint, unless it is want.
+func (c *CheckClient) ExpectLine(want, hint string) {
+	got, err := c.ReadLine(Deadline)
+	if err != nil || got != want {
+		if err != nil {
+			hint = c.run.exitHint(hint)
+		}
+		c.run.Fail(fmt.Sprintf("%s to receive %s", c.Name, quote(want)), hint)
+	}
+}
+
+// ExpectNothing proves that nothing arrives for d, which must be positive.
+func (c *CheckClient) ExpectNothing(d time.Duration, hint string) {
+	if d <= 0 {
+		panic("ExpectNothing needs a positive duration: a wait of 0 sees nothing and proves nothing")
+	}
+	c.Conn.SetReadDeadline(time.Now().Add(d))
+	_, err := c.reader.ReadByte()
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		c.run.say("[%s] expected nothing, waited %s ✓", c.Name, human(d))
+		return
+	}
+	if err != nil {
+		c.run.say("[%s] expected nothing, but %v", c.Name, reasonOf(err))
+		c.run.Fail(fmt.Sprintf("%s to stay connected and receive nothing", c.Name), c.run.exitHint(hint))
+	}
+	c.reader.UnreadByte()
+	c.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	line, _ := c.reader.ReadString('\n')
+	c.run.say("[%s] expected nothing for %s, received %s", c.Name, human(d), quote(line))
+	c.run.Fail(fmt.Sprintf("%s to receive nothing", c.Name), hint)
+}
+
+// ExpectClosed proves that the server closes the connection within the Deadline, passing
+// over anything that comes first.
+func (c *CheckClient) ExpectClosed(hint string) {
+	c.Conn.SetReadDeadline(time.Now().Add(Deadline))
+	n, err := io.Copy(io.Discard, c.reader)
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		c.run.say("[%s] still connected after %s", c.Name, human(Deadline))
+		c.run.Fail(fmt.Sprintf("your server to close %s's connection", c.Name), hint)
+	}
+	if n > 0 {
+		c.run.say("[%s] received %d more bytes, then the connection was closed", c.Name, n)
+	} else {
+		c.run.say("[%s] the connection was closed by your server", c.Name)
+	}
+}
+
+// Close closes the connection.
+func (c *CheckClient) Close() {
+	c.run.say("[%s] closed its connection", c.Name)
+	c.closed = true
+	c.Conn.Close()
+}
+
+// exitHint is hint, unless the server has ended: then that is what to fix first.
+func (r *CheckRun) exitHint(hint string) string {
+	if status := r.program.Exited(); status != "" {
+		r.mu.Lock()
+		stopping := r.stopping
+		r.mu.Unlock()
+		if !stopping {
+			return fmt.Sprintf("your server ended (%s) in the middle of the check; its last lines are above", status)
+		}
+	}
+	return hint
+}
+
+// reasonOf shortens a network error to its cause: "connection reset by peer".
+func reasonOf(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Err.Error()
+	}
+	return err.Error()
+}
+
+// quote shows bytes the way Go writes them ("Hello\r\n"), shortened past 48 bytes to their
+// start and end, so that a transcript line fits in 80 columns.
+func quote(s string) string {
+	if len(s) <= 48 {
+		return strconv.Quote(s)
+	}
+	head, tail := strconv.Quote(s[:28]), strconv.Quote(s[len(s)-6:])
+	return fmt.Sprintf("%s...%s (%d bytes)", head[:len(head)-1], tail[1:], len(s))
+}
+
+// printable is a server's output line as it is if it is plain text, quoted otherwise, so that
+// a server cannot drive the terminal of the person reading the transcript.
+func printable(line string) string {
+	if !utf8.ValidString(line) {
+		return strconv.Quote(line)
+	}
+	for _, r := range line {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return strconv.Quote(line)
+		}
+	}
+	return line
+}
+
+// CheckStage runs every check of a stage against program, passing each result to report as
+// soon as it is known. It stops at a check that could not run, and returns its error.
+func CheckStage(program *Program, stage int, report func(*CheckResult)) error {
+	for _, check := range StageChecks(stage) {
+		result := RunCheck(program, stage, check)
+		report(result)
+		if result.Err != nil {
+			return result.Err
+		}
+	}
+	return nil
+}
+
+// Report is a result as the check command prints it: a headline, then for a failure (or
+// always, if verbose) the transcript, what was expected and the hint. Lines are wrapped to
+// fit 80 columns where they are prose.
+func (res *CheckResult) Report(verbose, colour bool) string {
+	paint := func(code, s string) string {
+		if !colour {
+			return s
+		}
+		return "\x1b[" + code + "m" + s + "\x1b[0m"
+	}
+	var b strings.Builder
+	kind := ""
+	if !res.Check.Required {
+		kind = " (observation)"
+	}
+	head := res.Check.Name + kind + ": " + res.Check.Title
+	showTranscript := verbose
+	switch {
+	case res.Err != nil:
+		b.WriteString(paint("31", "✗ ") + head + "\n")
+		showTranscript = true
+	case !res.Passed:
+		b.WriteString(paint("31", "✗ ") + head + "\n")
+		showTranscript = true
+	case res.Skipped != "":
+		b.WriteString(paint("33", "- ") + head + "\n")
+	case !res.Check.Required:
+		b.WriteString(paint("36", "• ") + head + "\n")
+	default:
+		b.WriteString(paint("32", "✓ ") + head + "\n")
+	}
+	if showTranscript {
+		for _, line := range res.Transcript {
+			b.WriteString("    " + line + "\n")
+		}
+	}
+	switch {
+	case res.Err != nil:
+		b.WriteString(wrap("could not run: "+res.Err.Error(), "  ", "    "))
+	case !res.Passed:
+		b.WriteString(wrap(paint("1", "expected: ")+res.Expected, "  ", "    "))
+		b.WriteString(wrap(paint("1", "hint: ")+res.Hint, "  ", "    "))
+	case res.Skipped != "":
+		b.WriteString(wrap(res.Skipped, "  ", "  "))
+	}
+	if res.Observation != "" && res.Passed {
+		b.WriteString(wrap(res.Observation, "  ", "  "))
+	}
+	if res.Killed && res.Passed {
+		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  "))
+	}
+	return b.String()
+}
+
+// wrap breaks text into lines of at most 78 columns, the first indented by first, the rest
+// by rest.
+func wrap(text, first, rest string) string {
+	// A quoted string is one word: its spaces are bytes to show, not places to break.
+	const nbsp = "\x00"
+	text = quoted.ReplaceAllStringFunc(text, func(q string) string { return strings.ReplaceAll(q, " ", nbsp) })
+	var b strings.Builder
+	line := first
+	empty := true
+	for _, word := range strings.Fields(text) {
+		word = strings.ReplaceAll(word, nbsp, " ")
+		if !empty && utf8.RuneCountInString(stripColour(line))+1+utf8.RuneCountInString(stripColour(word)) > 78 {
+			b.WriteString(line + "\n")
+			line, empty = rest, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += word
+		empty = false
+	}
+	b.WriteString(line + "\n")
+	return b.String()
+}
+
+// quoted matches a string as strconv.Quote writes it.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+func stripColour(s string) string {
+	for {
+		start := strings.Index(s, "\x1b[")
+		if start < 0 {
+			return s
+		}
+		end := strings.IndexByte(s[start:], 'm')
+		if end < 0 {
+			return s
+		}
+		s = s[:start] + s[start+end+1:]
+	}
+}

@@ -1,0 +1,311 @@
+//go:build linux || darwin
+
+package harness
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+// The checks of harness/check*.go prove our own stages here, exactly as the check command
+// runs them against anybody's server; the tests below also prove that the checks fail, with
+// the right hint, on servers that make the mistakes people make.
+
+// findCheck returns the check of stage called name.
+func findCheck(t testing.TB, stage int, name string) Check {
+	t.Helper()
+	for _, c := range StageChecks(stage) {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("stage %d has no check %q", stage, name)
+	return Check{}
+}
+
+// ourServer is one of our programs as the checks start it: on the address they choose.
+func ourServer(t testing.TB, pkg string, args ...string) *Program {
+	t.Helper()
+	return &Program{Args: append([]string{Binary(t, pkg), "-addr", "{addr}"}, args...)}
+}
+
+// runCheck runs the check called name of stage against our program pkg, started with args
+// besides -addr, and fails the test with the check's report unless it passes.
+func runCheck(t testing.TB, stage int, name, pkg string, args ...string) *CheckResult {
+	t.Helper()
+	res := RunCheck(ourServer(t, pkg, args...), stage, findCheck(t, stage, name))
+	if res.Err != nil || !res.Passed {
+		t.Fatalf("check %q of stage %d failed against %s:\n%s", name, stage, pkg, res.Report(false, false))
+	}
+	if res.Observation != "" {
+		t.Log(res.Observation)
+	}
+	return res
+}
+
+// failsCheck runs the check and requires it to fail with a hint that contains hint.
+func failsCheck(t testing.TB, program *Program, stage int, name, hint string) *CheckResult {
+	t.Helper()
+	res := RunCheck(program, stage, findCheck(t, stage, name))
+	require.NoError(t, res.Err)
+	require.False(t, res.Passed, "check %q of stage %d should have failed:\n%s", name, stage, res.Report(true, false))
+	require.Contains(t, res.Hint, hint, "check %q of stage %d:\n%s", name, stage, res.Report(false, false))
+	return res
+}
+
+// output is what the server printed without its first line (the started line names a port).
+func output(res *CheckResult) []string {
+	if len(res.Output) == 0 {
+		return nil
+	}
+	return res.Output[1:]
+}
+
+// received is the log line of one of our stages for message.
+func received(messages ...string) []string {
+	lines := make([]string, len(messages))
+	for i, m := range messages {
+		lines[i] = "Server: received from client: " + m
+	}
+	return lines
+}
+
+// logOnly keeps the lines of lines that are in want, in their order.
+func logOnly(lines []string, want []string) []string {
+	var kept []string
+	for _, line := range lines {
+		for _, w := range want {
+			if line == w {
+				kept = append(kept, line)
+				break
+			}
+		}
+	}
+	return kept
+}
+
+// broken is the small relay of testdata/broken with one mistake.
+func broken(t testing.TB, mistake string) *Program {
+	t.Helper()
+	return ourServer(t, "harness/testdata/broken", "-mistake", mistake)
+}
+
+// Each mistake fails the check that names its lesson, with that lesson as its hint, and
+// passes the others of its stage: a check that blamed the wrong thing would teach the wrong
+// lesson. The relay without a mistake passes every check of stage 5.
+func TestCheckBrokenServers(t *testing.T) {
+	cases := []struct {
+		mistake string
+		stage   int
+		fails   []string // every required check that fails, the first one with hint
+		hint    string
+	}{
+		{"none", 5, nil, ""},
+		{"echo", 4, []string{"broadcast"}, "the line came back to its sender: skip the sender when you broadcast"},
+		{"zero-timeout", 5, []string{"idle-cpu"}, "are you waiting with a zero timeout?"},
+		{"first-line", 5, []string{"framing", "catch-up", "stalled"}, "only the first of two lines sent in one write came through"},
+		{"drop-unsent", 5, []string{"catch-up"}, "when a write takes only part of what you give it (or none: EAGAIN), keep the rest"},
+		{"blocking-writes", 5, []string{"catch-up", "stalled"}, "a client that does not read held up the others"},
+		{"keep-watching", 5, []string{"catch-up"}, "stop asking about a writable socket once its output is all sent"},
+		{"no-reuseaddr", 2, []string{"restart"}, "SO_REUSEADDR"},
+	}
+	// The servers are checked four at a time: most of a check is waiting (for a CPU window, or
+	// for a line that a broken server never sends), and each server has its own port and
+	// process group, and is measured alone.
+	results := make([][]*CheckResult, len(cases))
+	running := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, tc := range cases {
+		program := broken(t, tc.mistake)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			running <- struct{}{}
+			defer func() { <-running }()
+			for _, check := range StageChecks(tc.stage) {
+				if check.Required {
+					results[i] = append(results[i], RunCheck(program, tc.stage, check))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, tc := range cases {
+		t.Run(tc.mistake, func(t *testing.T) {
+			if (tc.mistake == "zero-timeout" || tc.mistake == "keep-watching") && !GroupCPUMeasured {
+				t.Skip("CPU use is not measured on this system")
+			}
+			var failed []string
+			for _, res := range results[i] {
+				require.NoError(t, res.Err)
+				if res.Passed {
+					continue
+				}
+				if len(failed) == 0 {
+					require.Contains(t, res.Hint, tc.hint, "%s", res.Report(false, false))
+				}
+				failed = append(failed, res.Check.Name)
+			}
+			require.Equal(t, tc.fails, failed)
+		})
+	}
+}
+
+// checkCommand runs the built check command with args and returns its output (standard
+// output and error together) and exit status.
+func checkCommand(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	p := Start(t, Binary(t, "harness/cmd/check"), nil, args...)
+	code := p.WaitExit(t, 2*Deadline*3)
+	out := p.Stderr()
+	if lines := p.Lines(); len(lines) > 0 {
+		out = strings.Join(lines, "\n") + "\n" + out
+	}
+	return out, code
+}
+
+// normaliseCheck makes the check command's output independent of the run: ports, paths of
+// built programs and measured figures. The server's own lines are dropped, since where they
+// fall among the clients' lines depends on timing.
+func normaliseCheck(out string, paths ...string) string {
+	for i, path := range paths {
+		out = strings.ReplaceAll(out, path, "BIN"+strings.Repeat("'", i))
+	}
+	out = regexp.MustCompile(`(?m)^    \[your server\] .*\n`).ReplaceAllString(out, "")
+	out = regexp.MustCompile(`port \d+`).ReplaceAllString(out, "port PORT")
+	out = regexp.MustCompile(`127\.0\.0\.1:\d+`).ReplaceAllString(out, "127.0.0.1:PORT")
+	out = regexp.MustCompile(`\d+% of a core`).ReplaceAllString(out, "N% of a core")
+	return out
+}
+
+// compareGolden compares got with testdata/check/name, or rewrites the file under -update.
+func compareGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "check", name)
+	if *update {
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err)
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("the check command's output differs from %s (-want +got); run "+
+			"`go test ./harness -run TestCheckCommand -update` if the change is intended:\n%s", path, diff)
+	}
+}
+
+// The command itself, run as a person runs it: a passing stage and a failing one, their
+// output compared with expected files, and their exit status.
+func TestCheckCommand(t *testing.T) {
+	t.Run("pass", func(t *testing.T) {
+		bin := Binary(t, "stage2-recvline")
+		out, code := checkCommand(t, "-stage", "2", "--", bin, "-addr", "{addr}")
+		require.Equal(t, 0, code, out)
+		compareGolden(t, "pass-stage2.txt", normaliseCheck(out, bin))
+	})
+	t.Run("fail", func(t *testing.T) {
+		bin := Binary(t, "harness/testdata/broken")
+		out, code := checkCommand(t, "-stage", "4", "--", bin, "-addr", "{addr}", "-mistake", "echo")
+		require.Equal(t, 1, code, out)
+		require.Contains(t, out, "\n    [your server] Server: received from client: Hello\n")
+		compareGolden(t, "fail-stage4-echo.txt", normaliseCheck(out, bin))
+	})
+	t.Run("usage", func(t *testing.T) {
+		out, code := checkCommand(t, "-h")
+		require.Equal(t, 0, code)
+		require.True(t, strings.HasPrefix(out, "usage: check -stage N"), "%q", out)
+		for _, args := range [][]string{{"-stage", "7", "--", "true"}, {"-stage", "1"}, {"-nope"}} {
+			_, code := checkCommand(t, args...)
+			require.Equal(t, 2, code, "%q", args)
+		}
+	})
+	t.Run("port-5555-taken", func(t *testing.T) {
+		if !PortTaken(DefaultPort) {
+			listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", DefaultPort))
+			require.NoError(t, err)
+			defer listener.Close()
+		}
+		out, code := checkCommand(t, "-stage", "3", "--", Binary(t, "stage3-nonblocking"))
+		require.Equal(t, 2, code, out)
+		require.Equal(t, "check: port 5555 is already taken: stop whatever listens there, or pass "+
+			"your server the port with {port} or {addr}\n", out[strings.Index(out, "check:"):])
+	})
+	t.Run("does-not-start", func(t *testing.T) {
+		out, code := checkCommand(t, "-stage", "1", "--", "/nonexistent/server", "{port}")
+		require.Equal(t, 2, code, out)
+		require.Contains(t, out, "could not run: cannot start your server")
+	})
+}
+
+// A server behind a shell script that waits for it: the shell and the server are one process
+// group, measured together and stopped together.
+func TestCheckShellScript(t *testing.T) {
+	bin := Binary(t, "stage5-select")
+	program := &Program{Args: []string{"sh", "-c", `echo "starting on $PORT"; "$0" -addr "127.0.0.1:$1"; echo never`, bin, "{port}"}}
+	for _, check := range []string{"broadcast", "idle-cpu"} {
+		res := RunCheck(program, 5, findCheck(t, 5, check))
+		require.True(t, res.Passed, "%s", res.Report(true, false))
+		require.Regexp(t, `^starting on \d+$`, res.Output[0])
+		require.False(t, groupAlive(program.pgid), "the script's process group is still running")
+		require.NotContains(t, res.Output, "never")
+	}
+}
+
+// A server that takes no arguments and listens on 5555, as the article's do.
+func TestCheckFixedPort(t *testing.T) {
+	if PortTaken(DefaultPort) {
+		t.Skipf("port %d is taken on this machine", DefaultPort)
+	}
+	program := &Program{Args: []string{Binary(t, "stage3-nonblocking")}}
+	require.True(t, program.FixedPort())
+	for _, check := range StageChecks(3) {
+		if check.Required {
+			res := RunCheck(program, 3, check)
+			require.True(t, res.Passed, "%s", res.Report(true, false))
+		}
+	}
+}
+
+// Ctrl-C reaches the tester, not the server, which has a process group of its own: the
+// tester must stop the server's whole group before it leaves. The group here holds a
+// "sleep 31.25" beside the server, which nothing else would stop (a Go server dies of SIGPIPE
+// once it prints to the tester's closed pipe, which would hide the mistake).
+func TestCheckInterrupted(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("looks for the server's processes in /proc")
+	}
+	const sleeper = "sleep\x0031.25\x00"
+	sleeping := func() bool {
+		commands, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, path := range commands {
+			if data, _ := os.ReadFile(path); string(data) == sleeper {
+				return true
+			}
+		}
+		return false
+	}
+	require.False(t, sleeping(), "a sleep 31.25 is already running")
+	bin := Binary(t, "stage5-select")
+	p := Start(t, Binary(t, "harness/cmd/check"), nil, "-stage", "5", "--",
+		"sh", "-c", `sleep 31.25 & exec "$0" -addr "127.0.0.1:$1"`, bin, "{port}")
+	p.WaitLine(t, "✓ broadcast: every line to every other client, not its sender")
+	for deadline := time.Now().Add(Deadline); !sleeping(); time.Sleep(10 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "the second check's server did not start")
+	}
+	p.Signal(t, os.Interrupt)
+	require.Equal(t, 2, p.WaitExit(t, Deadline))
+	require.Contains(t, p.Stderr(), "check: interrupted; stopping your server")
+	require.False(t, sleeping(), "the server's process group is still running")
+}
