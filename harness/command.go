@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -115,4 +116,17 @@ func SetUsage(name, what string) {
 		fmt.Fprintf(out, "Usage: go run ./harness/cmd/%s [flags]\n\n%s\n\nFlags:\n", name, what)
 		flag.CommandLine.PrintDefaults()
 	}
+}
+
+// Thousands formats 1234567.8 as "1,234,568", for the reports of the benchmark commands.
+func Thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

@@ -3,9 +3,12 @@ package harness
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times. The kernel reports it to
@@ -121,4 +124,24 @@ func OpenDescriptors(pid int) (Descriptors, error) {
 		}
 	}
 	return d, nil
+}
+
+// Machine describes this machine in one line, for the header of a benchmark's report: the CPU
+// model, the number of CPUs, the system and kernel, and the Go version.
+func Machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				model = strings.TrimSpace(value)
+				break
+			}
+		}
+	}
+	release := "?"
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		release = unix.ByteSliceToString(u.Release[:])
+	}
+	return fmt.Sprintf("%s, %d CPUs, %s/%s, Linux %s, %s", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, release, runtime.Version())
 }

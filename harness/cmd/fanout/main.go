@@ -368,7 +368,7 @@ func (b *bench) run() error {
 
 func (b *bench) header() {
 	fmt.Printf("fanout: relay benchmark, %s\n", time.Now().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("machine: %s, %d CPUs, %s/%s, Linux %s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernelRelease(), runtime.Version())
+	fmt.Printf("machine: %s\n", harness.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
 	fmt.Printf("load average before: %s\n", loadAverage())
 	if b.pin {
@@ -522,7 +522,7 @@ func (b *bench) throughput() error {
 	}
 	fmt.Printf("Throughput and latency. Flood: each sender sends as fast as the slowest receiver allows (a window of\n")
 	fmt.Printf("at most 256 KiB per receiver, %d MiB in all) for %v. Paced: %s deliveries/s for %v. Latency is\n",
-		b.windowBytes>>20, b.duration, thousands(b.pacedRate), b.pacedDuration)
+		b.windowBytes>>20, b.duration, harness.Thousands(b.pacedRate), b.pacedDuration)
 	fmt.Printf("from the time each message was scheduled to its arrival. CPU s/M: the server's CPU seconds per million\n")
 	fmt.Printf("deliveries; srv CPU, gen CPU: the share of one core the server and this generator used during the run.\n")
 	fmt.Printf("A flooded server below 100%% waited: for the generator (gen CPU near 100%%), or for its core, which other\n")
@@ -644,7 +644,7 @@ func formatRow(workload string, size int, target string, r result) string {
 		cpuPerMillion = fmt.Sprintf("%.3f", r.serverCPU.Seconds()/(float64(r.delivered)/1e6))
 	}
 	return fmt.Sprintf("%-22s %4d  %-14s %13s %9s %9s %9s %8s %8s %8s",
-		workload, size, target, thousands(r.deliveriesPerSecond()),
+		workload, size, target, harness.Thousands(r.deliveriesPerSecond()),
 		latency(r.latency.quantile(0.5)), latency(r.latency.quantile(0.99)), latency(r.latency.quantile(0.999)),
 		cpuPerMillion, share(r.serverCPU), generator)
 }
@@ -652,7 +652,7 @@ func formatRow(workload string, size int, target string, r result) string {
 // memory connects idle clients to a fresh server and divides the growth of its resident
 // memory by their number.
 func (b *bench) memory() error {
-	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", thousands(float64(b.memoryConns)))
+	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", harness.Thousands(float64(b.memoryConns)))
 	fmt.Printf("%-14s %12s %12s %16s\n", "server", "RSS before", "RSS after", "per connection")
 	for _, t := range b.targets {
 		if t.pkg == "stage5-select" && slicesContain(t.args, "select") && b.memoryConns >= 1020 {
@@ -725,7 +725,7 @@ func (b *bench) connectIdle(s *server, n int) ([]int, error) {
 // The servers are measured side by side over the same window: an idle one cannot disturb
 // another.
 func (b *bench) idle() error {
-	fmt.Printf("Idle: CPU ticks (1/100 s) used in %v with %s idle connections.\n\n", b.idleWindow, thousands(float64(b.idleConns)))
+	fmt.Printf("Idle: CPU ticks (1/100 s) used in %v with %s idle connections.\n\n", b.idleWindow, harness.Thousands(float64(b.idleConns)))
 	type idleServer struct {
 		s     *server
 		fds   []int

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
-	"golang.org/x/sys/unix"
 )
 
 type memoryRow struct {
@@ -155,19 +154,6 @@ func latency(d time.Duration) string {
 	return fmt.Sprintf("%.2fs", d.Seconds())
 }
 
-// thousands formats 1234567.8 as "1,234,568".
-func thousands(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
 // compact formats 100000 as "100k".
 func compact(v float64) string {
 	switch {
@@ -180,27 +166,6 @@ func compact(v float64) string {
 }
 
 func mib(bytes int64) float64 { return float64(bytes) / (1 << 20) }
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
-			return strings.TrimSpace(value)
-		}
-	}
-	return "unknown CPU"
-}
-
-func kernelRelease() string {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return "?"
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
 
 func loadAverage() string {
 	data, err := os.ReadFile("/proc/loadavg")

@@ -24,7 +24,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +54,7 @@ func main() {
 	harness.CleanUpOnSignal()
 
 	fmt.Printf("relaymem: stage 5's memory for one broadcast to many, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("machine: %s, %d CPUs, %s/%s, Linux %s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernelRelease(), runtime.Version())
+	fmt.Printf("machine: %s\n", harness.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"go run ./harness/cmd/relaymem"}, os.Args[1:]...), " "))
 	fmt.Println("Memory is the server's, from /proc/<pid>/status: VmRSS (resident now) and VmHWM (the most it was ever resident).")
 	fmt.Println("\"extra\" is above the server's VmRSS just before the broadcast, with every client already connected.")
@@ -63,7 +62,7 @@ func main() {
 
 	pollerList := strings.Split(*pollers, ",")
 	fmt.Printf("(a) one line of %s bytes to %s receivers that read it; one copy per receiver would be %s\n\n",
-		thousands(int64(*lineSize)), thousands(int64(*receivers)), size(int64(*lineSize)*int64(*receivers)))
+		harness.Thousands(float64(*lineSize)), harness.Thousands(float64(*receivers)), size(int64(*lineSize)*int64(*receivers)))
 	fmt.Printf("%-8s %11s %11s %11s %13s %11s\n", "poller", "RSS before", "peak", "extra peak", "RSS "+after.String()+" on", "extra then")
 	for _, poller := range pollerList {
 		if poller == "select" && *receivers+10 >= 1024 {
@@ -334,38 +333,4 @@ func extra(b int64, notPeak bool) string {
 		s = "≤" + s
 	}
 	return s
-}
-
-// thousands writes 65536 as "65,536".
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
-			return strings.TrimSpace(value)
-		}
-	}
-	return "unknown CPU"
-}
-
-func kernelRelease() string {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return "?"
-	}
-	return unix.ByteSliceToString(u.Release[:])
 }
