@@ -42,3 +42,17 @@ func TestStagesCommandLine(t *testing.T) {
 		})
 	}
 }
+
+// Stages 5 and 6 explain why they cannot listen as the others do (stage1_test.go).
+func TestStage5ListenErrors(t *testing.T) {
+	checkListenErrors(t, "stage5-select")
+}
+
+func TestStage6ListenErrors(t *testing.T) {
+	root, err := Root()
+	require.NoError(t, err)
+	if _, err := os.Stat(filepath.Join(root, "stage6-identity")); err != nil {
+		t.Skip("no stage6-identity in this checkout")
+	}
+	checkListenErrors(t, "stage6-identity")
+}
