@@ -68,7 +68,7 @@ func main() {
 	}
 	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
 		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
-	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see shutdown.go
+	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see descriptors.go
 		log.Fatalf("cannot start waiting for sockets: %v", err)
 	}
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
