@@ -176,24 +176,34 @@ func TestStage5QueueGivenBack(t *testing.T) {
 		// One line per write, so that the server reads them in many small batches; 6 MB, more
 		// than the kernels buffer for late (about 3 MB on Linux).
 		const count = 60_000
+		sent := make(chan error, 1)
 		go func() {
 			for i := range count {
 				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
 				if _, err := io.WriteString(sender.Conn, FloodLine(i)); err != nil {
+					sent <- err
 					return
 				}
 			}
+			sent <- nil
 		}()
-		// Wait until the queue for late is long and has stopped growing: all is read.
+		select {
+		case err := <-sent:
+			require.NoError(t, err)
+		case <-time.After(6 * Deadline):
+			t.Fatal("the sender could not send its lines")
+		}
+		// Wait until the queue for late has stopped growing: the server has read it all.
 		var queues []queueLine
 		for deadline := time.Now().Add(Deadline); ; time.Sleep(100 * time.Millisecond) {
-			require.True(t, time.Now().Before(deadline), "the server never queued the flood: %v", queues)
+			require.True(t, time.Now().Before(deadline), "the queue for late never settled: %v", queues)
 			before := queues
 			queues = printQueues(t, s)
-			if len(queues) == 2 && queues[1].batches > 1000 && len(before) == 2 && before[1] == queues[1] {
+			if len(queues) == 2 && len(before) == 2 && before[1] == queues[1] {
 				break
 			}
 		}
+		require.Greater(t, queues[1].batches, 64, "late should be far behind, in many batches")
 		t.Logf("behind: %+v", queues[1])
 		expectFlood(t, late, count, new(atomic.Int64))
 		late.ExpectNothing(t, 100*time.Millisecond)
