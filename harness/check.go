@@ -317,16 +317,21 @@ func (r *CheckRun) WaitLog(d time.Duration, match func(line string) bool) (strin
 // Client connects a new client, named client-1, client-2... The first one is the connection
 // that found the server ready: a server that serves one client only has accepted that one.
 func (r *CheckRun) Client() *CheckClient {
+	if conn := r.probe; conn != nil {
+		r.probe = nil
+		return r.connect(func() (net.Conn, error) { return conn, nil })
+	}
+	return r.connect(func() (net.Conn, error) { return net.DialTimeout("tcp", r.Addr, Deadline) })
+}
+
+// connect names the next client, connects it with dial, and waits until the server has
+// accepted it.
+func (r *CheckRun) connect(dial func() (net.Conn, error)) *CheckClient {
 	name := fmt.Sprintf("client-%d", len(r.clients)+1)
-	conn := r.probe
-	r.probe = nil
-	if conn == nil {
-		var err error
-		conn, err = net.DialTimeout("tcp", r.Addr, Deadline)
-		if err != nil {
-			r.say("[%s] cannot connect: %v", name, err)
-			r.Fail(name+" to connect", "your server stopped accepting connections")
-		}
+	conn, err := dial()
+	if err != nil {
+		r.say("[%s] cannot connect: %v", name, err)
+		r.Fail(name+" to connect", "your server stopped accepting connections")
 	}
 	c := r.addClient(name, conn)
 	r.waitAccepted(name)
@@ -385,15 +390,7 @@ var smallReceiveBuffer = net.Dialer{Timeout: Deadline, Control: func(_, _ string
 // SlowClient connects a client whose receive buffer is small (4 KiB), so that once it stops
 // reading, the server soon has to keep what it cannot send.
 func (r *CheckRun) SlowClient() *CheckClient {
-	name := fmt.Sprintf("client-%d", len(r.clients)+1)
-	conn, err := smallReceiveBuffer.Dial("tcp", r.Addr)
-	if err != nil {
-		r.say("[%s] cannot connect: %v", name, err)
-		r.Fail(name+" to connect", "your server stopped accepting connections")
-	}
-	c := r.addClient(name, conn)
-	r.waitAccepted(name)
-	return c
+	return r.connect(func() (net.Conn, error) { return smallReceiveBuffer.Dial("tcp", r.Addr) })
 }
 
 func (r *CheckRun) addClient(name string, conn net.Conn) *CheckClient {

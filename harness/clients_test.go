@@ -72,8 +72,8 @@ func TestClientsSendAndReceive(t *testing.T) {
 	require.Empty(t, sender.Stderr())
 }
 
-// A receiver ends when the server goes away: exit 0 after a plain end of stream, with the
-// server's last line shown first if it sent one; exit 1 with a one-line reason after a reset.
+// A receiver ends when our server stops: it says the server closed the connection, and exits
+// 0. (Resets and a server's last line: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsReceiverServerGone(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
 		s := StartServer(t, clientsServer)
@@ -84,30 +84,6 @@ func TestClientsReceiverServerGone(t *testing.T) {
 		require.Empty(t, receiver.Stderr())
 	})
 
-	t.Run("closed after a last line", func(t *testing.T) {
-		server := startTestServer(t)
-		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", server.Addr)
-		conn := server.accept(t)
-		require.Equal(t, connectedLine(server.Addr), receiver.NextLine(t))
-		conn.Write([]byte(lastWords))
-		conn.Close()
-		receiver.ExpectLines(t, "Message: "+strings.TrimSuffix(lastWords, "\r\n"),
-			"Client: the server closed the connection")
-		require.Equal(t, 0, receiver.WaitExit(t, Deadline))
-		require.Empty(t, receiver.Stderr())
-	})
-
-	t.Run("reset", func(t *testing.T) {
-		server := startTestServer(t)
-		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", server.Addr)
-		conn := server.accept(t)
-		require.Equal(t, connectedLine(server.Addr), receiver.NextLine(t))
-		resetConnection(t, conn)
-		require.Equal(t, 1, receiver.WaitExit(t, Deadline))
-		require.Equal(t, "receiver: lost the connection to "+server.Addr+
-			": connection reset by peer\n", receiver.Stderr())
-		require.Equal(t, []string{connectedLine(server.Addr)}, receiver.Lines())
-	})
 }
 
 // lastWords is what stage 5 sends a client it drops, just before it closes the connection.
@@ -155,6 +131,53 @@ func readUntilEnd(t *testing.T, conn *net.TCPConn) string {
 	return string(received)
 }
 
+// connectToTestServer starts the client in pkg against a test server and returns it once it
+// says it is connected, with the server's end of its connection.
+func connectToTestServer(t *testing.T, pkg string) (*Process, *net.TCPConn, *testServer) {
+	t.Helper()
+	server := startTestServer(t)
+	stdin, _ := stdinPipe(t)
+	client := Start(t, Binary(t, pkg), stdin, "-addr", server.Addr)
+	conn := server.accept(t)
+	// Only once the client knows it is connected: a reset that came before would fail its
+	// connect instead.
+	require.Equal(t, connectedLine(server.Addr), client.NextLine(t))
+	return client, conn, server
+}
+
+// When the server resets the connection, every client says in one line that it lost it and
+// exits 1. When the server sends a last line and ends the stream in good order, as stage 5 does
+// for a client it drops, the receiver and the chat show that line, say that the server closed
+// the connection, and exit 0 (the sender shows nothing the server sends).
+func TestClientsServerGoneAfterLastLineOrReset(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		shown bool     // it shows what the server sends
+		more  []string // what it prints after its connected line
+	}{{"receiver", true, nil}, {"sender", false, []string{"> "}}, {"chat", true, nil}} {
+		t.Run(c.name+"/reset", func(t *testing.T) {
+			client, conn, server := connectToTestServer(t, "clients/"+c.name)
+			resetConnection(t, conn)
+			require.Equal(t, 1, client.WaitExit(t, Deadline))
+			require.Equal(t, c.name+": lost the connection to "+server.Addr+": connection reset by peer\n",
+				client.Stderr())
+			require.Equal(t, append([]string{connectedLine(server.Addr)}, c.more...), client.Lines())
+		})
+		if !c.shown {
+			continue
+		}
+		t.Run(c.name+"/last line", func(t *testing.T) {
+			client, conn, _ := connectToTestServer(t, "clients/"+c.name)
+			conn.Write([]byte(lastWords))
+			conn.Close()
+			client.ExpectLines(t, "Message: "+strings.TrimSuffix(lastWords, "\r\n"),
+				"Client: the server closed the connection")
+			require.Equal(t, 0, client.WaitExit(t, Deadline))
+			require.Empty(t, client.Stderr())
+		})
+	}
+}
+
 // Every client says in one line that nobody listens, and exits 1.
 func TestClientsCannotConnect(t *testing.T) {
 	// A port that was free a moment ago: nobody listens on it.
@@ -175,7 +198,7 @@ func TestClientsCannotConnect(t *testing.T) {
 
 // A sender learns at once that its server has gone, without waiting for you to type: it
 // reads its socket in the background, and an end of stream there is the server closing in
-// good order (exit 0), a reset is a lost connection (exit 1).
+// good order (exit 0). (A reset: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsSenderServerGone(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
 		s := StartServer(t, clientsServer)
@@ -195,20 +218,6 @@ func TestClientsSenderServerGone(t *testing.T) {
 		require.Empty(t, sender.Stderr())
 	})
 
-	t.Run("reset", func(t *testing.T) {
-		server := startTestServer(t)
-		stdin, _ := stdinPipe(t)
-		sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", server.Addr)
-		conn := server.accept(t)
-		// Only once the sender knows it is connected: a reset that comes before would fail
-		// its connect instead.
-		require.Equal(t, connectedLine(server.Addr), sender.NextLine(t))
-		resetConnection(t, conn)
-		require.Equal(t, 1, sender.WaitExit(t, Deadline))
-		require.Equal(t, "sender: lost the connection to "+server.Addr+": connection reset by peer\n",
-			sender.Stderr())
-		require.Equal(t, []string{connectedLine(server.Addr), "> "}, sender.Lines())
-	})
 }
 
 // With -no-newline the sender does what the article's first client did, and stage 1 shows
@@ -260,8 +269,7 @@ func TestClientsChatPipes(t *testing.T) {
 
 // A chat whose server goes away says so at once, in one line: unlike the article's sender,
 // it does not wait for you to type. An end of stream is the server closing in good order
-// (exit 0), after a last line that is shown like any message; a reset is a lost connection
-// (exit 1).
+// (exit 0). (Resets and a server's last line: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsChatServerGone(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
 		s := StartServer(t, clientsServer)
@@ -275,31 +283,6 @@ func TestClientsChatServerGone(t *testing.T) {
 		require.Equal(t, []string{connectedLine(s.Addr), "Client: the server closed the connection"}, chat.Lines())
 	})
 
-	t.Run("closed after a last line", func(t *testing.T) {
-		server := startTestServer(t)
-		stdin, _ := stdinPipe(t)
-		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", server.Addr)
-		conn := server.accept(t)
-		require.Equal(t, connectedLine(server.Addr), chat.NextLine(t))
-		conn.Write([]byte(lastWords))
-		conn.Close()
-		chat.ExpectLines(t, "Message: "+strings.TrimSuffix(lastWords, "\r\n"),
-			"Client: the server closed the connection")
-		require.Equal(t, 0, chat.WaitExit(t, Deadline))
-		require.Empty(t, chat.Stderr())
-	})
-
-	t.Run("reset", func(t *testing.T) {
-		server := startTestServer(t)
-		stdin, _ := stdinPipe(t)
-		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", server.Addr)
-		conn := server.accept(t)
-		require.Equal(t, connectedLine(server.Addr), chat.NextLine(t))
-		resetConnection(t, conn)
-		require.Equal(t, 1, chat.WaitExit(t, Deadline))
-		require.Equal(t, "chat: lost the connection to "+server.Addr+": connection reset by peer\n", chat.Stderr())
-		require.Equal(t, []string{connectedLine(server.Addr)}, chat.Lines())
-	})
 }
 
 // startChatInTerminal starts clients/chat in a pseudo-terminal, waits for its prompt (drawn

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -35,4 +36,23 @@ func dialSmallReceiveBuffer(t *testing.T, addr string) *Client {
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	return &Client{Conn: conn, reader: bufio.NewReader(conn)}
+}
+
+// relayRepeated sends line count times from sender, in a goroutine (the server may take its
+// time), and expects each at receiver as the server relays it, ended by "\r\n".
+func relayRepeated(t *testing.T, sender, receiver *Client, line string, count int) {
+	t.Helper()
+	go func() {
+		for range count {
+			sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
+			if _, err := sender.Conn.Write([]byte(line + "\n")); err != nil {
+				return
+			}
+		}
+	}()
+	for i := range count {
+		if got := receiver.ReadLine(t); got != line+"\r\n" {
+			t.Fatalf("line %d: got %d bytes %.40q..., want %d bytes %.40q...", i, len(got), got, len(line)+2, line)
+		}
+	}
 }

@@ -150,18 +150,7 @@ func TestStage5OutOfDescriptors(t *testing.T) {
 		// 9 MB of 60 KB lines: enough garbage for Go's collector to run, and its timers to need
 		// the runtime's own poller, which must not need a descriptor now.
 		sender, receiver := clients[0], clients[1]
-		line := strings.Repeat("x", 60_000) + "\n"
-		go func() {
-			for range 150 {
-				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
-				if _, err := sender.Conn.Write([]byte(line)); err != nil {
-					return
-				}
-			}
-		}()
-		for i := range 150 {
-			require.Len(t, receiver.ReadLine(t), len(line)+1, "line %d", i)
-		}
+		relayRepeated(t, sender, receiver, strings.Repeat("x", 60_000), 150)
 		require.False(t, s.Exited(), "stderr: %q", s.Stderr())
 
 		clients[2].Close()

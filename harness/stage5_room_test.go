@@ -90,20 +90,7 @@ func TestStage5BlockedLog(t *testing.T) {
 
 		// From here on nobody reads the log. 3 MB of messages make 3 MB of log lines: more
 		// than the pipe holds and the server's backlog of 1 MiB together.
-		flood := func(tag string) {
-			line := tag + strings.Repeat("-", 1000) + "\n"
-			go func() {
-				for range 3000 {
-					sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
-					if _, err := sender.Conn.Write([]byte(line)); err != nil {
-						return
-					}
-				}
-			}()
-			for i := range 3000 {
-				require.Equal(t, line[:len(line)-1]+"\r\n", receiver.ReadLine(t), "line %d", i)
-			}
-		}
+		flood := func(tag string) { relayRepeated(t, sender, receiver, tag+strings.Repeat("-", 1000), 3000) }
 		flood("first")
 
 		// Read the log again: everything it kept comes out, then the count of what it dropped.
