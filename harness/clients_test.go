@@ -492,43 +492,117 @@ func TestClientsChatTab(t *testing.T) {
 	require.Equal(t, "xy\r\n", other.ReadLine(t))
 }
 
-// Another client's bytes must not drive our terminal: the receiver and the chat show ESC, NUL
-// and a byte that is not UTF-8 as \xNN, as the server's log does, and leave tab and UTF-8
-// text as they are. The server relays the bytes as they came.
-func TestClientsEscapeControlBytes(t *testing.T) {
-	const sent = "\x1b[2Jcleared\x00\xff\tté\r\n"
-	const shown = `Message: \x1b[2Jcleared\x00\xff` + "\tté"
+// screenClasses are the kinds of characters a line can hold, each with what the receiver and
+// the chat show for it: the server's log rule (printMessage in stage 5's log.go). Those that
+// could drive the terminal, turn the text around or hide are escaped, a control byte or a byte
+// that is not UTF-8 as \xNN, a character as \uNNNN; the text of every script stays as it is.
+var screenClasses = []struct{ name, sent, shown string }{
+	// U+202E shows what follows right to left, so that this reads "evil exe.png".
+	{"bidi override", "evil \u202egnp.exe, \u202dforced\u202c, \u202aembedded\u202c \u202bembedded\u202c",
+		`evil \u202egnp.exe, \u202dforced\u202c, \u202aembedded\u202c \u202bembedded\u202c`},
+	{"bidi isolate", "\u2066left\u2069 \u2067right\u2069 \u2068first strong\u2069",
+		`\u2066left\u2069 \u2067right\u2069 \u2068first strong\u2069`},
+	{"zero-width", "ad\u200bmin \u200cnon-joiner \u200djoiner \u200eLRM \u200fRLM word\u2060joiner \ufeffBOM",
+		`ad\u200bmin \u200cnon-joiner \u200djoiner \u200eLRM \u200fRLM word\u2060joiner \ufeffBOM`},
+	// Category Cf beyond the two above: a soft hyphen, the Arabic letter mark, the Mongolian
+	// vowel separator, an interlinear annotation anchor, a tag character (beyond U+FFFF).
+	{"other format characters", "soft\u00adhyphen \u061cALM \u180eMVS \ufff9IAA tag\U000e0041",
+		`soft\u00adhyphen \u061cALM \u180eMVS \ufff9IAA tag\U000e0041`},
+	// Not printable, not format: a line separator, a no-break space, private use, unassigned.
+	{"other characters that are not printable", "line\u2028separator no-break\u00a0space private\ue000 unassigned\u0378",
+		`line\u2028separator no-break\u00a0space private\ue000 unassigned\u0378`},
+	// ESC [ 2 J clears the screen, and U+009B is ESC [ to some terminals; CR goes back over
+	// the line; a tab stays.
+	{"control bytes", "\x1b[2Jcleared nul\x00 del\x7f bell\x07 \rback \u009b31mC1 tab\tstays",
+		`\x1b[2Jcleared nul\x00 del\x7f bell\x07 \x0dback \u009b31mC1 tab` + "\t" + `stays`},
+	{"invalid UTF-8", "bad \xff\xfe cut \xe2\x82 overlong \xc0\xaf surrogate \xed\xa0\x80 beyond \xf4\x90\x80\x80",
+		`bad \xff\xfe cut \xe2\x82 overlong \xc0\xaf surrogate \xed\xa0\x80 beyond \xf4\x90\x80\x80`},
+	{"accented Latin", "naïve café Ørsted Dvořák Łódź straße e\u0301 (a combining accent)",
+		"naïve café Ørsted Dvořák Łódź straße e\u0301 (a combining accent)"},
+	{"Arabic and Hebrew", "مرحبا بالعالم، שָׁלוֹם עולם", "مرحبا بالعالم، שָׁלוֹם עולם"},
+	{"CJK", "日本語のテキスト、中文，한국어", "日本語のテキスト、中文，한국어"},
+	{"emoji", "🙂 👍🏽 ❤️ 🇫🇷 🀄", "🙂 👍🏽 ❤️ 🇫🇷 🀄"},
+}
 
-	t.Run("receiver", func(t *testing.T) {
-		s := StartServer(t, clientsServer)
+// Another client's line must not drive our terminal, turn its text around or hide in it,
+// and text in any script must show as it is: one subtest per class of characters, each
+// through the receiver, the chat on pipes and the chat in a terminal. The server relays the
+// bytes as they came.
+func TestClientsScreenSafe(t *testing.T) {
+	for _, class := range screenClasses {
+		t.Run(class.name, func(t *testing.T) {
+			s := StartServer(t, clientsServer)
+			other := Dial(t, s.Addr)
+			s.WaitLine(t, "Server: client connected")
+			shown := "Message: " + class.shown
+
+			t.Run("receiver", func(t *testing.T) {
+				receiver := startReceiver(t, s)
+				other.Send(t, class.sent+"\r\n")
+				require.Equal(t, shown, receiver.NextLine(t))
+			})
+
+			t.Run("chat", func(t *testing.T) {
+				stdin, _ := stdinPipe(t)
+				chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+				require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+				s.WaitLine(t, "Server: client connected")
+				other.Send(t, class.sent+"\r\n")
+				require.Equal(t, shown, chat.NextLine(t))
+			})
+
+			t.Run("chat in a terminal", func(t *testing.T) {
+				chat := startChatInTerminal(t, s)
+				other.Send(t, class.sent+"\r\n")
+				// Every byte written to the terminal: the message, and the prompt below it.
+				chat.WaitOutput(t, "\x1b[J"+shown+"\r\n> ")
+			})
+		})
+	}
+}
+
+// The clients and the server's log escape by the same rule, written twice (stages import
+// nothing from this module, and the clients import no stage): one line that holds every class
+// goes through stage 5 and stage 6, and the server's log and the receiver must show the same
+// text for it.
+func TestClientsEscapeLikeTheServerLog(t *testing.T) {
+	var sent, shown []string
+	for _, class := range screenClasses {
+		sent = append(sent, class.sent)
+		shown = append(shown, class.shown)
+	}
+	line := strings.Join(sent, " | ")
+	want := strings.Join(shown, " | ")
+
+	t.Run("stage 5", func(t *testing.T) {
+		s := StartServer(t, "stage5-select")
 		receiver := startReceiver(t, s)
 		other := Dial(t, s.Addr)
 		s.WaitLine(t, "Server: client connected")
-		other.Send(t, sent)
-		require.Equal(t, shown, receiver.NextLine(t))
+		other.Send(t, line+"\n")
+		logged, ok := strings.CutPrefix(s.NextLine(t), "Server: received from client: ")
+		require.True(t, ok, "not a received line: %q", logged)
+		printed, ok := strings.CutPrefix(receiver.NextLine(t), "Message: ")
+		require.True(t, ok, "not a message: %q", printed)
+		require.Equal(t, logged, printed, "the server's log and the receiver disagree")
+		require.Equal(t, want, printed)
 	})
 
-	t.Run("chat", func(t *testing.T) {
-		s := StartServer(t, clientsServer)
-		stdin, _ := stdinPipe(t)
-		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-		require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-		s.WaitLine(t, "Server: client connected")
-		other := Dial(t, s.Addr)
-		s.WaitLine(t, "Server: client connected")
-		other.Send(t, sent)
-		require.Equal(t, shown, chat.NextLine(t))
-	})
-
-	t.Run("chat in a terminal", func(t *testing.T) {
-		s := StartServer(t, clientsServer)
-		chat := startChatInTerminal(t, s)
-		other := Dial(t, s.Addr)
-		s.WaitLine(t, "Server: client connected")
-		other.Send(t, sent)
-		chat.WaitOutput(t, shown)
-		// The tab is left to the terminal, which moves to its next tab stop: column 32.
-		waitForScreen(t, chat, []string{connectedLine(s.Addr), `Message: \x1b[2Jcleared\x00\xff té`, ">"})
+	t.Run("stage 6", func(t *testing.T) {
+		s := StartServer(t, stage6)
+		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", s.Addr, "-name", "bob")
+		receiver.ExpectLines(t, connectedLine(s.Addr), "Message: "+strings.TrimSuffix(stage6Welcome, "\n"))
+		s.WaitLine(t, "Server: bob joined")
+		alice := joinStage6(t, s, "alice", "bob")
+		alice.Send(t, line+"\n")
+		logged, ok := strings.CutPrefix(s.NextLine(t), "Server: received from alice: ")
+		require.True(t, ok, "not a received line: %q", logged)
+		receiver.ExpectLines(t, "Message: "+strings.TrimSuffix(presenceLine(), "\n"),
+			"Message: * alice has entered the room")
+		printed, ok := strings.CutPrefix(receiver.NextLine(t), "Message: [alice] ")
+		require.True(t, ok, "not a message from alice: %q", printed)
+		require.Equal(t, logged, printed, "the server's log and the receiver disagree")
+		require.Equal(t, want, printed)
 	})
 }
 

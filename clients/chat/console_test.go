@@ -25,14 +25,17 @@ func TestCursorRow(t *testing.T) {
 	}
 }
 
-// visible shows control bytes, C1 controls and invalid UTF-8 as \xNN, and leaves tab and
-// UTF-8 text alone.
+// visible shows control bytes and invalid UTF-8 as \xNN, other characters that are not
+// printable as \uNNNN (\UNNNNNNNN beyond U+FFFF), and leaves tab and printable text alone.
+// (The same through the real programs, class by class: TestClientsScreenSafe in harness.)
 func TestVisible(t *testing.T) {
 	for message, want := range map[string]string{
-		"plain text, tab\tand é": "plain text, tab\tand é",
-		"\x1b[2J\x00\x7f\xff":    `\x1b[2J\x00\x7f\xff`,
-		"\u009b31m":              `\xc2\x9b31m`,
-		"cut \xe2\x82":           `cut \xe2\x82`,
+		"plain text, tab\tand é 日本 🙂": "plain text, tab\tand é 日本 🙂",
+		"\x1b[2J\x00\x7f\xff":         `\x1b[2J\x00\x7f\xff`,
+		"\u009b31m":                   `\u009b31m`,
+		"cut \xe2\x82":                `cut \xe2\x82`,
+		"evil \u202egnp.exe":          `evil \u202egnp.exe`,
+		"tag \U000e0041":              `tag \U000e0041`,
 	} {
 		if got := visible(message); got != want {
 			t.Errorf("visible(%q) = %q, want %q", message, got, want)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -67,23 +68,31 @@ func trimLineEnd(line string) string {
 	return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 }
 
-// visible returns someone else's bytes safe to print: whatever is not printable text is shown
-// as \xNN, one per byte, as the server's log shows it. That is the control bytes (below 0x20,
-// and 0x7f) except tab, the C1 controls U+0080 to U+009F (some terminals obey U+009B as they
-// obey ESC [), and bytes that are not valid UTF-8. Printed as they are, any client could
-// clear our screen, move our cursor or recolour our terminal with an escape sequence.
+// visible returns someone else's text safe to print, by the rule the server's log follows
+// (printMessage in stage 5's log.go; harness/clients_test.go checks that the two agree): tab
+// and printable characters (unicode.IsPrint: letters of every script, marks, digits,
+// punctuation, symbols, emoji, the ASCII space) stay as they are; a control byte or a byte that
+// is not UTF-8 is shown as \xNN, any other character as \uNNNN. Printed as they came, control
+// bytes and C1 controls (U+009B works as ESC [ on some terminals) could clear our screen, move
+// our cursor or recolour our terminal; a right-to-left override (U+202E) or isolate (U+2067)
+// would show the rest of the line reversed, so that "evil \u202egnp.exe" reads "evil exe.png";
+// and zero-width and other format characters (U+200B, U+2060, U+FEFF) would hide inside words
+// and names.
 func visible(message string) string {
 	var shown strings.Builder
-	for i := 0; i < len(message); {
-		r, size := utf8.DecodeRuneInString(message[i:])
-		if r == utf8.RuneError && size == 1 || r < 0x20 && r != '\t' || r >= 0x7f && r <= 0x9f {
-			for _, b := range []byte(message[i : i+size]) {
-				fmt.Fprintf(&shown, `\x%02x`, b)
-			}
-		} else {
-			shown.WriteString(message[i : i+size])
+	for len(message) > 0 {
+		r, size := utf8.DecodeRuneInString(message)
+		switch {
+		case r == '\t' || unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1):
+			shown.WriteString(message[:size])
+		case size == 1: // a control byte, or a byte that is not UTF-8
+			fmt.Fprintf(&shown, `\x%02x`, message[0])
+		case r <= 0xffff:
+			fmt.Fprintf(&shown, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&shown, `\U%08x`, r)
 		}
-		i += size
+		message = message[size:]
 	}
 	return shown.String()
 }
