@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -694,6 +696,59 @@ func TestClientsName(t *testing.T) {
 			conn.Close()
 			require.Equal(t, "Client: the server closed the connection", p.NextLine(t))
 			require.Equal(t, 0, p.WaitExit(t, Deadline))
+		})
+	}
+}
+
+// The README says what each netcat does once the server has closed the connection, as stage 6
+// does after refusing a name: netcat-traditional exits at once; netcat-openbsd exits without a
+// word at the next line typed; ncat at the line after that, with "Ncat: Broken pipe.". Each
+// netcat installed here is checked (the README's figures: netcat-openbsd 1.219,
+// netcat-traditional 1.10, ncat 7.93); one that is not is skipped.
+func TestClientsNetcatAfterARefusedName(t *testing.T) {
+	const stays = 500 * time.Millisecond // long enough to see that a netcat did not exit
+	for _, nc := range []struct {
+		command, banner string // the program, and how the first line of its -h starts
+		linesToExit     int    // lines typed after the refusal before it exits
+		exitCode        int
+		stderr          string
+	}{
+		{"nc.traditional", "[v1.10", 0, 0, ""},
+		{"nc.openbsd", "OpenBSD netcat", 1, 0, ""},
+		{"ncat", "Ncat ", 2, 1, "Ncat: Broken pipe.\n"},
+	} {
+		t.Run(nc.command, func(t *testing.T) {
+			path, err := exec.LookPath(nc.command)
+			if err != nil {
+				t.Skipf("%s is not installed", nc.command)
+			}
+			help, _ := exec.Command(path, "-h").CombinedOutput()
+			version, _, _ := strings.Cut(string(help), "\n")
+			if !strings.HasPrefix(version, nc.banner) {
+				t.Skipf("%s is not the netcat the README describes: %q", nc.command, version)
+			}
+
+			s := StartServer(t, stage6)
+			stdin, typing := stdinPipe(t)
+			p := Start(t, path, stdin, "127.0.0.1", strconv.Itoa(s.Port))
+			require.Equal(t, strings.TrimSuffix(stage6Welcome, "\n"), p.NextLine(t))
+			_, err = typing.WriteString("bad name!\n")
+			require.NoError(t, err)
+			require.Equal(t, strings.TrimSuffix(stage6Illegal, "\n"), p.NextLine(t))
+			s.WaitLine(t, `Server: client disconnected (illegal name "bad name!")`)
+
+			for i := range nc.linesToExit {
+				_, exited := p.ExitState(stays)
+				require.False(t, exited, "%s (%s) exited after %d lines, the README says after %d",
+					nc.command, version, i, nc.linesToExit)
+				_, err = typing.WriteString("lost\n")
+				require.NoError(t, err)
+			}
+			require.Equal(t, nc.exitCode, p.WaitExit(t, Deadline), "%s (%s): exit status", nc.command, version)
+			require.Equal(t, nc.stderr, p.Stderr(), "%s (%s)", nc.command, version)
+			require.Equal(t, []string{
+				strings.TrimSuffix(stage6Welcome, "\n"), strings.TrimSuffix(stage6Illegal, "\n"),
+			}, p.Lines())
 		})
 	}
 }
