@@ -1,0 +1,298 @@
+//go:build linux || darwin
+
+package harness
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Stage 5 makes promises for a real room (nothing lost, nothing frozen, memory and descriptors
+// bounded), and stage 6 is stage 5 with names, so it must keep every one of them. The tests in
+// room*_test.go are written once and run against both stages, under both pollers: a room
+// speaks to either stage the way that stage's clients do (stage 6's clients give a name
+// first), and expects its lines in that stage's own words.
+
+// roomStage is what a room test needs to know about a stage.
+type roomStage struct {
+	pkg   string
+	eol   string // how the server ends every line it sends
+	named bool   // clients give a name before they are in the room
+}
+
+var roomStages = []roomStage{
+	{pkg: stage5, eol: "\r\n"},
+	{pkg: stage6, eol: "\n", named: true},
+}
+
+// room is one stage with one poller, and the server it runs.
+type room struct {
+	roomStage
+	poller string
+	s      *Server
+	log    func(t testing.TB) string // the server's next log line: s.NextLine unless a test reads stdout itself
+	joined int                       // members so far, for their names
+}
+
+// member is a client in the room.
+type member struct {
+	*Client
+	name string // as the log names it: "client" in stage 5
+}
+
+// forEachRoom runs test once per stage and poller, as subtests such as stage6-identity/epoll.
+func forEachRoom(t *testing.T, test func(t *testing.T, r *room)) {
+	for _, stage := range roomStages {
+		t.Run(stage.pkg, func(t *testing.T) {
+			forEachPoller(t, func(t *testing.T, poller string) {
+				test(t, &room{roomStage: stage, poller: poller})
+			})
+		})
+	}
+}
+
+// start starts the stage's server with the room's poller and args.
+func (r *room) start(t *testing.T, args ...string) *Server {
+	t.Helper()
+	r.s = StartServer(t, r.pkg, append([]string{"-poller", r.poller}, args...)...)
+	r.log = r.s.NextLine
+	return r.s
+}
+
+// join connects a client and brings it into the room: stage 6's gives the next free name.
+func (r *room) join(t testing.TB) *member {
+	t.Helper()
+	return r.enter(t, Dial(t, r.s.Addr))
+}
+
+// enter brings a client already connected into the room, and returns once the server has it.
+func (r *room) enter(t testing.TB, c *Client) *member {
+	t.Helper()
+	require.Equal(t, stage5Connected, r.log(t))
+	if !r.named {
+		return &member{Client: c, name: "client"}
+	}
+	r.joined++
+	m := &member{Client: c, name: fmt.Sprintf("m%d", r.joined)}
+	require.Equal(t, stage6Welcome, c.ReadLine(t))
+	m.Send(t, m.name+"\n")
+	require.Equal(t, "Server: "+m.name+" joined", r.log(t))
+	require.True(t, strings.HasPrefix(c.ReadLine(t), "* The room "), "the newcomer's presence line")
+	return m
+}
+
+// members joins n clients.
+func (r *room) members(t testing.TB, n int) []*member {
+	t.Helper()
+	ms := make([]*member, n)
+	for i := range ms {
+		ms[i] = r.join(t)
+	}
+	return ms
+}
+
+// relayed is message as a receiver gets it from sender.
+func (r *room) relayed(sender *member, message string) string {
+	if r.named {
+		return "[" + sender.name + "] " + message + r.eol
+	}
+	return message + r.eol
+}
+
+// message takes a relayed line back to the message and the sender's name ("client" in stage 5).
+func (r *room) message(line string) (sender, message string) {
+	line = strings.TrimSuffix(line, r.eol)
+	if !r.named {
+		return "client", line
+	}
+	if rest, ok := strings.CutPrefix(line, "["); ok {
+		if name, message, ok := strings.Cut(rest, "] "); ok {
+			return name, message
+		}
+	}
+	return "", line
+}
+
+// received is the log's line for a message from sender.
+func (r *room) received(sender *member, message string) string {
+	return "Server: received from " + sender.name + ": " + message
+}
+
+// left is the log's line for m's disconnection; why is "" for a client that left by itself.
+func (r *room) left(m *member, why string) string {
+	line := stage5Disconnected
+	if r.named {
+		line = "Server: " + m.name + " left"
+	}
+	if why != "" {
+		line += " (" + why + ")"
+	}
+	return line
+}
+
+// goodbye is the last line a client the server drops is told.
+func (r *room) goodbye(why string) string { return "Server: " + why + ", disconnecting you" + r.eol }
+
+// tooMany is the line a client is turned away with when the server is out of descriptors.
+func (r *room) tooMany() string { return "Server: too many connections, try again later" + r.eol }
+
+// notice reports whether line is one of stage 6's lines about the room ("* bob has entered
+// the room"), which come between messages whenever someone joins or leaves.
+func (r *room) notice(line string) bool { return r.named && strings.HasPrefix(line, "* ") }
+
+// read returns m's next line that is not a notice.
+func (r *room) read(t testing.TB, m *member) string {
+	t.Helper()
+	for {
+		if line := m.ReadLine(t); !r.notice(line) {
+			return line
+		}
+	}
+}
+
+// expectQuiet proves that nothing but notices arrives at m for d.
+func (r *room) expectQuiet(t testing.TB, m *member, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		if !r.named {
+			m.ExpectNothing(t, left)
+			return
+		}
+		m.Conn.SetReadDeadline(time.Now().Add(left))
+		line, err := m.reader.ReadString('\n')
+		if err != nil {
+			require.Empty(t, line, "half a line, then %v", err)
+			return // the deadline passed with nothing
+		}
+		require.True(t, r.notice(line), "expected nothing for %v, got %q", d, line)
+	}
+}
+
+// The volume tests move megabytes through the room. Stages 5 and 6 read a client no faster
+// than its flood budget (-max-burst 262144 bytes at once, then -max-rate 65536 a second), so a
+// test that must move a lot spreads it over several senders, each within its burst: the room
+// as it is shipped, flood control on.
+
+// senderBudget is what one sender sends in a volume test: within the burst of 256 KiB.
+const senderBudget = 250_000
+
+// floodLinesPerSender is how many volume lines fit in a sender's budget.
+func floodLinesPerSender(size int) int { return senderBudget / size }
+
+// volumeLine is line i of sender k, size bytes with the "\n"; the receiver tells the sender
+// and the order from it, also in stage 5 where the relayed line does not name its sender.
+func volumeLine(k, i, size int) string {
+	head := fmt.Sprintf("from %03d line %06d ", k, i)
+	return head + strings.Repeat("-", size-len(head)-1) + "\n"
+}
+
+var volumeLinePattern = regexp.MustCompile(`^from (\d{3}) line (\d{6}) -*$`)
+
+// sendVolume makes each sender send count volume lines of size bytes, all from goroutines, in
+// writes of about 64 KiB (oneLinePerWrite: one write per line, so that the server reads
+// them in many small batches). Each sender also reads and throws away what it is sent, so
+// that it never counts as a client that does not read. The channel gets the first error, or
+// nil once all is sent.
+func sendVolume(senders []*member, count, size int, oneLinePerWrite bool) <-chan error {
+	done := make(chan error, len(senders))
+	for k, sender := range senders {
+		go func() {
+			var batch strings.Builder
+			for i := range count {
+				batch.WriteString(volumeLine(k, i, size))
+				if (!oneLinePerWrite && batch.Len() < 64<<10 && i < count-1) || batch.Len() == 0 {
+					continue
+				}
+				sender.Conn.SetWriteDeadline(time.Now().Add(3 * Deadline))
+				if _, err := sender.Conn.Write([]byte(batch.String())); err != nil {
+					done <- fmt.Errorf("sender %d: %w", k, err)
+					return
+				}
+				batch.Reset()
+			}
+			done <- nil
+		}()
+	}
+	all := make(chan error, 1)
+	go func() {
+		var first error
+		for range senders {
+			if err := <-done; err != nil && first == nil {
+				first = err
+			}
+		}
+		all <- first
+	}()
+	return all
+}
+
+// drainInput reads and throws away everything ms are sent, until the test ends.
+func drainInput(t *testing.T, ms []*member) {
+	for _, m := range ms {
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				m.Conn.SetReadDeadline(time.Now().Add(time.Hour))
+				if _, err := m.reader.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// expectVolume reads at m every volume line of senders (count each, size bytes), checking
+// that each sender's come whole and in order; lines of different senders may interleave.
+// Notices are skipped.
+func (r *room) expectVolume(t testing.TB, m *member, senders []*member, count, size int) {
+	t.Helper()
+	next := make([]int, len(senders))
+	for range len(senders) * count {
+		line := r.read(t, m)
+		name, message := r.message(line)
+		match := volumeLinePattern.FindStringSubmatch(message)
+		if match == nil || len(message) != size-1 {
+			t.Fatalf("%s got %d bytes %.60q..., not a volume line of %d bytes", m.name, len(line), line, size)
+		}
+		k, _ := strconv.Atoi(match[1])
+		i, _ := strconv.Atoi(match[2])
+		require.Less(t, k, len(senders), "%s got a line from sender %d", m.name, k)
+		require.Equal(t, senders[k].name, name, "line %d of sender %d comes under another name", i, k)
+		if i != next[k] {
+			t.Fatalf("%s: from sender %d, got line %d, want line %d", m.name, k, i, next[k])
+		}
+		next[k]++
+	}
+}
+
+// waitErr waits for an error from a channel that sendVolume returned.
+func waitErr(t testing.TB, done <-chan error, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		require.NoError(t, err, what)
+	case <-time.After(d):
+		t.Fatalf("%s: not done after %v", what, d)
+	}
+}
+
+// parallel runs f for every member at once, and waits.
+func parallel(ms []*member, f func(m *member)) {
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(m) }()
+	}
+	wg.Wait()
+}
