@@ -198,3 +198,87 @@ func settledMemory(t testing.TB, pid int) Memory {
 	require.NoError(t, err)
 	return m
 }
+
+// Out of descriptors, accept fails with EMFILE. The server says so once, turns each new
+// client away at once with a line (the spare descriptor trick) instead of leaving it hanging
+// in the queue, keeps serving the room, and takes new clients again once one leaves.
+//
+// It must also survive its own runtime. Go's runtime opens descriptors of its own (an epoll and
+// an eventfd: its poller) the first time anything arms a runtime timer, and dies with
+// "netpollinit failed" if it cannot, so the server makes it open them at start-up. This test
+// makes the runtime arm a timer at the limit: a backlog of a few MB queued for a client that
+// does not read, then taken by it, leaves the heap larger than what is still in use, and the
+// runtime's scavenger, which gives such memory back to the system, paces its work with a timer.
+// (A relay alone, however long, does not: every line is freed as soon as it is written, and the
+// heap never holds more than it uses.) The backlog comes from a dozen senders, each within its
+// flood budget: at 24 descriptors, a dozen clients is all there is room for.
+func TestRoomOutOfDescriptors(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
+		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, r.pkg),
+			"-addr", "127.0.0.1:0", "-poller", r.poller, "-quiet", "-max-pending", "33554432")
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("the server's stderr: %.2500s", p.Stderr())
+			}
+		})
+		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(p.NextLine(t))
+		require.NotNil(t, m, "stderr: %q", p.Stderr())
+		require.Contains(t, p.NextLine(t), "waiting for sockets with")
+		r.s = &Server{Process: p, Addr: net.JoinHostPort("127.0.0.1", m[1])}
+		r.log = p.NextLine
+
+		full := "Server: cannot accept connections: too many open files; turning new clients away until one leaves"
+		stalled := dialSmallReceiveBuffer(t, r.s.Addr)
+		ms := []*member{r.enter(t, stalled)}
+		for len(ms) < 30 {
+			c := Dial(t, r.s.Addr)
+			if line := r.log(t); line == full {
+				require.Equal(t, r.tooMany(), c.ReadLine(t))
+				c.ExpectEOF(t)
+				break
+			} else {
+				require.Equal(t, stage5Connected, line)
+			}
+			ms = append(ms, r.enterConnected(t, c))
+		}
+		require.Less(t, len(ms), 30, "the descriptor limit was never reached")
+		require.GreaterOrEqual(t, len(ms), 5)
+		// Everyone after is turned away at once too, and it is said only once.
+		for range 3 {
+			c := Dial(t, r.s.Addr)
+			require.Equal(t, r.tooMany(), c.ReadLine(t))
+			c.ExpectEOF(t)
+		}
+		r.s.ExpectNoLine(t, 200*time.Millisecond)
+		expectAsleep(t, r.s, time.Second)
+
+		// The backlog: every sender's budget for the stalled client, which then reads it all.
+		reader, senders := ms[1], ms[2:]
+		drainInput(t, senders)
+		count := floodLinesPerSender(1000)
+		sent := sendVolume(senders, count, 1000, false)
+		r.expectVolume(t, reader, senders, count, 1000)
+		waitErr(t, sent, Deadline, "the backlog")
+		r.expectVolume(t, &member{Client: stalled, name: ms[0].name}, senders, count, 1000)
+
+		// Then the room goes on talking for a few seconds, 20 KB a sender every 400 ms, within
+		// flood control's rate: the collections that follow wake the scavenger.
+		drainInput(t, ms[:1])
+		for round := range 8 {
+			next := time.Now().Add(400 * time.Millisecond)
+			waitErr(t, sendVolume(senders, 20, 1000, false), Deadline, "the talk")
+			r.expectVolume(t, reader, senders, 20, 1000)
+			require.False(t, r.s.Exited(), "round %d; stderr: %q", round, r.s.Stderr())
+			time.Sleep(time.Until(next))
+		}
+		require.False(t, r.s.Exited(), "stderr: %q", r.s.Stderr())
+
+		ms[2].Close()
+		require.Equal(t, r.left(ms[2], ""), r.log(t))
+		require.Equal(t, "Server: turned 4 connections away while out of descriptors", r.log(t))
+		late := r.join(t)
+		late.Send(t, "I got in\n")
+		require.Equal(t, r.relayed(late, "I got in"), r.read(t, reader))
+	})
+}

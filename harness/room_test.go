@@ -76,6 +76,12 @@ func (r *room) join(t testing.TB) *member {
 func (r *room) enter(t testing.TB, c *Client) *member {
 	t.Helper()
 	require.Equal(t, stage5Connected, r.log(t))
+	return r.enterConnected(t, c)
+}
+
+// enterConnected is enter once the log has said that the client is connected.
+func (r *room) enterConnected(t testing.TB, c *Client) *member {
+	t.Helper()
 	if !r.named {
 		return &member{Client: c, name: "client"}
 	}
