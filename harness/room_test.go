@@ -3,11 +3,15 @@
 package harness
 
 import (
+	"bufio"
 	"fmt"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,4 +305,71 @@ func parallel(ms []*member, f func(m *member)) {
 		go func() { defer wg.Done(); f(m) }()
 	}
 	wg.Wait()
+}
+
+// A log that nobody reads (a pipe whose reader stopped, a terminal paused with Ctrl-S) must
+// not stop the relay, nor a shutdown: lines that do not fit in the backlog are dropped, and
+// counted once the log moves again.
+func TestRoomBlockedLog(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		stdout, w, err := os.Pipe()
+		require.NoError(t, err)
+		defer stdout.Close()
+		cmd := exec.Command(Binary(t, r.pkg), "-addr", "127.0.0.1:0", "-poller", r.poller)
+		cmd.Stdout = w
+		require.NoError(t, cmd.Start())
+		w.Close()
+		var exitErr error
+		exited := make(chan struct{})
+		go func() { exitErr = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+
+		log := bufio.NewReader(stdout)
+		r.log = func(t testing.TB) string {
+			t.Helper()
+			line, err := log.ReadString('\n')
+			require.NoError(t, err)
+			return strings.TrimSuffix(line, "\n")
+		}
+		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(r.log(t))
+		require.NotNil(t, m)
+		r.log(t) // the poller's line
+		r.s = &Server{Addr: "127.0.0.1:" + m[1]}
+		receiver := r.join(t)
+		senders := r.members(t, 24)
+		drainInput(t, senders)
+
+		// From here on nobody reads the log. 3 MB of messages make 3 MB of log lines: more
+		// than the pipe holds and the server's backlog of 1 MiB together.
+		const size = 1000
+		count := floodLinesPerSender(size)
+		flood := func(senders []*member) {
+			sent := sendVolume(senders, count, size, false)
+			r.expectVolume(t, receiver, senders, count, size)
+			waitErr(t, sent, Deadline, "the flood")
+		}
+		flood(senders[:12])
+
+		// Read the log again: everything it kept comes out, then the count of what it dropped.
+		dropped := regexp.MustCompile(`^Server: \d+ log lines dropped: standard output is not being read$`)
+		kept := regexp.MustCompile(`^Server: received from \w+: from 0(0\d|1[01]) line \d{6} -+$`)
+		for {
+			line := r.log(t)
+			if dropped.MatchString(line) {
+				break
+			}
+			require.Regexp(t, kept, line)
+		}
+
+		// Blocked again, a shutdown still happens, at once.
+		flood(senders[12:])
+		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+		select {
+		case <-exited:
+			require.NoError(t, exitErr, "exit status")
+		case <-time.After(5 * time.Second):
+			t.Fatal("SIGTERM did not stop a server whose log is blocked")
+		}
+		receiver.ExpectEOF(t)
+	})
 }
