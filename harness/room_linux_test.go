@@ -164,7 +164,7 @@ func TestRoomStalledReadersMemory(t *testing.T) {
 		}
 		used := 0
 		for ; used < maxSenders && countDropped() < stalledCount; used += 4 {
-			waitErr(t, sendVolume(senders[used:used+4], floodLinesPerSender(size), size, false), 3*Deadline, "the flood")
+			waitErr(t, sendVolume(senders[used:used+4], floodLinesPerSender(size), size, 0), 3*Deadline, "the flood")
 			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && countDropped() < stalledCount; {
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -257,7 +257,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		reader, senders := ms[1], ms[2:]
 		drainInput(t, senders)
 		count := floodLinesPerSender(1000)
-		sent := sendVolume(senders, count, 1000, false)
+		sent := sendVolume(senders, count, 1000, 0)
 		r.expectVolume(t, reader, senders, count, 1000)
 		waitErr(t, sent, Deadline, "the backlog")
 		r.expectVolume(t, &member{Client: stalled, name: ms[0].name}, senders, count, 1000)
@@ -267,7 +267,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		drainInput(t, ms[:1])
 		for round := range 8 {
 			next := time.Now().Add(400 * time.Millisecond)
-			waitErr(t, sendVolume(senders, 20, 1000, false), Deadline, "the talk")
+			waitErr(t, sendVolume(senders, 20, 1000, 0), Deadline, "the talk")
 			r.expectVolume(t, reader, senders, 20, 1000)
 			require.False(t, r.s.Exited(), "round %d; stderr: %q", round, r.s.Stderr())
 			time.Sleep(time.Until(next))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,18 +211,18 @@ func volumeLine(k, i, size int) string {
 var volumeLinePattern = regexp.MustCompile(`^from (\d{3}) line (\d{6}) -*$`)
 
 // sendVolume makes each sender send count volume lines of size bytes, all from goroutines, in
-// writes of about 64 KiB (oneLinePerWrite: one write per line, so that the server reads
-// them in many small batches). Each sender also reads and throws away what it is sent, so
+// writes of about 64 KiB; or, given a pause, one line per write with that pause after each, so
+// that the server reads them in many small batches. Each sender also reads and throws away what it is sent, so
 // that it never counts as a client that does not read. The channel gets the first error, or
 // nil once all is sent.
-func sendVolume(senders []*member, count, size int, oneLinePerWrite bool) <-chan error {
+func sendVolume(senders []*member, count, size int, pause time.Duration) <-chan error {
 	done := make(chan error, len(senders))
 	for k, sender := range senders {
 		go func() {
 			var batch strings.Builder
 			for i := range count {
 				batch.WriteString(volumeLine(k, i, size))
-				if (!oneLinePerWrite && batch.Len() < 64<<10 && i < count-1) || batch.Len() == 0 {
+				if pause == 0 && batch.Len() < 64<<10 && i < count-1 {
 					continue
 				}
 				sender.Conn.SetWriteDeadline(time.Now().Add(3 * Deadline))
@@ -230,6 +231,7 @@ func sendVolume(senders []*member, count, size int, oneLinePerWrite bool) <-chan
 					return
 				}
 				batch.Reset()
+				time.Sleep(pause)
 			}
 			done <- nil
 		}()
@@ -344,7 +346,7 @@ func TestRoomBlockedLog(t *testing.T) {
 		const size = 1000
 		count := floodLinesPerSender(size)
 		flood := func(senders []*member) {
-			sent := sendVolume(senders, count, size, false)
+			sent := sendVolume(senders, count, size, 0)
 			r.expectVolume(t, receiver, senders, count, size)
 			waitErr(t, sent, Deadline, "the flood")
 		}
@@ -371,5 +373,90 @@ func TestRoomBlockedLog(t *testing.T) {
 			t.Fatal("SIGTERM did not stop a server whose log is blocked")
 		}
 		receiver.ExpectEOF(t)
+	})
+}
+
+// On SIGTERM the server stops accepting and reading, and gives what it has queued a second to
+// go out: a client that reads gets every whole line that was queued for it, then the end of
+// the stream; one that never reads is cut off after that second.
+func TestRoomShutdownDelivers(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		r.start(t, "-quiet", "-max-pending", "16777216")
+		healthy := r.join(t)
+		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
+		stalled := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
+		senders := r.members(t, 20)
+		drainInput(t, senders)
+		// 5 MB: more than the kernels buffer for late and stalled (about 3 MB on Linux), less
+		// than -max-pending. Once healthy has it all, the server has read it all, and queued
+		// the rest for late and stalled.
+		const size = 1000
+		count := floodLinesPerSender(size)
+		sent := sendVolume(senders, count, size, 0)
+		r.expectVolume(t, healthy, senders, count, size)
+		waitErr(t, sent, Deadline, "the flood")
+		waitBehind(t, r.s, 2) // the senders have taken what they were sent: late and stalled are behind
+
+		start := time.Now()
+		r.s.Signal(t, syscall.SIGTERM)
+		require.Equal(t, "Server: shutting down", r.log(t))
+		r.expectVolume(t, late, senders, count, size)
+		late.ExpectEOF(t)
+		healthy.ExpectEOF(t)
+		require.Equal(t, 0, r.s.WaitExit(t, 5*time.Second))
+		require.Less(t, time.Since(start), 3*time.Second)
+		require.Equal(t, "Server: cut off 1 clients that did not take their output within a second", r.log(t))
+		stalled.ExpectClosed(t)
+	})
+}
+
+// waitBehind waits until exactly behind clients have output waiting in the server, and their
+// queues have stopped changing, and returns the queues.
+func waitBehind(t *testing.T, s *Server, behind int) []queueLine {
+	t.Helper()
+	var queues, waiting []queueLine
+	for deadline := time.Now().Add(Deadline); ; time.Sleep(100 * time.Millisecond) {
+		before := waiting
+		queues, waiting = printQueues(t, s), nil
+		for _, q := range queues {
+			if q.bytes > 0 {
+				waiting = append(waiting, q)
+			}
+		}
+		if len(waiting) == behind && slices.Equal(before, waiting) {
+			return queues
+		}
+		require.True(t, time.Now().Before(deadline), "want %d clients behind, got queues %+v", behind, queues)
+	}
+}
+
+// A client that fell far behind holds a long queue; once it has caught up, the queue is given
+// back, not kept at its largest for the rest of the client's life. SIGUSR1 makes the server
+// print each client's queue.
+func TestRoomQueueGivenBack(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		r.start(t, "-quiet", "-max-pending", "67108864")
+		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
+		senders := r.members(t, 16)
+		drainInput(t, senders)
+		// One line per write, a millisecond apart, so that the server reads them in many small
+		// batches; 4 MB, more than the kernels buffer for late (about 3 MB on Linux).
+		const size = 1000
+		count := floodLinesPerSender(size)
+		waitErr(t, sendVolume(senders, count, size, time.Millisecond), 3*Deadline, "the senders")
+		var behind queueLine
+		for _, q := range waitBehind(t, r.s, 1) {
+			if q.bytes > 0 {
+				behind = q
+			}
+		}
+		require.Greater(t, behind.batches, 64, "late should be far behind, in many batches")
+		t.Logf("behind: %+v", behind)
+		r.expectVolume(t, late, senders, count, size)
+		r.expectQuiet(t, late, 100*time.Millisecond)
+		for _, q := range printQueues(t, r.s) {
+			require.Zero(t, q.bytes)
+			require.LessOrEqual(t, q.room, 64, "a queue that has caught up keeps room for %d batches", q.room)
+		}
 	})
 }
