@@ -460,3 +460,131 @@ func TestRoomQueueGivenBack(t *testing.T) {
 		}
 	})
 }
+
+// A storm of connections is accepted a bounded number per pass, so that a client already
+// there is served between two handfuls instead of after the whole storm.
+func TestRoomAcceptStorm(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		storm := map[string]int{"select": 900}[r.poller]
+		if storm == 0 {
+			storm = 2000
+		}
+		needDescriptors(t, uint64(storm+100))
+		r.start(t)
+		ms := r.members(t, 2)
+		r.s.Signal(t, syscall.SIGSTOP)
+		waitStopped(t, r.s.PID())
+		for range storm {
+			Dial(t, r.s.Addr) // queued by the kernel while the server sleeps
+		}
+		r.s.Signal(t, syscall.SIGCONT)
+		ms[0].Send(t, "during the storm\n")
+		require.Equal(t, r.relayed(ms[0], "during the storm"), r.read(t, ms[1]))
+		connected := 0
+		for line := r.log(t); line != r.received(ms[0], "during the storm"); line = r.log(t) {
+			require.Equal(t, stage5Connected, line)
+			connected++
+		}
+		t.Logf("the line was relayed after %d of %d connections", connected, storm)
+		require.Less(t, connected, storm/2, "the storm held up a client that was already there")
+	})
+}
+
+// A client that never reads is dropped once too much waits for it (1 MiB here, to be quick);
+// meanwhile a healthy client gets every line, in order, without waiting for it.
+func TestRoomSlowReader(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		r.start(t, "-quiet", "-max-pending", "1048576")
+		healthy := r.join(t)
+		stalled := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
+		senders := r.members(t, 20)
+		drainInput(t, senders)
+		// 5 MB: more than the kernels buffer for stalled (about 3 MB on Linux) and the limit.
+		const size = 1000
+		count := floodLinesPerSender(size)
+		sent := sendVolume(senders, count, size, 0)
+		r.expectVolume(t, healthy, senders, count, size)
+		waitErr(t, sent, Deadline, "the flood")
+		require.Equal(t, r.left(stalled, "not reading: more than 1048576 bytes pending"), r.log(t))
+		stalled.ExpectClosed(t)
+		r.expectQuiet(t, healthy, 100*time.Millisecond)
+	})
+}
+
+// The limits guard the server against one client: a line over -max-line, finished or not,
+// gets its sender dropped, and no part of it reaches anyone; more than -max-pending waiting
+// for a client gets that client dropped, also when one line does it to several at once. Each
+// is told why in a last line, and the others go on.
+func TestRoomLimits(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		r.start(t, "-quiet", "-max-line", "2000", "-max-pending", "2500")
+		ms := r.members(t, 3)
+		a, long, unfinished := ms[0], ms[1], ms[2]
+		long.Send(t, "exactly 2000 "+strings.Repeat("x", 1987)+"\r\n")
+		want := r.relayed(long, "exactly 2000 "+strings.Repeat("x", 1987))
+		require.Equal(t, want, r.read(t, a))
+		require.Equal(t, want, r.read(t, unfinished))
+
+		long.Send(t, strings.Repeat("x", 2001)+"\n")
+		require.Equal(t, r.left(long, "line longer than 2000 bytes"), r.log(t))
+		require.Equal(t, r.goodbye("line longer than 2000 bytes"), r.read(t, long))
+		long.ExpectEOF(t)
+		unfinished.Send(t, strings.Repeat("y", 2002)) // no end in sight: dropped without waiting
+		require.Equal(t, r.left(unfinished, "line longer than 2000 bytes"), r.log(t))
+		require.Equal(t, r.goodbye("line longer than 2000 bytes"), r.read(t, unfinished))
+		unfinished.ExpectEOF(t)
+		r.expectQuiet(t, a, 200*time.Millisecond)
+
+		// Two lines in one write, too big together for everyone's queue: each receiver is
+		// dropped, none skipped, and the sender stays.
+		others := r.members(t, 3)
+		a.Send(t, strings.Repeat("z", 1500)+"\n"+strings.Repeat("z", 1500)+"\n")
+		var drops []string
+		for range others {
+			drops = append(drops, r.log(t))
+		}
+		for _, m := range others {
+			require.Contains(t, drops, r.left(m, "not reading: more than 2500 bytes pending"))
+			require.Equal(t, r.goodbye("more than 2500 bytes waiting for you"), r.read(t, m))
+			m.ExpectEOF(t)
+		}
+		late := r.join(t)
+		late.Send(t, "still here?\n")
+		require.Equal(t, r.relayed(late, "still here?"), r.read(t, a))
+	})
+}
+
+// select cannot watch descriptor 1024 or above: such a connection is closed at once with a
+// line that says why, and everyone already connected is still served.
+func TestRoomSelectLimit(t *testing.T) {
+	needDescriptors(t, 1200)
+	for _, stage := range roomStages {
+		t.Run(stage.pkg, func(t *testing.T) {
+			r := &room{roomStage: stage, poller: "select"}
+			r.start(t)
+			var clients []*Client
+			refused := 0
+			for len(clients) < 1100 && refused < 3 {
+				c := Dial(t, r.s.Addr)
+				switch line := r.log(t); line {
+				case stage5Connected:
+					clients = append(clients, c)
+				case "Server: refused a connection: descriptor 1024 is past select's limit of 1024 (FD_SETSIZE); try -poller " + nativePoller():
+					refused++
+					c.ExpectClosed(t)
+					c.Close()
+				default:
+					t.Fatalf("unexpected line %q", line)
+				}
+			}
+			require.Equal(t, 3, refused, "with %d clients connected", len(clients))
+			require.Greater(t, len(clients), 1000)
+
+			first, last := r.enterConnected(t, clients[0]), r.enterConnected(t, clients[len(clients)-1])
+			first.Send(t, "still served\n")
+			require.Equal(t, r.relayed(first, "still served"), r.read(t, last))
+			last.Send(t, "me too\n")
+			require.Equal(t, r.relayed(last, "me too"), r.read(t, first))
+		})
+	}
+}
