@@ -593,3 +593,28 @@ func TestRoomSelectLimit(t *testing.T) {
 		})
 	}
 }
+
+// queueLine is one client's queue, as SIGUSR1 makes the server print it.
+type queueLine struct{ bytes, batches, room int }
+
+var queueLinePattern = regexp.MustCompile(`^Server: client on descriptor \d+: (\d+) bytes waiting in (\d+) batches, room for (\d+)$`)
+
+// printQueues asks the server for its queues (SIGUSR1) and reads them from its log.
+func printQueues(t *testing.T, s *Server) []queueLine {
+	t.Helper()
+	s.Signal(t, syscall.SIGUSR1)
+	header := s.NextLine(t)
+	m := regexp.MustCompile(`^Server: (\d+) clients$`).FindStringSubmatch(header)
+	require.NotNil(t, m, "got %q", header)
+	n, _ := strconv.Atoi(m[1])
+	queues := make([]queueLine, n)
+	for i := range queues {
+		line := s.NextLine(t)
+		m := queueLinePattern.FindStringSubmatch(line)
+		require.NotNil(t, m, "got %q", line)
+		queues[i].bytes, _ = strconv.Atoi(m[1])
+		queues[i].batches, _ = strconv.Atoi(m[2])
+		queues[i].room, _ = strconv.Atoi(m[3])
+	}
+	return queues
+}
