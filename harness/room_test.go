@@ -326,12 +326,27 @@ func TestRoomBlockedLog(t *testing.T) {
 		go func() { exitErr = cmd.Wait(); close(exited) }()
 		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 
-		log := bufio.NewReader(stdout)
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			for log := bufio.NewScanner(stdout); log.Scan(); {
+				select {
+				case lines <- log.Text():
+				case <-t.Context().Done():
+					return
+				}
+			}
+		}()
 		r.log = func(t testing.TB) string {
 			t.Helper()
-			line, err := log.ReadString('\n')
-			require.NoError(t, err)
-			return strings.TrimSuffix(line, "\n")
+			select {
+			case line, ok := <-lines:
+				require.True(t, ok, "the log ended")
+				return line
+			case <-time.After(Deadline):
+				t.Fatalf("no log line within %v", Deadline)
+				return ""
+			}
 		}
 		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(r.log(t))
 		require.NotNil(t, m)
