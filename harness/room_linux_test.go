@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -281,4 +283,60 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		late.Send(t, "I got in\n")
 		require.Equal(t, r.relayed(late, "I got in"), r.read(t, reader))
 	})
+}
+
+// A signal the server does not stop for still cuts its wait short with EINTR: the loop must
+// sleep again, not fail. To be sure that each signal lands while the loop is inside select or
+// epoll_wait, the test finds the thread that is in that system call (from
+// /proc/<pid>/task/<tid>/syscall) and sends SIGWINCH (a terminal was resized) to that thread,
+// round after round.
+func TestRoomInterrupted(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		waits := loopWaitSyscalls[runtime.GOARCH][r.poller]
+		if waits == 0 {
+			t.Skipf("the system call of -poller %s on %s is not known to this test", r.poller, runtime.GOARCH)
+		}
+		r.start(t)
+		ms := r.members(t, 2)
+		for round := range 5 {
+			tid := threadInSyscall(t, r.s.PID(), waits)
+			require.NoError(t, syscall.Tgkill(r.s.PID(), tid, syscall.SIGWINCH))
+			message := fmt.Sprintf("still up %d", round)
+			ms[0].Send(t, message+"\n")
+			require.Equal(t, r.relayed(ms[0], message), r.read(t, ms[1]), "stderr: %q", r.s.Stderr())
+		}
+		require.False(t, r.s.Exited(), "stderr: %q", r.s.Stderr())
+	})
+}
+
+// loopWaitSyscalls is the system call each poller's wait makes, by architecture. Go's runtime
+// waits in epoll_pwait itself; on amd64 the loop's epoll_wait is another call, so the test
+// tells them apart.
+var loopWaitSyscalls = map[string]map[string]int{
+	"amd64": {"select": 270, "epoll": 232}, // pselect6, epoll_wait
+	"arm64": {"select": 72, "epoll": 22},   // pselect6, epoll_pwait
+}
+
+// threadInSyscall waits until a thread of process pid is inside system call number nr, and
+// returns its thread id.
+func threadInSyscall(t *testing.T, pid, nr int) int {
+	t.Helper()
+	for deadline := time.Now().Add(Deadline); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+		require.NoError(t, err)
+		for _, task := range tasks {
+			data, err := os.ReadFile(filepath.Join(task, "syscall"))
+			if err != nil {
+				continue
+			}
+			// "running", or the call's number followed by its arguments.
+			if fields := strings.Fields(string(data)); len(fields) > 0 && fields[0] == strconv.Itoa(nr) {
+				tid, err := strconv.Atoi(filepath.Base(task))
+				require.NoError(t, err)
+				return tid
+			}
+		}
+	}
+	t.Fatalf("no thread of process %d entered system call %d within %v", pid, nr, Deadline)
+	return 0
 }

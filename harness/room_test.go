@@ -5,6 +5,8 @@ package harness
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -632,4 +634,87 @@ func printQueues(t *testing.T, s *Server) []queueLine {
 		queues[i].room, _ = strconv.Atoi(m[3])
 	}
 	return queues
+}
+
+// expectEnd reads m's connection to its end, in good order (not a reset), within the
+// Deadline, with nothing but notices before it.
+func (r *room) expectEnd(t testing.TB, m *member) {
+	t.Helper()
+	require.NoError(t, m.Conn.SetReadDeadline(time.Now().Add(Deadline)))
+	rest, err := io.ReadAll(m.reader)
+	require.NoError(t, err, "the connection should end in good order")
+	for _, line := range strings.SplitAfter(string(rest), "\n") {
+		require.True(t, line == "" || r.notice(line), "got %q before the end of the stream", line)
+	}
+}
+
+// A reset connection and a half-closed one are both clients that left: logged, forgotten,
+// and the loop goes back to sleep (a half-closed socket is readable forever).
+func TestRoomResetAndHalfClose(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		r.start(t)
+		ms := r.members(t, 4)
+
+		require.NoError(t, ms[0].Conn.(*net.TCPConn).SetLinger(0)) // close sends a reset
+		ms[0].Close()
+		require.Equal(t, r.left(ms[0], ""), r.log(t))
+
+		require.NoError(t, ms[1].Conn.(*net.TCPConn).CloseWrite())
+		require.Equal(t, r.left(ms[1], ""), r.log(t))
+		ms[1].ExpectClosed(t)
+
+		ms[2].Send(t, "anyone left?\n")
+		require.Equal(t, r.relayed(ms[2], "anyone left?"), r.read(t, ms[3]))
+		require.Equal(t, r.received(ms[2], "anyone left?"), r.log(t))
+		if CPUSupported {
+			expectAsleep(t, r.s, time.Second)
+		}
+	})
+}
+
+// When one pass handles several events, handling an early one may drop a client whose own
+// event comes later in the same pass: that event is stale and must be ignored. Here a
+// receiver's output limit is 60 bytes (room for stage 6's welcome and notices), so the first
+// long line it is sent drops it.
+func TestRoomStaleEvent(t *testing.T) {
+	forEachRoom(t, func(t *testing.T, r *room) {
+		r.start(t, "-max-pending", "60")
+		ms := r.members(t, 2)
+		r.expectQuiet(t, ms[0], 50*time.Millisecond) // the notice of the second join, read
+		r.s.Signal(t, syscall.SIGSTOP)               // frozen, so that both are ready in one pass
+		waitStopped(t, r.s.PID())
+		long := "longer than sixty bytes, " + strings.Repeat("-", 40)
+		ms[0].Send(t, long+"\n")
+		ms[1].Send(t, "x\n")
+		r.s.Signal(t, syscall.SIGCONT)
+		require.Equal(t, r.received(ms[0], long), r.log(t))
+		require.Equal(t, r.left(ms[1], "not reading: more than 60 bytes pending"), r.log(t))
+		ms[1].ExpectClosed(t)
+
+		late := r.join(t)
+		ms[0].Send(t, "hi\n")
+		require.Equal(t, r.relayed(ms[0], "hi"), r.read(t, late))
+		require.Equal(t, r.received(ms[0], "hi"), r.log(t))
+	})
+}
+
+// SIGINT (Ctrl-C) and SIGTERM stop the server cleanly: every client sees the end of the
+// stream, and the exit status is 0.
+func TestRoomSignals(t *testing.T) {
+	for name, sig := range map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM} {
+		t.Run(name, func(t *testing.T) {
+			forEachRoom(t, func(t *testing.T, r *room) {
+				r.start(t)
+				ms := r.members(t, 2)
+				start := time.Now()
+				r.s.Signal(t, sig)
+				require.Equal(t, 0, r.s.WaitExit(t, 5*time.Second), "exit status after %v", sig)
+				require.Less(t, time.Since(start), 2*time.Second, "the server should stop within a second")
+				require.Equal(t, "Server: shutting down", r.log(t))
+				for _, m := range ms {
+					r.expectEnd(t, m)
+				}
+			})
+		})
+	}
 }
