@@ -547,7 +547,9 @@ func TestRoomLimits(t *testing.T) {
 		require.Equal(t, want, r.read(t, a))
 		require.Equal(t, want, r.read(t, unfinished))
 
-		long.Send(t, strings.Repeat("x", 2001)+"\n")
+		// More follows in the same write: the server drops the client with that still unread,
+		// and must read it before it closes, or the close is a reset, not an end.
+		long.Send(t, strings.Repeat("x", 2001)+"\n"+strings.Repeat("more\n", 20_000))
 		require.Equal(t, r.left(long, "line longer than 2000 bytes"), r.log(t))
 		require.Equal(t, r.goodbye("line longer than 2000 bytes"), r.read(t, long))
 		long.ExpectEOF(t)
