@@ -264,13 +264,13 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		waitErr(t, sent, Deadline, "the backlog")
 		r.expectVolume(t, &member{Client: stalled, name: ms[0].name}, senders, count, 1000)
 
-		// Then the room goes on talking for a few seconds, 20 KB a sender every 400 ms, within
-		// flood control's rate: the collections that follow wake the scavenger.
+		// Then the room goes on talking for a few seconds, 10 KB a sender every 400 ms, well
+		// within flood control's rate: the collections that follow wake the scavenger.
 		drainInput(t, ms[:1])
 		for round := range 8 {
 			next := time.Now().Add(400 * time.Millisecond)
-			waitErr(t, sendVolume(senders, 20, 1000, 0), Deadline, "the talk")
-			r.expectVolume(t, reader, senders, 20, 1000)
+			waitErr(t, sendVolume(senders, 10, 1000, 0), Deadline, "the talk")
+			r.expectVolume(t, reader, senders, 10, 1000)
 			require.False(t, r.s.Exited(), "round %d; stderr: %q", round, r.s.Stderr())
 			time.Sleep(time.Until(next))
 		}
