@@ -252,7 +252,7 @@ func sendVolume(senders []*member, count, size int, pause time.Duration) <-chan 
 }
 
 // drainInput reads and throws away everything ms are sent, until the test ends.
-func drainInput(t *testing.T, ms []*member) {
+func drainInput(ms []*member) {
 	for _, m := range ms {
 		go func() {
 			buf := make([]byte, 64<<10)
@@ -356,7 +356,7 @@ func TestRoomBlockedLog(t *testing.T) {
 		r.s = &Server{Addr: "127.0.0.1:" + m[1]}
 		receiver := r.join(t)
 		senders := r.members(t, 24)
-		drainInput(t, senders)
+		drainInput(senders)
 
 		// From here on nobody reads the log. 3 MB of messages make 3 MB of log lines: more
 		// than the pipe holds and the server's backlog of 1 MiB together.
@@ -403,7 +403,7 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		stalled := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		senders := r.members(t, 20)
-		drainInput(t, senders)
+		drainInput(senders)
 		// 5 MB: more than the kernels buffer for late and stalled (about 3 MB on Linux), less
 		// than -max-pending. Once healthy has it all, the server has read it all, and queued
 		// the rest for late and stalled.
@@ -455,7 +455,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 		r.start(t, "-quiet", "-max-pending", "67108864")
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		senders := r.members(t, 16)
-		drainInput(t, senders)
+		drainInput(senders)
 		// One line per write, a millisecond apart, so that the server reads them in many small
 		// batches; 4 MB, more than the kernels buffer for late (about 3 MB on Linux).
 		const size = 1000
@@ -520,7 +520,7 @@ func TestRoomSlowReader(t *testing.T) {
 		healthy := r.join(t)
 		stalled := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		senders := r.members(t, 20)
-		drainInput(t, senders)
+		drainInput(senders)
 		// 5 MB: more than the kernels buffer for stalled (about 3 MB on Linux) and the limit.
 		const size = 1000
 		count := floodLinesPerSender(size)

@@ -368,7 +368,7 @@ func TestStage6SlowReaderCatchesUp(t *testing.T) {
 		alice, bob := r.join(t), r.join(t)
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		senders := r.members(t, 20)
-		drainInput(t, senders)
+		drainInput(senders)
 
 		// More than the kernel buffers for a client that does not read (about 3 MB on Linux),
 		// less than the limit of 16 MiB.
