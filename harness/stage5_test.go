@@ -5,13 +5,10 @@ package harness
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -170,54 +167,6 @@ func TestStage5Idle(t *testing.T) {
 	})
 }
 
-// A reset connection and a half-closed one are both clients that left: logged, forgotten,
-// and the loop goes back to sleep (a half-closed socket is readable forever).
-func TestStage5ResetAndHalfClose(t *testing.T) {
-	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller)
-		clients := s.DialClients(t, 4)
-
-		require.NoError(t, clients[0].Conn.(*net.TCPConn).SetLinger(0)) // close sends a reset
-		clients[0].Close()
-		require.Equal(t, stage5Disconnected, s.NextLine(t))
-
-		require.NoError(t, clients[1].Conn.(*net.TCPConn).CloseWrite())
-		require.Equal(t, stage5Disconnected, s.NextLine(t))
-		clients[1].ExpectClosed(t)
-
-		clients[2].Send(t, "anyone left?\n")
-		require.Equal(t, "anyone left?\r\n", clients[3].ReadLine(t))
-		require.Equal(t, "Server: received from client: anyone left?", s.NextLine(t))
-		if CPUSupported {
-			expectAsleep(t, s, time.Second)
-		}
-	})
-}
-
-// When one pass handles several events, handling an early one may drop a client whose own
-// event comes later in the same pass: that event is stale and must be ignored. Here the
-// receiver's output limit is 10 bytes, so the first line it is sent drops it.
-func TestStage5StaleEvent(t *testing.T) {
-	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller, "-max-pending", "10")
-		clients := s.DialClients(t, 2)
-		s.Signal(t, syscall.SIGSTOP) // frozen, so that both clients are ready in one pass
-		waitStopped(t, s.PID())
-		clients[0].Send(t, "longer than ten bytes\n")
-		clients[1].Send(t, "x\n")
-		s.Signal(t, syscall.SIGCONT)
-		require.Equal(t, "Server: received from client: longer than ten bytes", s.NextLine(t))
-		require.Equal(t, "Server: client disconnected (not reading: more than 10 bytes pending)", s.NextLine(t))
-		clients[1].ExpectClosed(t)
-
-		late := Dial(t, s.Addr)
-		require.Equal(t, stage5Connected, s.NextLine(t))
-		clients[0].Send(t, "hi\n")
-		require.Equal(t, "hi\r\n", late.ReadLine(t))
-		require.Equal(t, "Server: received from client: hi", s.NextLine(t))
-	})
-}
-
 // waitStopped waits until every thread of process pid has stopped (after SIGSTOP), so that the
 // server is not halfway through a wait that has already seen one ready socket.
 func waitStopped(t *testing.T, pid int) {
@@ -244,29 +193,6 @@ func waitStopped(t *testing.T, pid int) {
 		if len(tasks) > 0 && stopped == len(tasks) {
 			return
 		}
-	}
-}
-
-// SIGINT (Ctrl-C) and SIGTERM stop the server cleanly: every client sees the end of the
-// stream, and the exit status is 0.
-func TestStage5Signals(t *testing.T) {
-	for name, sig := range map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM} {
-		t.Run(name, func(t *testing.T) {
-			forEachPoller(t, func(t *testing.T, poller string) {
-				s := StartServer(t, stage5, "-poller", poller)
-				clients := s.DialClients(t, 2)
-				start := time.Now()
-				s.Signal(t, sig)
-				require.Equal(t, 0, s.WaitExit(t, 5*time.Second), "exit status after %v", sig)
-				require.Less(t, time.Since(start), 2*time.Second, "the server should stop within a second")
-				require.Equal(t, "Server: shutting down", s.NextLine(t))
-				for _, c := range clients {
-					require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-					_, err := c.Conn.Read(make([]byte, 1))
-					require.ErrorIs(t, err, io.EOF, "after %v, a client should read end of file", sig)
-				}
-			})
-		})
 	}
 }
 

@@ -5,10 +5,7 @@ package harness
 import (
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"regexp"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -362,98 +359,40 @@ func TestStage6Limits(t *testing.T) {
 
 // A client that stops reading falls behind with its queue kept in the server, and gets all of
 // it once it reads again: the flood, then a private line queued for it alone while it was
-// behind, then what came after, each byte as it was sent.
+// behind, then what came after, each byte as it was sent. The flood (5 MB) comes from 20
+// senders, each within its flood budget.
 func TestStage6SlowReaderCatchesUp(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller, "-quiet", "-max-pending", "16777216")
-		alice := joinStage6(t, s, "alice")
-		bob := joinStage6(t, s, "bob", "alice")
-		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
-		late := dialSmallReceiveBuffer(t, s.Addr)
-		require.Equal(t, "Server: client connected", s.NextLine(t))
-		require.Equal(t, stage6Welcome, late.ReadLine(t))
-		late.Send(t, "late\n")
-		require.Equal(t, "Server: late joined", s.NextLine(t))
-		require.Equal(t, presenceLine("alice", "bob"), late.ReadLine(t))
-		require.Equal(t, "* late has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* late has entered the room\n", bob.ReadLine(t))
+		r := &room{roomStage: roomStages[1], poller: poller}
+		r.start(t, "-quiet", "-max-pending", "16777216")
+		alice, bob := r.join(t), r.join(t)
+		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
+		senders := r.members(t, 20)
+		drainInput(senders)
 
-		// 8 MB: more than the kernel buffers for a client that does not read (about 3 MB on
-		// Linux), less than the limit of 16 MiB.
-		const count = 80_000
-		var received atomic.Int64
-		sent := startFlood(alice, count, &received)
-		expectTaggedFlood(t, bob, count, &received)
-		require.NoError(t, <-sent)
+		// More than the kernel buffers for a client that does not read (about 3 MB on Linux),
+		// less than the limit of 16 MiB.
+		const size = 1000
+		count := floodLinesPerSender(size)
+		sent := sendVolume(senders, count, size, 0)
+		r.expectVolume(t, bob, senders, count, size)
+		waitErr(t, sent, Deadline, "the flood")
 
-		// The private line waits behind the flood, in the buffer this pass frames its lines in
-		// (40 bytes with bob's). The next pass must not frame its lines over it: its 40 bytes
-		// would fit in the same buffer.
-		alice.Send(t, "/msg bob sync\n/msg late psst\n")
-		require.Equal(t, "[alice -> you] sync\n", bob.ReadLine(t))
-		message := "after the flood" + strings.Repeat(".", 16) // 31 bytes: 40 as "[alice] ...\n"
-		after := "[alice] " + message + "\n"
+		// The private lines wait behind the flood, in the buffer this pass frames its lines
+		// in. The next pass must not frame its lines over them: its message, as long as both
+		// together, would fit in the same buffer.
+		sync, psst := "["+alice.name+" -> you] sync\n", "["+alice.name+" -> you] psst\n"
+		alice.Send(t, "/msg "+bob.name+" sync\n/msg "+late.name+" psst\n")
+		require.Equal(t, sync, r.read(t, bob))
+		message := "after the flood"
+		message += strings.Repeat(".", len(sync)+len(psst)-len(r.relayed(alice, message)))
+		after := r.relayed(alice, message)
 		alice.Send(t, message+"\n")
-		require.Equal(t, after, bob.ReadLine(t))
+		require.Equal(t, after, r.read(t, bob))
 
-		expectTaggedFlood(t, late, count, new(atomic.Int64))
-		require.Equal(t, "[alice -> you] psst\n", late.ReadLine(t))
-		require.Equal(t, after, late.ReadLine(t))
-	})
-}
-
-// expectTaggedFlood reads count flood lines as stage 6 relays them, from alice, in order.
-func expectTaggedFlood(t *testing.T, c *Client, count int, received *atomic.Int64) {
-	t.Helper()
-	for i := 0; i < count; i++ {
-		want := "[alice] " + strings.TrimSuffix(FloodLine(i), "\r\n") + "\n"
-		if line := c.ReadLine(t); line != want {
-			t.Fatalf("line %d: got %q, want %q", i, line, want)
-		}
-		received.Store(int64(i + 1))
-	}
-}
-
-// Out of descriptors, stage 5's spare descriptor still turns new clients away at once, with a
-// line that ends in "\n" as all of stage 6's lines do; the room goes on, and takes newcomers
-// again once someone leaves.
-func TestStage6OutOfDescriptors(t *testing.T) {
-	forEachPoller(t, func(t *testing.T, poller string) {
-		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
-		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, stage6),
-			"-addr", "127.0.0.1:0", "-poller", poller)
-		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(p.NextLine(t))
-		require.NotNil(t, m, "stderr: %q", p.Stderr())
-		require.Contains(t, p.NextLine(t), "waiting for sockets with")
-		s := &Server{Process: p, Addr: net.JoinHostPort("127.0.0.1", m[1])}
-
-		alice := joinStage6(t, s, "alice")
-		bob := joinStage6(t, s, "bob", "alice")
-		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
-		turnedAway := 0
-		for range 30 {
-			c := Dial(t, s.Addr)
-			line := s.NextLine(t)
-			if line == "Server: cannot accept connections: too many open files; "+
-				"turning new clients away until one leaves" {
-				require.Equal(t, "Server: too many connections, try again later\n", c.ReadLine(t))
-				c.ExpectEOF(t)
-				turnedAway++
-				break
-			}
-			require.Equal(t, "Server: client connected", line)
-			require.Equal(t, stage6Welcome, c.ReadLine(t))
-		}
-		require.Equal(t, 1, turnedAway, "the descriptor limit was never reached")
-
-		bob.Send(t, "still here\n")
-		require.Equal(t, "[bob] still here\n", alice.ReadLine(t))
-		require.Equal(t, "Server: received from bob: still here", s.NextLine(t))
-		bob.Close()
-		s.ExpectLines(t, "Server: bob left", "Server: turned 1 connections away while out of descriptors")
-		require.Equal(t, "* bob has left the room\n", alice.ReadLine(t))
-		joinStage6(t, s, "carol", "alice")
-		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
+		r.expectVolume(t, late, senders, count, size)
+		require.Equal(t, psst, r.read(t, late))
+		require.Equal(t, after, r.read(t, late))
 	})
 }
 
