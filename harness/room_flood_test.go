@@ -1,0 +1,505 @@
+//go:build linux || darwin
+
+package harness
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Flood control in stages 5 and 6: one client sending as fast as its socket takes it
+// (`yes | nc`) is read no faster than its budget, so that it cannot empty the room. Every test
+// runs against stage 5 and stage 6 (whose clients give a name first), with select and with
+// this system's own poller, on the stages' defaults unless it says otherwise.
+
+// The defaults, as the stages ship them.
+const (
+	floodRate  = 65536  // -max-rate: bytes a second
+	floodBurst = 262144 // -max-burst: bytes at once
+)
+
+// floodRoom is a running stage 5 or 6, and how its clients join and what they are sent.
+type floodRoom struct {
+	*Server
+	pkg string
+}
+
+// forEachFloodRoom runs test once per stage and poller, each with a server started with args.
+func forEachFloodRoom(t *testing.T, test func(t *testing.T, room *floodRoom), args ...string) {
+	for _, pkg := range []string{stage5, stage6} {
+		for _, poller := range []string{"select", nativePoller()} {
+			t.Run(pkg+"/"+poller, func(t *testing.T) {
+				s := StartServer(t, pkg, append([]string{"-poller", poller}, args...)...)
+				test(t, &floodRoom{Server: s, pkg: pkg})
+			})
+		}
+	}
+}
+
+func (r *floodRoom) stage6() bool { return r.pkg == stage6 }
+
+// join connects a client called name (a name only stage 6 hears) and waits until the server
+// has taken it in. small gives it a receive buffer of 4 KiB. In stage 6 every client that
+// joined before hears of it, in a line that starts with "* ".
+func (r *floodRoom) join(t *testing.T, name string, small bool) *Client {
+	t.Helper()
+	var c *Client
+	if small {
+		c = dialSmallReceiveBuffer(t, r.Addr)
+	} else {
+		c = Dial(t, r.Addr)
+	}
+	r.WaitLine(t, "Server: client connected")
+	if r.stage6() {
+		require.Equal(t, stage6Welcome, c.ReadLine(t))
+		c.Send(t, name+"\n")
+		r.WaitLine(t, "Server: "+name+" joined")
+		require.True(t, strings.HasPrefix(c.ReadLine(t), "* The room "))
+	}
+	return c
+}
+
+// relayed is line from name as the others receive it.
+func (r *floodRoom) relayed(name, line string) string {
+	if r.stage6() {
+		return "[" + name + "] " + line + "\n"
+	}
+	return line + "\r\n"
+}
+
+// slowedDown is the log's line about a client that goes over its budget.
+func (r *floodRoom) slowedDown(name string) string {
+	if !r.stage6() {
+		name = "client"
+	}
+	return fmt.Sprintf("Server: %s slowed down: sending faster than %d bytes/s", name, floodRate)
+}
+
+// count counts the log lines so far that are line.
+func (r *floodRoom) count(line string) int {
+	n := 0
+	for _, l := range r.Lines() {
+		if l == line {
+			n++
+		}
+	}
+	return n
+}
+
+// floodWith writes chunk over and over from c until stop is closed, and yields the bytes its
+// writes handed to the kernel, and the first error other than the stop. A flooder also reads
+// what it is sent and throws it away, as `yes | nc` does.
+func floodWith(c *Client, chunk []byte, stop <-chan struct{}) <-chan floodResult {
+	done := make(chan floodResult, 1)
+	go io.Copy(io.Discard, c.Conn)
+	go func() {
+		var res floodResult
+		for {
+			select {
+			case <-stop:
+				done <- res
+				return
+			default:
+			}
+			c.Conn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+			n, err := c.Conn.Write(chunk)
+			res.sent += n
+			var netErr net.Error
+			if err != nil && !(errors.As(err, &netErr) && netErr.Timeout()) {
+				res.err = err
+				done <- res
+				return
+			}
+		}
+	}()
+	return done
+}
+
+type floodResult struct {
+	sent int
+	err  error
+}
+
+// A room as issue 15 met it: 20 readers taking about 1 MB/s each (16 KiB every 16 ms, with a
+// receive buffer of 4 KiB: laptops on a busy Wi-Fi), a pair of clients playing ping-pong, and
+// one client sending "y\n" as fast as its socket takes it. Without a budget the readers fall
+// past -max-pending within a second and are dropped. With one, nobody is dropped, every line
+// arrives whole, a ping's round trip stays under 100 ms at the 99th percentile, and the log
+// says once that the flooder was slowed down.
+func TestFloodControlRoom(t *testing.T) {
+	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
+		const readerCount, floodFor = 20, 3 * time.Second
+		readers := make([]*Client, readerCount)
+		for i := range readers {
+			readers[i] = room.join(t, fmt.Sprintf("reader%d", i), true)
+		}
+		ping, pong := room.join(t, "ping", false), room.join(t, "pong", false)
+		flooder := room.join(t, "flooder", false)
+
+		// Each client knows the lines it may be sent: the flood, the pings, the pongs, the
+		// last line, and in stage 6 the news of those who joined after it.
+		flood, last := room.relayed("flooder", "y"), room.relayed("ping", "last")
+		pingPattern := strings.TrimRight(room.relayed("ping", "ping "), "\r\n") // and a number
+		pongPattern := strings.TrimRight(room.relayed("pong", "pong "), "\r\n")
+		expected := func(line string) bool {
+			return line == flood || line == last || strings.HasPrefix(line, pingPattern) ||
+				strings.HasPrefix(line, pongPattern) || room.stage6() && strings.HasPrefix(line, "* ")
+		}
+
+		// The readers: 16 KiB every 16 ms, each line checked whole, until the last line.
+		readerErrs := make(chan error, readerCount)
+		for i, c := range readers {
+			go func() {
+				readerErrs <- slowRead(c, expected, last, fmt.Sprintf("reader%d", i))
+			}()
+		}
+
+		// pong answers every ping; ping measures the round trips.
+		var pongErr, pingErr error
+		var trips []time.Duration
+		var pingers sync.WaitGroup
+		pingers.Add(2)
+		go func() {
+			defer pingers.Done()
+			pongErr = readFloodRoomLines(pong, last, expected, func(line string) error {
+				if n, ok := strings.CutPrefix(line, pingPattern); ok {
+					_, err := io.WriteString(pong.Conn, "pong "+strings.TrimRight(n, "\r\n")+"\n")
+					return err
+				}
+				return nil
+			})
+		}()
+		sentAt := sync.Map{}
+		go func() {
+			defer pingers.Done()
+			pingErr = readFloodRoomLines(ping, "", expected, func(line string) error {
+				if n, ok := strings.CutPrefix(line, pongPattern); ok {
+					if at, ok := sentAt.Load(strings.TrimRight(n, "\r\n")); ok {
+						trips = append(trips, time.Since(at.(time.Time)))
+					}
+				}
+				return nil
+			})
+		}()
+
+		stop := make(chan struct{})
+		flooded := floodWith(flooder, bytes.Repeat([]byte("y\n"), 32<<10), stop)
+		start := time.Now()
+		for i := 0; time.Since(start) < floodFor; i++ {
+			sentAt.Store(fmt.Sprint(i), time.Now())
+			ping.Send(t, fmt.Sprintf("ping %d\n", i))
+			time.Sleep(20 * time.Millisecond)
+		}
+		close(stop)
+		res := <-flooded
+		require.NoError(t, res.err)
+		ping.Send(t, "last\n")
+		for range readerCount {
+			require.NoError(t, <-readerErrs)
+		}
+		ping.Conn.SetReadDeadline(time.Now().Add(time.Second)) // ping does not hear its own last line
+		pingers.Wait()
+		require.NoError(t, pongErr)
+		require.True(t, pingErr == nil || errors.Is(pingErr, errDeadline), "ping: %v", pingErr)
+
+		for _, line := range room.Lines() {
+			require.NotContains(t, line, "disconnected", "nobody may be dropped")
+			require.NotContains(t, line, " left", "nobody may be dropped")
+		}
+		require.Equal(t, 1, room.count(room.slowedDown("flooder")), "the flood is logged once: %q", room.Lines())
+		require.Greater(t, len(trips), int(floodFor/(40*time.Millisecond)), "pings answered")
+		slices.Sort(trips)
+		p50, p99 := trips[len(trips)/2], trips[len(trips)*99/100]
+		t.Logf("flooder handed its kernel %d bytes in %v; ping round trips p50 %v, p99 %v, max %v (%d pings)",
+			res.sent, floodFor, p50.Round(time.Microsecond), p99.Round(time.Microsecond),
+			trips[len(trips)-1].Round(time.Microsecond), len(trips))
+		require.Less(t, p99, 100*time.Millisecond, "ping round trip at the 99th percentile")
+	}, "-quiet")
+}
+
+var errDeadline = errors.New("deadline")
+
+// readFloodRoomLines reads c's lines until it gets until (or, if until is "", until its read deadline
+// passes, which it reports as errDeadline), failing on a line that expected refuses, and hands
+// every line to each.
+func readFloodRoomLines(c *Client, until string, expected func(string) bool, each func(string) error) error {
+	if until != "" {
+		c.Conn.SetReadDeadline(time.Now().Add(Deadline + 5*time.Second))
+	}
+	for {
+		line, err := c.reader.ReadString('\n')
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() && until == "" {
+			return errDeadline
+		}
+		if err != nil {
+			return fmt.Errorf("reading (got %q so far): %w", line, err)
+		}
+		if !expected(line) {
+			return fmt.Errorf("unexpected line %q", line)
+		}
+		if line == until {
+			return nil
+		}
+		if err := each(line); err != nil {
+			return err
+		}
+	}
+}
+
+// slowRead reads c as a laptop on a busy Wi-Fi would, 16 KiB every 16 ms, and checks every
+// line until last.
+func slowRead(c *Client, expected func(string) bool, last, name string) error {
+	deadline := time.Now().Add(Deadline + 5*time.Second)
+	c.Conn.SetReadDeadline(deadline)
+	buffer := make([]byte, 16<<10)
+	var partial []byte
+	for tick := time.Now(); ; tick = tick.Add(16 * time.Millisecond) {
+		time.Sleep(time.Until(tick))
+		n, err := io.ReadFull(c.Conn, buffer)
+		partial = append(partial, buffer[:n]...)
+		for {
+			end := bytes.IndexByte(partial, '\n')
+			if end < 0 {
+				break
+			}
+			line := string(partial[:end+1])
+			partial = partial[end+1:]
+			if !expected(line) {
+				return fmt.Errorf("%s: unexpected line %q", name, line)
+			}
+			if line == last {
+				return nil
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+}
+
+// Every line of a flood arrives whole and in order, at about the budget's rate once the burst
+// is spent; the flooder's own writes block in its kernel meanwhile, and it is told once why.
+func TestFloodControlOrder(t *testing.T) {
+	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
+		receiver := room.join(t, "receiver", false)
+		flooder := room.join(t, "flooder", false)
+		var told string
+		if room.stage6() {
+			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
+			told = fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", floodRate)
+		} else {
+			told = fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", floodRate)
+		}
+
+		// Numbered lines of 100 bytes, 64 KiB to a write, as fast as the socket takes them.
+		const total = 100_000 // 10 MB: more than the kernels hold, on either side
+		var sent atomic.Int64
+		writes := make(chan error, 1)
+		go func() {
+			var batch []byte
+			for i := range total {
+				batch = append(batch, FloodLine(i)...)
+				if len(batch) < 64<<10 && i < total-1 {
+					continue
+				}
+				flooder.Conn.SetWriteDeadline(time.Now().Add(2 * Deadline))
+				if _, err := flooder.Conn.Write(batch); err != nil {
+					writes <- err
+					return
+				}
+				sent.Store(int64(i + 1))
+				batch = batch[:0]
+			}
+			writes <- nil
+		}()
+
+		const window = 3 * time.Second
+		var start time.Time
+		var countAt []int // lines received by each quarter second after the first
+		received := 0
+		for {
+			line := receiver.ReadLine(t)
+			if start.IsZero() {
+				start = time.Now()
+			}
+			want := room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n"))
+			if line != want {
+				t.Fatalf("line %d: got %q, want %q", received, line, want)
+			}
+			received++
+			for time.Since(start) >= time.Duration(len(countAt))*window/12 {
+				countAt = append(countAt, received)
+			}
+			if len(countAt) > 12 || received == total {
+				break
+			}
+		}
+		require.Greater(t, len(countAt), 12, "all %d lines arrived in %v: nothing slowed the flood", total, time.Since(start))
+		// From half a second on, the burst is spent: what arrives comes at the rate.
+		elapsed := time.Duration(len(countAt)-1-2) * window / 12
+		rate := float64((received-countAt[2])*100) / elapsed.Seconds()
+		t.Logf("first %v: %d lines (%d bytes, the burst is %d), then %.0f bytes/s; the flooder's kernel took %d lines",
+			window/6, countAt[2], countAt[2]*100, floodBurst, rate, sent.Load())
+		require.Greater(t, countAt[2]*100, floodBurst/2, "the burst arrives at once")
+		require.InDelta(t, floodRate, rate, floodRate/2, "lines arrive at about -max-rate")
+		require.Less(t, sent.Load(), int64(total), "the flooder's send blocks")
+		require.Equal(t, told, flooder.ReadLine(t))
+		require.Equal(t, 1, room.count(room.slowedDown("flooder")), "the flood is logged once: %q", room.Lines())
+	}, "-quiet")
+}
+
+// A paste of 300 lines, 75 KB, is within the burst: it arrives at once, and nobody is slowed.
+func TestFloodControlPaste(t *testing.T) {
+	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
+		receiver := room.join(t, "receiver", false)
+		paster := room.join(t, "paster", false)
+		if room.stage6() {
+			require.Equal(t, "* paster has entered the room\n", receiver.ReadLine(t))
+		}
+		var paste strings.Builder
+		for i := range 300 {
+			fmt.Fprintf(&paste, "%03d %s\n", i, strings.Repeat("p", 245))
+		}
+		start := time.Now()
+		paster.Send(t, paste.String())
+		for i := range 300 {
+			want := room.relayed("paster", fmt.Sprintf("%03d %s", i, strings.Repeat("p", 245)))
+			require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
+		}
+		took := time.Since(start)
+		t.Logf("300 lines, %d bytes, arrived in %v", paste.Len(), took.Round(time.Microsecond))
+		require.Less(t, took, time.Second, "at -max-rate alone they would take %v",
+			time.Duration(float64(paste.Len())/floodRate*float64(time.Second)))
+
+		paster.Send(t, "after the paste\n")
+		require.Equal(t, room.relayed("paster", "after the paste"), receiver.ReadLine(t))
+		who := "client"
+		if room.stage6() {
+			who = "paster"
+		}
+		room.WaitLine(t, "Server: received from "+who+": after the paste")
+		require.Zero(t, room.count(room.slowedDown("paster")), "a paste is not a flood")
+	})
+}
+
+// A client over its budget waits without waking the loop over and over: the server sleeps
+// until the budget has come back (a timeout for the poller), and once the client has sent
+// everything it is back to sleeping with no timeout at all. The log says once per episode
+// that it was slowed down: a second flood after its bucket has filled again is a new one.
+func TestFloodControlIdle(t *testing.T) {
+	const rate, burst = 2000, 1000
+	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
+		receiver := room.join(t, "receiver", false)
+		sender := room.join(t, "sender", false)
+		if room.stage6() {
+			require.Equal(t, "* sender has entered the room\n", receiver.ReadLine(t))
+		}
+		slowed := strings.Replace(room.slowedDown("sender"), fmt.Sprint(floodRate), fmt.Sprint(rate), 1)
+
+		// 70 lines of 100 bytes: 10 at once, then 60 at 20 a second, for 3 seconds.
+		var lines strings.Builder
+		for i := range 70 {
+			lines.WriteString(FloodLine(i))
+		}
+		sender.Send(t, lines.String())
+		expect := func(from, to int) {
+			for i := from; i < to; i++ {
+				want := room.relayed("sender", strings.TrimSuffix(FloodLine(i), "\r\n"))
+				require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
+			}
+		}
+		expect(0, 10)
+		room.WaitLine(t, slowed)
+		if CPUSupported {
+			use := CPUUse(t, room.Process, time.Second)
+			t.Logf("%.1f%% of a core while a client waits for its budget", use*100)
+			require.Less(t, use, 0.02, "the server spins while a client waits for its budget")
+		}
+		expect(10, 70)
+		require.Equal(t, 1, room.count(slowed), "slowed down once: %q", room.Lines())
+		if CPUSupported {
+			expectAsleep(t, room.Server, time.Second)
+		}
+
+		// The bucket is full again after half a second at 2000 bytes/s: a new episode.
+		time.Sleep(time.Second)
+		sender.Send(t, strings.Repeat(FloodLine(0), 15))
+		for range 15 {
+			require.Equal(t, room.relayed("sender", strings.TrimSuffix(FloodLine(0), "\r\n")), receiver.ReadLine(t))
+		}
+		room.WaitLine(t, slowed)
+		require.Equal(t, 2, room.count(slowed), "a second episode: %q", room.Lines())
+	}, "-quiet", "-max-rate", fmt.Sprint(rate), "-max-burst", fmt.Sprint(burst))
+}
+
+// -max-rate and -max-burst are checked as the other flags are (a value that makes no sense is
+// one line and exit status 2), -max-rate 0 turns flood control off, and -h still fits in 80
+// columns.
+func TestFloodControlFlags(t *testing.T) {
+	for _, pkg := range []string{stage5, stage6} {
+		t.Run(pkg, func(t *testing.T) {
+			bin := Binary(t, pkg)
+			for _, args := range [][]string{{"-max-rate", "-1"}, {"-max-burst", "0"}, {"-max-burst", "-5"}} {
+				p := Start(t, bin, nil, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+				require.Equal(t, 2, p.WaitExit(t, Deadline), "%v", args)
+				stderr := p.Stderr()
+				require.Equal(t, 1, strings.Count(stderr, "\n"), "one line for %v, got %q", args, stderr)
+				require.True(t, strings.HasPrefix(stderr, pkg+": "+args[0]+" must be "), "got %q", stderr)
+				require.Empty(t, p.Lines(), "%v", args)
+			}
+
+			help := Start(t, bin, nil, "-h")
+			require.Equal(t, 0, help.WaitExit(t, Deadline))
+			usage := help.Stderr()
+			require.Contains(t, usage, "-max-rate int\n    \tbytes a client may send per second, 0 for no limit (default 65536)\n")
+			require.Contains(t, usage, "-max-burst int\n    \tbytes a client may send at once, before -max-rate (default 262144)\n")
+			for _, line := range strings.Split(usage, "\n") {
+				columns := 0
+				for _, r := range line {
+					if r == '\t' {
+						columns += 8 - columns%8
+					} else {
+						columns++
+					}
+				}
+				require.LessOrEqual(t, columns, 80, "-h line %q", line)
+			}
+
+			// Off: 1 MB from one client arrives at once.
+			s := StartServer(t, pkg, "-quiet", "-max-rate", "0")
+			room := &floodRoom{Server: s, pkg: pkg}
+			receiver := room.join(t, "receiver", false)
+			sender := room.join(t, "sender", false)
+			if room.stage6() {
+				require.Equal(t, "* sender has entered the room\n", receiver.ReadLine(t))
+			}
+			var flood strings.Builder
+			for i := range 10_000 {
+				flood.WriteString(FloodLine(i))
+			}
+			go func() {
+				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
+				sender.Conn.Write([]byte(flood.String()))
+			}()
+			start := time.Now()
+			for i := range 10_000 {
+				want := room.relayed("sender", strings.TrimSuffix(FloodLine(i), "\r\n"))
+				require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
+			}
+			require.Less(t, time.Since(start), 5*time.Second, "at the default rate it would take over 10 s")
+			require.Zero(t, room.count(room.slowedDown("sender")))
+		})
+	}
+}
