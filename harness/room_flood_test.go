@@ -556,3 +556,94 @@ func TestFloodControlFlags(t *testing.T) {
 		})
 	}
 }
+
+// Tests that move megabytes spread them over several senders, each within its burst, since a
+// single sender is read at -max-rate (64 KiB/s): 8 MB from one client would take two minutes.
+
+// floodShare is the most flood lines (of 100 bytes) one sender sends: 250 KB, within the burst.
+const floodShare = 2500
+
+// floodSenderCount is how many senders count flood lines need, floodShare each at most.
+func floodSenderCount(count int) int { return (count + floodShare - 1) / floodShare }
+
+// spreadFlood sends flood lines 0 to count-1 from senders, sender k lines k*floodShare on, all
+// at once, each from its own goroutine; with oneLinePerWrite each line is a write of its own,
+// so that the server reads them in many small batches. The channel yields the first write
+// error, or nil once everything is sent.
+func spreadFlood(senders []*Client, count int, oneLinePerWrite bool) <-chan error {
+	done := make(chan error, 1)
+	errs := make(chan error, len(senders))
+	for k, c := range senders {
+		go io.Copy(io.Discard, c.Conn) // the others' lines: a sender reads, as a chat client does
+		go func() {
+			var batch []byte
+			for i := k * floodShare; i < min((k+1)*floodShare, count); i++ {
+				batch = append(batch, FloodLine(i)...)
+				if len(batch) < 64<<10 && !oneLinePerWrite && i < min((k+1)*floodShare, count)-1 {
+					continue
+				}
+				c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
+				if _, err := c.Conn.Write(batch); err != nil {
+					errs <- err
+					return
+				}
+				batch = batch[:0]
+			}
+			errs <- nil
+		}()
+	}
+	go func() {
+		var first error
+		for range senders {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		done <- first
+	}()
+	return done
+}
+
+// expectSpreadFlood reads the count flood lines of spreadFlood at c, each whole and each
+// sender's in the order it sent them; relayed gives line i as c receives it from sender k.
+func expectSpreadFlood(t *testing.T, c *Client, count int, relayed func(k int, line string) string) {
+	t.Helper()
+	next := make([]int, floodSenderCount(count))
+	for k := range next {
+		next[k] = k * floodShare
+	}
+	for n := range count {
+		line := c.ReadLine(t)
+		var i int
+		if _, err := fmt.Sscanf(line[strings.Index(line, "line "):], "line %d", &i); err != nil || i < 0 || i >= count {
+			t.Fatalf("line %d received: %q is not a flood line", n, line)
+		}
+		k := i / floodShare
+		if want := relayed(k, strings.TrimSuffix(FloodLine(next[k]), "\r\n")); line != want {
+			t.Fatalf("line %d received: got %q, want %q (sender %d's next)", n, line, want, k)
+		}
+		next[k]++
+	}
+}
+
+// relaySpread sends line count times, shared among senders, and expects each at receiver as
+// relayed gives it.
+func relaySpread(t *testing.T, senders []*Client, receiver *Client, line string, count int, relayed string) {
+	t.Helper()
+	for k, c := range senders {
+		go io.Copy(io.Discard, c.Conn) // the others' lines: a sender reads, as a chat client does
+		go func() {
+			for i := k; i < count; i += len(senders) {
+				c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
+				if _, err := c.Conn.Write([]byte(line + "\n")); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for i := range count {
+		if got := receiver.ReadLine(t); got != relayed {
+			t.Fatalf("line %d: got %d bytes %.40q..., want %d bytes %.40q...", i, len(got), got, len(relayed), relayed)
+		}
+	}
+}

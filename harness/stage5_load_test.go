@@ -148,9 +148,16 @@ func TestStage5OutOfDescriptors(t *testing.T) {
 		}
 
 		// 9 MB of 60 KB lines: enough garbage for Go's collector to run, and its timers to need
-		// the runtime's own poller, which must not need a descriptor now.
-		sender, receiver := clients[0], clients[1]
-		relayRepeated(t, sender, receiver, strings.Repeat("x", 60_000), 150)
+		// the runtime's own poller, which must not need a descriptor now. Every client but the
+		// receiver and the one that leaves below sends, so that flood control (flood.go) reads
+		// them at several times its rate.
+		receiver := clients[1]
+		senders := append([]*Client{clients[0]}, clients[3:]...)
+		line := strings.Repeat("x", 60_000)
+		relaySpread(t, senders, receiver, line, 150, line+"\r\n")
+		for range senders { // each sends over 400 KB, more than its burst: slowed down, once
+			require.Equal(t, "Server: client slowed down: sending faster than 65536 bytes/s", s.NextLine(t))
+		}
 		require.False(t, s.Exited(), "stderr: %q", s.Stderr())
 
 		clients[2].Close()

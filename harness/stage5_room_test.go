@@ -5,13 +5,11 @@ package harness
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -83,15 +81,23 @@ func TestStage5BlockedLog(t *testing.T) {
 		require.NotNil(t, m)
 		readLog() // the poller's line
 		addr := "127.0.0.1:" + m[1]
-		sender, receiver := Dial(t, addr), Dial(t, addr)
-		for range 2 {
+		receiver := Dial(t, addr)
+		senders := make([]*Client, 24) // 12 per flood: see below
+		for i := range 1 + len(senders) {
+			if i > 0 {
+				senders[i-1] = Dial(t, addr)
+			}
 			require.Equal(t, stage5Connected, readLog())
 		}
 
 		// From here on nobody reads the log. 3 MB of messages make 3 MB of log lines: more
-		// than the pipe holds and the server's backlog of 1 MiB together.
-		flood := func(tag string) { relayRepeated(t, sender, receiver, tag+strings.Repeat("-", 1000), 3000) }
-		flood("first")
+		// than the pipe holds and the server's backlog of 1 MiB together. Each flood comes
+		// from 12 senders of 250 KB, each within its burst (flood.go).
+		flood := func(tag string, senders []*Client) {
+			line := tag + strings.Repeat("-", 1000)
+			relaySpread(t, senders, receiver, line, 3000, line+"\r\n")
+		}
+		flood("first", senders[:12])
 
 		// Read the log again: everything it kept comes out, then the count of what it dropped.
 		dropped := regexp.MustCompile(`^Server: \d+ log lines dropped: standard output is not being read$`)
@@ -104,7 +110,7 @@ func TestStage5BlockedLog(t *testing.T) {
 		}
 
 		// Blocked again, a shutdown still happens, at once.
-		flood("second")
+		flood("second", senders[12:])
 		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 		select {
 		case <-exited:
@@ -122,24 +128,28 @@ func TestStage5BlockedLog(t *testing.T) {
 func TestStage5ShutdownDelivers(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller, "-quiet", "-max-pending", "16777216")
-		sender, healthy := Dial(t, s.Addr), Dial(t, s.Addr)
+		// 8 MB: more than the kernels buffer for late and stalled (about 3 MB on Linux), less
+		// than -max-pending, from 32 senders within their burst (flood.go). Once healthy has it
+		// all, the server has read it all, and queued the rest for late and stalled.
+		const count = 80_000
+		senders := make([]*Client, floodSenderCount(count))
+		for i := range senders {
+			senders[i] = Dial(t, s.Addr)
+		}
+		healthy := Dial(t, s.Addr)
 		late, stalled := dialSmallReceiveBuffer(t, s.Addr), dialSmallReceiveBuffer(t, s.Addr)
-		for range 4 {
+		for range len(senders) + 3 {
 			require.Equal(t, stage5Connected, s.NextLine(t))
 		}
-		// 8 MB: more than the kernels buffer for late and stalled (about 3 MB on Linux), less
-		// than -max-pending. Once healthy has it all, the server has read it all, and queued
-		// the rest for late and stalled.
-		const count = 80_000
-		var received atomic.Int64
-		sent := startFlood(sender, count, &received)
-		expectFlood(t, healthy, count, &received)
+		relayed := func(_ int, line string) string { return line + "\r\n" }
+		sent := spreadFlood(senders, count, false)
+		expectSpreadFlood(t, healthy, count, relayed)
 		require.NoError(t, <-sent)
 
 		start := time.Now()
 		s.Signal(t, syscall.SIGTERM)
 		require.Equal(t, "Server: shutting down", s.NextLine(t))
-		expectFlood(t, late, count, new(atomic.Int64))
+		expectSpreadFlood(t, late, count, relayed)
 		late.ExpectEOF(t)
 		healthy.ExpectEOF(t)
 		require.Equal(t, 0, s.WaitExit(t, 5*time.Second))
@@ -155,30 +165,24 @@ func TestStage5ShutdownDelivers(t *testing.T) {
 func TestStage5QueueGivenBack(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller, "-quiet", "-max-pending", "67108864")
-		sender := Dial(t, s.Addr)
+		// One line per write, so that the server reads them in many small batches; 6 MB, more
+		// than the kernels buffer for late (about 3 MB on Linux), from 24 senders within their
+		// burst (flood.go). late connects first: its queue is the first one printed.
+		const count = 60_000
 		late := dialSmallReceiveBuffer(t, s.Addr)
-		for range 2 {
+		senders := make([]*Client, floodSenderCount(count))
+		for i := range senders {
+			senders[i] = Dial(t, s.Addr)
+		}
+		for range 1 + len(senders) {
 			require.Equal(t, stage5Connected, s.NextLine(t))
 		}
-		// One line per write, so that the server reads them in many small batches; 6 MB, more
-		// than the kernels buffer for late (about 3 MB on Linux).
-		const count = 60_000
-		sent := make(chan error, 1)
-		go func() {
-			for i := range count {
-				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
-				if _, err := io.WriteString(sender.Conn, FloodLine(i)); err != nil {
-					sent <- err
-					return
-				}
-			}
-			sent <- nil
-		}()
+		sent := spreadFlood(senders, count, true)
 		select {
 		case err := <-sent:
 			require.NoError(t, err)
 		case <-time.After(6 * Deadline):
-			t.Fatal("the sender could not send its lines")
+			t.Fatal("the senders could not send their lines")
 		}
 		// Wait until the queue for late has stopped growing: the server has read it all.
 		var queues []queueLine
@@ -186,13 +190,13 @@ func TestStage5QueueGivenBack(t *testing.T) {
 			require.True(t, time.Now().Before(deadline), "the queue for late never settled: %v", queues)
 			before := queues
 			queues = printQueues(t, s)
-			if len(queues) == 2 && len(before) == 2 && before[1] == queues[1] {
+			if len(queues) > 0 && len(before) > 0 && before[0] == queues[0] {
 				break
 			}
 		}
-		require.Greater(t, queues[1].batches, 64, "late should be far behind, in many batches")
-		t.Logf("behind: %+v", queues[1])
-		expectFlood(t, late, count, new(atomic.Int64))
+		require.Greater(t, queues[0].batches, 64, "late should be far behind, in many batches")
+		t.Logf("behind: %+v", queues[0])
+		expectSpreadFlood(t, late, count, func(_ int, line string) string { return line + "\r\n" })
 		late.ExpectNothing(t, 100*time.Millisecond)
 		for _, q := range printQueues(t, s) {
 			require.Zero(t, q.bytes)
