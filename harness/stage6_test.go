@@ -8,7 +8,6 @@ import (
 	"net"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -379,11 +378,23 @@ func TestStage6SlowReaderCatchesUp(t *testing.T) {
 		require.Equal(t, "* late has entered the room\n", bob.ReadLine(t))
 
 		// 8 MB: more than the kernel buffers for a client that does not read (about 3 MB on
-		// Linux), less than the limit of 16 MiB.
+		// Linux), less than the limit of 16 MiB, from 32 senders within their burst (flood.go).
 		const count = 80_000
-		var received atomic.Int64
-		sent := startFlood(alice, count, &received)
-		expectTaggedFlood(t, bob, count, &received)
+		names := []string{"alice", "bob", "late"}
+		senders := make([]*Client, floodSenderCount(count))
+		for k := range senders {
+			senders[k] = joinStage6(t, s, fmt.Sprintf("s%d", k), names...)
+			names = append(names, fmt.Sprintf("s%d", k))
+		}
+		entered := func(c *Client) {
+			for k := range senders {
+				require.Equal(t, fmt.Sprintf("* s%d has entered the room\n", k), c.ReadLine(t))
+			}
+		}
+		entered(bob)
+		tagged := func(k int, line string) string { return fmt.Sprintf("[s%d] %s\n", k, line) }
+		sent := spreadFlood(senders, count, false)
+		expectSpreadFlood(t, bob, count, tagged)
 		require.NoError(t, <-sent)
 
 		// The private line waits behind the flood, in the buffer this pass frames its lines in
@@ -396,22 +407,11 @@ func TestStage6SlowReaderCatchesUp(t *testing.T) {
 		alice.Send(t, message+"\n")
 		require.Equal(t, after, bob.ReadLine(t))
 
-		expectTaggedFlood(t, late, count, new(atomic.Int64))
+		entered(late)
+		expectSpreadFlood(t, late, count, tagged)
 		require.Equal(t, "[alice -> you] psst\n", late.ReadLine(t))
 		require.Equal(t, after, late.ReadLine(t))
 	})
-}
-
-// expectTaggedFlood reads count flood lines as stage 6 relays them, from alice, in order.
-func expectTaggedFlood(t *testing.T, c *Client, count int, received *atomic.Int64) {
-	t.Helper()
-	for i := 0; i < count; i++ {
-		want := "[alice] " + strings.TrimSuffix(FloodLine(i), "\r\n") + "\n"
-		if line := c.ReadLine(t); line != want {
-			t.Fatalf("line %d: got %q, want %q", i, line, want)
-		}
-		received.Store(int64(i + 1))
-	}
 }
 
 // Out of descriptors, stage 5's spare descriptor still turns new clients away at once, with a
