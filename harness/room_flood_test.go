@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -356,27 +357,16 @@ func TestFloodControlOrder(t *testing.T) {
 			told = fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", floodRate)
 		}
 
-		// Numbered lines of 100 bytes, 64 KiB to a write, as fast as the socket takes them.
+		// leaver goes while the flooder waits for its budget: select must go on watching the
+		// flooder's descriptor, the highest, when it stops watching a lower one.
+		leaver := room.join(t, "leaver", false)
+		if room.stage6() {
+			require.Equal(t, "* leaver has entered the room\n", receiver.ReadLine(t))
+			require.Equal(t, "* leaver has entered the room\n", flooder.ReadLine(t))
+		}
 		const total = 100_000 // 10 MB: more than the kernels hold, on either side
 		var sent atomic.Int64
-		writes := make(chan error, 1)
-		go func() {
-			var batch []byte
-			for i := range total {
-				batch = append(batch, FloodLine(i)...)
-				if len(batch) < 64<<10 && i < total-1 {
-					continue
-				}
-				flooder.Conn.SetWriteDeadline(time.Now().Add(2 * Deadline))
-				if _, err := flooder.Conn.Write(batch); err != nil {
-					writes <- err
-					return
-				}
-				sent.Store(int64(i + 1))
-				batch = batch[:0]
-			}
-			writes <- nil
-		}()
+		floodNumbered(flooder, total, &sent)
 
 		const window = 3 * time.Second
 		var start time.Time
@@ -386,6 +376,12 @@ func TestFloodControlOrder(t *testing.T) {
 			line := receiver.ReadLine(t)
 			if start.IsZero() {
 				start = time.Now()
+			}
+			if received == floodBurst/100+300 {
+				leaver.Close()
+			}
+			if room.stage6() && line == "* leaver has left the room\n" {
+				continue
 			}
 			want := room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n"))
 			if line != want {
@@ -411,6 +407,123 @@ func TestFloodControlOrder(t *testing.T) {
 		require.Equal(t, told, flooder.ReadLine(t))
 		require.Equal(t, 1, room.count(room.slowedDown("flooder")), "the flood is logged once: %q", room.Lines())
 	}, "-quiet")
+}
+
+// A shutdown still delivers what the server has read from a client that waits for its budget:
+// the receiver gets every line up to some point, whole and in order, then the end of the
+// stream, and the server exits at once, as it does without a flood.
+func TestFloodControlShutdown(t *testing.T) {
+	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
+		receiver := room.join(t, "receiver", false)
+		flooder := room.join(t, "flooder", false)
+		if room.stage6() {
+			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
+		}
+		floodNumbered(flooder, 100_000, new(atomic.Int64))
+		room.WaitLine(t, room.slowedDown("flooder"))
+		go io.Copy(io.Discard, flooder.Conn)
+		received := 0
+		for ; received < floodBurst/100+200; received++ {
+			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n")), receiver.ReadLine(t))
+		}
+		start := time.Now()
+		room.Signal(t, syscall.SIGTERM)
+		require.NoError(t, receiver.Conn.SetReadDeadline(time.Now().Add(Deadline)))
+		for ; ; received++ {
+			line, err := receiver.reader.ReadString('\n')
+			if err == io.EOF && line == "" {
+				break
+			}
+			require.NoError(t, err, "after %d lines", received)
+			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n")), line)
+		}
+		require.Equal(t, 0, room.WaitExit(t, 5*time.Second))
+		took := time.Since(start)
+		t.Logf("%d lines, then the end of the stream, %v after SIGTERM", received, took.Round(time.Millisecond))
+		require.Less(t, took, 3*time.Second)
+		room.WaitLine(t, "Server: shutting down")
+		for _, line := range room.Lines() {
+			require.NotContains(t, line, "cut off")
+		}
+	}, "-quiet")
+}
+
+// A client that resets its connection while it waits for its budget is noticed once the
+// server has read, at its rate, what its kernel still held for it; that is relayed whole and in
+// order, and meanwhile the loop does not spin (epoll reports a hang-up even on a descriptor
+// watched for nothing, so a client not read for now leaves its set).
+func TestFloodControlReset(t *testing.T) {
+	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
+		receiver := room.join(t, "receiver", false)
+		flooder := room.join(t, "flooder", false)
+		marker := room.join(t, "marker", false)
+		if room.stage6() {
+			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
+			require.Equal(t, "* marker has entered the room\n", receiver.ReadLine(t))
+		}
+		floodNumbered(flooder, 100_000, new(atomic.Int64))
+		room.WaitLine(t, room.slowedDown("flooder"))
+
+		// The receiver reads on its own, checking each line, until the marker.
+		done := make(chan error, 1)
+		go func() {
+			receiver.Conn.SetReadDeadline(time.Now().Add(4 * Deadline))
+			for i := 0; ; {
+				line, err := receiver.reader.ReadString('\n')
+				switch {
+				case err != nil:
+					done <- fmt.Errorf("after %d lines: %w", i, err)
+					return
+				case line == room.relayed("marker", "after the reset"):
+					done <- nil
+					return
+				case room.stage6() && line == "* flooder has left the room\n":
+				case line != room.relayed("flooder", strings.TrimSuffix(FloodLine(i), "\r\n")):
+					done <- fmt.Errorf("line %d: got %q", i, line)
+					return
+				default:
+					i++
+				}
+			}
+		}()
+		require.NoError(t, flooder.Conn.(*net.TCPConn).SetLinger(0))
+		flooder.Close()
+		start := time.Now()
+		if CPUSupported {
+			use := CPUUse(t, room.Process, 500*time.Millisecond)
+			t.Logf("%.1f%% of a core while the reset client's last bytes are read", use*100)
+			require.Less(t, use, 0.05, "the server spins on a client that reset while over its budget")
+		}
+		left := "Server: client disconnected"
+		if room.stage6() {
+			left = "Server: flooder left"
+		}
+		room.WaitLine(t, left)
+		t.Logf("the reset was noticed %v after it", time.Since(start).Round(time.Millisecond))
+		marker.Send(t, "after the reset\n")
+		require.NoError(t, <-done)
+	}, "-quiet")
+}
+
+// floodNumbered sends flood lines 0 to total-1 from c, 64 KiB to a write, as fast as its
+// socket takes them, from a goroutine of its own, and counts in sent the lines its kernel took.
+// It stops at the first error: the test's end closes c.
+func floodNumbered(c *Client, total int, sent *atomic.Int64) {
+	go func() {
+		var batch []byte
+		for i := range total {
+			batch = append(batch, FloodLine(i)...)
+			if len(batch) < 64<<10 && i < total-1 {
+				continue
+			}
+			c.Conn.SetWriteDeadline(time.Now().Add(2 * Deadline))
+			if _, err := c.Conn.Write(batch); err != nil {
+				return
+			}
+			sent.Store(int64(i + 1))
+			batch = batch[:0]
+		}
+	}()
 }
 
 // A paste of 300 lines, 75 KB, is within the burst: it arrives at once, and nobody is slowed.
