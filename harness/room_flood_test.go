@@ -409,43 +409,74 @@ func TestFloodControlOrder(t *testing.T) {
 	}, "-quiet")
 }
 
-// A shutdown still delivers what the server has read from a client that waits for its budget:
-// the receiver gets every line up to some point, whole and in order, then the end of the
-// stream, and the server exits at once, as it does without a flood.
+// A shutdown still delivers what the server has read from a client that waits for its budget.
+// A receiver that has not read 4 MB sent by 16 others holds the shutdown for a while; the
+// flooder beside them, with nothing queued for it, is closed at once, while it still waits for
+// its budget: the loop must not watch its descriptor again (select would fail on it). The
+// receiver gets every line whole, then the end of the stream, and the server exits 0.
 func TestFloodControlShutdown(t *testing.T) {
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
-		receiver := room.join(t, "receiver", false)
+		const count = 40_000
+		receiver := room.join(t, "receiver", true)
 		flooder := room.join(t, "flooder", false)
-		if room.stage6() {
-			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
+		senders := make([]*Client, floodSenderCount(count))
+		for k := range senders {
+			senders[k] = room.join(t, fmt.Sprintf("s%d", k), false)
 		}
-		floodNumbered(flooder, 100_000, new(atomic.Int64))
+		stop := make(chan struct{})
+		defer close(stop)
+		floodWith(flooder, bytes.Repeat([]byte("y\n"), 32<<10), stop)
 		room.WaitLine(t, room.slowedDown("flooder"))
-		go io.Copy(io.Discard, flooder.Conn)
-		received := 0
-		for ; received < floodBurst/100+200; received++ {
-			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n")), receiver.ReadLine(t))
+		require.NoError(t, <-spreadFlood(senders, count, false))
+		// Wait until only the receiver has output waiting: the flooder, with none, is closed
+		// at the shutdown's first pass, while it waits for its budget.
+		for deadline := time.Now().Add(Deadline); ; time.Sleep(50 * time.Millisecond) {
+			queues := printQueues(t, room.Server) // by descriptor: the receiver's first
+			waiting := 0
+			for _, q := range queues[1:] {
+				waiting += q.bytes
+			}
+			if queues[0].bytes > 0 && waiting == 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "queues: %+v", queues)
 		}
+
 		start := time.Now()
 		room.Signal(t, syscall.SIGTERM)
+		time.Sleep(200 * time.Millisecond) // the receiver is slow to read: the shutdown waits
 		require.NoError(t, receiver.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-		for ; ; received++ {
+		flood, spread := 0, 0
+		for {
 			line, err := receiver.reader.ReadString('\n')
 			if err == io.EOF && line == "" {
 				break
 			}
-			require.NoError(t, err, "after %d lines", received)
-			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n")), line)
+			require.NoError(t, err, "after %d lines", flood+spread)
+			i := -1
+			if at := strings.Index(line, "line "); at >= 0 {
+				fmt.Sscanf(line[at:], "line %d", &i)
+			}
+			switch {
+			case line == room.relayed("flooder", "y"):
+				flood++
+			case i >= 0 && line == room.relayed(fmt.Sprintf("s%d", i/floodShare), strings.TrimSuffix(FloodLine(i), "\r\n")):
+				spread++
+			case room.stage6() && strings.HasPrefix(line, "* "):
+			default:
+				t.Fatalf("after %d lines: %q", flood+spread, line)
+			}
 		}
-		require.Equal(t, 0, room.WaitExit(t, 5*time.Second))
+		require.Equal(t, 0, room.WaitExit(t, 5*time.Second), "stderr: %q", room.Stderr())
 		took := time.Since(start)
-		t.Logf("%d lines, then the end of the stream, %v after SIGTERM", received, took.Round(time.Millisecond))
+		t.Logf("%d lines of the flood and %d of the others, then the end of the stream, %v after SIGTERM",
+			flood, spread, took.Round(time.Millisecond))
 		require.Less(t, took, 3*time.Second)
 		room.WaitLine(t, "Server: shutting down")
 		for _, line := range room.Lines() {
 			require.NotContains(t, line, "cut off")
 		}
-	}, "-quiet")
+	}, "-quiet", "-max-pending", "16777216")
 }
 
 // A client that resets its connection while it waits for its budget is noticed once the

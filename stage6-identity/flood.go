@@ -87,8 +87,9 @@ func (s *server) readAgain() {
 	waiting := s.throttled[:0]
 	for _, c := range s.throttled {
 		switch {
-		case c.disconnected:
-			// Gone while it waited: its descriptor may be a new client's by now.
+		case s.clients[c.fd] != c:
+			// Gone while it waited (dropped, left, or closed by a shutdown): its descriptor
+			// is closed, or a new client's by now.
 		case float64(s.allowance(c)) >= s.worthReading():
 			c.throttled = false
 			s.poller.watchReads(c.fd, true)
@@ -105,8 +106,8 @@ func (s *server) readAgain() {
 func (s *server) budgetTimeout() int {
 	timeout := -1
 	for _, c := range s.throttled {
-		if c.disconnected {
-			continue
+		if s.clients[c.fd] != c {
+			continue // gone: readAgain forgets it
 		}
 		missing := s.worthReading() - (float64(s.maxBurst) - c.used)
 		ready := c.refilled.Add(time.Duration(missing / float64(s.maxRate) * float64(time.Second)))
