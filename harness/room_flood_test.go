@@ -548,6 +548,47 @@ func TestFloodControlReset(t *testing.T) {
 	}, "-quiet")
 }
 
+// A write to a client that reset its connection fails, and its last words are read at once,
+// whatever its budget: a broken connection can bring nothing more, so what the server's kernel
+// holds for it is all there is. Here the budget is 1000 bytes a second and the client sends
+// 5000 bytes, then resets: a line for it makes the server find out, and all 50 lines arrive,
+// in order, long before the 4 seconds its rate would take.
+func TestFloodControlLastWords(t *testing.T) {
+	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
+		receiver := room.join(t, "receiver", false)
+		poker := room.join(t, "poker", false)
+		flooder := room.join(t, "flooder", false)
+		if room.stage6() {
+			require.Equal(t, "* poker has entered the room\n", receiver.ReadLine(t))
+			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
+			require.Equal(t, "* flooder has entered the room\n", poker.ReadLine(t))
+		}
+		var lines strings.Builder
+		for i := range 50 {
+			lines.WriteString(FloodLine(i))
+		}
+		flooder.Send(t, lines.String())
+		room.WaitLine(t, strings.Replace(room.slowedDown("flooder"), fmt.Sprint(floodRate), "1000", 1))
+		require.NoError(t, flooder.Conn.(*net.TCPConn).SetLinger(0))
+		flooder.Close()
+		poker.Send(t, "poke\n")
+		start := time.Now()
+		poked := false
+		for i := 0; i < 50; {
+			line := receiver.ReadLine(t)
+			if !poked && line == room.relayed("poker", "poke") {
+				poked = true
+				continue
+			}
+			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(FloodLine(i), "\r\n")), line, "line %d", i)
+			i++
+		}
+		took := time.Since(start)
+		t.Logf("the last of 50 lines arrived %v after the poke", took.Round(time.Millisecond))
+		require.Less(t, took, 2*time.Second, "at its rate the rest would take 4 s")
+	}, "-quiet", "-max-rate", "1000", "-max-burst", "1000")
+}
+
 // floodNumbered sends flood lines 0 to total-1 from c, 64 KiB to a write, as fast as its
 // socket takes them, from a goroutine of its own, and counts in sent the lines its kernel took.
 // It stops at the first error: the test's end closes c.
