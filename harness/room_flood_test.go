@@ -141,7 +141,7 @@ type floodResult struct {
 // says once that the flooder was slowed down.
 func TestFloodControlRoom(t *testing.T) {
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
-		const readerCount, floodFor = 20, 3 * time.Second
+		const readerCount, floodFor = 20, 2500 * time.Millisecond
 		readers := make([]*Client, readerCount)
 		for i := range readers {
 			readers[i] = room.join(t, fmt.Sprintf("reader%d", i), true)
@@ -199,7 +199,7 @@ func TestFloodControlRoom(t *testing.T) {
 		// The burst goes first: 256 KiB of "y\n" are 131,072 lines at once, which every client
 		// has to read through, a paste's worth for each. What the budget sets is the flood after
 		// it, at -max-rate: the round trips are measured from half a second after the log says
-		// that the flooder is slowed down, for 3 seconds.
+		// that the flooder is slowed down, for 2.5 seconds.
 		stop := make(chan struct{})
 		flooded := floodWith(flooder, bytes.Repeat([]byte("y\n"), 32<<10), stop)
 		start := time.Now()
@@ -658,9 +658,9 @@ func TestFloodControlIdle(t *testing.T) {
 		}
 		slowed := strings.Replace(room.slowedDown("sender"), fmt.Sprint(floodRate), fmt.Sprint(rate), 1)
 
-		// 70 lines of 100 bytes: 10 at once, then 60 at 20 a second, for 3 seconds.
+		// 50 lines of 100 bytes: 10 at once, then 40 at 20 a second, for 2 seconds.
 		var lines strings.Builder
-		for i := range 70 {
+		for i := range 50 {
 			lines.WriteString(FloodLine(i))
 		}
 		sender.Send(t, lines.String())
@@ -677,7 +677,7 @@ func TestFloodControlIdle(t *testing.T) {
 			t.Logf("%.1f%% of a core while a client waits for its budget", use*100)
 			require.Less(t, use, 0.02, "the server spins while a client waits for its budget")
 		}
-		expect(10, 70)
+		expect(10, 50)
 		require.Equal(t, 1, room.count(slowed), "slowed down once: %q", room.Lines())
 		if CPUSupported {
 			expectAsleep(t, room.Server, time.Second)
