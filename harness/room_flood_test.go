@@ -544,7 +544,7 @@ func TestFloodControlReset(t *testing.T) {
 			left = "Server: flooder left"
 		}
 		// What the server's kernel held is read at 64 KiB/s: that may take more than the
-		// usual Deadline (its receive buffer has held up to 650 KB).
+		// usual Deadline (its receive buffer has held over 500 KB).
 		for deadline := time.Now().Add(3 * Deadline); ; {
 			line, ok := room.nextLine(time.Until(deadline))
 			require.True(t, ok, "the reset was not noticed within %v; lines: %q", 3*Deadline, room.Lines())
