@@ -170,6 +170,7 @@ func TestFloodControlRoom(t *testing.T) {
 		// pong answers every ping; ping measures the round trips, by the ping's number.
 		var pongErr, pingErr error
 		trips := map[int]time.Duration{}
+		var tripsMu sync.Mutex
 		var pingers sync.WaitGroup
 		pingers.Add(2)
 		go func() {
@@ -189,7 +190,9 @@ func TestFloodControlRoom(t *testing.T) {
 				if n, ok := strings.CutPrefix(line, pongPattern); ok {
 					i, _ := strconv.Atoi(strings.TrimRight(n, "\r\n"))
 					if at, ok := sentAt.Load(i); ok {
+						tripsMu.Lock()
 						trips[i] = time.Since(at.(time.Time))
+						tripsMu.Unlock()
 					}
 				}
 				return nil
@@ -199,7 +202,28 @@ func TestFloodControlRoom(t *testing.T) {
 		// The burst goes first: 256 KiB of "y\n" are 131,072 lines at once, which every client
 		// has to read through, a paste's worth for each. What the budget sets is the flood after
 		// it, at -max-rate: the round trips are measured from half a second after the log says
-		// that the flooder is slowed down, for 2.5 seconds.
+		// that the flooder is slowed down, for 2.5 seconds; and, as the CPU tests do, a second
+		// time before failing, in case other work on this shared machine took the cores.
+		// A ping with no answer 200 ms after its window counts as slower than any.
+		percentile99 := func(from, to int) (time.Duration, int) {
+			tripsMu.Lock()
+			defer tripsMu.Unlock()
+			var window []time.Duration
+			for i := from; i < to; i++ {
+				trip, ok := trips[i]
+				if !ok {
+					trip = time.Hour
+				}
+				window = append(window, trip)
+			}
+			slices.Sort(window)
+			return window[len(window)*99/100], len(window)
+		}
+		type measurement struct {
+			from, to int
+			p99      time.Duration
+		}
+		var windows []measurement
 		stop := make(chan struct{})
 		flooded := floodWith(flooder, bytes.Repeat([]byte("y\n"), 32<<10), stop)
 		start := time.Now()
@@ -216,19 +240,32 @@ func TestFloodControlRoom(t *testing.T) {
 				}
 			}
 		}()
-		measureFrom, counted := time.Time{}, -1
+		var measureFrom, windowStart time.Time
 		var pingSendErr error
-		for i := 0; pingSendErr == nil && (measureFrom.IsZero() || time.Since(measureFrom) < floodFor); i++ {
+	pinging:
+		for i := 0; pingSendErr == nil; i++ {
 			select {
 			case <-slowed:
 				measureFrom, slowed = time.Now().Add(500*time.Millisecond), nil
 			default:
 			}
-			if counted < 0 && !measureFrom.IsZero() && time.Now().After(measureFrom) {
-				counted = i
-			}
-			if time.Since(start) > Deadline {
+			if measureFrom.IsZero() && time.Since(start) > Deadline {
 				break // never slowed down: said below
+			}
+			if !measureFrom.IsZero() {
+				k := len(windows) - 1
+				switch {
+				case k < 0 && !time.Now().Before(measureFrom):
+					windows, windowStart = append(windows, measurement{from: i, to: -1}), time.Now()
+				case k >= 0 && windows[k].to < 0 && time.Since(windowStart) >= floodFor:
+					windows[k].to = i
+				case k >= 0 && windows[k].to >= 0 && time.Since(windowStart) >= floodFor+200*time.Millisecond:
+					windows[k].p99, _ = percentile99(windows[k].from, windows[k].to)
+					if windows[k].p99 < 100*time.Millisecond || len(windows) == 2 {
+						break pinging
+					}
+					windows, windowStart = append(windows, measurement{from: i, to: -1}), time.Now()
+				}
 			}
 			sentAt.Store(i, time.Now())
 			ping.Conn.SetWriteDeadline(time.Now().Add(Deadline))
@@ -253,23 +290,28 @@ func TestFloodControlRoom(t *testing.T) {
 		require.NoError(t, pongErr)
 		require.True(t, pingErr == nil || errors.Is(pingErr, errDeadline), "ping: %v", pingErr)
 		require.Equal(t, 1, room.count(room.slowedDown("flooder")), "the flood is logged once: %q", room.Lines())
+
+		final := windows[len(windows)-1]
 		var burst, measured []time.Duration
 		for i, trip := range trips {
-			if i < counted {
+			switch {
+			case i < windows[0].from:
 				burst = append(burst, trip)
-			} else {
+			case i >= final.from && i < final.to:
 				measured = append(measured, trip)
 			}
 		}
-		require.Greater(t, len(measured), int(floodFor/(40*time.Millisecond)), "pings answered")
+		require.Greater(t, final.to-final.from, int(floodFor/(100*time.Millisecond)), "pings sent")
 		slices.Sort(measured)
-		p50, p99 := measured[len(measured)/2], measured[len(measured)*99/100]
-		t.Logf("slowed down after %v; the flooder handed its kernel %d bytes; ping round trips at -max-rate: p50 %v, p99 %v, max %v (%d pings); during the burst: max %v (%d pings)",
-			measureFrom.Add(-500*time.Millisecond).Sub(start).Round(time.Millisecond), res.sent,
-			p50.Round(100*time.Microsecond), p99.Round(100*time.Microsecond),
-			measured[len(measured)-1].Round(100*time.Microsecond), len(measured),
-			slices.Max(append(burst, 0)).Round(time.Millisecond), len(burst))
-		require.Less(t, p99, 100*time.Millisecond, "ping round trip at the 99th percentile")
+		var p99s []string
+		for _, w := range windows {
+			p99s = append(p99s, w.p99.Round(100*time.Microsecond).String())
+		}
+		t.Logf("slowed down after %v; the flooder handed its kernel %d bytes; ping round trips at -max-rate: p99 %s; last window: p50 %v, max %v (%d of %d pings answered); during the burst: max %v (%d pings)",
+			measureFrom.Add(-500*time.Millisecond).Sub(start).Round(time.Millisecond), res.sent, strings.Join(p99s, ", then "),
+			measured[len(measured)/2].Round(100*time.Microsecond), measured[len(measured)-1].Round(100*time.Microsecond),
+			len(measured), final.to-final.from, slices.Max(append(burst, 0)).Round(time.Millisecond), len(burst))
+		require.Less(t, final.p99, 100*time.Millisecond, "ping round trip at the 99th percentile, measured twice")
 	}, "-quiet")
 }
 
