@@ -209,10 +209,14 @@ type target struct {
 	protocol string
 }
 
+// noFloodControl turns the stages' flood control off: a benchmark floods on purpose, and with
+// a budget of 64 KiB/s per sender it would measure the budget, not the relay.
+var noFloodControl = []string{"-max-rate", "0"}
+
 var knownTargets = map[string]target{
-	"select":  {name: "stage5 select", pkg: "stage5-select", args: []string{"-poller", "select", "-quiet"}},
-	"epoll":   {name: "stage5 epoll", pkg: "stage5-select", args: []string{"-poller", "epoll", "-quiet"}},
-	"stage6":  {name: "stage6 epoll", pkg: "stage6-identity", args: []string{"-poller", "epoll", "-quiet"}, protocol: stage6Protocol},
+	"select":  {name: "stage5 select", pkg: "stage5-select", args: append([]string{"-poller", "select", "-quiet"}, noFloodControl...)},
+	"epoll":   {name: "stage5 epoll", pkg: "stage5-select", args: append([]string{"-poller", "epoll", "-quiet"}, noFloodControl...)},
+	"stage6":  {name: "stage6 epoll", pkg: "stage6-identity", args: append([]string{"-poller", "epoll", "-quiet"}, noFloodControl...), protocol: stage6Protocol},
 	"gorelay": {name: "gorelay", pkg: "harness/cmd/gorelay", args: []string{"-quiet"}},
 	"redis":   {name: "redis", protocol: redisProtocol},
 	"nats":    {name: "nats-server", protocol: natsProtocol},
@@ -371,6 +375,7 @@ func (b *bench) header() {
 	fmt.Printf("machine: %s\n", harness.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
 	fmt.Printf("load average before: %s\n", loadAverage())
+	fmt.Printf("flood control: off in stages 5 and 6 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
 	if b.pin {
 		if err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run(); err != nil {
 			fmt.Printf("pinning: taskset failed (%v); nothing is pinned\n", err)
