@@ -15,6 +15,7 @@ type options struct {
 	addr, poller        string
 	maxLine, maxPending int
 	quiet               bool
+	nats, natsListen    string // cluster.go: the NATS servers to use, or where to run one
 }
 
 // parseFlags reads the flags. A misused one gets one line that says why and exit status 2,
@@ -25,8 +26,10 @@ func parseFlags() options {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"The chat server with names: every line says who sent it (Protohackers'\n"+
-			"Budget Chat), plus /msg NAME text for one person and /who for the names.\n\nFlags:\n", name)
+			"The chat server with names (Protohackers' Budget Chat, plus /msg NAME text\n"+
+			"and /who), and one room across many servers through NATS. Without -nats it\n"+
+			"runs a NATS server for the room itself, on -nats-listen; with -nats it uses\n"+
+			"those, and exits with status 2 if none answers at start.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
 	var o options
@@ -35,6 +38,8 @@ func parseFlags() options {
 	flag.IntVar(&o.maxLine, "max-line", 65536, "longest line a client may send, in bytes")
 	flag.IntVar(&o.maxPending, "max-pending", 4<<20, "most bytes a client may leave unread, or be dropped")
 	flag.BoolVar(&o.quiet, "quiet", false, "do not print every message (for benchmarks)")
+	flag.StringVar(&o.nats, "nats", "", "NATS servers to join, comma-separated, such as nats://host:4222\n(none: run one here, on -nats-listen)")
+	flag.StringVar(&o.natsListen, "nats-listen", ":4222", "where the NATS server this one runs listens, host:port\n(without -nats only)")
 	flag.Parse()
 	switch {
 	case flag.NArg() > 0:

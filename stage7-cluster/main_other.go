@@ -1,6 +1,6 @@
 //go:build !linux && !darwin
 
-// Stage 6 uses raw sockets and select, epoll or kqueue through golang.org/x/sys/unix.
+// Stage 7 uses raw sockets and select, epoll or kqueue through golang.org/x/sys/unix.
 package main
 
 import (
@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "stage6-identity: this stage needs Linux or macOS (on Windows, use WSL)")
+	fmt.Fprintln(os.Stderr, "stage7-cluster: this stage needs Linux or macOS (on Windows, use WSL)")
 	os.Exit(1)
 }

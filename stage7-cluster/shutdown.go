@@ -73,6 +73,7 @@ func (s *server) beginShutdown() {
 	unix.Close(s.listener)
 	s.listener = -1
 	// From now on readLines only throws input away (an orderly close needs it read).
+	s.leaveRoom() // cluster.go: the other servers hear that this one's users have left
 }
 
 // timeout is how long the poller may sleep: for ever, but for a shutdown's last second.
@@ -109,6 +110,7 @@ func (s *server) finishStopping() {
 	if cut > 0 {
 		fmt.Fprintf(s.out, "Server: cut off %d clients that did not take their output within a second\n", cut)
 	}
+	s.closeCluster() // cluster.go
 	s.handLog()
 	s.log.drain(time.Second)
 	os.Exit(0)
