@@ -62,7 +62,7 @@ type cluster struct {
 type newsKind int
 
 const (
-	newsSay       newsKind = iota // data: lines for everyone here
+	newsSay       newsKind = iota // data: lines for everyone here (this one to newsExpired: the room's)
 	newsMsg                       // data: a line for name alone
 	newsJoin                      // name joined on another server, with revision
 	newsLeave                     // name left another server
@@ -298,6 +298,11 @@ func (s *server) tellLeft(c *client) {
 // touches the clients.
 func (s *server) hearNews() {
 	for _, n := range s.news.take() {
+		if s.split && n.kind <= newsExpired {
+			// NATS is back, but the registry has not rejoined yet: what comes meanwhile is
+			// for a room this server is not in. Whoever is there, the rejoin tells.
+			continue
+		}
 		switch n.kind {
 		case newsSay:
 			s.queueForRoom(nil, n.data[:len(n.data):len(n.data)]) // main.go
