@@ -27,6 +27,8 @@ import (
 
 var stageBinary string // the stage, built by TestMain
 
+var buildFlags []string // race_test.go adds -race
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "stage7-test-")
 	if err != nil {
@@ -34,7 +36,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	stageBinary = filepath.Join(dir, "stage7-cluster")
-	build := exec.Command("go", "build", "-o", stageBinary, ".")
+	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", stageBinary, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "cannot build stage 7:", err)
@@ -104,6 +106,13 @@ func startServer(t *testing.T, args ...string) *process {
 	t.Cleanup(func() {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
+		<-s.done
+		for _, line := range s.lines() {
+			if strings.Contains(line, "DATA RACE") { // a server built with -race: race_test.go
+				t.Errorf("the race detector found a data race in a server:\n%s", strings.Join(s.lines(), "\n"))
+				break
+			}
+		}
 	})
 	go func() {
 		defer close(s.done)
@@ -250,5 +259,18 @@ func (u *user) leave() { u.conn.Close() }
 // kill9 kills a server without letting it say a word.
 func (s *process) kill9() {
 	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// lines returns what the server has printed so far.
+func (s *process) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
+}
+
+// interrupt stops the server as Ctrl-C does, and waits until it has ended.
+func (s *process) interrupt() {
+	s.cmd.Process.Signal(os.Interrupt)
 	<-s.done
 }
