@@ -222,7 +222,7 @@ func (s *server) startHub() {
 	}
 	hubPort := s.hub.Addr().(*net.TCPAddr).Port
 	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", hubPort)
-	fmt.Fprintf(s.out, "Server: NATS for the room on port %d; other servers join with -nats nats://<this machine>:%[1]d\n", hubPort)
+	fmt.Fprintf(s.out, "Server: NATS for the room on port %d; others join with -nats nats://HOST:%[1]d\n", hubPort)
 }
 
 // natsHint adds a guess to a busy -nats-listen port: most often, the room's first server runs
@@ -370,7 +370,7 @@ func (s *server) onSplit(err error) {
 		return
 	}
 	s.split = true
-	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split, reconnecting\n", s.natsURL, err)
+	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.natsURL, err)
 	var here []*client
 	for _, c := range s.joined {
 		if !c.remote {

@@ -200,7 +200,7 @@ func TestSplitRoom(t *testing.T) {
 	alice.expect(split)
 	amy.expect(split)
 	bob.expect(split)
-	s[0].waitLog(`^Server: lost NATS at .*: the room is split, reconnecting$`)
+	s[0].waitLog(`^Server: lost NATS at .*: the room is split$`)
 	alice.send("only amy hears this")
 	amy.expect("[alice] only amy hears this")
 	bob.send("/who")

@@ -95,6 +95,7 @@ func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
 	s := &process{t: t, more: make(chan struct{}, 1), done: make(chan struct{})}
 	s.cmd = exec.Command(stageBinary, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	s.cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // where a killed hub leaves its NATS files
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
