@@ -140,6 +140,7 @@ func (s *server) joinCluster() {
 	if err != nil {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
+	disconnected := make(chan error, 1)
 	s.natsURL = s.options.nats
 	if s.natsURL == "" {
 		s.startHub()
@@ -154,9 +155,7 @@ func (s *server) joinCluster() {
 		nats.ReconnectBufSize(-1),
 		// A hub that vanished without closing (a laptop lid) is found out within about 30 s.
 		nats.PingInterval(10*time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			s.news.push(news{kind: newsSplit, err: err})
-		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { disconnected <- err }),
 		nats.ReconnectHandler(func(*nats.Conn) { s.registry.ask(request{kind: rejoin}) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			s.news.push(news{kind: newsLog, data: []byte("Server: NATS: " + err.Error())})
@@ -172,7 +171,9 @@ func (s *server) joinCluster() {
 	if err != nil {
 		usageError("NATS at %s cannot keep the room's names: %v", s.natsURL, err)
 	}
-	_, err = s.nc.Subscribe(subjectRoom+".>", s.onRoomMessage)
+	messages := make(chan *nats.Msg, 1<<16)
+	_, err = s.nc.ChanSubscribe(subjectRoom+".>", messages)
+	go s.listen(messages, disconnected)
 	if err == nil {
 		err = s.registry.rejoin() // the room as it is now: the first news the loop takes
 	}
@@ -236,9 +237,27 @@ func natsHint(addr string, err error) string {
 		addr[strings.LastIndex(addr, ":"):] + ", or try -nats-listen)"
 }
 
-// onRoomMessage runs on the NATS client's goroutine for the subscription: it only turns the
-// message into news for the loop. One subscription delivers in order, so the news keeps each
-// sender's order.
+// listen is the goroutine that passes on what the room's subscription receives, and the loss
+// of NATS, in the order they happened. One subscription delivers in order, so the news keeps
+// each sender's order. The client reports a lost connection on a goroutine of its own, but
+// only once it has put every message it read into the channel: listen passes those on first,
+// so that the last words before a split (a server's "alice has left" on its way out) come
+// before the split.
+func (s *server) listen(messages chan *nats.Msg, disconnected chan error) {
+	for {
+		select {
+		case m := <-messages:
+			s.onRoomMessage(m)
+		case err := <-disconnected:
+			for len(messages) > 0 {
+				s.onRoomMessage(<-messages)
+			}
+			s.news.push(news{kind: newsSplit, err: err})
+		}
+	}
+}
+
+// onRoomMessage turns a message into news for the loop.
 func (s *server) onRoomMessage(m *nats.Msg) {
 	kind, name, _ := strings.Cut(strings.TrimPrefix(m.Subject, subjectRoom+"."), ".")
 	n := news{name: name, data: m.Data}

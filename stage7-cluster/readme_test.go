@@ -110,6 +110,7 @@ func readmeScenario(t *testing.T) map[string]string {
 	bob.expect("* alice has entered the room")
 	back.send("Back again")
 	bob.expect("[alice] Back again")
+	second.waitLog(`^Server: alice joined, on another server$`) // its log may lag behind bob's screen
 
 	ports := map[int]int{hub.port: 5555, second.port: 5556, third.port: 5557, natsPort: 4222}
 	transcript := func(command string, lines []string) string {
