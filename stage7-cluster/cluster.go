@@ -28,8 +28,8 @@ import (
 //
 //	chat.room.say          lines for the room, already framed as "[alice] Hello\n"
 //	chat.room.msg.NAME     a /msg for NAME, framed as "[alice -> you] lunch?\n"
-//	chat.room.join.NAME    NAME has entered the room on the publisher's server (its revision)
-//	chat.room.leave.NAME   NAME has left it (its revision)
+//	chat.room.join.NAME    NAME has entered the room on the publisher's server ("REVISION SERVER")
+//	chat.room.leave.NAME   NAME has left it ("REVISION SERVER")
 //
 // NATS never delivers a server its own messages (the NoEcho option): its users heard them
 // already, from the loop.
@@ -64,8 +64,8 @@ type newsKind int
 const (
 	newsSay       newsKind = iota // data: lines for everyone here (this one to newsExpired: the room's)
 	newsMsg                       // data: a line for name alone
-	newsJoin                      // name joined on another server, with revision
-	newsLeave                     // name left another server
+	newsJoin                      // name joined on server, with revision
+	newsLeave                     // name left server
 	newsExpired                   // name's registry entry ran out: its server stopped answering
 	newsSplit                     // NATS is gone (err says why)
 	newsRejoined                  // NATS is back: members are the others in the room, ours our revisions
@@ -81,6 +81,7 @@ type news struct {
 	name     string
 	data     []byte
 	revision uint64
+	server   string // the ID of the server a member is on
 	err      error
 	client   *client // newsClaimed: carried back to the loop, never touched outside it
 	claim    claimAnswer
@@ -90,8 +91,8 @@ type news struct {
 
 // member is someone in the room on another server.
 type member struct {
-	name     string
-	revision uint64
+	name, server string
+	revision     uint64
 }
 
 // inbox is the queue between the NATS goroutines and the loop: the self-pipe trick. The poller
@@ -271,7 +272,9 @@ func (s *server) onRoomMessage(m *nats.Msg) {
 		if kind == subjectLeave {
 			n.kind = newsLeave
 		}
-		n.revision, _ = strconv.ParseUint(string(m.Data), 10, 64)
+		revision, server, _ := strings.Cut(string(m.Data), " ")
+		n.revision, _ = strconv.ParseUint(revision, 10, 64)
+		n.server = server
 	default:
 		return
 	}
@@ -301,7 +304,7 @@ func (s *server) tellRoom(subject string, data []byte) {
 
 // tellJoined tells the other servers that c has entered the room.
 func (s *server) tellJoined(c *client) {
-	s.tellRoom(subjectJoin+"."+c.name, strconv.AppendUint(nil, c.revision, 10))
+	s.tellRoom(subjectJoin+"."+c.name, fmt.Appendf(nil, "%d %s", c.revision, s.registry.id))
 }
 
 // tellLeft tells the other servers that c has left, and gives its name back to the registry.
@@ -309,7 +312,7 @@ func (s *server) tellLeft(c *client) {
 	if c.remote {
 		return // its own server says so
 	}
-	s.tellRoom(subjectLeave+"."+c.name, strconv.AppendUint(nil, c.revision, 10))
+	s.tellRoom(subjectLeave+"."+c.name, fmt.Appendf(nil, "%d %s", c.revision, s.registry.id))
 	s.registry.ask(request{kind: release, name: c.name})
 }
 
@@ -330,12 +333,16 @@ func (s *server) hearNews() {
 				s.send(c, string(n.data))
 			}
 		case newsJoin:
-			s.arrive(n.name, n.revision)
+			s.arrive(member{n.name, n.server, n.revision})
 		case newsLeave:
-			if c := s.named(n.name); c != nil && c.remote && c.revision <= n.revision {
+			// Only from the member's own server: a late "alice has left" from the server
+			// she left must not take out a new alice who joined on another one meanwhile.
+			if c := s.named(n.name); c != nil && c.remote && c.server == n.server {
 				s.leave(c, errElsewhere)
 			}
 		case newsExpired:
+			// Only if the entry that ran out came after the one the member has: revisions
+			// count up across the bucket, and a new alice's entry comes after the old one's end.
 			if c := s.named(n.name); c != nil && c.remote && c.revision < n.revision {
 				s.leave(c, errSilent)
 			}
@@ -368,15 +375,15 @@ var (
 )
 
 // arrive adds someone who joined on another server, unless the room knows them already.
-func (s *server) arrive(name string, revision uint64) {
-	switch c := s.named(name); {
+func (s *server) arrive(m member) {
+	switch c := s.named(m.name); {
 	case c == nil:
-		c = &client{fd: -1, name: name, remote: true, revision: revision}
+		c = &client{fd: -1, name: m.name, remote: true, revision: m.revision, server: m.server}
 		s.joined = append(s.joined, c)
-		fmt.Fprintf(s.out, "Server: %s joined, on another server\n", name)
-		s.announce(c, "* "+name+" has entered the room\n")
+		fmt.Fprintf(s.out, "Server: %s joined, on another server\n", m.name)
+		s.announce(c, "* "+m.name+" has entered the room\n")
 	case c.remote:
-		c.revision = max(c.revision, revision)
+		c.revision, c.server = max(c.revision, m.revision), m.server
 	}
 	// A user of ours with the same name: the registry settles it (names.go, reclaim).
 }
@@ -415,7 +422,7 @@ func (s *server) onRejoined(members []member, ours map[string]uint64) {
 		}
 	}
 	for _, m := range members {
-		s.arrive(m.name, m.revision)
+		s.arrive(m)
 	}
 	for _, c := range s.joined {
 		if revision, ok := ours[c.name]; ok && !c.remote {

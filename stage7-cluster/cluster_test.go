@@ -3,12 +3,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestOneRoom plays Budget Chat with three users on three servers: presence, arrivals, tags,
@@ -239,4 +243,50 @@ func TestUnreachableNATS(t *testing.T) {
 	if string(out) != want {
 		t.Fatalf("it printed %q, want %q", out, want)
 	}
+}
+
+// TestLateServer starts a server after alice has joined and her server has refreshed her
+// entry: the newcomer learns of her from the registry, and hears when she leaves.
+func TestLateServer(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1)
+	first := startServer(t, "-nats", ns.ClientURL())
+	alice := join(t, first, "alice", "* The room is empty")
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, namesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := kv.Get(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(created.Value()) == "" {
+		t.Fatal("alice's entry holds no server")
+	}
+	for { // until her server has rewritten her entry once
+		if entry, err := kv.Get(ctx, "alice"); err == nil && entry.Revision() > created.Revision() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("alice's entry was not refreshed within %v", patience)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	second := startServer(t, "-nats", ns.ClientURL())
+	bob := join(t, second, "bob", "* The room contains: alice")
+	alice.expect("* bob has entered the room")
+	alice.leave()
+	bob.expect("* alice has left the room")
+	second.waitLog(`^Server: alice left \(on another server\)$`)
 }

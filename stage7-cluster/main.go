@@ -44,6 +44,7 @@ type client struct {
 	claiming bool     // its name is being claimed in the room's registry (names.go)
 	held     [][]byte // the lines it sent meanwhile, routed once it has joined
 	revision uint64   // its name's revision in the registry: which holder of the name it is
+	server   string   // remote: the ID of its server, its entry's value in the registry
 }
 
 // server is the loop's state, shared by the functions below.

@@ -294,7 +294,7 @@ func (r *registry) rejoin() error {
 			break
 		}
 		if entry.Operation() == jetstream.KeyValuePut && string(entry.Value()) != r.id {
-			members = append(members, member{entry.Key(), entry.Revision()})
+			members = append(members, member{entry.Key(), string(entry.Value()), entry.Revision()})
 		}
 	}
 	go r.watch(r.watcher)
