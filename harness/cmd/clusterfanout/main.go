@@ -18,11 +18,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
@@ -44,12 +46,24 @@ func main() {
 		}
 		counts = append(counts, n)
 	}
-	harness.CleanUpOnSignal()
+	stage7Dir, err := os.MkdirTemp("", "clusterfanout-")
+	check(err)
+	defer os.RemoveAll(stage7Dir)
+	defer harness.RemoveBuilds()
+	// Ctrl-C: what harness.CleanUpOnSignal does (kill the servers, delete the builds), and
+	// stage 7's build too, which is not the harness's.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		harness.StopAll()
+		os.RemoveAll(stage7Dir)
+		os.Exit(130)
+	}()
 	stage6, err := harness.BuildBinary("stage6-identity")
 	check(err)
-	stage7, err := buildStage7()
+	stage7, err := buildStage7(stage7Dir)
 	check(err)
-	defer os.RemoveAll(filepath.Dir(stage7))
 
 	fmt.Printf("clusterfanout: one sender's flood, %d lines of %d bytes, best of %d, %s\n",
 		*lines, *size, *rounds, time.Now().UTC().Format("2006-01-02 15:04 MST"))
@@ -93,12 +107,8 @@ func check(err error) {
 }
 
 // buildStage7 builds stage 7 in its own module's folder (the root module cannot build it).
-func buildStage7() (string, error) {
+func buildStage7(dir string) (string, error) {
 	root, err := harness.Root()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "clusterfanout-")
 	if err != nil {
 		return "", err
 	}
@@ -113,9 +123,9 @@ func buildStage7() (string, error) {
 
 // server is a running chat server and the lines it printed when it started.
 type server struct {
-	cmd   *exec.Cmd
-	addr  string
-	lines []string
+	*harness.Process // killed on Ctrl-C too
+	addr             string
+	lines            []string
 }
 
 var startedLine = regexp.MustCompile(`port (\d+)\.\.\.$`)
@@ -126,36 +136,24 @@ func start(bin, ready string, args ...string) (*server, error) {
 	if help, _ := exec.Command(bin, "-h").CombinedOutput(); strings.Contains(string(help), "-max-rate") {
 		args = append(args, "-max-rate", "0") // flood control off: this floods on purpose
 	}
-	s := &server{cmd: exec.Command(bin, args...)}
-	out, err := s.cmd.StdoutPipe()
+	p, err := harness.StartProcess(bin, nil, args...)
 	if err != nil {
 		return nil, err
 	}
-	s.cmd.Stderr = s.cmd.Stdout
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	printed := bufio.NewScanner(out)
-	for printed.Scan() {
-		s.lines = append(s.lines, printed.Text())
-		if m := startedLine.FindStringSubmatch(printed.Text()); m != nil {
-			s.addr = "127.0.0.1:" + m[1]
-		}
-		if strings.Contains(printed.Text(), ready) {
-			go func() { // keep reading, or the server would block on a full pipe
-				for printed.Scan() {
-				}
-			}()
-			return s, nil
+	s := &server{Process: p}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !p.Exited(); time.Sleep(10 * time.Millisecond) {
+		s.lines = p.Lines()
+		for _, line := range s.lines {
+			if m := startedLine.FindStringSubmatch(line); m != nil {
+				s.addr = "127.0.0.1:" + m[1]
+			}
+			if strings.Contains(line, ready) && s.addr != "" {
+				return s, nil
+			}
 		}
 	}
-	s.stop()
-	return nil, fmt.Errorf("%s ended before it was ready: %q", bin, s.lines)
-}
-
-func (s *server) stop() {
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	p.Kill()
+	return nil, fmt.Errorf("%s was not ready within 20 s: %q %s", bin, s.lines, p.Stderr())
 }
 
 func oneServer(bin string, receivers, lines, size int) (float64, error) {
@@ -163,7 +161,7 @@ func oneServer(bin string, receivers, lines, size int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer s.stop()
+	defer s.Kill()
 	return flood(s.addr, s.addr, receivers, lines, size)
 }
 
@@ -174,7 +172,7 @@ func twoServers(bin string, across bool, receivers, lines, size int) (float64, e
 	if err != nil {
 		return 0, err
 	}
-	defer hub.stop()
+	defer hub.Kill()
 	m := regexp.MustCompile(`NATS for the room on port (\d+)`).FindStringSubmatch(strings.Join(hub.lines, "\n"))
 	if m == nil {
 		return 0, fmt.Errorf("the first server did not say where NATS is: %q", hub.lines)
@@ -183,7 +181,7 @@ func twoServers(bin string, across bool, receivers, lines, size int) (float64, e
 	if err != nil {
 		return 0, err
 	}
-	defer second.stop()
+	defer second.Kill()
 	senderAddr := second.addr
 	if across {
 		senderAddr = hub.addr
