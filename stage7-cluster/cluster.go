@@ -450,7 +450,9 @@ func (s *server) closeCluster() {
 	case <-s.registry.stopped:
 	case <-time.After(time.Second):
 	}
-	s.nc.FlushTimeout(time.Second)
+	if s.nc.IsConnected() { // a split room has nothing to flush: it would wait for nothing
+		s.nc.FlushTimeout(time.Second)
+	}
 	s.nc.Close()
 	if s.hub != nil {
 		s.hub.Shutdown()
