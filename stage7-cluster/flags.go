@@ -1,0 +1,58 @@
+//go:build linux || darwin
+
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+)
+
+// options are the command line's flags, checked.
+type options struct {
+	addr, poller        string
+	maxLine, maxPending int
+	quiet               bool
+	nats, natsListen    string // cluster.go: the NATS servers to use, or where to run one
+}
+
+// parseFlags reads the flags. A misused one gets one line that says why and exit status 2,
+// as the flag package does for a flag it does not know.
+func parseFlags() options {
+	name := filepath.Base(os.Args[0])
+	log.SetFlags(0)
+	log.SetPrefix(name + ": ")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
+			"The chat server with names (Protohackers' Budget Chat, plus /msg NAME text\n"+
+			"and /who), and one room across many servers through NATS. Without -nats it\n"+
+			"runs a NATS server for the room itself, on -nats-listen; with -nats it uses\n"+
+			"those, and exits with status 2 if none answers at start.\n\nFlags:\n", name)
+		flag.PrintDefaults()
+	}
+	var o options
+	flag.StringVar(&o.addr, "addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
+	flag.StringVar(&o.poller, "poller", "select", "how to wait: select or "+nativePollerName)
+	flag.IntVar(&o.maxLine, "max-line", 65536, "longest line a client may send, in bytes")
+	flag.IntVar(&o.maxPending, "max-pending", 4<<20, "most bytes a client may leave unread, or be dropped")
+	flag.BoolVar(&o.quiet, "quiet", false, "do not print every message (for benchmarks)")
+	flag.StringVar(&o.nats, "nats", "", "NATS servers to join, comma-separated, such as nats://host:4222\n(none: run one here, on -nats-listen)")
+	flag.StringVar(&o.natsListen, "nats-listen", ":4222", "where the NATS server this one runs listens, host:port\n(without -nats only)")
+	flag.Parse()
+	switch {
+	case flag.NArg() > 0:
+		usageError("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))
+	case o.maxLine <= 0:
+		usageError("-max-line must be at least 1 byte, not %d", o.maxLine)
+	case o.maxPending <= 0:
+		usageError("-max-pending must be at least 1 byte, not %d", o.maxPending)
+	}
+	return o
+}
+
+func usageError(format string, args ...any) {
+	log.Printf(format, args...)
+	os.Exit(2)
+}
