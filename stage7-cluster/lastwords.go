@@ -11,6 +11,9 @@ package main
 // relayLastWords is what a failed write means: read what the client left, relay it, and only
 // then disconnect it. The reads are bounded: a client cannot keep the loop here.
 func (s *server) relayLastWords(c *client) {
+	// A failed write means a broken connection, which can bring nothing more: what the client
+	// left is what our kernel holds for it, and it is read now, whatever its budget (flood.go).
+	c.unlimited = true
 	for i := 0; i < 64 && s.receive(c); i++ {
 	}
 	if !c.disconnected {

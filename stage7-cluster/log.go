@@ -90,9 +90,12 @@ func (l *logWriter) drain(d time.Duration) {
 	}
 }
 
-// printMessage prints a message as the article does, but with every byte that is not
-// printable UTF-8 as \xNN: a client must not drive the instructor's terminal with escape
-// sequences, nor hide bytes from the log. Other clients still get the bytes as they were sent.
+// printMessage prints a message as the article does, but with what is not printable text
+// escaped: a control byte or a byte that is not UTF-8 as \xNN, any other character that is
+// not printable (a right-to-left override, a zero-width space) as \uNNNN. A client must not
+// drive the instructor's terminal with escape sequences, turn the text around, nor hide
+// anything from the log. Other clients still get the bytes as they were sent. clients/receiver
+// and clients/chat show messages by the same rule.
 func (s *server) printMessage(sender *client, message []byte) {
 	if s.quiet {
 		return
@@ -106,12 +109,15 @@ func (s *server) printMessage(sender *client, message []byte) {
 func writePrintable(out *bytes.Buffer, message []byte) {
 	for len(message) > 0 {
 		r, size := utf8.DecodeRune(message)
-		if r == '\t' || unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1) {
+		switch {
+		case r == '\t' || unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1):
 			out.Write(message[:size])
-		} else {
-			for _, b := range message[:size] {
-				fmt.Fprintf(out, `\x%02x`, b)
-			}
+		case size == 1: // a control byte, or a byte that is not UTF-8
+			fmt.Fprintf(out, `\x%02x`, message[0])
+		case r <= 0xffff:
+			fmt.Fprintf(out, `\u%04x`, r)
+		default:
+			fmt.Fprintf(out, `\U%08x`, r)
 		}
 		message = message[size:]
 	}

@@ -35,6 +35,7 @@ type client struct {
 	sent, queued   int
 	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
 	disconnected   bool // the client left, or was dropped, during this pass
+	budget              // what it may send before the server reads it more slowly: see flood.go
 	// name is what the client answered to the welcome, and "" until then: a client without a
 	// name has not joined the room yet, and hears nothing of it.
 	name string
@@ -55,6 +56,7 @@ type server struct {
 	clients     map[int]*client // by descriptor: events name descriptors
 	joined      []*client       // the clients with a name, in the order they joined: the room
 	writers     []*client       // clients to write to at the end of this pass
+	throttled   []*client       // clients over their budget, not read for now: see flood.go
 	buffer      []byte          // one buffer for every read: an idle client costs no buffer
 	batches     []byte          // where this pass frames the lines it broadcasts
 	kept        bool            // a client kept some of this pass's batches for later
@@ -92,8 +94,10 @@ func main() {
 	for {
 		// What the loop printed goes out once per pass, and never holds the loop up.
 		s.handLog()
+		s.readAgain() // flood.go: clients whose budget has come back are read again
 		// The lesson of this stage: sleep in the kernel, with no timeout, until a socket is
-		// ready. An idle server uses no CPU at all. (Only a shutdown sets a timeout.)
+		// ready. An idle server uses no CPU at all. (Only a shutdown, or a client waiting for
+		// its budget, sets a timeout.)
 		events, err := s.poller.wait(s.timeout())
 		if err == unix.EINTR {
 			continue // a signal cut the sleep short: sleep again
@@ -250,7 +254,12 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	if s.shuttingDown {
 		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
 	}
-	n, err := unix.Read(c.fd, s.buffer)
+	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
+	allowed := s.allowance(c)
+	if allowed <= 0 {
+		return nil, unix.EAGAIN
+	}
+	n, err := unix.Read(c.fd, s.buffer[:allowed])
 	if err == unix.EAGAIN {
 		// Nothing new: in blocking mode the read would have stopped the loop here.
 		return nil, err
@@ -266,6 +275,7 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 		}
 		return lines, errLeft
 	}
+	s.spend(c, n)
 	c.pending = append(c.pending, s.buffer[:n]...)
 	rest := c.pending
 	for {

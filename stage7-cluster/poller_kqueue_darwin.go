@@ -34,9 +34,17 @@ func (p *kqueuePoller) watchWrites(fd int, watch bool) {
 	}
 }
 
+func (p *kqueuePoller) watchReads(fd int, watch bool) {
+	if watch {
+		p.change(fd, unix.EVFILT_READ, unix.EV_ADD)
+	} else {
+		p.change(fd, unix.EVFILT_READ, unix.EV_DELETE)
+	}
+}
+
 func (p *kqueuePoller) remove(fd int) {
-	p.change(fd, unix.EVFILT_READ, unix.EV_DELETE)
-	p.change(fd, unix.EVFILT_WRITE, unix.EV_DELETE) // fails harmlessly if not watched
+	p.change(fd, unix.EVFILT_READ, unix.EV_DELETE)  // fails harmlessly if not watched
+	p.change(fd, unix.EVFILT_WRITE, unix.EV_DELETE) // so does this
 }
 
 func (p *kqueuePoller) wait(timeout int) ([]event, error) {

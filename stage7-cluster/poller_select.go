@@ -12,7 +12,7 @@ import (
 // which every Unix has. Its sets are fixed arrays of FD_SETSIZE (1024) bits.
 type selectPoller struct {
 	readers, writers unix.FdSet // the descriptors we want to hear about
-	maxFD            int        // the highest descriptor in readers, or -1
+	maxFD            int        // at least the highest descriptor in readers or writers, or -1
 	events           []event
 }
 
@@ -30,15 +30,25 @@ func (p *selectPoller) add(fd int) error {
 func (p *selectPoller) watchWrites(fd int, watch bool) {
 	if watch {
 		p.writers.Set(fd)
+		p.maxFD = max(p.maxFD, fd)
 	} else {
 		p.writers.Clear(fd)
+	}
+}
+
+func (p *selectPoller) watchReads(fd int, watch bool) {
+	if watch {
+		p.readers.Set(fd)
+		p.maxFD = max(p.maxFD, fd)
+	} else {
+		p.readers.Clear(fd)
 	}
 }
 
 func (p *selectPoller) remove(fd int) {
 	p.readers.Clear(fd)
 	p.writers.Clear(fd)
-	for p.maxFD >= 0 && !p.readers.IsSet(p.maxFD) {
+	for p.maxFD >= 0 && !p.readers.IsSet(p.maxFD) && !p.writers.IsSet(p.maxFD) {
 		p.maxFD--
 	}
 }

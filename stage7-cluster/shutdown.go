@@ -76,12 +76,18 @@ func (s *server) beginShutdown() {
 	s.leaveRoom() // cluster.go: the other servers hear that this one's users have left
 }
 
-// timeout is how long the poller may sleep: for ever, but for a shutdown's last second.
+// timeout is how long the poller may sleep: for ever, but for a shutdown's last second and
+// for a client that waits for its budget (flood.go).
 func (s *server) timeout() int {
+	timeout := s.budgetTimeout()
 	if !s.shuttingDown {
-		return -1
+		return timeout
 	}
-	return int(max(time.Until(s.deadline).Milliseconds()+1, 0))
+	untilDeadline := int(max(time.Until(s.deadline).Milliseconds()+1, 0))
+	if timeout < 0 {
+		return untilDeadline
+	}
+	return min(timeout, untilDeadline)
 }
 
 // finishStopping closes, during a shutdown, every client whose output has all gone out, and
