@@ -258,7 +258,7 @@ func TestCheckShellScript(t *testing.T) {
 		res := RunCheck(program, 5, findCheck(t, 5, check))
 		require.True(t, res.Passed, "%s", res.Report(true, false))
 		require.Regexp(t, `^starting on \d+$`, res.Output[0])
-		require.False(t, groupAlive(program.pgid), "the script's process group is still running")
+		require.False(t, program.GroupAlive(), "the script's process group is still running")
 		require.NotContains(t, res.Output, "never")
 	}
 }
@@ -266,7 +266,8 @@ func TestCheckShellScript(t *testing.T) {
 // A server that takes no arguments and listens on 5555, as the article's do.
 func TestCheckFixedPort(t *testing.T) {
 	if PortTaken(DefaultPort) {
-		t.Skipf("port %d is taken on this machine", DefaultPort)
+		t.Skipf("port %d is taken on this machine (a server of yours, perhaps, still running): "+
+			"this test starts a server that listens there, as the article's do; stop the other and run it again", DefaultPort)
 	}
 	program := &Program{Args: []string{Binary(t, "stage3-nonblocking")}}
 	require.True(t, program.FixedPort())
