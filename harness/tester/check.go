@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -237,10 +238,17 @@ func (r *Run) Stop() {
 	}
 }
 
-// Restart starts the server again on the same port, right away.
+// Restart starts the server again on the same port, right away. A server that cannot listen
+// and exits is what the caller checks for, not a server that ended in the middle of a check.
 func (r *Run) Restart() error {
 	r.probe = nil
-	return r.start()
+	err := r.start()
+	if err != nil {
+		r.mu.Lock()
+		r.stopping = true
+		r.mu.Unlock()
+	}
+	return err
 }
 
 // serverLine receives each line the server prints.
@@ -525,6 +533,7 @@ type Client struct {
 	Conn   net.Conn
 	reader *bufio.Reader
 	closed bool
+	sent   map[string]bool // the lines it sent, without their endings
 }
 
 // Send writes s as it is; add the line terminator yourself.
@@ -533,7 +542,30 @@ func (c *Client) Send(s string) {
 	c.write(s)
 }
 
+// remember notes the lines of s, so that ReadOthers can pass over them if they come back.
+func (c *Client) remember(s string) {
+	if c.sent == nil {
+		c.sent = map[string]bool{}
+	}
+	for _, line := range strings.Split(s, "\n") {
+		c.sent[strings.TrimSuffix(line, "\r")] = true
+	}
+}
+
+// ReadOthers is ReadLine, passing over the client's own lines if the server sends them back:
+// that mistake is the broadcast check's to report, and a check of something else must not
+// blame it on what it checks.
+func (c *Client) ReadOthers(d time.Duration, show bool) (string, error) {
+	for {
+		line, err := c.readLine(d, show)
+		if err != nil || !c.sent[strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")] {
+			return line, err
+		}
+	}
+}
+
 func (c *Client) write(s string) {
+	c.remember(s)
 	c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
 	if _, err := io.WriteString(c.Conn, s); err != nil {
 		c.run.say("[%s] cannot send: %v", c.Name, reasonOf(err))

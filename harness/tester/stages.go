@@ -369,10 +369,11 @@ func checkLeave(r *Run) {
 // stillHeard has two clients talk to each other, failing with hint if one is not heard.
 func stillHeard(r *Run, a, b *Client, hint string) {
 	for _, turn := range []struct{ from, to *Client }{{a, b}, {b, a}} {
-		turn.from.Send("still here?\r\n")
-		got, err := turn.to.ReadLine(Deadline)
-		if err != nil || !isLine(got, "still here?") {
-			r.Fail(fmt.Sprintf("%s to receive %q", turn.to.Name, "still here?"), turn.to.Name+" heard nothing "+hint)
+		message := "still here? says " + turn.from.Name
+		turn.from.Send(message + "\r\n")
+		got, err := turn.to.ReadOthers(Deadline, true)
+		if err != nil || !isLine(got, message) {
+			r.Fail(fmt.Sprintf("%s to receive %q", turn.to.Name, message), turn.to.Name+" heard nothing "+hint)
 		}
 	}
 }
@@ -387,7 +388,7 @@ func checkReset(r *Run) {
 	newcomer := r.Client()
 	clients[0].Send("welcome\r\n")
 	for _, c := range []*Client{clients[1], newcomer} {
-		got, err := c.ReadLine(Deadline)
+		got, err := c.ReadOthers(Deadline, true)
 		if err != nil || !isLine(got, "welcome") {
 			r.Fail(fmt.Sprintf("%s to receive %q", c.Name, "welcome"),
 				"after a client vanished, a newcomer is served like anyone: "+resetHint)
@@ -416,6 +417,8 @@ func sendInTurns(a, b *Client, lineA, lineB string) {
 		size := (len(line) + wholePieces - 1) / wholePieces
 		return line[min(i*size, len(line)):min((i+1)*size, len(line))]
 	}
+	a.remember(lineA)
+	b.remember(lineB)
 	for i := 0; i < wholePieces; i++ {
 		for _, w := range []struct {
 			c    *Client
@@ -434,7 +437,7 @@ func sendInTurns(a, b *Client, lineA, lineB string) {
 // whole; tag is what the server puts before a relayed message ("" or "[alice] ").
 func expectWhole(r *Run, c *Client, want map[string]bool, hint string) {
 	for range len(want) {
-		got, err := c.readLine(Deadline, false)
+		got, err := c.ReadOthers(Deadline, false)
 		message := strings.TrimSuffix(strings.TrimSuffix(got, "\n"), "\r")
 		if err == nil && want[message] {
 			delete(want, message)
