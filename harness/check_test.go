@@ -226,6 +226,7 @@ func TestCheckCommand(t *testing.T) {
 		out, code := checkCommand(t, "-h")
 		require.Equal(t, 0, code)
 		require.True(t, strings.HasPrefix(out, "usage: check -stage N"), "%q", out)
+		require.True(t, strings.HasSuffix(out, "\nExample:\n  go run ./harness/cmd/check -stage 4 -- python3 my_server.py {port}\n"), "%q", out)
 		for _, args := range [][]string{{"-stage", "7", "--", "true"}, {"-stage", "1"}, {"-nope"}} {
 			_, code := checkCommand(t, args...)
 			require.Equal(t, 2, code, "%q", args)
@@ -309,4 +310,35 @@ func TestCheckInterrupted(t *testing.T) {
 	require.Equal(t, 2, p.WaitExit(t, Deadline))
 	require.Contains(t, p.Stderr(), "check: interrupted; stopping your server")
 	require.False(t, sleeping(), "the server's process group is still running")
+}
+
+// PortTaken finds a listening port taken by trying to listen there itself: a server that
+// runs on the port sees no client come and go.
+func TestCheckPortTakenWithoutConnecting(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer listener.Close()
+	port := listener.Addr().(*net.TCPAddr).Port
+	require.True(t, PortTaken(port))
+	listener.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
+	conn, err := listener.Accept()
+	if err == nil {
+		conn.Close()
+		t.Fatal("PortTaken connected to the port")
+	}
+	free, err := FreePort()
+	require.NoError(t, err)
+	require.False(t, PortTaken(free))
+}
+
+// A server whose port never opens: the message says how long the tester waited, and names
+// -wait when the wait was the default.
+func TestCheckWait(t *testing.T) {
+	out, code := checkCommand(t, "-stage", "4", "-wait", "1s", "--", "sleep", "30", "{port}")
+	require.Equal(t, 2, code, out)
+	require.Contains(t, out, "did not accept a connection within 1 s of the start")
+	require.NotContains(t, out, "-wait 2m", "a wait that was asked for is not the default")
+	message := (&ErrNotReady{Port: 4242, Waited: 30 * time.Second, Default: true}).Error()
+	require.Equal(t, "port 4242 did not accept a connection within 30 s of the start (the default; "+
+		"a server that starts slowly can be given longer with -wait, as in -wait 2m)", message)
 }

@@ -163,7 +163,7 @@ func (e *ErrNotReady) Error() string {
 	}
 	wait := ""
 	if e.Default {
-		wait = fmt.Sprintf(" (the default; a server that starts slowly can be given longer with -wait, as in -wait 2m)")
+		wait = " (the default; a server that starts slowly can be given longer with -wait, as in -wait 2m)"
 	}
 	return fmt.Sprintf("port %d did not accept a connection within %s of the start%s%s", e.Port, human(e.Waited), wait, also)
 }

@@ -385,23 +385,44 @@ func checkReset(r *Run) {
 	expectRelayed(clients[1], "I am leaving")
 	clients[2].Reset()
 	stillHeard(r, clients[0], clients[1], "after client-3 vanished: "+resetHint)
+	welcome(r, clients[0], clients[1], "after a client vanished, a newcomer is served like anyone: "+resetHint)
+}
+
+// welcome connects a newcomer and has it heard by a and hear a, b hearing a too. The newcomer
+// speaks first: once its line is relayed, the server is reading it, so it has joined (a
+// server with a thread per client adds the client in that thread, a moment after accepting).
+func welcome(r *Run, a, b *Client, hint string) {
 	newcomer := r.Client()
-	clients[0].Send("welcome\r\n")
-	for _, c := range []*Client{clients[1], newcomer} {
-		got, err := c.ReadOthers(Deadline, true)
-		if err != nil || !isLine(got, "welcome") {
-			r.Fail(fmt.Sprintf("%s to receive %q", c.Name, "welcome"),
-				"after a client vanished, a newcomer is served like anyone: "+resetHint)
+	hello := "hello, I am " + newcomer.Name
+	newcomer.Send(hello + "\n")
+	if got, err := a.ReadOthers(Deadline, true); err != nil || !isLine(got, hello) {
+		r.Fail(fmt.Sprintf("%s to receive %q", a.Name, hello), hint)
+	}
+	message := "welcome, " + newcomer.Name
+	a.Send(message + "\n")
+	for _, c := range []*Client{b, newcomer} {
+		for {
+			got, err := c.ReadOthers(Deadline, true)
+			if err == nil && c == b && isLine(got, hello) {
+				continue // b heard the newcomer too
+			}
+			if err != nil || !isLine(got, message) {
+				r.Fail(fmt.Sprintf("%s to receive %q", c.Name, message), hint)
+			}
+			break
 		}
 	}
 }
 
-// Whole lines: two clients take turns writing pieces of one long line each, so that a relay
-// that passes on what each read returns, instead of whole lines, mixes them. Whether a read
-// returns a piece or more is up to the scheduler, so the check tries several rounds.
+// Whole lines: two clients take turns writing pieces of one long line each, a moment apart, so
+// that a relay that passes on what each read returns, instead of whole lines, mixes them.
 const (
-	wholeRounds = 10
+	wholeRounds = 3
 	wholePieces = 4
+	// wholeGap is the pause between two writes: long enough for a server to read each piece
+	// on its own, as it would over a real network, where a long line comes in several
+	// segments.
+	wholeGap = 30 * time.Millisecond
 )
 
 // longLine is the line client sends in round: size bytes, its name and round first.
@@ -429,6 +450,9 @@ func sendInTurns(a, b *Client, lineA, lineB string) {
 				piece += "\n"
 			}
 			w.c.write(piece)
+			if i < wholePieces-1 || w.c == a {
+				time.Sleep(wholeGap)
+			}
 		}
 	}
 }
@@ -473,8 +497,8 @@ func mixedWhere(got string, want map[string]bool) string {
 }
 
 const wholeHint = "two clients' lines came mixed, or cut: relay whole lines, not whatever " +
-	"each read returns. Keep each client's bytes until its \"\\n\" arrives, and send the " +
-	"line to the others in one piece"
+	"each read returns. Keep each client's bytes until its \"\\n\" arrives, however long " +
+	"that takes, and send the line to the others in one piece"
 
 func checkWholeLines(r *Run) {
 	a, b, c := r.Client(), r.Client(), r.Client()
@@ -518,11 +542,7 @@ func checkNotText(r *Run) {
 	if skipTo(clients[1], "and you?", 2) == "" {
 		r.Fail(fmt.Sprintf("%s to receive %q", clients[1].Name, "and you?"), notTextHint)
 	}
-	newcomer := r.Client()
-	clients[1].Send("welcome\n")
-	if skipTo(newcomer, "welcome", 0) == "" {
-		r.Fail(fmt.Sprintf("%s to receive %q", newcomer.Name, "welcome"), notTextHint)
-	}
+	welcome(r, clients[1], clients[2], notTextHint)
 }
 
 // skipTo reads lines at c until one is want (ended by "\n" or "\r\n"), passing over at most
@@ -604,7 +624,13 @@ func sendLines(conn net.Conn, first, count int, received *atomic.Int64) <-chan e
 			if batch.Len() < 64<<10 && i < first+count-1 {
 				continue
 			}
-			for deadline := time.Now().Add(Deadline); int64(i)-received.Load() > 10_000; {
+			// The deadline counts from the reader's last progress: with several senders, one
+			// may wait its turn for as long as the others take.
+			last, deadline := received.Load(), time.Now().Add(Deadline)
+			for int64(i)-received.Load() > 10_000 {
+				if now := received.Load(); now != last {
+					last, deadline = now, time.Now().Add(Deadline)
+				}
 				if time.Now().After(deadline) {
 					done <- fmt.Errorf("the reader got no line for %s", human(Deadline))
 					return
