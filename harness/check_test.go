@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -336,9 +337,49 @@ func TestCheckPortTakenWithoutConnecting(t *testing.T) {
 func TestCheckWait(t *testing.T) {
 	out, code := checkCommand(t, "-stage", "4", "-wait", "1s", "--", "sleep", "30", "{port}")
 	require.Equal(t, 2, code, out)
+	out = strings.Join(strings.Fields(out), " ")
 	require.Contains(t, out, "did not accept a connection within 1 s of the start")
 	require.NotContains(t, out, "-wait 2m", "a wait that was asked for is not the default")
 	message := (&ErrNotReady{Port: 4242, Waited: 30 * time.Second, Default: true}).Error()
 	require.Equal(t, "port 4242 did not accept a connection within 30 s of the start (the default; "+
 		"a server that starts slowly can be given longer with -wait, as in -wait 2m)", message)
+}
+
+// The tester's clients leave in good order (they read what is left, then close), so that a
+// server never logs a reset that the tester caused; only Reset ends a connection with one.
+func TestCheckClientsLeaveInGoodOrder(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	// A server that sends each client lines it never reads, then says how the client left.
+	const script = `
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(b"never read\n" * 100000)
+        while c.recv(4096):
+            pass
+        print("left: end of stream", flush=True)
+    except ConnectionResetError:
+        print("left: reset", flush=True)
+    c.close()
+`
+	program := &Program{Args: []string{"python3", "-c", script, "{port}"}}
+	var ways []string
+	res := RunCheck(program, 2, Check{Name: "goodbye", Required: true, Run: func(r *CheckRun) {
+		for _, leave := range []func(*CheckClient){(*CheckClient).Close, (*CheckClient).Reset} {
+			c := r.Client()
+			c.ReadLine(Deadline) // the rest is left unread
+			leave(c)
+			line, _ := r.WaitLog(Deadline, func(line string) bool { return strings.HasPrefix(line, "left: ") })
+			ways = append(ways, line)
+		}
+	}})
+	require.True(t, res.Passed, "%s", res.Report(true, false))
+	require.Equal(t, []string{"left: end of stream", "left: reset"}, ways, "%s", res.Report(true, false))
 }

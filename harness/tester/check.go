@@ -421,6 +421,10 @@ func (r *Run) WaitLog(d time.Duration, match func(line string) bool) (string, bo
 	}
 }
 
+// settle is how long a client that the server has accepted is given to join, before anyone
+// talks to it.
+const settle = 100 * time.Millisecond
+
 // Client connects a new client, named client-1, client-2... The first one is the connection
 // that found the server ready: a server that serves one client only has accepted that one.
 func (r *Run) Client() *Client {
@@ -461,6 +465,9 @@ func (r *Run) waitAccepted(name string) {
 			return
 		}
 		if waiting == 0 {
+			// Accepted is not yet joined: a server with a thread per client adds the client
+			// to its list in that thread, a moment after accepting it.
+			time.Sleep(settle)
 			return
 		}
 		if time.Now().After(deadline) {
@@ -677,6 +684,9 @@ func (c *Client) Reset() {
 		tcp.SetLinger(0) // close sends RST at once
 	}
 	c.Conn.Close()
+	// The server is given a moment to notice, as it would have in a room before anyone
+	// spoke again: what is checked is what it does once it knows.
+	time.Sleep(300 * time.Millisecond)
 }
 
 // reasonOf shortens a network error to its cause: "connection reset by peer".
