@@ -541,6 +541,20 @@ type Client struct {
 	reader *bufio.Reader
 	closed bool
 	sent   map[string]bool // the lines it sent, without their endings
+	// drained is closed once a client that only sends has stopped reading and discarding
+	// what it receives (see Drain); nil if it reads for itself.
+	drained chan struct{}
+}
+
+// Drain reads and throws away everything the client receives, from now on, in the background:
+// a client that only sends must still read, or the server's queue for it grows until the
+// server drops it (as a server should drop a client that does not read).
+func (c *Client) Drain() {
+	c.drained = make(chan struct{})
+	go func() {
+		defer close(c.drained)
+		io.Copy(io.Discard, c.reader)
+	}()
 }
 
 // Send writes s as it is; add the line terminator yourself.
@@ -670,7 +684,11 @@ func (c *Client) goodbye(wait time.Duration) {
 	go func() {
 		defer c.run.closing.Done()
 		c.Conn.SetReadDeadline(time.Now().Add(wait))
-		io.Copy(io.Discard, c.reader)
+		if c.drained != nil {
+			<-c.drained // the client's own drain reads until the end, or the deadline
+		} else {
+			io.Copy(io.Discard, c.reader)
+		}
 		c.Conn.Close()
 	}()
 }

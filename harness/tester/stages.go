@@ -655,6 +655,9 @@ const SenderLines = 2_500
 func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan error {
 	r.Say("%s to %s send %d numbered 100-byte lines (%.0f MB), %d each, at most 1 MB ahead of the reader",
 		senders[0].Name, senders[len(senders)-1].Name, count, float64(count)*100/1e6, SenderLines)
+	for _, c := range senders {
+		c.Drain() // each sender hears the others' lines
+	}
 	done := make(chan error, 1)
 	go func() {
 		var sent []<-chan error
