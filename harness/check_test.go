@@ -383,3 +383,31 @@ while True:
 	require.True(t, res.Passed, "%s", res.Report(true, false))
 	require.Equal(t, []string{"left: end of stream", "left: reset"}, ways, "%s", res.Report(true, false))
 }
+
+// A server's output goes to a terminal (where C's stdio, Nim and Python write each line as it
+// is printed), or to a pipe with -pipe: the server itself can tell.
+func TestCheckServerOutputOnTerminal(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	const script = `
+import os, socket, sys
+print("stdout is a " + ("terminal" if os.isatty(1) else "pipe"))
+print("stderr is a " + ("terminal" if os.isatty(2) else "pipe"), file=sys.stderr)
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    s.accept()
+`
+	for _, pipe := range []bool{false, true} {
+		program := &Program{Args: []string{"python3", "-c", script, "{port}"}, Pipe: pipe}
+		res := RunCheck(program, 1, Check{Name: "output", Required: true, Run: func(r *CheckRun) {}})
+		require.True(t, res.Passed, "%s", res.Report(true, false))
+		want := "terminal"
+		if pipe {
+			want = "pipe"
+		}
+		require.ElementsMatch(t, []string{"stdout is a " + want, "stderr is a " + want}, res.Output)
+	}
+}
