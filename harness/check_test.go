@@ -411,3 +411,40 @@ while True:
 		require.ElementsMatch(t, []string{"stdout is a " + want, "stderr is a " + want}, res.Output)
 	}
 }
+
+// A server that ends in the middle of a check is reported as that, with its exit status or
+// signal and its last lines whole, not as a line that never came.
+func TestCheckServerEnds(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	const script = `
+import os, signal, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+c, _ = s.accept()
+c.recv(100)
+print("Traceback (most recent call last):")
+print('  File "server.py", line 42, in relay ' + "x" * 200)
+print("ValueError: the last line of a long traceback")
+sys.stdout.flush()
+if sys.argv[2] == "exit":
+    sys.exit(3)
+os.kill(os.getpid(), signal.SIGSEGV)
+`
+	for _, end := range []struct{ how, status string }{{"exit", "exit status 3"}, {"signal", "signal: segmentation fault"}} {
+		program := &Program{Args: []string{"python3", "-c", script, "{port}", end.how}}
+		res := RunCheck(program, 4, Check{Name: "ends", Required: true, Run: func(r *CheckRun) {
+			c := r.Client()
+			c.Send("Hello\n")
+			c.ReadLine(Deadline)
+			r.Fail("client-1 to receive a line", "relay each line")
+		}})
+		require.False(t, res.Passed)
+		require.Equal(t, end.status, res.Ended, "%s", res.Report(true, false))
+		require.Contains(t, res.Hint, "your server ended ("+end.status+") in the middle of the check")
+		require.Equal(t, "ValueError: the last line of a long traceback", res.Tail[len(res.Tail)-1])
+		require.Contains(t, res.Report(false, false), "    | "+`  File "server.py", line 42, in relay `+strings.Repeat("x", 200)+"\n")
+	}
+}
