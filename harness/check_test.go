@@ -448,3 +448,21 @@ os.kill(os.getpid(), signal.SIGSEGV)
 		require.Contains(t, res.Report(false, false), "    | "+`  File "server.py", line 42, in relay `+strings.Repeat("x", 200)+"\n")
 	}
 }
+
+// Every check says what the lesson (or Budget Chat's statement) requires of a server, and
+// every observation what is only how our stages do it: a required check fails only on the
+// first, and the README's table says the same.
+func TestCheckEveryCheckSaysWhy(t *testing.T) {
+	_, readme, _ := readmeBlocks(t)
+	for stage := 1; stage <= 6; stage++ {
+		for _, check := range StageChecks(stage) {
+			if check.Required {
+				require.NotEmpty(t, check.Requires, "stage %d, %s: what does the lesson require?", stage, check.Name)
+			} else {
+				require.Empty(t, check.Requires, "stage %d, %s: an observation requires nothing", stage, check.Name)
+				require.NotEmpty(t, check.Ours, "stage %d, %s: what does the observation report?", stage, check.Name)
+			}
+			require.Contains(t, readme, "`"+check.Name+"`", "the README's table of checks does not name %s", check.Name)
+		}
+	}
+}
