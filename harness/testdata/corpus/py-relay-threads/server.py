@@ -13,11 +13,14 @@ lock = threading.Lock()
 
 def writer(sock, q):
     while True:
-        line = q.get()
-        if line is None:
+        # Send whatever has piled up in one go: one sendall per line is slow with many threads.
+        batch = [q.get()]
+        while not q.empty():
+            batch.append(q.get_nowait())
+        if None in batch:
             return
         try:
-            sock.sendall(line)
+            sock.sendall(b"".join(batch))
         except OSError:
             return
 
