@@ -37,9 +37,9 @@ def handle(sock):
                 break  # the client left in the middle of a line
             print("Server: received from client:", line.rstrip(b"\r\n").decode(errors="replace"))
             with lock:
-                for other, other_q in clients.items():
-                    if other is not sock:
-                        other_q.put(line)
+                targets = [other_q for other, other_q in clients.items() if other is not sock]
+            for other_q in targets:
+                other_q.put(line)
     except OSError:
         pass
     with lock:
