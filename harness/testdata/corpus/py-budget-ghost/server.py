@@ -30,11 +30,9 @@ def handle(conn):
             if name in users:
                 conn.sendall(b"That name is taken, bye.\n")
                 return
-            others = ", ".join(users)
-        conn.sendall(f"* The room contains: {others}\n".encode())
-        broadcast(f"* {name} has entered the room\n")
-        with lock:
+            conn.sendall(f"* The room contains: {', '.join(users)}\n".encode())
             users[name] = conn
+        broadcast(f"* {name} has entered the room\n", exclude=name)
         for line in f:
             broadcast(f"[{name}] {line.rstrip()}\n", exclude=name)
         with lock:

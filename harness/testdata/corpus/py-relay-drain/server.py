@@ -18,8 +18,11 @@ async def handle(reader, writer):
             print("Server: received from client:", line.rstrip(b"\r\n").decode(errors="replace"))
             for other in list(clients):
                 if other is not writer:
-                    other.write(line)
-                    await other.drain()
+                    try:
+                        other.write(line)
+                        await other.drain()
+                    except ConnectionError:
+                        pass  # that one is gone; its own handler cleans up
     except (ConnectionError, ValueError):
         pass
     finally:

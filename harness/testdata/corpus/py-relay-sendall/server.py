@@ -34,9 +34,8 @@ while True:
             sock.close()
             print("Server: client disconnected")
             continue
-        clients[sock] += data
-        while b"\n" in clients[sock]:
-            line, clients[sock] = clients[sock].split(b"\n", 1)
+        *lines, clients[sock] = (clients[sock] + data).split(b"\n")
+        for line in lines:
             print("Server: received from client:", line.rstrip(b"\r").decode(errors="replace"))
             for other in list(clients):
                 if other is not sock:

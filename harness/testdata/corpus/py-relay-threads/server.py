@@ -13,11 +13,14 @@ lock = threading.Lock()
 
 def writer(sock, q):
     while True:
-        line = q.get()
-        if line is None:
+        # Send whatever has piled up in one go: one sendall per line is slow with many threads.
+        batch = [q.get()]
+        while not q.empty():
+            batch.append(q.get_nowait())
+        if None in batch:
             return
         try:
-            sock.sendall(line)
+            sock.sendall(b"".join(batch))
         except OSError:
             return
 
@@ -34,9 +37,9 @@ def handle(sock):
                 break  # the client left in the middle of a line
             print("Server: received from client:", line.rstrip(b"\r\n").decode(errors="replace"))
             with lock:
-                for other, other_q in clients.items():
-                    if other is not sock:
-                        other_q.put(line)
+                targets = [other_q for other, other_q in clients.items() if other is not sock]
+            for other_q in targets:
+                other_q.put(line)
     except OSError:
         pass
     with lock:

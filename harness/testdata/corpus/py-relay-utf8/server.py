@@ -16,7 +16,7 @@ server.setblocking(False)
 print(f"Server: started. Listening to new connections on port {port}...")
 
 inbuf = {}   # socket -> bytes of an unfinished line
-outbuf = {}  # socket -> bytes waiting to be sent
+outbuf = {}  # socket -> bytearray of bytes waiting to be sent
 
 
 def drop(sock):
@@ -34,7 +34,7 @@ while True:
             conn, _ = server.accept()
             conn.setblocking(False)
             inbuf[conn] = b""
-            outbuf[conn] = b""
+            outbuf[conn] = bytearray()
             print("Server: client connected")
             continue
         if sock not in inbuf:
@@ -48,9 +48,8 @@ while True:
         if not data:
             drop(sock)
             continue
-        inbuf[sock] += data
-        while b"\n" in inbuf[sock]:
-            raw, inbuf[sock] = inbuf[sock].split(b"\n", 1)
+        *lines, inbuf[sock] = (inbuf[sock] + data).split(b"\n")
+        for raw in lines:
             message = raw.decode("utf-8").rstrip("\r")
             print("Server: received from client:", message)
             for other in outbuf:
@@ -61,7 +60,7 @@ while True:
             continue
         try:
             sent = sock.send(outbuf[sock])
-            outbuf[sock] = outbuf[sock][sent:]
+            del outbuf[sock][:sent]
         except BlockingIOError:
             pass
         except ConnectionError:
