@@ -205,6 +205,9 @@ func (r *Run) start() error {
 		return fmt.Errorf("cannot start your server: %v", err)
 	}
 	r.say("[tester] started: %s", ShellWords(r.program.Command(r.port)))
+	if why := r.program.NoTerminal(); why != "" {
+		r.say("[tester] %s: your server's output goes to a pipe, where it may be held in a buffer", why)
+	}
 	go r.watchExit(r.program.ended())
 	conn, err := r.program.WaitReady()
 	if err != nil {

@@ -3,6 +3,7 @@ package tester
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -34,6 +35,10 @@ type Command struct {
 	Group  bool              // a process group of its own, stopped as a whole
 	Line   func(line string) // each line of output as it comes, without its "\n"
 }
+
+// ErrNoTerminal is why a Command with Terminal could not start: no pseudo-terminal could be
+// opened.
+var ErrNoTerminal = errors.New("no pseudo-terminal for the program's output")
 
 // Running is a started Command.
 type Running struct {
@@ -67,6 +72,9 @@ func (c Command) Start() (*Running, error) {
 		if reader != nil {
 			reader.Close()
 			writer.Close()
+		}
+		if c.Terminal {
+			return nil, fmt.Errorf("%w: %v", ErrNoTerminal, err)
 		}
 		return nil, err
 	}

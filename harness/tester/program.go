@@ -3,6 +3,7 @@
 package tester
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -37,10 +38,11 @@ type Program struct {
 	// that behaves differently on a terminal.
 	Pipe bool
 
-	mu      sync.Mutex
-	running *Running
-	port    int
-	sink    func(string) // where its output lines go
+	mu         sync.Mutex
+	running    *Running
+	noTerminal string // why the server's output went to a pipe, when a terminal was wanted
+	port       int
+	sink       func(string) // where its output lines go
 }
 
 // FixedPort reports whether the command says nowhere where to listen, so that the server is
@@ -95,7 +97,7 @@ func PortTaken(port int) bool {
 func (p *Program) Start(port int, sink func(string)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	running, err := Command{
+	command := Command{
 		Args: p.Command(port),
 		Env: []string{"PORT=" + strconv.Itoa(port),
 			// Python holds what it prints in a buffer when its output is a pipe (-pipe).
@@ -110,12 +112,27 @@ func (p *Program) Start(port int, sink func(string)) error {
 				sink(line)
 			}
 		},
-	}.Start()
+	}
+	running, err := command.Start()
+	if errors.Is(err, ErrNoTerminal) {
+		// Better a pipe than no check at all: the checks of the log may then wait for lines
+		// held in a buffer, and say so.
+		p.Pipe, p.noTerminal = true, err.Error()
+		command.Terminal = false
+		running, err = command.Start()
+	}
 	if err != nil {
 		return err
 	}
 	p.running, p.port, p.sink = running, port, sink
 	return nil
+}
+
+// NoTerminal says why the server's output goes to a pipe though a terminal was wanted, or "".
+func (p *Program) NoTerminal() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.noTerminal
 }
 
 // current is the last command started, or nil.
