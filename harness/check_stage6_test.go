@@ -26,7 +26,7 @@ func TestStage6Checks(t *testing.T) {
 			}
 		})
 	}
-	require.Equal(t, "rejected", notes["taken name"])
+	require.Equal(t, "refused", notes["taken name"])
 	require.Equal(t, "private", notes["msg"])
 	require.Equal(t, "listed", notes["who"])
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -226,6 +227,7 @@ func TestCheckCommand(t *testing.T) {
 		out, code := checkCommand(t, "-h")
 		require.Equal(t, 0, code)
 		require.True(t, strings.HasPrefix(out, "usage: check -stage N"), "%q", out)
+		require.True(t, strings.HasSuffix(out, "\nExample:\n  go run ./harness/cmd/check -stage 4 -- python3 my_server.py {port}\n"), "%q", out)
 		for _, args := range [][]string{{"-stage", "7", "--", "true"}, {"-stage", "1"}, {"-nope"}} {
 			_, code := checkCommand(t, args...)
 			require.Equal(t, 2, code, "%q", args)
@@ -258,7 +260,7 @@ func TestCheckShellScript(t *testing.T) {
 		res := RunCheck(program, 5, findCheck(t, 5, check))
 		require.True(t, res.Passed, "%s", res.Report(true, false))
 		require.Regexp(t, `^starting on \d+$`, res.Output[0])
-		require.False(t, groupAlive(program.pgid), "the script's process group is still running")
+		require.False(t, program.GroupAlive(), "the script's process group is still running")
 		require.NotContains(t, res.Output, "never")
 	}
 }
@@ -266,7 +268,8 @@ func TestCheckShellScript(t *testing.T) {
 // A server that takes no arguments and listens on 5555, as the article's do.
 func TestCheckFixedPort(t *testing.T) {
 	if PortTaken(DefaultPort) {
-		t.Skipf("port %d is taken on this machine", DefaultPort)
+		t.Skipf("port %d is taken on this machine (a server of yours, perhaps, still running): "+
+			"this test starts a server that listens there, as the article's do; stop the other and run it again", DefaultPort)
 	}
 	program := &Program{Args: []string{Binary(t, "stage3-nonblocking")}}
 	require.True(t, program.FixedPort())
@@ -308,4 +311,158 @@ func TestCheckInterrupted(t *testing.T) {
 	require.Equal(t, 2, p.WaitExit(t, Deadline))
 	require.Contains(t, p.Stderr(), "check: interrupted; stopping your server")
 	require.False(t, sleeping(), "the server's process group is still running")
+}
+
+// PortTaken finds a listening port taken by trying to listen there itself: a server that
+// runs on the port sees no client come and go.
+func TestCheckPortTakenWithoutConnecting(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer listener.Close()
+	port := listener.Addr().(*net.TCPAddr).Port
+	require.True(t, PortTaken(port))
+	listener.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
+	conn, err := listener.Accept()
+	if err == nil {
+		conn.Close()
+		t.Fatal("PortTaken connected to the port")
+	}
+	free, err := FreePort()
+	require.NoError(t, err)
+	require.False(t, PortTaken(free))
+}
+
+// A server whose port never opens: the message says how long the tester waited, and names
+// -wait when the wait was the default.
+func TestCheckWait(t *testing.T) {
+	out, code := checkCommand(t, "-stage", "4", "-wait", "1s", "--", "sleep", "30", "{port}")
+	require.Equal(t, 2, code, out)
+	out = strings.Join(strings.Fields(out), " ")
+	require.Contains(t, out, "did not accept a connection within 1 s of the start")
+	require.NotContains(t, out, "-wait 2m", "a wait that was asked for is not the default")
+	message := (&ErrNotReady{Port: 4242, Waited: 30 * time.Second, Default: true}).Error()
+	require.Equal(t, "port 4242 did not accept a connection within 30 s of the start (the default; "+
+		"a server that starts slowly can be given longer with -wait, as in -wait 2m)", message)
+}
+
+// The tester's clients leave in good order (they read what is left, then close), so that a
+// server never logs a reset that the tester caused; only Reset ends a connection with one.
+func TestCheckClientsLeaveInGoodOrder(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	// A server that sends each client lines it never reads, then says how the client left.
+	const script = `
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    try:
+        c.sendall(b"never read\n" * 100000)
+        while c.recv(4096):
+            pass
+        print("left: end of stream", flush=True)
+    except ConnectionResetError:
+        print("left: reset", flush=True)
+    c.close()
+`
+	program := &Program{Args: []string{"python3", "-c", script, "{port}"}}
+	var ways []string
+	res := RunCheck(program, 2, Check{Name: "goodbye", Required: true, Run: func(r *CheckRun) {
+		for _, leave := range []func(*CheckClient){(*CheckClient).Close, (*CheckClient).Reset} {
+			c := r.Client()
+			c.ReadLine(Deadline) // the rest is left unread
+			leave(c)
+			line, _ := r.WaitLog(Deadline, func(line string) bool { return strings.HasPrefix(line, "left: ") })
+			ways = append(ways, line)
+		}
+	}})
+	require.True(t, res.Passed, "%s", res.Report(true, false))
+	require.Equal(t, []string{"left: end of stream", "left: reset"}, ways, "%s", res.Report(true, false))
+}
+
+// A server's output goes to a terminal (where C's stdio, Nim and Python write each line as it
+// is printed), or to a pipe with -pipe: the server itself can tell.
+func TestCheckServerOutputOnTerminal(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	const script = `
+import os, socket, sys
+print("stdout is a " + ("terminal" if os.isatty(1) else "pipe"))
+print("stderr is a " + ("terminal" if os.isatty(2) else "pipe"), file=sys.stderr)
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    s.accept()
+`
+	for _, pipe := range []bool{false, true} {
+		program := &Program{Args: []string{"python3", "-c", script, "{port}"}, Pipe: pipe}
+		res := RunCheck(program, 1, Check{Name: "output", Required: true, Run: func(r *CheckRun) {}})
+		require.True(t, res.Passed, "%s", res.Report(true, false))
+		want := "terminal"
+		if pipe {
+			want = "pipe"
+		}
+		require.ElementsMatch(t, []string{"stdout is a " + want, "stderr is a " + want}, res.Output)
+	}
+}
+
+// A server that ends in the middle of a check is reported as that, with its exit status or
+// signal and its last lines whole, not as a line that never came.
+func TestCheckServerEnds(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	const script = `
+import os, signal, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+c, _ = s.accept()
+c.recv(100)
+print("Traceback (most recent call last):")
+print('  File "server.py", line 42, in relay ' + "x" * 200)
+print("ValueError: the last line of a long traceback")
+sys.stdout.flush()
+if sys.argv[2] == "exit":
+    sys.exit(3)
+os.kill(os.getpid(), signal.SIGSEGV)
+`
+	for _, end := range []struct{ how, status string }{{"exit", "exit status 3"}, {"signal", "signal: segmentation fault"}} {
+		program := &Program{Args: []string{"python3", "-c", script, "{port}", end.how}}
+		res := RunCheck(program, 4, Check{Name: "ends", Required: true, Run: func(r *CheckRun) {
+			c := r.Client()
+			c.Send("Hello\n")
+			c.ReadLine(Deadline)
+			r.Fail("client-1 to receive a line", "relay each line")
+		}})
+		require.False(t, res.Passed)
+		require.Equal(t, end.status, res.Ended, "%s", res.Report(true, false))
+		require.Contains(t, res.Hint, "your server ended ("+end.status+") in the middle of the check")
+		require.Equal(t, "ValueError: the last line of a long traceback", res.Tail[len(res.Tail)-1])
+		require.Contains(t, res.Report(false, false), "    | "+`  File "server.py", line 42, in relay `+strings.Repeat("x", 200)+"\n")
+	}
+}
+
+// Every check says what the lesson (or Budget Chat's statement) requires of a server, and
+// every observation what is only how our stages do it: a required check fails only on the
+// first, and the README's table says the same.
+func TestCheckEveryCheckSaysWhy(t *testing.T) {
+	_, readme, _ := readmeBlocks(t)
+	for stage := 1; stage <= 6; stage++ {
+		for _, check := range StageChecks(stage) {
+			if check.Required {
+				require.NotEmpty(t, check.Requires, "stage %d, %s: what does the lesson require?", stage, check.Name)
+			} else {
+				require.Empty(t, check.Requires, "stage %d, %s: an observation requires nothing", stage, check.Name)
+				require.NotEmpty(t, check.Ours, "stage %d, %s: what does the observation report?", stage, check.Name)
+			}
+			require.Contains(t, readme, "`"+check.Name+"`", "the README's table of checks does not name %s", check.Name)
+		}
+	}
 }

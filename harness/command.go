@@ -35,7 +35,7 @@ func track(p *Process) error {
 	liveMu.Lock()
 	defer liveMu.Unlock()
 	if stopping {
-		_ = p.cmd.Process.Kill()
+		p.running.Kill(0)
 		return errStopping
 	}
 	live[p] = true

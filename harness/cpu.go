@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,17 +27,8 @@ func CPUUse(t testing.TB, p *Process, window time.Duration) float64 {
 // figure larger, so a low figure is still proof.
 func MeasureCPU(p *Process, window time.Duration) (float64, error) {
 	if CPUSupported {
-		before, err := CPUTime(p.PID())
-		if err != nil {
-			return 0, err
-		}
-		start := time.Now()
-		time.Sleep(window)
-		after, err := CPUTime(p.PID())
-		if err != nil {
-			return 0, err
-		}
-		return float64(after-before) / float64(time.Since(start)), nil
+		pid := p.PID()
+		return tester.CPUShare(window, func() (time.Duration, error) { return tester.CPUTime(pid) })
 	}
 	time.Sleep(window)
 	p.Kill()

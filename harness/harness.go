@@ -15,7 +15,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
@@ -32,7 +32,7 @@ import (
 // Deadline is how long a test waits for something that should happen. It is generous on
 // purpose: the machines that run these tests are shared and noisy, and a test that waits for
 // an event returns as soon as it happens, so a long deadline costs nothing when all is well.
-const Deadline = 10 * time.Second
+const Deadline = tester.Deadline
 
 var (
 	buildMu  sync.Mutex
@@ -105,15 +105,16 @@ func RemoveBuilds() {
 }
 
 // Process is a running program whose standard output is collected line by line and whose
-// standard error is kept whole.
+// standard error is kept whole. It is started the one way this repository starts programs,
+// tester.Command, which the check command uses too.
 type Process struct {
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	running *tester.Running
+	stderr  *lockedBuffer
 
 	mu    sync.Mutex
 	lines []string // every complete stdout line so far, without its newline
 	next  int      // index of the next line NextLine returns
-	eof   bool     // stdout closed
+	eof   bool     // stdout closed and the program ended
 	grew  chan struct{}
 
 	started  time.Time
@@ -204,52 +205,45 @@ func Start(t testing.TB, bin string, stdin io.Reader, args ...string) *Process {
 
 // StartProcess is Start without a test: the caller must call Kill.
 func StartProcess(bin string, stdin io.Reader, args ...string) (*Process, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Stdin = stdin
-	p := &Process{cmd: cmd, stderr: &lockedBuffer{}, grew: make(chan struct{}), exited: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
+	p := &Process{stderr: &lockedBuffer{}, grew: make(chan struct{}), exited: make(chan struct{})}
+	running, err := tester.Command{
+		Args:   append([]string{bin}, args...),
+		Stdin:  stdin,
+		Stderr: p.stderr,
+		// Line runs on the collecting goroutine and never touches a *testing.T: failures are
+		// reported by the test goroutine when it looks at the lines.
+		Line: func(line string) {
+			p.mu.Lock()
+			p.lines = append(p.lines, line)
+			p.signal()
+			p.mu.Unlock()
+		},
+	}.Start()
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p.started = time.Now()
-	go p.collect(stdout)
+	p.running, p.started = running, time.Now()
+	go p.collect()
 	if err := track(p); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-// collect runs in its own goroutine. It never touches a *testing.T: failures are reported by
-// the test goroutine when it looks at the lines.
-func (p *Process) collect(stdout io.Reader) {
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadString('\n')
-		if line != "" && (err == nil || errors.Is(err, io.EOF)) {
-			p.mu.Lock()
-			p.lines = append(p.lines, strings.TrimSuffix(line, "\n"))
-			p.signal()
-			p.mu.Unlock()
-		}
-		if err != nil {
-			break
-		}
-	}
-	err := p.cmd.Wait()
+// collect waits for the end of the output and of the program.
+func (p *Process) collect() {
+	<-p.running.Read()
+	<-p.running.Exited()
 	p.mu.Lock()
 	p.eof = true
-	p.exitCode = exitCode(p.cmd.ProcessState, err)
+	p.exitCode = exitCode(p.running.State())
 	p.signal()
 	p.mu.Unlock()
 	untrack(p)
 	close(p.exited)
 }
 
-func exitCode(state *os.ProcessState, err error) int {
+func exitCode(state *os.ProcessState) int {
 	if state == nil {
 		return -1
 	}
@@ -361,7 +355,7 @@ func (p *Process) Lines() []string {
 func (p *Process) Stderr() string { return p.stderr.String() }
 
 // PID is the process id.
-func (p *Process) PID() int { return p.cmd.Process.Pid }
+func (p *Process) PID() int { return p.running.PID() }
 
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {
@@ -376,7 +370,7 @@ func (p *Process) Exited() bool {
 // Signal sends sig to the process.
 func (p *Process) Signal(t testing.TB, sig os.Signal) {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(sig))
+	require.NoError(t, p.running.Signal(sig))
 }
 
 // WaitExit waits up to timeout for the process to end and returns its exit status
@@ -397,7 +391,7 @@ func (p *Process) WaitExit(t testing.TB, timeout time.Duration) int {
 func (p *Process) ExitState(timeout time.Duration) (*os.ProcessState, bool) {
 	select {
 	case <-p.exited:
-		return p.cmd.ProcessState, true
+		return p.running.State(), true
 	case <-time.After(timeout):
 		return nil, false
 	}
@@ -406,7 +400,7 @@ func (p *Process) ExitState(timeout time.Duration) (*os.ProcessState, bool) {
 // Kill stops the process (if it still runs) and waits for its output to be collected.
 func (p *Process) Kill() {
 	if !p.Exited() {
-		_ = p.cmd.Process.Kill()
+		p.running.Kill(0)
 	}
 	select {
 	case <-p.exited:

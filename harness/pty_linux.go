@@ -1,12 +1,11 @@
 package harness
 
 import (
-	"fmt"
-	"os"
 	"os/exec"
 	"syscall"
 	"testing"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -42,34 +41,10 @@ func (p *PTYProcess) Resize(t testing.TB, columns, rows int) {
 }
 
 func startInPTY(size terminalSize, bin string, args ...string) (*PTYProcess, error) {
-	// Opening /dev/ptmx creates a new pair: this is the master side. The slave side,
-	// /dev/pts/N, is locked until unlocked, and N is asked with TIOCGPTN. O_NONBLOCK lets Go's
-	// poller wait for output, so that closing the master stops a pending Read.
-	master, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	// One way to open a pseudo-terminal, the tester's, which runs servers on one.
+	terminal, slave, err := tester.OpenTerminal(size.columns, size.rows)
 	if err != nil {
-		return nil, fmt.Errorf("opening /dev/ptmx: %w", err)
-	}
-	terminal := os.NewFile(uintptr(master), "/dev/ptmx")
-	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
-		terminal.Close()
-		return nil, fmt.Errorf("unlocking the pseudo-terminal: %w", err)
-	}
-	number, err := unix.IoctlGetUint32(master, unix.TIOCGPTN)
-	if err != nil {
-		terminal.Close()
-		return nil, fmt.Errorf("asking the pseudo-terminal's number: %w", err)
-	}
-	slaveName := fmt.Sprintf("/dev/pts/%d", number)
-	slave, err := os.OpenFile(slaveName, os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		terminal.Close()
-		return nil, fmt.Errorf("opening %s: %w", slaveName, err)
-	}
-	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ,
-		&unix.Winsize{Row: uint16(size.rows), Col: uint16(size.columns)}); err != nil {
-		slave.Close()
-		terminal.Close()
-		return nil, fmt.Errorf("setting the size of %s: %w", slaveName, err)
+		return nil, err
 	}
 
 	cmd := exec.Command(bin, args...)
@@ -90,11 +65,12 @@ func startInPTY(size terminalSize, bin string, args ...string) (*PTYProcess, err
 	// output and then see the end (EIO).
 	go func() {
 		err := cmd.Wait()
-		settings, termErr := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+		_ = err // the exit status is in the process state
+		restored := tester.TerminalRestored(slave)
 		slave.Close()
 		p.mu.Lock()
-		p.exitCode = exitCode(cmd.ProcessState, err)
-		p.restored = termErr == nil && settings.Lflag&unix.ICANON != 0 && settings.Lflag&unix.ECHO != 0
+		p.exitCode = exitCode(cmd.ProcessState)
+		p.restored = restored
 		p.mu.Unlock()
 		close(p.exited)
 	}()

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 // A soak run churns connections against a running chat server for a while and checks that
@@ -553,15 +555,12 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 		}
 	}
 	if c.ServerPID > 0 && CPUSupported {
-		before, err1 := CPUTime(c.ServerPID)
-		start := time.Now()
-		time.Sleep(c.IdleWindow)
-		after, err2 := CPUTime(c.ServerPID)
-		if err := errors.Join(err1, err2); err != nil {
+		use, err := tester.CPUShare(c.IdleWindow, func() (time.Duration, error) { return tester.CPUTime(c.ServerPID) })
+		if err != nil {
 			report.fail("server CPU: %v", err)
 		} else {
 			report.IdleChecked = true
-			report.IdleCPU = float64(after-before) / float64(time.Since(start))
+			report.IdleCPU = use
 			if report.IdleCPU >= 0.02 {
 				report.fail("server CPU: %.0f%% of a core over %v after the run, with nobody connected: it should sleep",
 					100*report.IdleCPU, c.IdleWindow)

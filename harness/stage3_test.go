@@ -19,6 +19,7 @@ func TestStage3ManyClients(t *testing.T) {
 	want = append(want, "Server: client disconnected")
 	want = append(want, received("Bar", "Baz")...)
 	require.Equal(t, want, output(res)[:len(want)], "one disconnected line, and no empty received line before it")
+	runCheck(t, 3, "reset", "stage3-nonblocking")
 }
 
 // Two lines in one write come out as two lines; half a line waits for the rest (beyond what

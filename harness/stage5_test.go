@@ -45,13 +45,17 @@ func expectAsleep(t *testing.T, s *Server, window time.Duration) {
 	require.Less(t, use, 0.02, "an idle server should sleep in the kernel, but it used %.0f%% of a core", use*100)
 }
 
-// Every line to every other client, not its sender, also after a client leaves: the checks
-// "broadcast" and "leave", under each poller.
+// Every line to every other client, not its sender, also after a client leaves or vanishes
+// with a reset, long lines whole and bytes that are not text relayed: the checks "broadcast",
+// "leave", "reset", "whole-lines" and "not-text", under each poller.
 func TestStage5Broadcast(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		res := runCheck(t, 5, "broadcast", stage5, "-poller", poller)
 		require.Equal(t, received("Hello", "Hola"), logOnly(res.Output, received("Hello", "Hola")))
-		runCheck(t, 5, "leave", stage5, "-poller", poller)
+		require.Equal(t, `\r\n`, res.Notes["ending"])
+		for _, check := range []string{"leave", "reset", "whole-lines", "not-text"} {
+			runCheck(t, 5, check, stage5, "-poller", poller)
+		}
 	})
 }
 

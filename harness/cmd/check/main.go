@@ -1,7 +1,7 @@
 //go:build linux || darwin
 
-// Command check starts your own chat server and runs against it the same checks that prove
-// this workshop's stages, stage by stage:
+// Command check checks your own chat server against one stage of the workshop: it starts your
+// server, connects clients to it, and runs the checks that test our own stages:
 //
 //	go run ./harness/cmd/check -stage 5 -- python3 my_server.py {port}
 //	go run ./harness/cmd/check -stage 3 -- ./server            # listens on 5555
@@ -21,18 +21,27 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
-const usage = `usage: check -stage N [-v] -- COMMAND [ARG...]
+const usage = `usage: check -stage N [-v] [-pipe] [-wait DURATION] -- COMMAND [ARG...]
 
-check starts your chat server with COMMAND and runs against it this workshop's
-checks of stage N, the same checks that prove our own stages.
+Checks your own chat server against one stage of the workshop. The tester
+starts your server with COMMAND, connects clients to it, and says for each
+check whether your server passed. The checks are the same ones that test this
+workshop's own servers.
 
-In COMMAND, {port} and {addr} stand for a free port and for 127.0.0.1:PORT,
-chosen afresh for each check; PORT is also set in the environment. A command
-with neither is expected to listen on port 5555. Exit status: 0 when every
-required check passed, 1 when one failed, 2 when the checks could not run.
+COMMAND is how you start your server. Put {port} or {addr} in it where your
+server takes the port to listen on: the tester replaces them with a free port
+or with 127.0.0.1:PORT, a new one for each check, and sets PORT in the
+environment too. A command with neither must listen on port 5555.
+
+Your server's output is shown beside the clients'. It goes to a terminal of
+its own, so that each line comes out as soon as it is printed (-pipe gives it
+a pipe instead).
+
+Exit status: 0 when every required check passed, 1 when one failed, 2 when the
+checks could not run.
 
 Stages:
 `
@@ -46,13 +55,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	flags.SetOutput(stderr)
 	stage := flags.Int("stage", 0, "the stage to check, 1 to 6")
 	verbose := flags.Bool("v", false, "show the transcript of passing checks too")
+	pipe := flags.Bool("pipe", false, "give your server a pipe for its output, not a terminal")
+	wait := flags.Duration("wait", tester.DefaultWait, "how long your server may take to start listening (a JVM, a first go run)")
 	flags.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		for n := 1; n <= 6; n++ {
-			fmt.Fprintf(stderr, "  %d  %s\n", n, harness.StageTitles[n])
+			fmt.Fprintf(stderr, "  %d  %s\n", n, tester.StageTitles[n])
 		}
 		fmt.Fprintln(stderr, "\nFlags:")
 		flags.PrintDefaults()
+		fmt.Fprintln(stderr, "\nExample:\n  go run ./harness/cmd/check -stage 4 -- python3 my_server.py {port}")
 	}
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -70,15 +82,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	program := &harness.Program{Args: command}
-	fmt.Fprintf(stdout, "Stage %d: %s\n", *stage, harness.StageTitles[*stage])
-	fmt.Fprintf(stdout, "Your server: %s\n", harness.ShellWords(command))
+	program := &tester.Program{Args: command, Pipe: *pipe}
+	if *wait != tester.DefaultWait {
+		program.Ready = *wait
+	}
+	fmt.Fprintf(stdout, "Stage %d: %s\n", *stage, tester.StageTitles[*stage])
+	fmt.Fprintf(stdout, "Your server: %s\n", tester.ShellWords(command))
 	if program.FixedPort() {
-		if harness.PortTaken(harness.DefaultPort) {
-			fmt.Fprintf(stderr, "check: port %d is already taken: stop whatever listens there, or pass your server the port with {port} or {addr}\n", harness.DefaultPort)
+		if tester.PortTaken(tester.DefaultPort) {
+			fmt.Fprintf(stderr, "check: port %d is already taken: stop whatever listens there, or pass your server the port with {port} or {addr}\n", tester.DefaultPort)
 			return 2
 		}
-		fmt.Fprintf(stdout, "Your command names no {port} or {addr}: your server is expected on port %d.\n", harness.DefaultPort)
+		fmt.Fprintf(stdout, "Your command names no {port} or {addr}: your server is expected on port %d.\n", tester.DefaultPort)
 	} else {
 		fmt.Fprintln(stdout, "Each check starts it on a free port, in place of {port} or {addr}.")
 	}
@@ -92,7 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		<-interrupted
 		fmt.Fprintln(stderr, "\ncheck: interrupted; stopping your server")
 		if program.Stop() {
-			fmt.Fprintf(stderr, "check: your server did not stop within %v of SIGTERM: killed it\n", harness.StopGrace)
+			fmt.Fprintf(stderr, "check: your server did not stop within %v of SIGTERM: killed it\n", tester.StopGrace)
 		}
 		os.Exit(2)
 	}()
@@ -100,7 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	colour := os.Getenv("NO_COLOR") == "" && isTerminal(stdout)
 	var failed []string
 	required := 0
-	err := harness.CheckStage(program, *stage, func(res *harness.CheckResult) {
+	err := tester.CheckStage(program, *stage, func(res *tester.Result) {
 		fmt.Fprint(stdout, res.Report(*verbose, colour))
 		if res.Check.Required && res.Err == nil {
 			required++

@@ -1,19 +1,14 @@
 //go:build linux || darwin
 
-package harness
+package tester
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -24,6 +19,10 @@ const DefaultPort = 5555
 // StopGrace is how long a server has to exit after SIGTERM before it is killed.
 const StopGrace = 2 * time.Second
 
+// DefaultWait is how long a server's port may take to open after a start, unless
+// Program.Ready says otherwise (the check command's -wait).
+const DefaultWait = 30 * time.Second
+
 // Program is somebody's server, in any language: a command that the checks start, stop and
 // start again. It runs in its own process group, so that stopping it stops everything it
 // started too (the compiled program under `go run`, the interpreter under a shell script), and
@@ -33,17 +32,17 @@ type Program struct {
 	// chose and by 127.0.0.1:PORT. PORT is also set in its environment.
 	Args []string
 	// Ready is how long the port may take to accept a connection after a start (a `go run`
-	// compiles first). Zero means 30 seconds.
+	// compiles first, a JVM takes its time). Zero means DefaultWait.
 	Ready time.Duration
+	// Pipe gives the server a pipe for its output instead of a pseudo-terminal, for a server
+	// that behaves differently on a terminal.
+	Pipe bool
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	pgid   int
-	port   int
-	exited chan struct{} // closed once the command has ended and status is set
-	status string        // how it ended: "exit status 1", "signal: killed"
-	read   chan struct{} // closed once everything it printed has been read
-	sink   func(string)  // where its output lines go
+	mu         sync.Mutex
+	running    *Running
+	noTerminal string // why the server's output went to a pipe, when a terminal was wanted
+	port       int
+	sink       func(string) // where its output lines go
 }
 
 // FixedPort reports whether the command says nowhere where to listen, so that the server is
@@ -77,98 +76,86 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// PortTaken reports whether something already accepts connections on 127.0.0.1:port.
+// PortTaken reports whether something listens on port, on the loopback address or on all
+// addresses. It finds out by trying to listen there itself, never by connecting: a server
+// that is running on the port (an attendee's own, in another terminal) must not see a
+// client come and go that nobody sent.
 func PortTaken(port int) bool {
-	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
-	if err != nil {
-		return false
+	for _, host := range []string{"127.0.0.1", ""} {
+		l, err := portProbe.Listen(nil, "tcp4", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return true
+		}
+		l.Close()
 	}
-	conn.Close()
-	return true
+	return false
 }
 
 // Start runs the command for port in a new process group. Every line it prints, on standard
-// output or standard error (one pipe for both, so that their order is kept), is passed to
-// sink as it comes.
+// output or standard error (one terminal, or one pipe, for both, so that their order is
+// kept), is passed to sink as it comes.
 func (p *Program) Start(port int, sink func(string)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.Args) == 0 {
-		return errors.New("no command to run")
-	}
-	args := p.Command(port)
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port),
-		// Python buffers what it prints when its output is a pipe, and the log would come out
-		// only when it exits.
-		"PYTHONUNBUFFERED=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	reader, writer, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stdout, cmd.Stderr = writer, writer
-	if err := cmd.Start(); err != nil {
-		reader.Close()
-		writer.Close()
-		return err
-	}
-	writer.Close() // the server's copies keep it open until the last of them exits
-	p.cmd, p.pgid, p.port, p.sink = cmd, cmd.Process.Pid, port, sink
-	p.exited, p.read, p.status = make(chan struct{}), make(chan struct{}), ""
-	go p.collect(reader, p.read)
-	go p.wait(cmd, p.exited)
-	return nil
-}
-
-func (p *Program) collect(output io.ReadCloser, done chan struct{}) {
-	defer close(done)
-	defer output.Close()
-	r := bufio.NewReader(output)
-	for {
-		line, err := r.ReadString('\n')
-		if line != "" {
+	command := Command{
+		Args: p.Command(port),
+		Env: []string{"PORT=" + strconv.Itoa(port),
+			// Python holds what it prints in a buffer when its output is a pipe (-pipe).
+			"PYTHONUNBUFFERED=1"},
+		Terminal: !p.Pipe,
+		Group:    true,
+		Line: func(line string) {
 			p.mu.Lock()
 			sink := p.sink
 			p.mu.Unlock()
 			if sink != nil {
-				sink(strings.TrimSuffix(line, "\n"))
+				sink(line)
 			}
-		}
-		if err != nil {
-			return
-		}
+		},
 	}
+	running, err := command.Start()
+	if errors.Is(err, ErrNoTerminal) {
+		// Better a pipe than no check at all: the checks of the log may then wait for lines
+		// held in a buffer, and say so.
+		p.Pipe, p.noTerminal = true, err.Error()
+		command.Terminal = false
+		running, err = command.Start()
+	}
+	if err != nil {
+		return err
+	}
+	p.running, p.port, p.sink = running, port, sink
+	return nil
 }
 
-func (p *Program) wait(cmd *exec.Cmd, exited chan struct{}) {
-	err := cmd.Wait()
-	status := "exit status 0"
-	if err != nil {
-		status = err.Error()
-	}
+// NoTerminal says why the server's output goes to a pipe though a terminal was wanted, or "".
+func (p *Program) NoTerminal() string {
 	p.mu.Lock()
-	p.status = status
-	p.mu.Unlock()
-	close(exited)
+	defer p.mu.Unlock()
+	return p.noTerminal
+}
+
+// current is the last command started, or nil.
+func (p *Program) current() *Running {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
 }
 
 // Exited returns how the last command started has ended, or "" while it runs.
 func (p *Program) Exited() string {
-	p.mu.Lock()
-	exited := p.exited
-	p.mu.Unlock()
-	if exited == nil {
-		return ""
+	if r := p.current(); r != nil {
+		return r.Status()
 	}
-	select {
-	case <-exited:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.status
-	default:
-		return ""
+	return ""
+}
+
+// ended is closed once the last command started has ended.
+func (p *Program) ended() <-chan struct{} {
+	if r := p.current(); r != nil {
+		return r.Exited()
 	}
+	return nil
 }
 
 // ErrNotReady is why WaitReady gave up: the command ended, or the port never opened.
@@ -176,8 +163,10 @@ type ErrNotReady struct {
 	Port   int
 	Status string        // how the command ended, or "" if it still runs
 	Waited time.Duration // how long the port was tried
-	// DefaultTaken is set when another port was asked for but DefaultPort accepts
-	// connections: the server may not have read where to listen.
+	// Default is set when the wait was DefaultWait, so that the message names -wait.
+	Default bool
+	// DefaultTaken is set when another port was asked for but DefaultPort is taken: the
+	// server may not have read where to listen.
 	DefaultTaken bool
 }
 
@@ -189,8 +178,11 @@ func (e *ErrNotReady) Error() string {
 	if e.DefaultTaken {
 		also = fmt.Sprintf("; something listens on %d: does your server ignore {port} or {addr}?", DefaultPort)
 	}
-	return fmt.Sprintf("port %d did not accept a connection within %s of the start "+
-		"(the tester tried every 50 ms)%s", e.Port, human(e.Waited), also)
+	wait := ""
+	if e.Default {
+		wait = " (the default; a server that starts slowly can be given longer with -wait, as in -wait 2m)"
+	}
+	return fmt.Sprintf("port %d did not accept a connection within %s of the start%s%s", e.Port, human(e.Waited), wait, also)
 }
 
 // WaitReady connects to the port until a connection succeeds, and returns that connection:
@@ -199,11 +191,12 @@ func (e *ErrNotReady) Error() string {
 func (p *Program) WaitReady() (net.Conn, error) {
 	wait := p.Ready
 	if wait == 0 {
-		wait = 30 * time.Second
+		wait = DefaultWait
 	}
 	p.mu.Lock()
-	addr, exited := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), p.exited
+	addr, port := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)), p.port
 	p.mu.Unlock()
+	exited := p.ended()
 	start := time.Now()
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
@@ -211,11 +204,11 @@ func (p *Program) WaitReady() (net.Conn, error) {
 			return conn, nil
 		}
 		if status := p.Exited(); status != "" {
-			return nil, &ErrNotReady{Port: p.port, Status: status, Waited: time.Since(start)}
+			return nil, &ErrNotReady{Port: port, Status: status, Waited: time.Since(start)}
 		}
 		if time.Since(start) > wait {
-			return nil, &ErrNotReady{Port: p.port, Waited: wait,
-				DefaultTaken: p.port != DefaultPort && PortTaken(DefaultPort)}
+			return nil, &ErrNotReady{Port: port, Waited: wait, Default: p.Ready == 0,
+				DefaultTaken: port != DefaultPort && PortTaken(DefaultPort)}
 		}
 		select {
 		case <-exited:
@@ -228,65 +221,34 @@ func (p *Program) WaitReady() (net.Conn, error) {
 // runs after StopGrace. It reports whether it had to kill, and waits until everything the
 // server printed has been read.
 func (p *Program) Stop() (killed bool) {
-	p.mu.Lock()
-	cmd, pgid, exited, read := p.cmd, p.pgid, p.exited, p.read
-	p.mu.Unlock()
-	if cmd == nil {
+	r := p.current()
+	if r == nil {
 		return false
 	}
-	if groupAlive(pgid) {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		if !waitGroup(pgid, exited, StopGrace) {
-			killed = true
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			waitGroup(pgid, exited, StopGrace)
-		}
-	}
-	select {
-	case <-exited:
-	case <-time.After(StopGrace):
-	}
-	select {
-	case <-read:
-	case <-time.After(time.Second): // something outside the group still holds the pipe
-	}
-	return killed
-}
-
-// waitGroup waits up to d for the command to end and for its process group to be empty.
-func waitGroup(pgid int, exited chan struct{}, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		select {
-		case <-exited:
-			if !groupAlive(pgid) {
-				return true
-			}
-		default:
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return r.Stop(StopGrace)
 }
 
 // CPU measures how much of one core the server's whole process group uses over window.
 func (p *Program) CPU(window time.Duration) (float64, error) {
-	p.mu.Lock()
-	pgid := p.pgid
-	p.mu.Unlock()
-	before, err := groupCPU(pgid)
-	if err != nil {
-		return 0, err
+	r := p.current()
+	if r == nil {
+		return 0, fmt.Errorf("the server is not running")
 	}
-	start := time.Now()
-	time.Sleep(window)
-	after, err := groupCPU(pgid)
-	if err != nil {
-		return 0, err
+	return r.CPU(window)
+}
+
+// Group is the process group of the last command started (0 before any).
+func (p *Program) Group() int {
+	if r := p.current(); r != nil {
+		return r.pgid
 	}
-	return float64(after-before) / float64(time.Since(start)), nil
+	return 0
+}
+
+// GroupAlive reports whether any process of the server's group still runs.
+func (p *Program) GroupAlive() bool {
+	pgid := p.Group()
+	return pgid != 0 && groupAlive(pgid)
 }
 
 // human writes a duration the way a person does: "300 ms", "2 s", "1.5 s".
@@ -296,6 +258,9 @@ func human(d time.Duration) string {
 	}
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
+
+// Human is human for the check command.
+func Human(d time.Duration) string { return human(d) }
 
 // ShellWords writes a command the way it would be typed, quoting words with spaces or quotes.
 func ShellWords(words []string) string {

@@ -1,11 +1,11 @@
 //go:build linux || darwin
 
-package harness
+package tester
 
 // The checks that prove a stage's lesson, written once and run two ways: `go test ./harness`
 // runs them against our own stages, and `go run ./harness/cmd/check` against anybody's server
-// (Go, Nim, Python, a shell script), which is why a check sees a server only from outside: a
-// command to start and stop, a port, what it prints, and how much CPU it uses.
+// (Go, Nim, Python, C, a shell script), which is why a check sees a server only from outside:
+// a command to start and stop, a port, what it prints, and how much CPU it uses.
 
 import (
 	"bufio"
@@ -25,14 +25,22 @@ import (
 
 // Check is one thing checked of a server at one stage.
 type Check struct {
-	Name     string // short, in the output and in `go test -run`: "broadcast"
-	Title    string // what it checks, in one line of the output
-	Required bool   // false for an observation: it reports what it saw and never fails
-	Run      func(r *CheckRun)
+	Name  string // short, in the output and in `go test -run`: "broadcast"
+	Title string // what it checks, in one line of the output
+	// Required is true when the check fails a server that misses Requires; an observation
+	// (false) reports what it saw and never fails.
+	Required bool
+	// Requires is what the lesson of the stage (the article's step) or, at stage 6, Budget
+	// Chat's statement asks for: the only grounds on which a required check fails.
+	Requires string
+	// Ours is what our own stages do beyond that, which the check at most reports: a
+	// server that does it otherwise is not wrong.
+	Ours string
+	Run  func(r *Run)
 }
 
-// CheckResult is what one check saw.
-type CheckResult struct {
+// Result is what one check saw.
+type Result struct {
 	Check  Check
 	Stage  int
 	Passed bool  // the check ran to its end without a failure
@@ -43,21 +51,32 @@ type CheckResult struct {
 	Hint        string // on failure, the lesson that was missed
 	Observation string // what an observation saw, or a note of a required check
 	Killed      bool   // the server did not stop within StopGrace of SIGTERM
-	Transcript  []string
-	Notes       map[string]string  // facts a test may assert: "last piece": "after close"
-	Values      map[string]float64 // figures a test may assert: "cpu": 0.97
-	Output      []string           // what the server printed, capped at maxOutputLines
+	// Ended says how the server ended by itself in the middle of the check ("exit status 1",
+	// "signal: segmentation fault"), or "".
+	Ended string
+	// Buffered is set when a line the check waited for came out only when the server ended:
+	// its output was held in a buffer.
+	Buffered   bool
+	Transcript []string
+	Tail       []string           // the server's last lines, whole, when it ended by itself
+	Notes      map[string]string  // facts a test may assert: "last piece": "after close"
+	Values     map[string]float64 // figures a test may assert: "cpu": 0.97
+	Output     []string           // what the server printed, capped at maxOutputLines
 }
 
 // maxOutputLines caps what is kept of a server's output per check; maxShownLines what a
-// transcript shows of it.
+// transcript shows of it; tailLines how many of its last lines a failure shows whole when
+// the server ended; longestShown how long a server's line may be before the transcript
+// shortens it (a traceback's lines are shorter, a flood's are not).
 const (
 	maxOutputLines = 20_000
 	maxShownLines  = 60
+	tailLines      = 25
+	longestShown   = 300
 )
 
-// CheckRun is one run of one check: the server it started and the clients it connected.
-type CheckRun struct {
+// Run is one run of one check: the server it started and the clients it connected.
+type Run struct {
 	program *Program
 	stage   int
 	port    int
@@ -70,18 +89,27 @@ type CheckRun struct {
 	grew       chan struct{}
 	logNext    int  // the next output line WaitLog looks at
 	stopping   bool // the tester is stopping the server: its exit is expected
+	awaited    []awaited
 
 	probe   net.Conn
-	clients []*CheckClient
-	quiet   bool // Clients is connecting many: one line says so
-	hidden  int  // server lines not shown since HideOutput, or -1 when they are shown
-	result  *CheckResult
+	clients []*Client
+	closing sync.WaitGroup // clients saying goodbye in the background
+	quiet   bool           // Clients is connecting many: one line says so
+	hidden  int            // server lines not shown since HideOutput, or -1 when they are shown
+	result  *Result
+}
+
+// awaited is a log line that WaitLog gave up on: if it comes out later, when the server ends,
+// the server's output was held in a buffer.
+type awaited struct {
+	match func(string) bool
+	after int // how many output lines had come when WaitLog gave up
 }
 
 // RunCheck starts the server, runs check against it, and stops the server's process group.
-func RunCheck(program *Program, stage int, check Check) *CheckResult {
-	result := &CheckResult{Check: check, Stage: stage, Notes: map[string]string{}, Values: map[string]float64{}}
-	r := &CheckRun{program: program, stage: stage, grew: make(chan struct{}), result: result, hidden: -1}
+func RunCheck(program *Program, stage int, check Check) *Result {
+	result := &Result{Check: check, Stage: stage, Notes: map[string]string{}, Values: map[string]float64{}}
+	r := &Run{program: program, stage: stage, grew: make(chan struct{}), result: result, hidden: -1}
 	if program.FixedPort() {
 		r.port = DefaultPort
 	} else {
@@ -116,15 +144,59 @@ func RunCheck(program *Program, stage int, check Check) *CheckResult {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	// Copies: a process outside the group may still hold the server's pipe and print.
+	r.judgeBuffered()
+	if result.Err != nil && result.Ended == "" {
+		var notReady *ErrNotReady
+		if errors.As(result.Err, &notReady) && notReady.Status != "" {
+			result.Ended = notReady.Status
+		}
+	}
+	if result.Ended != "" {
+		result.Tail = tail(r.output, tailLines)
+	}
+	// Copies: a process outside the group may still hold the server's output and print.
 	result.Transcript = append([]string(nil), r.transcript...)
 	result.Output = append([]string(nil), r.output...)
 	return result
 }
 
+// judgeBuffered looks, once the server has ended, for the log lines WaitLog gave up on; r.mu
+// must be held.
+func (r *Run) judgeBuffered() {
+	for _, a := range r.awaited {
+		for _, line := range r.output[min(a.after, len(r.output)):] {
+			if a.match(line) {
+				r.result.Buffered = true
+			}
+		}
+	}
+	if !r.result.Buffered {
+		return
+	}
+	r.transcript = append(r.transcript, "[tester] the lines waited for came out only when your server ended: they were held in a buffer")
+	if !r.result.Passed {
+		r.result.Hint = BufferedHint
+	}
+}
+
+// BufferedHint says how to make a program write each line as it prints it.
+const BufferedHint = "your server's output was held in a buffer and came out only when it " +
+	"ended: its runtime buffers what it prints when the output is not a terminal (you ran " +
+	"the tester with -pipe, or your program buffers even on a terminal). Write each line out " +
+	"as you print it: in C, setvbuf(stdout, NULL, _IOLBF, 0) once, or fflush(stdout); in " +
+	"Nim, flushFile(stdout); in Python, print(..., flush=True), python3 -u or " +
+	"PYTHONUNBUFFERED=1; in Rust, println! writes each line, but a BufWriter needs " +
+	".flush(); in Java, System.out.flush() after print (println flushes); in Node, " +
+	"console.log to a pipe is written later on macOS, so do not end with process.exit()"
+
+// tail is the last n of lines.
+func tail(lines []string, n int) []string {
+	return append([]string(nil), lines[max(0, len(lines)-n):]...)
+}
+
 // start starts the server and waits until its port accepts a connection, which it keeps as
 // the first client.
-func (r *CheckRun) start() error {
+func (r *Run) start() error {
 	r.mu.Lock()
 	r.stopping = false
 	r.mu.Unlock()
@@ -133,7 +205,10 @@ func (r *CheckRun) start() error {
 		return fmt.Errorf("cannot start your server: %v", err)
 	}
 	r.say("[tester] started: %s", ShellWords(r.program.Command(r.port)))
-	go r.watchExit()
+	if why := r.program.NoTerminal(); why != "" {
+		r.say("[tester] %s: your server's output goes to a pipe, where it may be held in a buffer", why)
+	}
+	go r.watchExit(r.program.ended())
 	conn, err := r.program.WaitReady()
 	if err != nil {
 		return err // said once, as what was expected or why the checks could not run
@@ -144,10 +219,7 @@ func (r *CheckRun) start() error {
 }
 
 // watchExit notes in the transcript a server that ends while the check still runs.
-func (r *CheckRun) watchExit() {
-	r.program.mu.Lock()
-	exited := r.program.exited
-	r.program.mu.Unlock()
+func (r *Run) watchExit(exited <-chan struct{}) {
 	<-exited
 	r.mu.Lock()
 	stopping := r.stopping
@@ -159,7 +231,7 @@ func (r *CheckRun) watchExit() {
 
 // Stop stops the server in the middle of a check, the way Ctrl-C would stop it for good:
 // SIGTERM to its process group.
-func (r *CheckRun) Stop() {
+func (r *Run) Stop() {
 	r.mu.Lock()
 	r.stopping = true
 	r.mu.Unlock()
@@ -169,22 +241,29 @@ func (r *CheckRun) Stop() {
 	}
 }
 
-// Restart starts the server again on the same port, right away.
-func (r *CheckRun) Restart() error {
+// Restart starts the server again on the same port, right away. A server that cannot listen
+// and exits is what the caller checks for, not a server that ended in the middle of a check.
+func (r *Run) Restart() error {
 	r.probe = nil
-	return r.start()
+	err := r.start()
+	if err != nil {
+		r.mu.Lock()
+		r.stopping = true
+		r.mu.Unlock()
+	}
+	return err
 }
 
 // serverLine receives each line the server prints.
-func (r *CheckRun) serverLine(line string) {
+func (r *Run) serverLine(line string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.output) < maxOutputLines {
 		r.output = append(r.output, line)
 	}
 	shown := "[your server] " + printable(line)
-	if len(shown) > 76 {
-		cut := shown[:60]
+	if len(line) > longestShown {
+		cut := shown[:longestShown]
 		for !utf8.ValidString(cut) {
 			cut = cut[:len(cut)-1] // not in the middle of a character
 		}
@@ -207,7 +286,7 @@ func (r *CheckRun) serverLine(line string) {
 
 // repeated counts line as one more of the transcript's last line, if it is the same line
 // ("[your server] Server: client connected (x50)"); r.mu must be held.
-func (r *CheckRun) repeated(line string) bool {
+func (r *Run) repeated(line string) bool {
 	if len(r.transcript) == 0 {
 		return false
 	}
@@ -227,14 +306,14 @@ func (r *CheckRun) repeated(line string) bool {
 var repeatCount = regexp.MustCompile(`^(.*) \(x(\d+)\)$`)
 
 // HideOutput stops showing the server's lines in the transcript, during a flood of them.
-func (r *CheckRun) HideOutput() {
+func (r *Run) HideOutput() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.hidden = 0
 }
 
 // ShowOutput shows the server's lines again, after one line that counts those not shown.
-func (r *CheckRun) ShowOutput() {
+func (r *Run) ShowOutput() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.hidden > 0 {
@@ -244,31 +323,59 @@ func (r *CheckRun) ShowOutput() {
 }
 
 // say adds a line to the transcript.
-func (r *CheckRun) say(format string, args ...any) {
+func (r *Run) say(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.transcript = append(r.transcript, fmt.Sprintf(format, args...))
 }
 
 // Say adds the tester's own remark to the transcript.
-func (r *CheckRun) Say(format string, args ...any) { r.say("[tester] "+format, args...) }
+func (r *Run) Say(format string, args ...any) { r.say("[tester] "+format, args...) }
 
-// Fail records what was expected and the lesson the server missed, and ends the check.
-func (r *CheckRun) Fail(expected, hint string) {
+// Fail records what was expected and the lesson the server missed, and ends the check. A
+// server that ended by itself meanwhile is reported as that, since it is what to fix first:
+// whatever the check was waiting for could not come.
+func (r *Run) Fail(expected, hint string) {
+	// A server that dies closes its connections a moment before its exit is collected.
+	select {
+	case <-r.program.ended():
+	case <-time.After(300 * time.Millisecond):
+	}
+	if status := r.endedByItself(); status != "" {
+		r.result.Ended = status
+		expected = "your server to keep running until the check was over"
+		hint = fmt.Sprintf("your server ended (%s) in the middle of the check; its last lines "+
+			"are below. Whatever one client does (leave, vanish with a reset, send bytes that "+
+			"are not text), the server must go on serving the others", status)
+	}
 	r.result.Expected, r.result.Hint = expected, hint
 	runtime.Goexit()
 }
 
-// Observe records what an observation saw.
-func (r *CheckRun) Observe(format string, args ...any) {
+// endedByItself returns how the server ended, if it did while the tester was not stopping it.
+func (r *Run) endedByItself() string {
+	status := r.program.Exited()
+	if status == "" {
+		return ""
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping {
+		return ""
+	}
+	return status
+}
+
+// Observe records what an observation saw, or a note of a required check.
+func (r *Run) Observe(format string, args ...any) {
 	r.result.Observation = fmt.Sprintf(format, args...)
 }
 
 // Note records a fact for the tests of our own stages.
-func (r *CheckRun) Note(key, value string) { r.result.Notes[key] = value }
+func (r *Run) Note(key, value string) { r.result.Notes[key] = value }
 
 // Skip ends a check that cannot measure here; it still passes.
-func (r *CheckRun) Skip(why string) {
+func (r *Run) Skip(why string) {
 	r.result.Skipped = why
 	r.result.Passed = true
 	runtime.Goexit()
@@ -276,8 +383,8 @@ func (r *CheckRun) Skip(why string) {
 
 // CPU measures the CPU use of the server's process group over window, as a share of one core,
 // and skips the check where that cannot be measured.
-func (r *CheckRun) CPU(window time.Duration) float64 {
-	if !GroupCPUMeasured {
+func (r *Run) CPU(window time.Duration) float64 {
+	if !ProcReadable {
 		r.Skip("CPU use is not measured on " + runtime.GOOS + " (it needs Linux's /proc)")
 	}
 	use, err := r.program.CPU(window)
@@ -291,7 +398,7 @@ func (r *CheckRun) CPU(window time.Duration) float64 {
 
 // WaitLog waits up to d for an output line, after the last one it returned, for which match
 // is true, and returns it; other lines are passed over.
-func (r *CheckRun) WaitLog(d time.Duration, match func(line string) bool) (string, bool) {
+func (r *Run) WaitLog(d time.Duration, match func(line string) bool) (string, bool) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
@@ -309,14 +416,21 @@ func (r *CheckRun) WaitLog(d time.Duration, match func(line string) bool) (strin
 		select {
 		case <-grew:
 		case <-deadline.C:
+			r.mu.Lock()
+			r.awaited = append(r.awaited, awaited{match: match, after: len(r.output)})
+			r.mu.Unlock()
 			return "", false
 		}
 	}
 }
 
+// settle is how long a client that the server has accepted is given to join, before anyone
+// talks to it.
+const settle = 100 * time.Millisecond
+
 // Client connects a new client, named client-1, client-2... The first one is the connection
 // that found the server ready: a server that serves one client only has accepted that one.
-func (r *CheckRun) Client() *CheckClient {
+func (r *Run) Client() *Client {
 	if conn := r.probe; conn != nil {
 		r.probe = nil
 		return r.connect(func() (net.Conn, error) { return conn, nil })
@@ -326,7 +440,7 @@ func (r *CheckRun) Client() *CheckClient {
 
 // connect names the next client, connects it with dial, and waits until the server has
 // accepted it.
-func (r *CheckRun) connect(dial func() (net.Conn, error)) *CheckClient {
+func (r *Run) connect(dial func() (net.Conn, error)) *Client {
 	name := fmt.Sprintf("client-%d", len(r.clients)+1)
 	conn, err := dial()
 	if err != nil {
@@ -342,7 +456,7 @@ func (r *CheckRun) connect(dial func() (net.Conn, error)) *CheckClient {
 // stage 3 on; stages 1 and 2 accept one client only): a line sent before the server accepts
 // a client is never relayed to it. On Linux it watches the listening socket's accept queue
 // empty; elsewhere it gives the server 200 ms.
-func (r *CheckRun) waitAccepted(name string) {
+func (r *Run) waitAccepted(name string) {
 	if r.stage < 3 {
 		return
 	}
@@ -354,22 +468,25 @@ func (r *CheckRun) waitAccepted(name string) {
 			return
 		}
 		if waiting == 0 {
+			// Accepted is not yet joined: a server with a thread per client adds the client
+			// to its list in that thread, a moment after accepting it.
+			time.Sleep(settle)
 			return
 		}
 		if time.Now().After(deadline) {
 			r.say("[tester] %d connections still wait in your server's accept queue after %s", waiting, human(Deadline))
-			r.Fail(name+" to be accepted", r.exitHint("accept every client that connects, without waiting for another client to say something first"))
+			r.Fail(name+" to be accepted", "accept every client that connects, without waiting for another client to say something first")
 		}
 		time.Sleep(time.Millisecond)
 	}
 }
 
 // Clients connects n new clients, and says so in one line.
-func (r *CheckRun) Clients(n int) []*CheckClient {
+func (r *Run) Clients(n int) []*Client {
 	stage := r.stage
 	r.stage = 0 // wait for the accepts once, at the end
 	r.quiet = true
-	clients := make([]*CheckClient, n)
+	clients := make([]*Client, n)
 	for i := range clients {
 		clients[i] = r.Client()
 	}
@@ -379,9 +496,9 @@ func (r *CheckRun) Clients(n int) []*CheckClient {
 	return clients
 }
 
-// smallReceiveBuffer dials with a receive buffer of 4 KiB, so that a client that does not read
+// SmallReceiveBuffer dials with a receive buffer of 4 KiB, so that a client that does not read
 // fills up quickly and the server has to hold the rest.
-var smallReceiveBuffer = net.Dialer{Timeout: Deadline, Control: func(_, _ string, raw syscall.RawConn) error {
+var SmallReceiveBuffer = net.Dialer{Timeout: Deadline, Control: func(_, _ string, raw syscall.RawConn) error {
 	var err error
 	raw.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 	return err
@@ -389,12 +506,12 @@ var smallReceiveBuffer = net.Dialer{Timeout: Deadline, Control: func(_, _ string
 
 // SlowClient connects a client whose receive buffer is small (4 KiB), so that once it stops
 // reading, the server soon has to keep what it cannot send.
-func (r *CheckRun) SlowClient() *CheckClient {
-	return r.connect(func() (net.Conn, error) { return smallReceiveBuffer.Dial("tcp", r.Addr) })
+func (r *Run) SlowClient() *Client {
+	return r.connect(func() (net.Conn, error) { return SmallReceiveBuffer.Dial("tcp", r.Addr) })
 }
 
-func (r *CheckRun) addClient(name string, conn net.Conn) *CheckClient {
-	c := &CheckClient{run: r, Name: name, Conn: conn, reader: bufio.NewReaderSize(conn, 64<<10)}
+func (r *Run) addClient(name string, conn net.Conn) *Client {
+	c := &Client{run: r, Name: name, Conn: conn, reader: bufio.NewReaderSize(conn, 64<<10)}
 	r.clients = append(r.clients, c)
 	local, remote := conn.LocalAddr().(*net.TCPAddr), conn.RemoteAddr().(*net.TCPAddr)
 	if !r.quiet {
@@ -403,69 +520,90 @@ func (r *CheckRun) addClient(name string, conn net.Conn) *CheckClient {
 	return c
 }
 
-// closeClients closes every client left open. With a fixed port, each says it is done
-// writing first and gives the server a moment to close its end, so that the server's end is
-// not the one left waiting in TIME_WAIT, and a server without SO_REUSEADDR can start again on
-// the same port for the next check.
-func (r *CheckRun) closeClients() {
+// closeClients ends every client left open, in good order (see Client.goodbye), and waits
+// for those still saying goodbye.
+func (r *Run) closeClients() {
 	if r.probe != nil {
 		r.probe.Close()
 	}
-	var wg sync.WaitGroup
 	for _, c := range r.clients {
-		if c.closed {
-			continue
+		if !c.closed {
+			c.closed = true
+			c.goodbye(300 * time.Millisecond)
 		}
-		c.closed = true
-		if !r.program.FixedPort() {
-			c.Conn.Close()
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if tcp, ok := c.Conn.(*net.TCPConn); ok {
-				tcp.CloseWrite()
-			}
-			c.Conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			io.Copy(io.Discard, c.Conn)
-			c.Conn.Close()
-		}()
 	}
-	wg.Wait()
+	r.closing.Wait()
 }
 
-// CheckClient is one connection of a check. Everything it sends and receives goes into the
+// Client is one connection of a check. Everything it sends and receives goes into the
 // transcript, prefixed with its name.
-type CheckClient struct {
-	run    *CheckRun
+type Client struct {
+	run    *Run
 	Name   string
 	Conn   net.Conn
 	reader *bufio.Reader
 	closed bool
+	sent   map[string]bool // the lines it sent, without their endings
+	// drained is closed once a client that only sends has stopped reading and discarding
+	// what it receives (see Drain); nil if it reads for itself.
+	drained chan struct{}
+}
+
+// Drain reads and throws away everything the client receives, from now on, in the background:
+// a client that only sends must still read, or the server's queue for it grows until the
+// server drops it (as a server should drop a client that does not read).
+func (c *Client) Drain() {
+	c.drained = make(chan struct{})
+	go func() {
+		defer close(c.drained)
+		io.Copy(io.Discard, c.reader)
+	}()
 }
 
 // Send writes s as it is; add the line terminator yourself.
-func (c *CheckClient) Send(s string) {
+func (c *Client) Send(s string) {
 	c.run.say("[%s] sent %s", c.Name, quote(s))
 	c.write(s)
 }
 
-func (c *CheckClient) write(s string) {
+// remember notes the lines of s, so that ReadOthers can pass over them if they come back.
+func (c *Client) remember(s string) {
+	if c.sent == nil {
+		c.sent = map[string]bool{}
+	}
+	for _, line := range strings.Split(s, "\n") {
+		c.sent[strings.TrimSuffix(line, "\r")] = true
+	}
+}
+
+// ReadOthers is ReadLine, passing over the client's own lines if the server sends them back:
+// that mistake is the broadcast check's to report, and a check of something else must not
+// blame it on what it checks.
+func (c *Client) ReadOthers(d time.Duration, show bool) (string, error) {
+	for {
+		line, err := c.readLine(d, show)
+		if err != nil || !c.sent[strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")] {
+			return line, err
+		}
+	}
+}
+
+func (c *Client) write(s string) {
+	c.remember(s)
 	c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
 	if _, err := io.WriteString(c.Conn, s); err != nil {
 		c.run.say("[%s] cannot send: %v", c.Name, reasonOf(err))
-		c.run.Fail(fmt.Sprintf("%s to be able to send", c.Name), c.run.exitHint("your server closed the connection of a client that was talking to it"))
+		c.run.Fail(fmt.Sprintf("%s to be able to send", c.Name), "your server closed the connection of a client that was talking to it")
 	}
 }
 
 // ReadLine reads one line, with its terminator, waiting up to d; what it got (or did not)
 // goes into the transcript.
-func (c *CheckClient) ReadLine(d time.Duration) (string, error) {
+func (c *Client) ReadLine(d time.Duration) (string, error) {
 	return c.readLine(d, true)
 }
 
-func (c *CheckClient) readLine(d time.Duration, show bool) (string, error) {
+func (c *Client) readLine(d time.Duration, show bool) (string, error) {
 	c.Conn.SetReadDeadline(time.Now().Add(d))
 	line, err := c.reader.ReadString('\n')
 	if err == nil {
@@ -489,19 +627,8 @@ func (c *CheckClient) readLine(d time.Duration, show bool) (string, error) {
 	return line, err
 }
 
-// ExpectLine reads a line and fails the check, with hint, unless it is want.
-func (c *CheckClient) ExpectLine(want, hint string) {
-	got, err := c.ReadLine(Deadline)
-	if err != nil || got != want {
-		if err != nil {
-			hint = c.run.exitHint(hint)
-		}
-		c.run.Fail(fmt.Sprintf("%s to receive %s", c.Name, quote(want)), hint)
-	}
-}
-
 // ExpectNothing proves that nothing arrives for d, which must be positive.
-func (c *CheckClient) ExpectNothing(d time.Duration, hint string) {
+func (c *Client) ExpectNothing(d time.Duration, hint string) {
 	if d <= 0 {
 		panic("ExpectNothing needs a positive duration: a wait of 0 sees nothing and proves nothing")
 	}
@@ -514,7 +641,7 @@ func (c *CheckClient) ExpectNothing(d time.Duration, hint string) {
 	}
 	if err != nil {
 		c.run.say("[%s] expected nothing, but %v", c.Name, reasonOf(err))
-		c.run.Fail(fmt.Sprintf("%s to stay connected and receive nothing", c.Name), c.run.exitHint(hint))
+		c.run.Fail(fmt.Sprintf("%s to stay connected and receive nothing", c.Name), hint)
 	}
 	c.reader.UnreadByte()
 	c.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
@@ -525,7 +652,7 @@ func (c *CheckClient) ExpectNothing(d time.Duration, hint string) {
 
 // ExpectClosed proves that the server closes the connection within the Deadline, passing
 // over anything that comes first.
-func (c *CheckClient) ExpectClosed(hint string) {
+func (c *Client) ExpectClosed(hint string) {
 	c.Conn.SetReadDeadline(time.Now().Add(Deadline))
 	n, err := io.Copy(io.Discard, c.reader)
 	var netErr net.Error
@@ -540,24 +667,47 @@ func (c *CheckClient) ExpectClosed(hint string) {
 	}
 }
 
-// Close closes the connection.
-func (c *CheckClient) Close() {
+// Close ends the connection in good order, the way a well-behaved client leaves: it says it
+// is done sending (FIN), reads whatever the server still sends until the server closes its
+// end, then closes. Closing with unread data would make the kernel send a reset instead, and
+// the server's log would show an error that the tester caused.
+func (c *Client) Close() {
 	c.run.say("[%s] closed its connection", c.Name)
 	c.closed = true
-	c.Conn.Close()
+	c.goodbye(2 * time.Second)
 }
 
-// exitHint is hint, unless the server has ended: then that is what to fix first.
-func (r *CheckRun) exitHint(hint string) string {
-	if status := r.program.Exited(); status != "" {
-		r.mu.Lock()
-		stopping := r.stopping
-		r.mu.Unlock()
-		if !stopping {
-			return fmt.Sprintf("your server ended (%s) in the middle of the check; its last lines are above", status)
-		}
+// goodbye closes the client in good order in the background, giving the server up to wait to
+// close its end.
+func (c *Client) goodbye(wait time.Duration) {
+	if tcp, ok := c.Conn.(*net.TCPConn); ok {
+		tcp.CloseWrite()
 	}
-	return hint
+	c.run.closing.Add(1)
+	go func() {
+		defer c.run.closing.Done()
+		c.Conn.SetReadDeadline(time.Now().Add(wait))
+		if c.drained != nil {
+			<-c.drained // the client's own drain reads until the end, or the deadline
+		} else {
+			io.Copy(io.Discard, c.reader)
+		}
+		c.Conn.Close()
+	}()
+}
+
+// Reset makes the client vanish the way a crashed program or a lost network does: its
+// connection ends with a reset (RST), not in good order.
+func (c *Client) Reset() {
+	c.run.say("[%s] vanished: its connection ended with a reset (RST), as when a program crashes", c.Name)
+	c.closed = true
+	if tcp, ok := c.Conn.(*net.TCPConn); ok {
+		tcp.SetLinger(0) // close sends RST at once
+	}
+	c.Conn.Close()
+	// The server is given a moment to notice, as it would have in a room before anyone
+	// spoke again: what is checked is what it does once it knows.
+	time.Sleep(300 * time.Millisecond)
 }
 
 // reasonOf shortens a network error to its cause: "connection reset by peer".
@@ -599,7 +749,7 @@ func printable(line string) string {
 
 // CheckStage runs every check of a stage against program, passing each result to report as
 // soon as it is known. It stops at a check that could not run, and returns its error.
-func CheckStage(program *Program, stage int, report func(*CheckResult)) error {
+func CheckStage(program *Program, stage int, report func(*Result)) error {
 	for _, check := range StageChecks(stage) {
 		result := RunCheck(program, stage, check)
 		report(result)
@@ -610,98 +760,8 @@ func CheckStage(program *Program, stage int, report func(*CheckResult)) error {
 	return nil
 }
 
-// Report is a result as the check command prints it: a headline, then for a failure (or
-// always, if verbose) the transcript, what was expected and the hint. Lines are wrapped to
-// fit 80 columns where they are prose.
-func (res *CheckResult) Report(verbose, colour bool) string {
-	paint := func(code, s string) string {
-		if !colour {
-			return s
-		}
-		return "\x1b[" + code + "m" + s + "\x1b[0m"
-	}
-	var b strings.Builder
-	kind := ""
-	if !res.Check.Required {
-		kind = " (observation)"
-	}
-	head := res.Check.Name + kind + ": " + res.Check.Title
-	showTranscript := verbose
-	switch {
-	case res.Err != nil:
-		b.WriteString(paint("31", "✗ ") + head + "\n")
-		showTranscript = true
-	case !res.Passed:
-		b.WriteString(paint("31", "✗ ") + head + "\n")
-		showTranscript = true
-	case res.Skipped != "":
-		b.WriteString(paint("33", "- ") + head + "\n")
-	case !res.Check.Required:
-		b.WriteString(paint("36", "• ") + head + "\n")
-	default:
-		b.WriteString(paint("32", "✓ ") + head + "\n")
-	}
-	if showTranscript {
-		for _, line := range res.Transcript {
-			b.WriteString("    " + line + "\n")
-		}
-	}
-	switch {
-	case res.Err != nil:
-		b.WriteString(wrap("could not run: "+res.Err.Error(), "  ", "    "))
-	case !res.Passed:
-		b.WriteString(wrap(paint("1", "expected: ")+res.Expected, "  ", "    "))
-		b.WriteString(wrap(paint("1", "hint: ")+res.Hint, "  ", "    "))
-	case res.Skipped != "":
-		b.WriteString(wrap(res.Skipped, "  ", "  "))
-	}
-	if res.Observation != "" && res.Passed {
-		b.WriteString(wrap(res.Observation, "  ", "  "))
-	}
-	if res.Killed && res.Passed {
-		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  "))
-	}
-	return b.String()
-}
-
-// wrap breaks text into lines of at most 78 columns, the first indented by first, the rest
-// by rest.
-func wrap(text, first, rest string) string {
-	// A quoted string is one word: its spaces are bytes to show, not places to break.
-	const nbsp = "\x00"
-	text = quoted.ReplaceAllStringFunc(text, func(q string) string { return strings.ReplaceAll(q, " ", nbsp) })
-	var b strings.Builder
-	line := first
-	empty := true
-	for _, word := range strings.Fields(text) {
-		word = strings.ReplaceAll(word, nbsp, " ")
-		if !empty && utf8.RuneCountInString(stripColour(line))+1+utf8.RuneCountInString(stripColour(word)) > 78 {
-			b.WriteString(line + "\n")
-			line, empty = rest, true
-		}
-		if !empty {
-			line += " "
-		}
-		line += word
-		empty = false
-	}
-	b.WriteString(line + "\n")
-	return b.String()
-}
-
-// quoted matches a string as strconv.Quote writes it.
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-
-func stripColour(s string) string {
-	for {
-		start := strings.Index(s, "\x1b[")
-		if start < 0 {
-			return s
-		}
-		end := strings.IndexByte(s[start:], 'm')
-		if end < 0 {
-			return s
-		}
-		s = s[:start] + s[start+end+1:]
-	}
+// isTimeout reports whether err is a deadline that expired.
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
 }

@@ -1,15 +1,16 @@
 //go:build !linux
 
-package harness
+package tester
 
 import (
 	"errors"
 	"time"
 )
 
-// CPUSupported reports whether CPUTime can read a running process's CPU time on this OS.
-// Elsewhere than Linux, measure a process's CPU after it has stopped (see CPUUse).
-const CPUSupported = false
+// ProcReadable reports whether this system lets a running process's CPU time, memory and
+// descriptors be read: they need Linux's /proc. Elsewhere, a process's CPU can be measured
+// only once it has stopped (see harness.MeasureCPU).
+const ProcReadable = false
 
 var errNoProc = errors.New("reading a running process's CPU time, memory and descriptors needs Linux's /proc")
 
@@ -39,3 +40,9 @@ type Descriptors struct {
 
 // OpenDescriptors needs /proc.
 func OpenDescriptors(pid int) (Descriptors, error) { return Descriptors{}, errNoProc }
+
+// GroupCPUTime needs /proc.
+func GroupCPUTime(pgid int) (time.Duration, error) { return 0, errNoProc }
+
+// acceptQueue cannot be read without /proc.
+func acceptQueue(port int) (waiting int, ok bool) { return 0, false }

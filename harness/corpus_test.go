@@ -1,0 +1,168 @@
+//go:build linux || darwin
+
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// corpusVerdict is a corpus server's verdict.json: how to build and run it, and which required
+// checks it must fail at each stage it claims (every other required check must pass).
+type corpusVerdict struct {
+	Lang   string              `json:"lang"`
+	Build  []string            `json:"build"`
+	Run    []string            `json:"run"`
+	Stages map[string]struct { // by stage number
+		Fail []string `json:"fail"`
+	} `json:"stages"`
+	Why string `json:"why"`
+}
+
+// corpusToolchains is the command each language of the corpus needs.
+var corpusToolchains = map[string]string{"python3": "python3", "cc": "cc", "go": "go", "node": "node"}
+
+// The servers of testdata/corpus were written the way people outside this repository write
+// them, in Python, C, Go and Node. Each gets the verdict its verdict.json gives it at each
+// stage it claims: a correct one passes every required check, a buggy one fails exactly the
+// checks of its bug. A language whose toolchain is missing is skipped, and said so once.
+func TestCheckCorpus(t *testing.T) {
+	root, err := Root()
+	require.NoError(t, err)
+	dirs, err := filepath.Glob(filepath.Join(root, "harness", "testdata", "corpus", "*", "verdict.json"))
+	require.NoError(t, err)
+	if len(dirs) == 0 {
+		t.Skip("no corpus in this checkout (harness/testdata/corpus)")
+	}
+
+	type entry struct {
+		name    string
+		verdict corpusVerdict
+		program *Program
+		stages  []int
+		failed  map[int][]string // required checks that failed, by stage
+		reports map[int]string   // their reports, for the test's message
+		took    time.Duration
+		err     error
+	}
+	var entries []*entry
+	missing := map[string]bool{}
+	for _, path := range dirs {
+		dir := filepath.Dir(path)
+		e := &entry{name: filepath.Base(dir), failed: map[int][]string{}, reports: map[int]string{}}
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(data, &e.verdict), path)
+		tool, known := corpusToolchains[e.verdict.Lang]
+		require.True(t, known, "%s: unknown lang %q", path, e.verdict.Lang)
+		if _, err := exec.LookPath(tool); err != nil {
+			missing[e.verdict.Lang] = true
+			continue
+		}
+		out := t.TempDir()
+		fill := func(args []string) []string {
+			filled := make([]string, len(args))
+			for i, a := range args {
+				filled[i] = strings.NewReplacer("{dir}", dir, "{out}", out).Replace(a)
+			}
+			return filled
+		}
+		if len(e.verdict.Build) > 0 {
+			build := fill(e.verdict.Build)
+			cmd := exec.Command(build[0], build[1:]...)
+			cmd.Dir = root // a Go build runs inside this module
+			if output, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %s: %v\n%s", e.name, ShellWords(build), err, output)
+			}
+		}
+		e.program = &Program{Args: fill(e.verdict.Run)}
+		for stage := range e.verdict.Stages {
+			n, err := strconv.Atoi(stage)
+			require.NoError(t, err, "%s: stage %q", path, stage)
+			e.stages = append(e.stages, n)
+		}
+		sort.Ints(e.stages)
+		entries = append(entries, e)
+	}
+	var langs []string
+	for lang := range missing {
+		langs = append(langs, lang)
+	}
+	sort.Strings(langs)
+	for _, lang := range langs {
+		t.Logf("no %s on this machine: the corpus's %s servers are skipped", corpusToolchains[lang], lang)
+	}
+
+	// Six servers at a time: most of a check is waiting, each server has its own port and
+	// process group, and CPU is measured per group. The servers of stage 5 go first: their
+	// floods take longest.
+	floods := func(e *entry) int {
+		if slices.Contains(e.stages, 5) {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(entries, func(a, b *entry) int { return floods(b) - floods(a) })
+	running := make(chan struct{}, 6)
+	var wg sync.WaitGroup
+	for _, e := range entries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			running <- struct{}{}
+			defer func() { <-running }()
+			start := time.Now()
+			defer func() { e.took = time.Since(start) }()
+			for _, stage := range e.stages {
+				for _, check := range StageChecks(stage) {
+					if !check.Required {
+						continue
+					}
+					res := RunCheck(e.program, stage, check)
+					if res.Err != nil {
+						e.err = fmt.Errorf("stage %d, %s: %v\n%s", stage, check.Name, res.Err, res.Report(true, false))
+						return
+					}
+					if !res.Passed {
+						e.failed[stage] = append(e.failed[stage], check.Name)
+						e.reports[stage] += res.Report(false, false)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(entries, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
+	for _, e := range entries {
+		t.Run(e.name, func(t *testing.T) {
+			t.Logf("checked in %s", e.took.Round(100*time.Millisecond))
+			require.NoError(t, e.err)
+			for _, stage := range e.stages {
+				want := slices.Clone(e.verdict.Stages[strconv.Itoa(stage)].Fail)
+				got := slices.Clone(e.failed[stage])
+				sort.Strings(want)
+				sort.Strings(got)
+				if want == nil {
+					want = []string{}
+				}
+				if got == nil {
+					got = []string{}
+				}
+				require.Equal(t, want, got, "stage %d of %s (%s): the required checks that failed\n%s",
+					stage, e.name, e.verdict.Why, e.reports[stage])
+			}
+		})
+	}
+}

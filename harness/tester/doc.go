@@ -1,0 +1,18 @@
+// Package tester checks a chat server from outside, whoever wrote it and in whatever
+// language: it starts the server, connects clients, reads what the server prints, measures
+// its CPU, and judges each stage's lesson. `go run ./harness/cmd/check` runs it against
+// anybody's server, and the tests of package harness run the very same checks against the
+// workshop's own stages. It imports no test framework.
+//
+// The map:
+//
+//   - process.go: Command, the one way this repository starts and watches a program (its
+//     output on a pseudo-terminal or a pipe, its process group, its stop and its CPU).
+//   - program.go: Program, somebody's server as the checks start, stop and restart it.
+//   - check.go: a check's run and its clients; report.go: a result as the command prints it.
+//   - stages.go and stage6.go: the checks of stages 1 to 5 and of stage 6 (Budget Chat),
+//     each with what the lesson or the statement requires and what is only ours.
+//   - proc_linux.go: the one /proc reader (CPU time, memory, descriptors, a process group,
+//     the accept queue); cpu.go: the one CPU meter.
+//   - terminal_*.go: opening a pseudo-terminal on Linux and macOS.
+package tester

@@ -1,0 +1,229 @@
+package tester
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Deadline is how long a check waits for something that should happen. It is generous on
+// purpose: a check that waits for an event goes on as soon as it happens, so a long deadline
+// costs nothing when all is well, and a shared, noisy machine does not fail a good server.
+const Deadline = 10 * time.Second
+
+// Command says how to start a program. It is the one way this repository starts and watches
+// a program: the tester's Program (somebody's server) and the harness's Process (our own
+// programs, in the tests) are both built on it.
+type Command struct {
+	Args  []string
+	Env   []string  // added to this program's environment
+	Stdin io.Reader // nil: /dev/null
+	// Terminal puts standard output and error on a pseudo-terminal, as `script` and `unbuffer`
+	// do: a program's runtime (C's stdio, Nim, Python...) then writes each line as it is
+	// printed, where into a pipe it would hold lines in a buffer until it is full or the
+	// program exits.
+	Terminal bool
+	// Stderr receives standard error apart; nil sends it with standard output into Line, in
+	// the order they were written.
+	Stderr io.Writer
+	Group  bool              // a process group of its own, stopped as a whole
+	Line   func(line string) // each line of output as it comes, without its "\n"
+}
+
+// ErrNoTerminal is why a Command with Terminal could not start: no pseudo-terminal could be
+// opened.
+var ErrNoTerminal = errors.New("no pseudo-terminal for the program's output")
+
+// Running is a started Command.
+type Running struct {
+	cmd    *exec.Cmd
+	pgid   int           // its process group, if Group (else 0)
+	exited chan struct{} // closed once it has ended and status and state are set
+	read   chan struct{} // closed once everything it printed has been read
+	status string        // how it ended: "exit status 1", "signal: killed"
+	state  *os.ProcessState
+}
+
+// Start starts the command; its output is passed to Line from a goroutine of its own.
+func (c Command) Start() (*Running, error) {
+	if len(c.Args) == 0 {
+		return nil, errors.New("no command to run")
+	}
+	cmd := exec.Command(c.Args[0], c.Args[1:]...)
+	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.Stdin = c.Stdin
+	if c.Group {
+		cmd.SysProcAttr = groupAttr()
+	}
+	var reader, writer *os.File
+	var err error
+	if c.Terminal {
+		reader, writer, err = outputTerminal()
+	} else {
+		reader, writer, err = os.Pipe()
+	}
+	if err != nil {
+		if reader != nil {
+			reader.Close()
+			writer.Close()
+		}
+		if c.Terminal {
+			return nil, fmt.Errorf("%w: %v", ErrNoTerminal, err)
+		}
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = writer, writer
+	if c.Stderr != nil {
+		cmd.Stderr = c.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		reader.Close()
+		writer.Close()
+		return nil, err
+	}
+	// The program's copies keep the pipe or terminal open until the last of them exits; then
+	// the reader sees the end (EOF, or EIO from a terminal).
+	writer.Close()
+	r := &Running{cmd: cmd, exited: make(chan struct{}), read: make(chan struct{})}
+	if c.Group {
+		r.pgid = cmd.Process.Pid
+	}
+	go r.collect(reader, c.Line)
+	go r.wait()
+	return r, nil
+}
+
+func (r *Running) collect(output *os.File, line func(string)) {
+	defer close(r.read)
+	defer output.Close()
+	in := bufio.NewReaderSize(output, 64<<10)
+	for {
+		text, err := in.ReadString('\n')
+		if text != "" && line != nil {
+			line(strings.TrimSuffix(text, "\n"))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (r *Running) wait() {
+	err := r.cmd.Wait()
+	status := "exit status 0"
+	if err != nil {
+		status = err.Error()
+	}
+	r.status, r.state = status, r.cmd.ProcessState
+	close(r.exited)
+}
+
+// PID is the program's process id.
+func (r *Running) PID() int { return r.cmd.Process.Pid }
+
+// Exited is closed once the program has ended.
+func (r *Running) Exited() <-chan struct{} { return r.exited }
+
+// Read is closed once everything the program printed has been read.
+func (r *Running) Read() <-chan struct{} { return r.read }
+
+// Status says how the program ended ("exit status 1", "signal: segmentation fault"), or ""
+// while it runs.
+func (r *Running) Status() string {
+	select {
+	case <-r.exited:
+		return r.status
+	default:
+		return ""
+	}
+}
+
+// State is the ended program's state, or nil while it runs.
+func (r *Running) State() *os.ProcessState {
+	select {
+	case <-r.exited:
+		return r.state
+	default:
+		return nil
+	}
+}
+
+// Signal sends sig to the program.
+func (r *Running) Signal(sig os.Signal) error { return r.cmd.Process.Signal(sig) }
+
+// Kill kills the program, and its group if it has one, and waits up to wait for its end.
+func (r *Running) Kill(wait time.Duration) {
+	if r.pgid != 0 {
+		signalGroup(r.pgid, syscall.SIGKILL)
+	}
+	_ = r.cmd.Process.Kill()
+	select {
+	case <-r.exited:
+	case <-time.After(wait):
+	}
+}
+
+// Stop ends the program's whole process group: SIGTERM, then SIGKILL if anything in it still
+// runs after grace. It reports whether it had to kill, and waits until everything the program
+// printed has been read (or a second, if something outside the group still holds its output).
+func (r *Running) Stop(grace time.Duration) (killed bool) {
+	if r.pgid != 0 && groupAlive(r.pgid) {
+		signalGroup(r.pgid, syscall.SIGTERM)
+		if !r.waitGroup(grace) {
+			killed = true
+			signalGroup(r.pgid, syscall.SIGKILL)
+			r.waitGroup(grace)
+		}
+	} else if r.pgid == 0 && r.Status() == "" {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(grace):
+			killed = true
+			_ = r.cmd.Process.Kill()
+		}
+	}
+	select {
+	case <-r.exited:
+	case <-time.After(grace):
+	}
+	select {
+	case <-r.read:
+	case <-time.After(time.Second):
+	}
+	return killed
+}
+
+// waitGroup waits up to d for the program to end and its process group to be empty.
+func (r *Running) waitGroup(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		select {
+		case <-r.exited:
+			if !groupAlive(r.pgid) {
+				return true
+			}
+		default:
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// CPU measures how much of one core the program uses over window: its whole process group's
+// if it has one.
+func (r *Running) CPU(window time.Duration) (float64, error) {
+	if r.pgid != 0 {
+		return CPUShare(window, func() (time.Duration, error) { return GroupCPUTime(r.pgid) })
+	}
+	pid := r.PID()
+	return CPUShare(window, func() (time.Duration, error) { return CPUTime(pid) })
+}

@@ -1,0 +1,778 @@
+//go:build linux || darwin
+
+package tester
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// StageTitles names each stage's lesson, as the check command prints it.
+var StageTitles = map[int]string{
+	1: "a blocking server reads 10-byte pieces",
+	2: "whole lines, SO_REUSEADDR, one client",
+	3: "non-blocking sockets, many clients",
+	4: "broadcast",
+	5: "select: sleep until a socket is ready",
+	6: "names and presence (Budget Chat)",
+}
+
+// StageChecks lists the checks of a stage, required ones first. Stages 1 to 3 show their
+// lesson only in the server's log, so their checks read it, looking for lines that end with
+// each message (`Server: received from client: Hello`); from stage 4 on, the checks look only
+// at what the clients receive. Each check says what the lesson (or, at stage 6, Budget Chat's
+// statement) requires, and what is only how our stages do it.
+func StageChecks(stage int) []Check {
+	switch stage {
+	case 1:
+		return []Check{pieces}
+	case 2:
+		return []Check{lines, restart, secondClient}
+	case 3:
+		return []Check{clients, leaveLog, resetLog, idleCPU}
+	case 4:
+		return []Check{broadcast, leave, reset, wholeLines, notText, idleCPU}
+	case 5:
+		return []Check{broadcast, leave, reset, wholeLines, notText, idleCPUSelect, framing, catchUp, stalled}
+	case 6:
+		return stage6Checks()
+	}
+	return nil
+}
+
+// The log of stages 1 to 3 is judged by its ends only: what comes before a message is the
+// server's own affair.
+const logStyle = "our log says `Server: received from client: MESSAGE`; any line that ends " +
+	"with the message will do"
+
+var (
+	pieces = Check{Name: "pieces", Title: "two messages come out as 10-byte pieces in the log", Required: true,
+		Requires: "the stream is read 10 bytes at a time and each piece printed as it comes, " +
+			"so that the log shows that TCP keeps no message boundaries",
+		Ours: logStyle, Run: checkPieces}
+	lines = Check{Name: "lines", Title: `whole lines in the log, ended by "\n" or "\r\n"`, Required: true,
+		Requires: `each line is read up to its end, "\n" or "\r\n", and printed whole without its terminator`,
+		Ours:     logStyle, Run: checkLines}
+	restart = Check{Name: "restart", Title: "a restart right after a stop with a client connected", Required: true,
+		Requires: "SO_REUSEADDR: the server listens again on its port at once, though the " +
+			"last connection waits in TIME_WAIT",
+		Run: checkRestart}
+	secondClient = Check{Name: "second-client", Title: "is a second client served?", Required: false,
+		Ours: "stage 2 serves one client; stage 3 is the step that serves more", Run: observeSecondClient}
+	clients = Check{Name: "clients", Title: "several clients, every line of each in the log", Required: true,
+		Requires: "non-blocking sockets in one loop: every connected client is read", Ours: logStyle,
+		Run: checkClients}
+	leaveLog = Check{Name: "leave", Title: "a client leaves: the rest still heard", Required: true,
+		Requires: "a read of 0 bytes means the client left: the server drops it and goes on " +
+			"reading the others",
+		Ours: "our log says `Server: client disconnected`; that line is only reported", Run: checkLeaveLog}
+	resetLog = Check{Name: "reset", Title: "a client vanishes with a reset: the rest still heard", Required: true,
+		Requires: "a connection reset (ECONNRESET) is one more way a client leaves: the server " +
+			"stays up and goes on reading the others and accepting newcomers",
+		Run: checkResetLog}
+	idleCPU = Check{Name: "idle-cpu", Title: "CPU used with nobody talking", Required: false,
+		Ours: "stages 3 and 4 poll and burn a core, which is their lesson; stage 5 sleeps",
+		Run:  observeIdleCPU}
+	broadcast = Check{Name: "broadcast", Title: "every line to every other client, not its sender", Required: true,
+		Requires: "each line goes to every other client, never back to its sender; " +
+			`it may end in "\n" or "\r\n"`,
+		Ours: `ours end every relayed line in "\r\n", as the article's do`, Run: checkBroadcast}
+	leave = Check{Name: "leave", Title: "a client leaves: the others still hear each other", Required: true,
+		Requires: "a client that left is dropped, and a failed write to it does not stop the broadcast",
+		Run:      checkLeave}
+	reset = Check{Name: "reset", Title: "a client vanishes with a reset: the others still served", Required: true,
+		Requires: "a connection reset (ECONNRESET on a read, EPIPE on a write) ends that client " +
+			"only: the server stays up, the others still hear each other, a newcomer is served",
+		Run: checkReset}
+	wholeLines = Check{Name: "whole-lines", Title: "two long lines sent at once arrive whole", Required: true,
+		Requires: "the server relays lines, not reads: two clients' long lines, each in several " +
+			"writes at the same time, reach every receiver whole, never mixed",
+		Run: checkWholeLines}
+	notText = Check{Name: "not-text", Title: "bytes that are not text: the others still served", Required: true,
+		Requires: "invalid UTF-8 and control bytes in a line do not end the server or stop it " +
+			"serving the others",
+		Ours: "ours relay the bytes as they came; dropping the line or its sender is allowed too",
+		Run:  checkNotText}
+	idleCPUSelect = Check{Name: "idle-cpu", Title: "under 2% of a core with 50 idle clients", Required: true,
+		Requires: "the server sleeps in select (or poll, epoll, kqueue) until a socket is ready",
+		Ours:     "the 2% bound is ours: a server that sleeps uses about none", Run: checkIdleCPU}
+	framing = Check{Name: "framing", Title: "two lines in one write, one line in two writes", Required: true,
+		Requires: "every complete line of every read is relayed, and an unfinished line waits for its end",
+		Run:      checkFraming}
+	catchUp = Check{Name: "catch-up", Title: "a reader 1 MB behind gets every line once it reads", Required: true,
+		Requires: "what a socket did not take is kept and sent when it is writable again; the " +
+			"server sleeps again once it is sent",
+		Ours: "several senders share the flood so that each stays within a flood-control burst " +
+			"(ours allow 256 KiB at once); the lesson judged is the same",
+		Run: checkCatchUp}
+	stalled = Check{Name: "stalled", Title: "a client that stops reading does not stop the others", Required: true,
+		Requires: "no write waits for one client: a client that does not read holds up nobody " +
+			"(it may be dropped)",
+		Ours: "several senders share the 6 MB so that each stays within a flood-control burst " +
+			"(ours allow 256 KiB at once); ours drop a client 4 MiB behind",
+		Run: checkStalled}
+)
+
+// The article's two messages, and the 10-byte pieces a server that reads 10 bytes at a time
+// makes of them.
+const (
+	articleFirst  = "Hello, world"
+	articleSecond = "Lorem ipsum dolor sit amet, consectetur adipiscing elit."
+)
+
+// ArticlePieces are the pieces, the last one short.
+var ArticlePieces = []string{
+	"Hello, wor", "ldLorem ip", "sum dolor ", "sit amet, ", "consectetu", "r adipisci", "ng elit.",
+}
+
+// endsWith matches a log line that ends with message ("Server: received from client: Hello").
+func endsWith(message string) func(string) bool {
+	return func(line string) bool { return strings.HasSuffix(line, message) }
+}
+
+// waitLog waits for a log line ending with message, and fails with hint if none comes.
+func (r *Run) waitLog(message, hint string) {
+	if _, ok := r.WaitLog(Deadline, endsWith(message)); !ok {
+		r.Say("no log line ending in %q within %s", message, human(Deadline))
+		r.Fail(fmt.Sprintf("a log line ending in %q, such as %q", message, "Server: received from client: "+message),
+			hint)
+	}
+}
+
+func checkPieces(r *Run) {
+	c := r.Client()
+	// One write: however the server reads, its pieces are then the same as the article's.
+	c.Send(articleFirst + articleSecond)
+	hint := "stage 1 reads exactly 10 bytes at a time and prints each piece as it comes " +
+		"(`Server: received from client: Hello, wor`): TCP is a stream of bytes, and the pieces " +
+		"show that nothing in it marks where a message ends"
+	last := len(ArticlePieces) - 1
+	for _, piece := range ArticlePieces[:last] {
+		r.waitLog(piece, hint)
+	}
+	// The last 8 bytes: a read of exactly 10 bytes (Nim's recv(10), Go's io.ReadFull) waits
+	// for 2 more, until the client leaves; a plain read returns them at once.
+	if _, ok := r.WaitLog(300*time.Millisecond, endsWith(ArticlePieces[last])); ok {
+		r.Note("last piece", "before close")
+		c.Close()
+	} else {
+		r.Say("the last 8 bytes did not come out within 300 ms: the read waits for 10 bytes")
+		c.Close()
+		r.waitLog(ArticlePieces[last], "when the client leaves, print the last, shorter piece too")
+		r.Note("last piece", "after close")
+	}
+}
+
+func checkLines(r *Run) {
+	c := r.Client()
+	hint := "read up to the end of each line, \"\\n\" or \"\\r\\n\", and print the line whole " +
+		"(`Server: received from client: Hello, world`)"
+	for _, send := range []struct{ bytes, lines string }{
+		{articleFirst + "\r\n", articleFirst},
+		{articleSecond + "\n", articleSecond},
+		{"one\r\ntwo\n", "one\ntwo"},
+	} {
+		c.Send(send.bytes)
+		for _, message := range strings.Split(send.lines, "\n") {
+			line, ok := r.WaitLog(Deadline, func(line string) bool {
+				return strings.HasSuffix(strings.TrimSuffix(line, "\r"), message)
+			})
+			if !ok {
+				r.Say("no log line ending in %q within %s", message, human(Deadline))
+				r.Fail(fmt.Sprintf("a log line ending in %q", message), hint)
+			}
+			if strings.HasSuffix(line, "\r") {
+				r.Fail(fmt.Sprintf("a log line ending in %q, without the \"\\r\"", message),
+					"the \"\\r\" of \"\\r\\n\" is still in the message: strip the whole terminator, \"\\r\\n\" as well as \"\\n\"")
+			}
+		}
+	}
+}
+
+func checkRestart(r *Run) {
+	c := r.Client()
+	c.Send("before the restart\r\n")
+	r.waitLog("before the restart", "print each line the client sends")
+	// Stopped while the client is connected, the server's end of the connection closes
+	// first, and its port waits in TIME_WAIT once the client closes too.
+	r.Stop()
+	c.ExpectClosed("a stopped server's connections close")
+	c.Close()
+	if err := r.Restart(); err != nil {
+		r.Fail(fmt.Sprintf("your server to listen on port %d again at once", r.port),
+			"your server could not listen on the port it had a moment ago: a connection closed "+
+				"by the server waits in TIME_WAIT, and only a socket with SO_REUSEADDR set "+
+				"before bind may take its port (the article's OptReuseAddr)")
+	}
+	again := r.Client()
+	again.Send("after the restart\r\n")
+	r.waitLog("after the restart", "print each line the client sends")
+}
+
+func observeSecondClient(r *Run) {
+	first := r.Client()
+	second := r.Client()
+	second.Send("Hola, mundo\r\n")
+	if _, ok := r.WaitLog(500*time.Millisecond, endsWith("Hola, mundo")); ok {
+		r.Note("second client served", "yes")
+		r.Observe("client-2 was served while client-1 stayed connected: your server is " +
+			"already doing stage 3's work.")
+		return
+	}
+	r.Say("no log line for client-2 within 500 ms")
+	first.Send("Foo\r\n")
+	r.waitLog("Foo", "print each line the client sends")
+	r.Note("second client served", "no")
+	r.Observe("client-2 connected (the kernel queued it) but was never served while client-1 " +
+		"stayed: one blocking loop serves one client. Stage 3 fixes this.")
+}
+
+// greeting is what each client says in turn in the checks of several clients.
+var greeting = []string{"Hello\r\n", "Hola\n", "Foo\r\n"}
+
+func checkClients(r *Run) {
+	clients := []*Client{r.Client(), r.Client(), r.Client()}
+	for i, c := range clients {
+		c.Send(greeting[i])
+		r.waitLog(strings.TrimRight(greeting[i], "\r\n"),
+			"every client must be read: accept new clients and read from all of them in one "+
+				"loop, with non-blocking sockets, so that no call waits for one client")
+	}
+}
+
+func checkLeaveLog(r *Run) {
+	clients := []*Client{r.Client(), r.Client(), r.Client()}
+	for i, c := range clients {
+		c.Send(greeting[i])
+		r.waitLog(strings.TrimRight(greeting[i], "\r\n"), "print each line the client sends")
+	}
+	clients[1].Close()
+	line, ok := r.WaitLog(2*time.Second, func(line string) bool {
+		lower := strings.ToLower(line)
+		return strings.HasSuffix(strings.TrimRight(line, " \r"), "received from client:") ||
+			strings.Contains(lower, "disconnect") || strings.Contains(lower, "left") || strings.Contains(lower, "closed")
+	})
+	switch {
+	case !ok:
+		r.Observe("Your server printed no line saying that client-2 left (ours print " +
+			"`Server: client disconnected`); it is not required.")
+	case strings.Contains(line, "received from client:") && !strings.Contains(strings.ToLower(line), "disconnect"):
+		r.Note("empty message", "yes")
+		r.Observe("When client-2 left, your server printed an empty message (%q) before going "+
+			"on: a read of 0 bytes means the client left, not that it sent nothing (the "+
+			"article's listing misses a `continue` there). It is not required.", line)
+	}
+	clients[0].Send("Bar\r\n")
+	r.waitLog("Bar", "after a client leaves, keep reading the others: a read of 0 bytes "+
+		"means that client closed its connection; drop it and go on")
+	clients[2].Send("Baz\r\n")
+	r.waitLog("Baz", "after a client leaves, keep reading the others")
+}
+
+// resetHint is the lesson of a client that vanished with a reset.
+const resetHint = "a connection reset (ECONNRESET on a read, EPIPE or SIGPIPE on a write) " +
+	"is one more way for a client to leave: drop that client and go on serving the others; " +
+	"never let the error end the server (in C, ignore SIGPIPE or send with MSG_NOSIGNAL; in " +
+	"Node, handle each socket's 'error' event; in Python, catch ConnectionResetError)"
+
+func checkResetLog(r *Run) {
+	clients := []*Client{r.Client(), r.Client(), r.Client()}
+	for i, c := range clients {
+		c.Send(greeting[i])
+		r.waitLog(strings.TrimRight(greeting[i], "\r\n"), "print each line the client sends")
+	}
+	clients[1].Reset()
+	clients[0].Send("Bar\r\n")
+	r.waitLog("Bar", resetHint)
+	clients[2].Send("Baz\r\n")
+	r.waitLog("Baz", resetHint)
+	newcomer := r.Client()
+	newcomer.Send("Qux\r\n")
+	r.waitLog("Qux", "after a client vanished, keep accepting newcomers: "+resetHint)
+}
+
+func observeIdleCPU(r *Run) {
+	r.Client()
+	use := r.CPU(time.Second)
+	next := "Stage 5 fixes this: it sleeps in select until a socket is ready."
+	if use >= 0.25 {
+		r.Observe("Your server used %.0f%% of a core with one client connected and nobody "+
+			"talking: a loop that asks every socket again and again burns a core. That is "+
+			"this stage's lesson. %s", use*100, next)
+		return
+	}
+	r.Observe("Your server used %.0f%% of a core with one client connected and nobody "+
+		"talking: it already sleeps until there is work, as stage 5 does.", use*100)
+}
+
+// echoHint is the lesson of a line that came back to its sender.
+const echoHint = "the line came back to its sender: skip the sender when you broadcast"
+
+// isLine reports whether got is the line want, ended by "\n" or "\r\n": from stage 2 on,
+// either ending is a line.
+func isLine(got, want string) bool { return got == want+"\n" || got == want+"\r\n" }
+
+// expectRelayed reads the line message (without its ending) that a client should have been
+// sent, and notes which ending it came with.
+func expectRelayed(c *Client, message string) {
+	got, err := c.ReadLine(Deadline)
+	if err == nil && isLine(got, message) {
+		if strings.HasSuffix(got, "\r\n") {
+			c.run.Note("ending", `\r\n`)
+		} else {
+			c.run.Note("ending", `\n`)
+		}
+		return
+	}
+	hint := "send each line to every client except its sender"
+	if err != nil {
+		hint = fmt.Sprintf("%s heard nothing: %s", c.Name, hint)
+	}
+	c.run.Fail(fmt.Sprintf("%s to receive %s, ended by \"\\n\" or \"\\r\\n\"", c.Name, quote(message)), hint)
+}
+
+// noteEnding turns the ending the relayed lines came with into the note of a passing check.
+func noteEnding(r *Run) {
+	if r.result.Notes["ending"] == `\n` {
+		r.Observe(`Your server ends relayed lines in "\n" (ours send "\r\n", as the article's do); either is a line.`)
+	}
+}
+
+func checkBroadcast(r *Run) {
+	clients := []*Client{r.Client(), r.Client(), r.Client()}
+	clients[0].Send("Hello\r\n")
+	expectRelayed(clients[1], "Hello")
+	expectRelayed(clients[2], "Hello")
+	clients[0].ExpectNothing(300*time.Millisecond, echoHint)
+
+	clients[1].Send("Hola\n")
+	expectRelayed(clients[0], "Hola")
+	expectRelayed(clients[2], "Hola")
+	clients[1].ExpectNothing(100*time.Millisecond, echoHint)
+	noteEnding(r)
+}
+
+func checkLeave(r *Run) {
+	clients := []*Client{r.Client(), r.Client(), r.Client()}
+	clients[2].Send("I am leaving\r\n")
+	expectRelayed(clients[0], "I am leaving")
+	expectRelayed(clients[1], "I am leaving")
+	clients[2].Close()
+	left := "after client-3 left: a client that left is removed, and a write to it that fails " +
+		"(EPIPE, or SIGPIPE in C) must not stop the broadcast to the others"
+	stillHeard(r, clients[0], clients[1], left)
+}
+
+// stillHeard has two clients talk to each other, failing with hint if one is not heard.
+func stillHeard(r *Run, a, b *Client, hint string) {
+	for _, turn := range []struct{ from, to *Client }{{a, b}, {b, a}} {
+		message := "still here? says " + turn.from.Name
+		turn.from.Send(message + "\r\n")
+		got, err := turn.to.ReadOthers(Deadline, true)
+		if err != nil || !isLine(got, message) {
+			r.Fail(fmt.Sprintf("%s to receive %q", turn.to.Name, message), turn.to.Name+" heard nothing "+hint)
+		}
+	}
+}
+
+func checkReset(r *Run) {
+	clients := []*Client{r.Client(), r.Client(), r.Client()}
+	clients[2].Send("I am leaving\r\n")
+	expectRelayed(clients[0], "I am leaving")
+	expectRelayed(clients[1], "I am leaving")
+	clients[2].Reset()
+	stillHeard(r, clients[0], clients[1], "after client-3 vanished: "+resetHint)
+	welcome(r, clients[0], clients[1], "after a client vanished, a newcomer is served like anyone: "+resetHint)
+}
+
+// welcome connects a newcomer and has it heard by a and hear a, b hearing a too. The newcomer
+// speaks first: once its line is relayed, the server is reading it, so it has joined (a
+// server with a thread per client adds the client in that thread, a moment after accepting).
+func welcome(r *Run, a, b *Client, hint string) {
+	newcomer := r.Client()
+	hello := "hello, I am " + newcomer.Name
+	newcomer.Send(hello + "\n")
+	// Lines relayed earlier by other threads of a server may still come first: a few are
+	// passed over.
+	if skipTo(a, hello, 3) == "" {
+		r.Fail(fmt.Sprintf("%s to receive %q", a.Name, hello), hint)
+	}
+	message := "welcome, " + newcomer.Name
+	a.Send(message + "\n")
+	for _, c := range []*Client{b, newcomer} {
+		if skipTo(c, message, 3) == "" {
+			r.Fail(fmt.Sprintf("%s to receive %q", c.Name, message), hint)
+		}
+	}
+}
+
+// Whole lines: two clients take turns writing pieces of one long line each, a moment apart, so
+// that a relay that passes on what each read returns, instead of whole lines, mixes them.
+const (
+	wholeRounds = 3
+	wholePieces = 4
+	// wholeGap is the pause between two writes: long enough for a server to read each piece
+	// on its own, as it would over a real network, where a long line comes in several
+	// segments.
+	wholeGap = 30 * time.Millisecond
+)
+
+// longLine is the line client sends in round: size bytes, its name and round first.
+func longLine(client string, round, size int) string {
+	head := fmt.Sprintf("%s round %d ", client, round)
+	return head + strings.Repeat(string(rune('a'+round%26)), size-len(head))
+}
+
+// sendInTurns writes a and b in wholePieces pieces each, taking turns, the last piece of
+// each with its "\n".
+func sendInTurns(a, b *Client, lineA, lineB string) {
+	cut := func(line string, i int) string {
+		size := (len(line) + wholePieces - 1) / wholePieces
+		return line[min(i*size, len(line)):min((i+1)*size, len(line))]
+	}
+	a.remember(lineA)
+	b.remember(lineB)
+	for i := 0; i < wholePieces; i++ {
+		for _, w := range []struct {
+			c    *Client
+			line string
+		}{{a, lineA}, {b, lineB}} {
+			piece := cut(w.line, i)
+			if i == wholePieces-1 {
+				piece += "\n"
+			}
+			w.c.write(piece)
+			if i < wholePieces-1 || w.c == a {
+				time.Sleep(wholeGap)
+			}
+		}
+	}
+}
+
+// expectWhole reads len(want) lines at c, in any order, each of which must be one of want
+// whole; tag is what the server puts before a relayed message ("" or "[alice] ").
+func expectWhole(r *Run, c *Client, want map[string]bool, hint string) {
+	for range len(want) {
+		got, err := c.ReadOthers(Deadline, false)
+		message := strings.TrimSuffix(strings.TrimSuffix(got, "\n"), "\r")
+		if err == nil && want[message] {
+			delete(want, message)
+			continue
+		}
+		if err == nil {
+			c.run.say("[%s] received %s", c.Name, quote(got))
+			r.Say("%s", mixedWhere(message, want))
+		}
+		r.Fail(fmt.Sprintf("%s to receive each long line whole", c.Name), hint)
+	}
+}
+
+// mixedWhere says where a received line stops being the line it started as.
+func mixedWhere(got string, want map[string]bool) string {
+	best, at := "", -1
+	for line := range want {
+		n := 0
+		for n < len(got) && n < len(line) && got[n] == line[n] {
+			n++
+		}
+		if n > at {
+			best, at = line, n
+		}
+	}
+	if at <= 0 {
+		return fmt.Sprintf("that line starts as no line sent did (%s): the start of a line was lost, or lines were mixed", quote(got[:min(len(got), 20)]))
+	}
+	if at == len(best) && len(got) > len(best) {
+		return fmt.Sprintf("the line was %d bytes long, not %d: another line's bytes run on from byte %d", len(got), len(best), at)
+	}
+	return fmt.Sprintf("the line matches %s for its first %d bytes, then goes on with %s", quote(best[:min(len(best), 20)]), at, quote(got[at:min(len(got), at+20)]))
+}
+
+const wholeHint = "two clients' lines came mixed, or cut: relay whole lines, not whatever " +
+	"each read returns. Keep each client's bytes until its \"\\n\" arrives, however long " +
+	"that takes, and send the line to the others in one piece"
+
+func checkWholeLines(r *Run) {
+	a, b, c := r.Client(), r.Client(), r.Client()
+	wholeLinesBetween(r, a, b, c, 6000, "", "")
+}
+
+// wholeLinesBetween runs the rounds of whole-lines between senders a and b and a third client
+// c; tagA and tagB are what a relayed line of each starts with.
+func wholeLinesBetween(r *Run, a, b, c *Client, size int, tagA, tagB string) {
+	r.Say("%s and %s each send a %d-byte line in %d writes, taking turns; %d times",
+		a.Name, b.Name, size, wholePieces, wholeRounds)
+	for round := 0; round < wholeRounds; round++ {
+		lineA, lineB := longLine(a.Name, round, size), longLine(b.Name, round, size)
+		sendInTurns(a, b, lineA, lineB)
+		expectWhole(r, c, map[string]bool{tagA + lineA: true, tagB + lineB: true}, wholeHint)
+		expectWhole(r, a, map[string]bool{tagB + lineB: true}, wholeHint)
+		expectWhole(r, b, map[string]bool{tagA + lineA: true}, wholeHint)
+	}
+	r.Say("every line arrived whole, %d rounds", wholeRounds)
+}
+
+// NotTextLine is a line that is not text: invalid UTF-8, a NUL, control bytes and an escape
+// sequence that would clear a terminal.
+const NotTextLine = "caf\xe9 \xff\xfe\x00\x01\x07 \x1b[2J bytes\n"
+
+const notTextHint = "a line that is not text (invalid UTF-8, control bytes) must not end " +
+	"your server or stop it serving the others: relay the bytes as they came, or drop that " +
+	"line; a decoder that raises on invalid UTF-8 (Python's bytes.decode(), say) needs its " +
+	"error caught, or decode with errors=\"replace\""
+
+func checkNotText(r *Run) {
+	clients := []*Client{r.Client(), r.Client(), r.Client()}
+	clients[0].Send(NotTextLine)
+	// The line may be relayed, changed or dropped: what matters is what comes after it.
+	clients[1].Send("still here?\n")
+	got := skipTo(clients[2], "still here?", 2)
+	if got == "" {
+		r.Fail(fmt.Sprintf("%s to receive %q", clients[2].Name, "still here?"), notTextHint)
+	}
+	clients[2].Send("and you?\n")
+	if skipTo(clients[1], "and you?", 2) == "" {
+		r.Fail(fmt.Sprintf("%s to receive %q", clients[1].Name, "and you?"), notTextHint)
+	}
+	welcome(r, clients[1], clients[2], notTextHint)
+}
+
+// skipTo reads lines at c until one is want (ended by "\n" or "\r\n"), passing over at most
+// skip others first; it returns that line, or "" if it did not come.
+func skipTo(c *Client, want string, skip int) string {
+	for range skip + 1 {
+		got, err := c.ReadOthers(Deadline, true)
+		if err != nil {
+			return ""
+		}
+		if isLine(got, want) {
+			return got
+		}
+	}
+	return ""
+}
+
+func checkIdleCPU(r *Run) {
+	clients := r.Clients(50)
+	clients[49].Send("are you all there?\r\n")
+	expectRelayed(clients[0], "are you all there?")
+	// A client that left: stage 3's loop would spin on a socket that reads 0 bytes forever.
+	leaver := r.Client()
+	leaver.Close()
+	use := r.CPU(2 * time.Second)
+	if use >= 0.02 {
+		r.Fail("under 2% of a core with 50 clients connected and nobody talking",
+			fmt.Sprintf("your server used %.0f%% of a core with nobody talking: are you waiting "+
+				"with a zero timeout? Sleep in select (or poll, epoll, kqueue) with no timeout, "+
+				"and ask about writable sockets only while output waits for them", use*100))
+	}
+}
+
+func checkFraming(r *Run) {
+	sender, receiver := r.Client(), r.Client()
+	sender.Send("first\r\nsecond\n")
+	expectRelayed(receiver, "first")
+	// The second line came in the same write as the first, which has arrived: it is due now.
+	got, err := receiver.ReadLine(time.Second)
+	if err != nil || !isLine(got, "second") {
+		r.Fail(fmt.Sprintf("%s to receive %q", receiver.Name, "second"),
+			"only the first of two lines sent in one write came through: keep everything a read "+
+				"returns and relay every complete line in it (the article's last listing lost the rest)")
+	}
+	sender.Send("a line in ")
+	receiver.ExpectNothing(200*time.Millisecond,
+		"half a line was relayed as if it were a line: keep the bytes after the last \"\\n\" "+
+			"until the rest of the line arrives")
+	sender.Send("two writes\r\n")
+	got, err = receiver.ReadLine(Deadline)
+	if err != nil || !isLine(got, "a line in two writes") {
+		r.Fail(fmt.Sprintf("%s to receive %q", receiver.Name, "a line in two writes"),
+			"a line that came in two writes was lost or cut: keep the unfinished end of each "+
+				"client's input until the rest of its line arrives")
+	}
+}
+
+// FloodLine is the i-th line of a flood: 100 bytes with its terminator, numbered so that a
+// lost, cut or reordered line shows.
+func FloodLine(i int) string {
+	return fmt.Sprintf("line %07d %s\r\n", i, strings.Repeat("-", 85))
+}
+
+// SendFlood sends count numbered lines on conn from its own goroutine, never more than a
+// megabyte ahead of what the reader has counted in received: the client that plays a healthy
+// reader reads as fast as the checker can, which may be slower than the server. The channel
+// yields the write error, or nil once everything is sent.
+func SendFlood(conn net.Conn, count int, received *atomic.Int64) <-chan error {
+	return sendLines(conn, 0, count, received)
+}
+
+// sendLines sends lines first to first+count-1, as SendFlood does.
+func sendLines(conn net.Conn, first, count int, received *atomic.Int64) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		var batch strings.Builder
+		for i := first; i < first+count; i++ {
+			batch.WriteString(FloodLine(i))
+			if batch.Len() < 64<<10 && i < first+count-1 {
+				continue
+			}
+			// The deadline counts from the reader's last progress: with several senders, one
+			// may wait its turn for as long as the others take.
+			last, deadline := received.Load(), time.Now().Add(Deadline)
+			for int64(i)-received.Load() > 10_000 {
+				if now := received.Load(); now != last {
+					last, deadline = now, time.Now().Add(Deadline)
+				}
+				if time.Now().After(deadline) {
+					done <- fmt.Errorf("the reader got no line for %s", human(Deadline))
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+			conn.SetWriteDeadline(time.Now().Add(Deadline))
+			if _, err := conn.Write([]byte(batch.String())); err != nil {
+				done <- err
+				return
+			}
+			batch.Reset()
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// SenderLines is how many lines each sender of a flood sends: 250,000 bytes, within the
+// 262,144 bytes (256 KiB) that flood control lets a client send at once. A flood of
+// megabytes is shared by several senders, so that a server with flood control relays it at
+// once, as one without does: the lesson judged is the relay's, not the flood control's.
+const SenderLines = 2_500
+
+// flood has senders send count numbered lines between them, SenderLines each, in order of
+// sender, never more than a megabyte ahead of what the reader has counted in received.
+func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan error {
+	r.Say("%s to %s send %d numbered 100-byte lines (%.0f MB), %d each, at most 1 MB ahead of the reader",
+		senders[0].Name, senders[len(senders)-1].Name, count, float64(count)*100/1e6, SenderLines)
+	for _, c := range senders {
+		c.Drain() // each sender hears the others' lines
+	}
+	done := make(chan error, 1)
+	go func() {
+		var sent []<-chan error
+		for s, c := range senders {
+			sent = append(sent, sendLines(c.Conn, s*SenderLines, min(SenderLines, count-s*SenderLines), received))
+		}
+		for _, errs := range sent {
+			if err := <-errs; err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// floodSenders is how many senders share a flood of count lines.
+func floodSenders(count int) int { return (count + SenderLines - 1) / SenderLines }
+
+// lostHint is the lesson of a flood line that is missing or cut.
+const lostHint = "lines were lost or cut: relay every complete line of every read (not just " +
+	"the first), and keep what a write did not take to send it later"
+
+// heldUpHint is the lesson of a healthy reader that stops getting lines while another client
+// does not read: the article's last listing wrote to each client straight from its loop.
+const heldUpHint = "a client that does not read held up the others: never wait for one " +
+	"client's socket to take a write; keep its output in a buffer, send it when the socket is " +
+	"writable (and drop the client if too much waits)"
+
+// receiveFlood reads count flood lines, each within wait, sent by senders that each sent
+// SenderLines of them (numbered s*SenderLines on), and fails at the first that is missing,
+// cut or out of its sender's order: with lost as the hint, or with late if none came in time.
+func receiveFlood(c *Client, count int, received *atomic.Int64, wait time.Duration, late, lost string) {
+	next := make([]int, floodSenders(count))
+	for s := range next {
+		next[s] = s * SenderLines
+	}
+	for i := 0; i < count; i++ {
+		line, err := c.readLine(wait, false)
+		n := -1
+		if err == nil {
+			fmt.Sscanf(line, "line %d ", &n)
+		}
+		s := n / SenderLines
+		if err != nil || n < 0 || s >= len(next) || n != next[s] || strings.TrimRight(line, "\r\n") != strings.TrimRight(FloodLine(n), "\r\n") {
+			hint := lost
+			if err == nil {
+				c.run.say("[%s] received %s", c.Name, quote(line))
+			} else {
+				hint = late
+			}
+			c.run.say("[%s] had received %d lines, whole and in each sender's order", c.Name, i)
+			c.run.Fail(fmt.Sprintf("%s to receive every line of every sender, in each one's order", c.Name), hint)
+		}
+		next[s]++
+		received.Store(int64(i + 1))
+	}
+	c.run.say("[%s] received all %d lines, whole and in order", c.Name, count)
+}
+
+// CatchUpLines is how many lines the catch-up check sends: 4 MB, about 1 MB more than the
+// kernel holds for a client that does not read (a 4 KiB receive buffer, and the server's
+// send buffer, which Linux grows up to about 3 MB on loopback), and under 4 MiB, the limit
+// past which our stage 5 drops a client.
+const CatchUpLines = 40_000
+
+func checkCatchUp(r *Run) {
+	healthy, late := r.Client(), r.SlowClient()
+	senders := r.Clients(floodSenders(CatchUpLines))
+	r.Say("%s does not read until %s has received everything", late.Name, healthy.Name)
+	// Whether the server sleeps before the flood: if it spins already, that is the idle-cpu
+	// check's lesson, and it is not measured again after the flood.
+	spins := ProcReadable && r.CPU(300*time.Millisecond) >= 0.2
+	var received atomic.Int64
+	r.HideOutput()
+	defer r.ShowOutput()
+	sent := flood(r, senders, CatchUpLines, &received)
+	receiveFlood(healthy, CatchUpLines, &received, 5*time.Second, heldUpHint, lostHint)
+	if err := <-sent; err != nil {
+		r.Say("the senders could not send: %v", err)
+		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
+	}
+	r.Say("%s reads now", late.Name)
+	behind := "a client that fell behind lost lines: when a write takes only part of what you " +
+		"give it (or none: EAGAIN), keep the rest for that client and send it when its socket " +
+		"is writable again"
+	receiveFlood(late, CatchUpLines, new(atomic.Int64), 5*time.Second, behind, behind)
+	if ProcReadable && !spins {
+		// A socket with room in its send buffer is always writable: a server that goes on
+		// asking about it once the output is sent wakes at once, forever.
+		if use := r.CPU(time.Second); use >= 0.02 {
+			r.Fail(fmt.Sprintf("under 2%% of a core once %s has caught up", late.Name),
+				fmt.Sprintf("your server used %.0f%% of a core after %s caught up, with nobody "+
+					"talking: stop asking about a writable socket once its output is all sent", use*100, late.Name))
+		}
+	}
+}
+
+// StalledLines is how many lines the stalled-reader check sends: 6 MB, twice what the kernel
+// holds for a client that does not read, so that a server that waits for that client stops.
+const StalledLines = 60_000
+
+func checkStalled(r *Run) {
+	healthy, stalled := r.Client(), r.SlowClient()
+	senders := r.Clients(floodSenders(StalledLines))
+	r.Say("%s never reads; it may be dropped", stalled.Name)
+	var received atomic.Int64
+	r.HideOutput()
+	defer r.ShowOutput()
+	sent := flood(r, senders, StalledLines, &received)
+	receiveFlood(healthy, StalledLines, &received, 5*time.Second, heldUpHint, lostHint)
+	if err := <-sent; err != nil {
+		r.Say("the senders could not send: %v", err)
+		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
+	}
+	healthy.ExpectNothing(100*time.Millisecond, "every line was to arrive once")
+}
