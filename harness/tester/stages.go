@@ -4,8 +4,10 @@ package tester
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -34,7 +36,7 @@ func StageChecks(stage int) []Check {
 	case 3:
 		return []Check{clients, leaveLog, resetLog, idleCPU}
 	case 4:
-		return []Check{broadcast, leave, reset, wholeLines, notText, idleCPU}
+		return []Check{broadcast, leave, reset, wholeLinesAtOnce, notText, idleCPU}
 	case 5:
 		return []Check{broadcast, leave, reset, wholeLines, notText, idleCPUSelect, framing, catchUp, stalled}
 	case 6:
@@ -87,10 +89,20 @@ var (
 		Requires: "a connection reset (ECONNRESET on a read, EPIPE on a write) ends that client " +
 			"only: the server stays up, the others still hear each other, a newcomer is served",
 		Run: checkReset}
+	wholeLinesAtOnce = Check{Name: "whole-lines", Title: "long lines sent at once arrive whole", Required: true,
+		Requires: "the server relays lines, not reads: two clients' long lines sent at the same " +
+			"time reach every receiver whole, and a line one client has not finished never runs " +
+			"into another's",
+		Ours: "3000-byte lines, each in one write, since the article's server loses the start " +
+			"of a line that pauses for 1 ms (stage 5's framing asks for that); the unfinished " +
+			"line is never ended",
+		Run: checkWholeLinesAtOnce}
 	wholeLines = Check{Name: "whole-lines", Title: "two long lines sent at once arrive whole", Required: true,
 		Requires: "the server relays lines, not reads: two clients' long lines, each in several " +
-			"writes at the same time, reach every receiver whole, never mixed",
-		Run: checkWholeLines}
+			"writes at the same time, reach every receiver whole, never mixed, however long " +
+			"a line takes to arrive",
+		Ours: "6000-byte lines in four writes 30 ms apart, the two senders taking turns",
+		Run:  checkWholeLines}
 	notText = Check{Name: "not-text", Title: "bytes that are not text: the others still served", Required: true,
 		Requires: "invalid UTF-8 and control bytes in a line do not end the server or stop it " +
 			"serving the others",
@@ -775,4 +787,125 @@ func checkStalled(r *Run) {
 		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
 	}
 	healthy.ExpectNothing(100*time.Millisecond, "every line was to arrive once")
+}
+
+// Whole lines at stage 4. The article's stage 4 server reads each line with a timeout of
+// 1 ms, counted over every wait for more of the line, and reads 4000 bytes at a time: it loses
+// the start of a line that stops coming for about 1 ms, and the first 4000 bytes of a longer
+// line whenever its first wait happened to end near the 1 ms. It is not wrong for its stage,
+// whose lesson is who gets each line (stage 5's framing asks for the rest), so the lines here
+// never pause and are shorter than one of its reads. Two kinds of rounds:
+//
+//   - Two senders each write a 3000-byte line (longer than many servers read at once) in one
+//     write, both at the same moment, and every receiver must get both whole. A relay that
+//     passes on its reads mixes these lines only when it happens to read one sender between
+//     two reads of the other, so these rounds prove the lines whole rather than catch such a
+//     relay.
+//   - Catching it for certain: one sender writes the start of a line and stops there; a moment
+//     later another sends a whole line. A relay of reads has already passed the unfinished
+//     start on, and the other line runs on from it. A server that relays lines holds the start
+//     (or, like the article's, lets it go), and the other line comes whole. The unfinished line
+//     is never ended, so how a server treats a line that comes slowly is not judged here.
+const (
+	atOnceRounds = 3
+	atOnceSize   = 3000
+	// unfinishedWait is how long the start of a line is left alone before the other line
+	// comes: ample for a relay to pass on what it read.
+	unfinishedWait = 200 * time.Millisecond
+)
+
+func checkWholeLinesAtOnce(r *Run) {
+	a, b, c := r.Client(), r.Client(), r.Client()
+	r.Say("%s and %s each send a %d-byte line in one write, both at once; %d times",
+		a.Name, b.Name, atOnceSize, atOnceRounds)
+	for round := range atOnceRounds {
+		lineA, lineB := longLine(a.Name, round, atOnceSize), longLine(b.Name, round+13, atOnceSize)
+		a.remember(lineA)
+		b.remember(lineB)
+		// Every client reads while the lines are sent: a server that writes a whole line to
+		// one receiver before it reads on must not be kept waiting by the tester.
+		reads := []struct {
+			c    *Client
+			want map[string]bool
+		}{{c, map[string]bool{lineA: true, lineB: true}}, {a, map[string]bool{lineB: true}}, {b, map[string]bool{lineA: true}}}
+		wrong := make([]string, len(reads))
+		var readers, senders sync.WaitGroup
+		for i, read := range reads {
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				wrong[i] = readWhole(read.c, read.want)
+			}()
+		}
+		sendErr := make([]error, 2)
+		start := make(chan struct{})
+		for i, sender := range []*Client{a, b} {
+			line := []string{lineA, lineB}[i] + "\n"
+			r.say("[%s] sends %s", sender.Name, quote(line))
+			senders.Add(1)
+			go func() {
+				defer senders.Done()
+				<-start
+				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
+				_, sendErr[i] = io.WriteString(sender.Conn, line)
+			}()
+		}
+		close(start)
+		senders.Wait()
+		readers.Wait()
+		for i, err := range sendErr {
+			if err != nil {
+				sender := []*Client{a, b}[i]
+				r.say("[%s] cannot send: %v", sender.Name, reasonOf(err))
+				r.Fail(fmt.Sprintf("%s to be able to send", sender.Name), "your server closed the connection of a client that was talking to it")
+			}
+		}
+		for i, what := range wrong {
+			if what != "" {
+				r.Say("%s", what)
+				r.Fail(fmt.Sprintf("%s to receive each long line whole", reads[i].c.Name), wholeHint)
+			}
+		}
+	}
+	r.Say("every line arrived whole, %d rounds", atOnceRounds)
+
+	unfinished := fmt.Sprintf("%s has not finished this line ", a.Name)
+	r.Say("%s starts a line and stops; %s later %s sends a whole one", a.Name, human(unfinishedWait), b.Name)
+	a.Send(unfinished)
+	time.Sleep(unfinishedWait)
+	whole := fmt.Sprintf("%s sends a whole line", b.Name)
+	b.Send(whole + "\n")
+	for _, receiver := range []*Client{c, a} {
+		got, err := receiver.ReadOthers(Deadline, true)
+		if err != nil {
+			r.Fail(fmt.Sprintf("%s to receive %q", receiver.Name, whole), wholeHint)
+		}
+		message := strings.TrimSuffix(strings.TrimSuffix(got, "\n"), "\r")
+		if message == whole {
+			continue
+		}
+		if strings.HasPrefix(message, unfinished) {
+			r.Say("%s's unfinished line came first, and %s's ran on from byte %d", a.Name, b.Name, len(unfinished))
+		}
+		r.Fail(fmt.Sprintf("%s to receive %q whole", receiver.Name, whole), wholeHint)
+	}
+}
+
+// readWhole reads len(want) lines at c, in any order, each of which must be one of want
+// whole; it says what went wrong, or "".
+func readWhole(c *Client, want map[string]bool) string {
+	for range len(want) {
+		got, err := c.ReadOthers(Deadline, false)
+		if err != nil {
+			return fmt.Sprintf("%s did not receive every line", c.Name)
+		}
+		message := strings.TrimSuffix(strings.TrimSuffix(got, "\n"), "\r")
+		if !want[message] {
+			c.run.say("[%s] received %s", c.Name, quote(got))
+			return mixedWhere(message, want)
+		}
+		c.run.say("[%s] received %s ✓", c.Name, quote(got))
+		delete(want, message)
+	}
+	return ""
 }
