@@ -89,7 +89,7 @@ var (
 		Requires: "a connection reset (ECONNRESET on a read, EPIPE on a write) ends that client " +
 			"only: the server stays up, the others still hear each other, a newcomer is served",
 		Run: checkReset}
-	wholeLinesAtOnce = Check{Name: "whole-lines", Title: "long lines sent at once arrive whole", Required: true,
+	wholeLinesAtOnce = Check{Name: "whole-lines", Title: "two long lines sent at once arrive whole", Required: true,
 		Requires: "the server relays lines, not reads: two clients' long lines sent at the same " +
 			"time reach every receiver whole, and a line one client has not finished never runs " +
 			"into another's",
