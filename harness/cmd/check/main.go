@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	stage := flags.Int("stage", 0, "the stage to check, 1 to 6")
 	verbose := flags.Bool("v", false, "show the transcript of passing checks too")
 	pipe := flags.Bool("pipe", false, "give your server a pipe for its output, not a terminal")
-	wait := flags.Duration("wait", tester.DefaultWait, "how long your server may take to start listening (a JVM, a first go run)")
+	wait := flags.Duration("wait", tester.DefaultWait, "how long your server may take to start listening")
 	flags.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		for n := 1; n <= 6; n++ {
