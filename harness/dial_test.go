@@ -7,9 +7,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The flood helpers of the checks (check_stages.go), for tests that talk to our own servers
-// with plain clients.
-
 // dialSmallReceiveBuffer connects with a small receive buffer, so that a client that does not
 // read fills up quickly and the server has to hold the rest.
 func dialSmallReceiveBuffer(t *testing.T, addr string) *Client {
