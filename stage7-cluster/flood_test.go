@@ -3,10 +3,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -136,4 +138,49 @@ func TestFloodAcrossServers(t *testing.T) {
 func tail(s *process) string {
 	lines := s.lines()
 	return strings.Join(lines[max(len(lines)-20, 0):], "\n")
+}
+
+// TestFloodFlags checks -max-rate and -max-burst as the other flags are checked (a value that
+// makes no sense is one line and exit status 2, before anything starts), and that -h lists
+// them and still fits in 80 columns.
+func TestFloodFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-max-rate", "-1"}, {"-max-burst", "0"}, {"-max-burst", "-5"}} {
+		// A server that takes the value starts, and is killed after patience.
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		out, err := exec.CommandContext(ctx, stageBinary, append([]string{"-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0"}, args...)...).CombinedOutput()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("%v: %v, want exit status 2", args, err)
+		}
+		if !strings.HasPrefix(string(out), "stage7-cluster: "+args[0]+" must be ") || strings.Count(string(out), "\n") != 1 {
+			t.Errorf("%v printed %q, want one line that says what %s must be", args, out, args[0])
+		}
+	}
+	usage, err := exec.Command(stageBinary, "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, want := range []string{
+		"-max-rate int\n    \tbytes a client may send per second, 0 for no limit (default 65536)\n",
+		"-max-burst int\n    \tbytes a client may send at once, before -max-rate (default 262144)\n",
+	} {
+		if !strings.Contains(string(usage), want) {
+			t.Errorf("-h does not say %q:\n%s", want, usage)
+		}
+	}
+	for _, line := range strings.Split(string(usage), "\n") {
+		columns := 0
+		for _, r := range line {
+			if r == '\t' {
+				columns += 8 - columns%8
+			} else {
+				columns++
+			}
+		}
+		if columns > 80 {
+			t.Errorf("-h line %q is %d columns wide, want 80 at most", line, columns)
+		}
+	}
 }
