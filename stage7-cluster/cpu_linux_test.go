@@ -52,13 +52,23 @@ func cpuUse(t *testing.T, pid int, d time.Duration) float64 {
 // TestFloodIdle checks that a client over its budget does not wake the loop over and over,
 // beside the NATS news that wakes it too: while a sender on server A waits for its budget,
 // A sleeps until the bucket has refilled (a timeout for the poller); once the sender has said
-// everything and stays connected and silent, A and B sleep with no timeout at all.
+// everything and stays connected and silent, A and B sleep with no timeout at all. Both
+// pollers.
 func TestFloodIdle(t *testing.T) {
 	t.Parallel()
+	for _, poller := range []string{"select", nativePollerName} {
+		t.Run(poller, func(t *testing.T) {
+			t.Parallel()
+			floodIdle(t, "-poller", poller)
+		})
+	}
+}
+
+func floodIdle(t *testing.T, pollerFlag ...string) {
 	const rate, burst = 2000, 1000 // 50 lines of 100 bytes: 10 at once, then 20 a second
 	ns := startNATS(t, -1)
-	a := startServer(t, "-nats", ns.ClientURL(), "-max-rate", strconv.Itoa(rate), "-max-burst", strconv.Itoa(burst))
-	b := startServer(t, "-nats", ns.ClientURL())
+	a := startServer(t, append(pollerFlag, "-nats", ns.ClientURL(), "-max-rate", strconv.Itoa(rate), "-max-burst", strconv.Itoa(burst))...)
+	b := startServer(t, append(pollerFlag, "-nats", ns.ClientURL())...)
 	receiver := join(t, b, "receiver", "* The room is empty")
 	knows([]*process{a}, "receiver")
 	sender := join(t, a, "sender", "* The room contains: receiver")

@@ -26,9 +26,19 @@ func floodLine(i int) string {
 // readers would fall past -max-pending and be dropped (B's through NATS). With it, A reads
 // the flooder at -max-rate, says so once, and both readers then get every line, whole and in
 // order. B runs with a tiny budget of its own, which is for its own clients' sockets: the news
-// from NATS is not read through any client's budget, so B's reader keeps up with A's.
+// from NATS is not read through any client's budget, so B's reader keeps up with A's. Both
+// pollers: each stops watching a throttled client its own way, beside the NATS wake-up.
 func TestFloodAcrossServers(t *testing.T) {
 	t.Parallel()
+	for _, poller := range []string{"select", nativePollerName} {
+		t.Run(poller, func(t *testing.T) {
+			t.Parallel()
+			floodAcrossServers(t, "-poller", poller)
+		})
+	}
+}
+
+func floodAcrossServers(t *testing.T, pollerFlag ...string) {
 	const (
 		floodFor       = 2 * time.Second
 		rate, burst    = 65536, 256 << 10 // A's, as shipped (flags.go)
@@ -37,8 +47,8 @@ func TestFloodAcrossServers(t *testing.T) {
 		slowedDownLine = "Server: flood slowed down: sending faster than 65536 bytes/s"
 	)
 	ns := startNATS(t, -1)
-	a := startServer(t, "-nats", ns.ClientURL())
-	b := startServer(t, "-nats", ns.ClientURL(), "-max-rate", fmt.Sprint(bRate), "-max-burst", fmt.Sprint(bBurst))
+	a := startServer(t, append(pollerFlag, "-nats", ns.ClientURL())...)
+	b := startServer(t, append(pollerFlag, "-nats", ns.ClientURL(), "-max-rate", fmt.Sprint(bRate), "-max-burst", fmt.Sprint(bBurst))...)
 
 	aReader := join(t, a, "ann", "* The room is empty")
 	knows([]*process{b}, "ann")
