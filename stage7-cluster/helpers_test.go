@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,6 +244,24 @@ func (u *user) expect(want ...string) {
 		if got != w {
 			u.t.Fatalf("%s got %q, want %q", u.name, got, w)
 		}
+	}
+}
+
+// expectAnyOrder reads len(want) lines and checks that they are want in some order: what
+// another server announces as it rejoins the room comes in no particular order.
+func (u *user) expectAnyOrder(want ...string) {
+	u.t.Helper()
+	missing := slices.Clone(want)
+	for range want {
+		got, err := u.line(patience)
+		if err != nil {
+			u.t.Fatalf("%s waited for %q: %v", u.name, missing, err)
+		}
+		i := slices.Index(missing, got)
+		if i < 0 {
+			u.t.Fatalf("%s got %q, want one of %q", u.name, got, missing)
+		}
+		missing = slices.Delete(missing, i, i+1)
 	}
 }
 
