@@ -31,25 +31,19 @@ const (
 	floodBurst = 262144 // -max-burst: bytes at once
 )
 
-// floodRoom is a running stage 5 or 6, and how its clients join and what they are sent.
+// floodRoom is a running stage 5 or 6 of the real-room set (room_test.go), with the log
+// read by WaitLine: a flood test looks for its lines among the server's others.
 type floodRoom struct {
 	*Server
-	pkg string
+	roomStage
 }
 
-// forEachFloodRoom runs test once per stage and poller, each with a server started with args.
+// forEachFloodRoom runs test as forEachRoom does, each with a server started with args.
 func forEachFloodRoom(t *testing.T, test func(t *testing.T, room *floodRoom), args ...string) {
-	for _, pkg := range []string{stage5, stage6} {
-		for _, poller := range []string{"select", nativePoller()} {
-			t.Run(pkg+"/"+poller, func(t *testing.T) {
-				s := StartServer(t, pkg, append([]string{"-poller", poller}, args...)...)
-				test(t, &floodRoom{Server: s, pkg: pkg})
-			})
-		}
-	}
+	forEachRoom(t, func(t *testing.T, r *room) {
+		test(t, &floodRoom{Server: r.start(t, args...), roomStage: r.roomStage})
+	})
 }
-
-func (r *floodRoom) stage6() bool { return r.pkg == stage6 }
 
 // join connects a client called name (a name only stage 6 hears) and waits until the server
 // has taken it in. small gives it a receive buffer of 4 KiB. In stage 6 every client that
@@ -63,7 +57,7 @@ func (r *floodRoom) join(t *testing.T, name string, small bool) *Client {
 		c = Dial(t, r.Addr)
 	}
 	r.WaitLine(t, "Server: client connected")
-	if r.stage6() {
+	if r.named {
 		require.Equal(t, stage6Welcome, c.ReadLine(t))
 		c.Send(t, name+"\n")
 		r.WaitLine(t, "Server: "+name+" joined")
@@ -74,15 +68,15 @@ func (r *floodRoom) join(t *testing.T, name string, small bool) *Client {
 
 // relayed is line from name as the others receive it.
 func (r *floodRoom) relayed(name, line string) string {
-	if r.stage6() {
-		return "[" + name + "] " + line + "\n"
+	if r.named {
+		return "[" + name + "] " + line + r.eol
 	}
-	return line + "\r\n"
+	return line + r.eol
 }
 
 // slowedDown is the log's line about a client that goes over its budget.
 func (r *floodRoom) slowedDown(name string) string {
-	if !r.stage6() {
+	if !r.named {
 		name = "client"
 	}
 	return fmt.Sprintf("Server: %s slowed down: sending faster than %d bytes/s", name, floodRate)
@@ -156,7 +150,7 @@ func TestFloodControlRoom(t *testing.T) {
 		pongPattern := strings.TrimRight(room.relayed("pong", "pong "), "\r\n")
 		expected := func(line string) bool {
 			return line == flood || line == last || strings.HasPrefix(line, pingPattern) ||
-				strings.HasPrefix(line, pongPattern) || room.stage6() && strings.HasPrefix(line, "* ")
+				strings.HasPrefix(line, pongPattern) || room.named && strings.HasPrefix(line, "* ")
 		}
 
 		// The readers: 16 KiB every 16 ms, each line checked whole, until the last line.
@@ -392,7 +386,7 @@ func TestFloodControlOrder(t *testing.T) {
 		receiver := room.join(t, "receiver", false)
 		flooder := room.join(t, "flooder", false)
 		var told string
-		if room.stage6() {
+		if room.named {
 			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
 			told = fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", floodRate)
 		} else {
@@ -402,7 +396,7 @@ func TestFloodControlOrder(t *testing.T) {
 		// leaver goes while the flooder waits for its budget: select must go on watching the
 		// flooder's descriptor, the highest, when it stops watching a lower one.
 		leaver := room.join(t, "leaver", false)
-		if room.stage6() {
+		if room.named {
 			require.Equal(t, "* leaver has entered the room\n", receiver.ReadLine(t))
 			require.Equal(t, "* leaver has entered the room\n", flooder.ReadLine(t))
 		}
@@ -422,7 +416,7 @@ func TestFloodControlOrder(t *testing.T) {
 			if received == floodBurst/100+300 {
 				leaver.Close()
 			}
-			if room.stage6() && line == "* leaver has left the room\n" {
+			if room.named && line == "* leaver has left the room\n" {
 				continue
 			}
 			want := room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n"))
@@ -486,7 +480,7 @@ func TestFloodControlShutdown(t *testing.T) {
 					return
 				case line == room.relayed("flooder", "y"):
 				case i >= 0 && line == room.relayed(fmt.Sprintf("s%d", i/floodShare), strings.TrimSuffix(FloodLine(i), "\r\n")):
-				case room.stage6() && strings.HasPrefix(line, "* "):
+				case room.named && strings.HasPrefix(line, "* "):
 				default:
 					received <- fmt.Errorf("after %d lines: %q", n, line)
 					return
@@ -534,7 +528,7 @@ func TestFloodControlReset(t *testing.T) {
 		receiver := room.join(t, "receiver", false)
 		flooder := room.join(t, "flooder", false)
 		marker := room.join(t, "marker", false)
-		if room.stage6() {
+		if room.named {
 			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
 			require.Equal(t, "* marker has entered the room\n", receiver.ReadLine(t))
 		}
@@ -560,7 +554,7 @@ func TestFloodControlReset(t *testing.T) {
 				case line == room.relayed("marker", "after the reset"):
 					done <- nil
 					return
-				case room.stage6() && line == "* flooder has left the room\n":
+				case room.named && line == "* flooder has left the room\n":
 				case !cut && line == want:
 					i++
 				case !cut && len(line) < len(want) && strings.HasPrefix(want, strings.TrimRight(line, "\r\n")) &&
@@ -582,7 +576,7 @@ func TestFloodControlReset(t *testing.T) {
 			require.NoError(t, err)
 		}
 		left := "Server: client disconnected"
-		if room.stage6() {
+		if room.named {
 			left = "Server: flooder left"
 		}
 		// What the server's kernel held is read at 64 KiB/s: that may take more than the
@@ -621,7 +615,7 @@ func TestFloodControlLastWords(t *testing.T) {
 		receiver := room.join(t, "receiver", false)
 		poker := room.join(t, "poker", false)
 		flooder := room.join(t, "flooder", false)
-		if room.stage6() {
+		if room.named {
 			require.Equal(t, "* poker has entered the room\n", receiver.ReadLine(t))
 			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
 			require.Equal(t, "* flooder has entered the room\n", poker.ReadLine(t))
@@ -678,7 +672,7 @@ func TestFloodControlPaste(t *testing.T) {
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
 		paster := room.join(t, "paster", false)
-		if room.stage6() {
+		if room.named {
 			require.Equal(t, "* paster has entered the room\n", receiver.ReadLine(t))
 		}
 		var paste strings.Builder
@@ -699,7 +693,7 @@ func TestFloodControlPaste(t *testing.T) {
 		paster.Send(t, "after the paste\n")
 		require.Equal(t, room.relayed("paster", "after the paste"), receiver.ReadLine(t))
 		who := "client"
-		if room.stage6() {
+		if room.named {
 			who = "paster"
 		}
 		room.WaitLine(t, "Server: received from "+who+": after the paste")
@@ -716,7 +710,7 @@ func TestFloodControlIdle(t *testing.T) {
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
 		sender := room.join(t, "sender", false)
-		if room.stage6() {
+		if room.named {
 			require.Equal(t, "* sender has entered the room\n", receiver.ReadLine(t))
 		}
 		slowed := strings.Replace(room.slowedDown("sender"), fmt.Sprint(floodRate), fmt.Sprint(rate), 1)
@@ -761,7 +755,8 @@ func TestFloodControlIdle(t *testing.T) {
 // one line and exit status 2), -max-rate 0 turns flood control off, and -h still fits in 80
 // columns.
 func TestFloodControlFlags(t *testing.T) {
-	for _, pkg := range []string{stage5, stage6} {
+	for _, stage := range roomStages {
+		pkg := stage.pkg
 		t.Run(pkg, func(t *testing.T) {
 			bin := Binary(t, pkg)
 			for _, args := range [][]string{{"-max-rate", "-1"}, {"-max-burst", "0"}, {"-max-burst", "-5"}} {
@@ -792,10 +787,10 @@ func TestFloodControlFlags(t *testing.T) {
 
 			// Off: 1 MB from one client arrives at once.
 			s := StartServer(t, pkg, "-quiet", "-max-rate", "0")
-			room := &floodRoom{Server: s, pkg: pkg}
+			room := &floodRoom{Server: s, roomStage: stage}
 			receiver := room.join(t, "receiver", false)
 			sender := room.join(t, "sender", false)
-			if room.stage6() {
+			if room.named {
 				require.Equal(t, "* sender has entered the room\n", receiver.ReadLine(t))
 			}
 			var flood strings.Builder
