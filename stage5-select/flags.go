@@ -14,7 +14,6 @@ import (
 type options struct {
 	addr, poller        string
 	maxLine, maxPending int
-	maxRate, maxBurst   int
 	quiet               bool
 }
 
@@ -35,8 +34,6 @@ func parseFlags() options {
 	flag.StringVar(&o.poller, "poller", "select", "how to wait: select or "+nativePollerName)
 	flag.IntVar(&o.maxLine, "max-line", 65536, "longest line a client may send, in bytes")
 	flag.IntVar(&o.maxPending, "max-pending", 4<<20, "most bytes a client may leave unread, or be dropped")
-	flag.IntVar(&o.maxRate, "max-rate", 65536, "bytes a client may send per second, 0 for no limit")
-	flag.IntVar(&o.maxBurst, "max-burst", 256<<10, "bytes a client may send at once, before -max-rate")
 	flag.BoolVar(&o.quiet, "quiet", false, "do not print every message (for benchmarks)")
 	flag.Parse()
 	switch {
@@ -46,10 +43,6 @@ func parseFlags() options {
 		usageError("-max-line must be at least 1 byte, not %d", o.maxLine)
 	case o.maxPending <= 0:
 		usageError("-max-pending must be at least 1 byte, not %d", o.maxPending)
-	case o.maxRate < 0:
-		usageError("-max-rate must be 0 (no limit) or a number of bytes per second, not %d", o.maxRate)
-	case o.maxBurst <= 0:
-		usageError("-max-burst must be at least 1 byte, not %d", o.maxBurst)
 	}
 	return o
 }

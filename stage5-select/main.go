@@ -8,9 +8,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"syscall"
 
@@ -24,37 +26,31 @@ type client struct {
 	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
 	// several lines, whatever the client's writes were.
 	pending []byte
-	// output holds what this client's socket has not taken yet, so that a client that reads
-	// slowly neither makes the others wait nor loses a line. It is a queue of batches, each the
-	// lines of one read framed once and shared, unchanged, by every client it was queued for:
-	// a line sent to 1,000 clients is held once, not 1,000 times. sent counts the bytes of
-	// output[0] already written, queued the bytes still to write.
+	// output holds what this client's socket has not taken yet, so that a slow reader neither
+	// makes the others wait nor loses a line: a queue of batches, each the lines of one read,
+	// framed once and shared by every receiver, so a line sent to 1,000 clients is held once.
+	// sent counts the bytes of output[0] already written, queued the bytes still to write.
 	output         [][]byte
 	sent, queued   int
 	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
 	disconnected   bool // the client left, or was dropped, during this pass
-	budget              // what it may send before the server reads it more slowly: see flood.go
 }
 
 // server is the loop's state, shared by the functions below.
 type server struct {
 	options
-	poller      poller
-	listener    int
-	clients     map[int]*client // by descriptor: events name descriptors
-	writers     []*client       // clients to write to at the end of this pass
-	throttled   []*client       // clients over their budget, not read for now: see flood.go
-	buffer      []byte          // one buffer for every read: an idle client costs no buffer
-	batches     []byte          // where this pass frames the lines it broadcasts
-	kept        bool            // a client kept some of this pass's batches for later
-	iovecs      [][]byte        // the batches of one writev
-	out         *bytes.Buffer   // what this pass printed: see log.go
-	log         *logWriter
-	descriptors // out of descriptors: see descriptors.go
-	stopping    // shutting down: see shutdown.go
+	poller   poller
+	listener int
+	clients  map[int]*client // by descriptor: events name descriptors
+	writers  []*client       // clients to write to at the end of this pass
+	buffer   []byte          // one buffer for every read: an idle client costs no buffer
+	batches  []byte          // where this pass frames the lines it broadcasts
+	kept     bool            // a client kept some of this pass's batches for later
+	iovecs   [][]byte        // the batches of one writev
+	out      io.Writer       // standard output
 }
 
-// errLeft is why a client that went away by itself is disconnected (no reason is printed).
+// errLeft is why a client that went away by itself is disconnected.
 var errLeft = errors.New("left")
 
 func main() {
@@ -68,22 +64,19 @@ func main() {
 	if err != nil {
 		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err))
 	}
-	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
-		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
-	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see descriptors.go
+	if err := poller.add(listener); err != nil {
 		log.Fatalf("cannot start waiting for sockets: %v", err)
 	}
+	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
+		buffer: make([]byte, 64<<10), out: os.Stdout}
+	stopOnSignal(s.out)
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
 	fmt.Fprintf(s.out, "Server: waiting for sockets with %s (-poller %[1]s)\n", options.poller)
 
 	for {
-		// What the loop printed goes out once per pass, and never holds the loop up.
-		s.handLog()
-		s.readAgain() // flood.go: clients whose budget has come back are read again
 		// The lesson of this stage: sleep in the kernel, with no timeout, until a socket is
-		// ready. An idle server uses no CPU at all. (Only a shutdown, or a client waiting for
-		// its budget, sets a timeout.)
-		events, err := s.poller.wait(s.timeout())
+		// ready. An idle server uses no CPU at all.
+		events, err := s.poller.wait()
 		if err == unix.EINTR {
 			continue // a signal cut the sleep short: sleep again
 		}
@@ -94,8 +87,6 @@ func main() {
 		for _, e := range events {
 			sender := s.clients[e.fd]
 			switch {
-			case e.fd == s.signals:
-				s.onSignal()
 			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
 			case sender == nil:
@@ -111,17 +102,11 @@ func main() {
 			}
 		}
 		s.flush()
-		// A storm of connections must not hold up everyone else: a bounded number per pass,
-		// as Redis does; the rest wait in the queue for the next pass.
-		for i := 0; listenerReady && i < acceptsPerPass; i++ {
+		for listenerReady {
 			listenerReady = s.acceptClient()
 		}
-		s.finishStopping()
 	}
 }
-
-// acceptsPerPass bounds the connections one pass accepts.
-const acceptsPerPass = 64
 
 // listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
 // returns the socket and the port it is bound to (the real one when addr asks for port 0).
@@ -195,8 +180,9 @@ func listenNonblocking(addr string) (listener, port int, err error) {
 func (s *server) acceptClient() (again bool) {
 	fd, _, err := unix.Accept(s.listener)
 	if err != nil {
-		// EAGAIN: nobody is waiting. The others are in descriptors.go.
-		return s.acceptFailed(err)
+		// EAGAIN: nobody else is waiting. ECONNABORTED: the client gave up while it waited in
+		// the queue; try the next one. Anything else (EMFILE: out of descriptors): next pass.
+		return err == unix.ECONNABORTED
 	}
 	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
 	// it does): without this, the first read from a quiet client would stop the whole loop.
@@ -208,7 +194,7 @@ func (s *server) acceptClient() (again bool) {
 	// A pass already gathers a client's lines into one write: Nagle's delay would only add latency.
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	if err := s.poller.add(fd); err != nil {
-		turnAway(fd) // descriptors.go
+		unix.Close(fd) // select cannot watch it: see poller_select.go
 		fmt.Fprintf(s.out, "Server: refused a connection: %v\n", err)
 		return true
 	}
@@ -218,34 +204,27 @@ func (s *server) acceptClient() (again bool) {
 }
 
 // receive reads what sender has sent, relays every complete line to the others, and
-// disconnects sender if it has left or broke a limit. It reports whether sender may have
-// more to read.
-func (s *server) receive(sender *client) (more bool) {
+// disconnects sender if it has left or broke a limit.
+func (s *server) receive(sender *client) {
 	lines, err := s.readLines(sender)
 	for _, message := range lines {
-		s.printMessage(message)
+		if !s.quiet {
+			fmt.Fprintf(s.out, "Server: received from client: %s\n", message)
+		}
 	}
 	s.broadcast(sender, lines)
 	if err != nil && err != unix.EAGAIN {
 		s.disconnect(sender, err)
 	}
-	return err == nil
 }
 
 // readLines reads what the client has sent since the last pass, without waiting, and returns
 // the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
 // next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
-// client has left, or says why the server drops it.
+// client has left (the start of a line it never finished is dropped with it), or says why the
+// server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
-	if s.shuttingDown {
-		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
-	}
-	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
-	allowed := s.allowance(c)
-	if allowed <= 0 {
-		return nil, unix.EAGAIN
-	}
-	n, err := unix.Read(c.fd, s.buffer[:allowed])
+	n, err := unix.Read(c.fd, s.buffer)
 	if err == unix.EAGAIN {
 		// Nothing new: in blocking mode the read would have stopped the loop here.
 		return nil, err
@@ -253,15 +232,9 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	if err != nil || n == 0 {
 		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
 		// A client that shut only its writing half reads as 0 bytes too, at every pass: it has
-		// left as well, or the loop would spin on it. A last line with no "\n" before the end
-		// of the stream is a line all the same, also when the stream ends in a reset (a client
-		// that closes with unread input resets the connection instead of closing it in order).
-		if len(c.pending) > 0 {
-			lines = append(lines, bytes.TrimSuffix(c.pending, []byte("\r")))
-		}
-		return lines, errLeft
+		// left as well, or the loop would spin on it.
+		return nil, errLeft
 	}
-	s.spend(c, n)
 	c.pending = append(c.pending, s.buffer[:n]...)
 	rest := c.pending
 	for {
@@ -323,8 +296,7 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 // wait for it, as Redis does: writev hands the kernel all of them in one system call. Clients
 // with nothing to send are not even looked at.
 func (s *server) flush() {
-	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
-		c := s.writers[i]
+	for _, c := range s.writers {
 		if c.disconnected || c.queued == 0 {
 			continue
 		}
@@ -333,7 +305,7 @@ func (s *server) flush() {
 		s.iovecs[0] = s.iovecs[0][c.sent:]
 		n, err := unix.Writev(c.fd, s.iovecs)
 		if err != nil && err != unix.EAGAIN {
-			s.relayLastWords(c) // EPIPE, ECONNRESET: it left; lastwords.go
+			s.disconnect(c, errLeft) // EPIPE, ECONNRESET: it left
 			continue
 		}
 		c.consume(max(n, 0)) // EAGAIN (n is -1) or a partial write: the rest waits
@@ -371,9 +343,6 @@ func (c *client) consume(n int) {
 	left := copy(c.output, c.output[done:])
 	clear(c.output[left:])
 	c.output, c.sent = c.output[:left], n
-	if left == 0 && cap(c.output) > 64 {
-		c.output = nil // caught up after a backlog: give the long queue back
-	}
 }
 
 // disconnect closes c's connection and forgets c, saying why if the server decided it.
@@ -393,7 +362,19 @@ func (s *server) disconnect(c *client, why error) {
 	} else {
 		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
 	}
-	s.descriptorFreed() // descriptors.go
+}
+
+// stopOnSignal ends the server on Ctrl-C (SIGINT) or SIGTERM with exit status 0. The exit
+// closes every socket, so each client hears at once that the server has gone; whatever was
+// still queued for a client is lost with it.
+func stopOnSignal(out io.Writer) {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, unix.SIGINT, unix.SIGTERM)
+	go func() {
+		<-signals
+		fmt.Fprintln(out, "Server: shutting down")
+		os.Exit(0)
+	}()
 }
 
 // reason cuts an error from the net package down to its cause: "address already in use"

@@ -34,26 +34,13 @@ func (p *kqueuePoller) watchWrites(fd int, watch bool) {
 	}
 }
 
-func (p *kqueuePoller) watchReads(fd int, watch bool) {
-	if watch {
-		p.change(fd, unix.EVFILT_READ, unix.EV_ADD)
-	} else {
-		p.change(fd, unix.EVFILT_READ, unix.EV_DELETE)
-	}
-}
-
 func (p *kqueuePoller) remove(fd int) {
 	p.change(fd, unix.EVFILT_READ, unix.EV_DELETE)  // fails harmlessly if not watched
 	p.change(fd, unix.EVFILT_WRITE, unix.EV_DELETE) // so does this
 }
 
-func (p *kqueuePoller) wait(timeout int) ([]event, error) {
-	var limit *unix.Timespec // nil: no timeout
-	if timeout >= 0 {
-		t := unix.NsecToTimespec(int64(timeout) * 1e6)
-		limit = &t
-	}
-	n, err := unix.Kevent(p.kq, nil, p.ready, limit)
+func (p *kqueuePoller) wait() ([]event, error) {
+	n, err := unix.Kevent(p.kq, nil, p.ready, nil) // nil: no timeout
 	if err != nil {
 		return nil, err
 	}

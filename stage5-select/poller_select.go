@@ -36,15 +36,6 @@ func (p *selectPoller) watchWrites(fd int, watch bool) {
 	}
 }
 
-func (p *selectPoller) watchReads(fd int, watch bool) {
-	if watch {
-		p.readers.Set(fd)
-		p.maxFD = max(p.maxFD, fd)
-	} else {
-		p.readers.Clear(fd)
-	}
-}
-
 func (p *selectPoller) remove(fd int) {
 	p.readers.Clear(fd)
 	p.writers.Clear(fd)
@@ -53,16 +44,11 @@ func (p *selectPoller) remove(fd int) {
 	}
 }
 
-func (p *selectPoller) wait(timeout int) ([]event, error) {
+func (p *selectPoller) wait() ([]event, error) {
 	// select overwrites the sets it is given with the ready ones, so give it fresh copies
-	// every pass. A nil timeout means: sleep until something is ready.
+	// every pass. The nil timeout means: sleep until something is ready.
 	readable, writable := p.readers, p.writers
-	var limit *unix.Timeval
-	if timeout >= 0 {
-		t := unix.NsecToTimeval(int64(timeout) * 1e6)
-		limit = &t
-	}
-	if _, err := unix.Select(p.maxFD+1, &readable, &writable, nil, limit); err != nil {
+	if _, err := unix.Select(p.maxFD+1, &readable, &writable, nil, nil); err != nil {
 		return nil, err
 	}
 	// The answer is bits, not a list: test every descriptor up to the highest one.

@@ -82,7 +82,7 @@ type registry struct {
 // bucketConfig is the bucket every server creates, or finds: the same settings from all.
 var bucketConfig = jetstream.KeyValueConfig{
 	Bucket:      namesBucket,
-	Description: "who is who in the chat room of stage7-cluster",
+	Description: "who is who in the chat room of stage8-cluster",
 	TTL:         nameTTL,
 	// Without markers an expired entry would vanish without a trace; with them, the watchers
 	// hear of it (and keep hearing for this long, for a watcher that starts late).

@@ -35,7 +35,7 @@ func errNotReading(maxPending int) error {
 // read has no room for it anyway. Nor is it sent after half a line, which it would garble.
 func (s *server) sayGoodbye(c *client, why error) {
 	if d, ok := why.(drop); ok && c.sent == 0 {
-		// "\n", not "\r\n": stage 6's lines are Budget Chat's.
+		// "\n", not "\r\n": stage 7's lines are Budget Chat's.
 		unix.Write(c.fd, []byte("Server: "+d.goodbye+", disconnecting you\n"))
 	}
 	// Closing a socket with unread input makes the kernel send a reset instead of an orderly

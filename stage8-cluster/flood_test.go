@@ -164,7 +164,7 @@ func TestFloodFlags(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
 			t.Errorf("%v: %v, want exit status 2", args, err)
 		}
-		if !strings.HasPrefix(string(out), "stage7-cluster: "+args[0]+" must be ") || strings.Count(string(out), "\n") != 1 {
+		if !strings.HasPrefix(string(out), "stage8-cluster: "+args[0]+" must be ") || strings.Count(string(out), "\n") != 1 {
 			t.Errorf("%v printed %q, want one line that says what %s must be", args, out, args[0])
 		}
 	}

@@ -1,4 +1,4 @@
-module github.com/go-chat-workshop/simple-chat-server/stage7-cluster
+module github.com/go-chat-workshop/simple-chat-server/stage8-cluster
 
 go 1.26.0
 

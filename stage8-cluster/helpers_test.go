@@ -23,7 +23,7 @@ import (
 
 // The tests build this stage once, start NATS inside the test (the server library), start the
 // real stageBinary as several servers on 127.0.0.1:0 that share it, and talk to them over real
-// sockets, as the harness does for the other stages (stage 7 is a module of its own, so it
+// sockets, as the harness does for the other stages (stage 8 is a module of its own, so it
 // cannot import the harness).
 
 var stageBinary string // the stage, built by TestMain
@@ -31,16 +31,16 @@ var stageBinary string // the stage, built by TestMain
 var buildFlags []string // race_test.go adds -race
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "stage7-test-")
+	dir, err := os.MkdirTemp("", "stage8-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	stageBinary = filepath.Join(dir, "stage7-cluster")
+	stageBinary = filepath.Join(dir, "stage8-cluster")
 	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", stageBinary, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "cannot build stage 7:", err)
+		fmt.Fprintln(os.Stderr, "cannot build stage 8:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -76,7 +76,7 @@ func startNATS(t *testing.T, port int) *natsserver.Server {
 // natsPort is the port a NATS server listens on.
 func natsPort(ns *natsserver.Server) int { return ns.Addr().(*net.TCPAddr).Port }
 
-// process is a running stage 7 server.
+// process is a running stage 8 server.
 type process struct {
 	t    *testing.T
 	cmd  *exec.Cmd

@@ -239,7 +239,7 @@ func TestUnreachableNATS(t *testing.T) {
 	if exit == nil || exit.ExitCode() != 2 {
 		t.Fatalf("exit: %v, want status 2; it printed:\n%s", err, out)
 	}
-	want := "stage7-cluster: cannot reach NATS at " + url + ": nats: no servers available for connection\n"
+	want := "stage8-cluster: cannot reach NATS at " + url + ": nats: no servers available for connection\n"
 	if string(out) != want {
 		t.Fatalf("it printed %q, want %q", out, want)
 	}

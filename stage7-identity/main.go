@@ -1,7 +1,6 @@
 //go:build linux || darwin
 
-// Stage 7: one room across many servers — each server relays through NATS, and its loop stays
-// one thread: what NATS brings waits in a queue, and a descriptor wakes the loop (cluster.go).
+// Stage 7: identity — each client joins with a name, and every line says who sent it and to whom.
 package main
 
 import (
@@ -39,13 +38,6 @@ type client struct {
 	// name is what the client answered to the welcome, and "" until then: a client without a
 	// name has not joined the room yet, and hears nothing of it.
 	name string
-	// remote marks a member of the room who is connected to another server: it has no socket
-	// here (fd is -1), and what is said to it goes through NATS (cluster.go).
-	remote   bool
-	claiming bool     // its name is being claimed in the room's registry (names.go)
-	held     [][]byte // the lines it sent meanwhile, routed once it has joined
-	revision uint64   // its name's revision in the registry: which holder of the name it is
-	server   string   // remote: the ID of its server, its entry's value in the registry
 }
 
 // server is the loop's state, shared by the functions below.
@@ -65,7 +57,6 @@ type server struct {
 	log         *logWriter
 	descriptors // out of descriptors: see descriptors.go
 	stopping    // shutting down: see shutdown.go
-	cluster     // the room across servers: see cluster.go
 }
 
 // errLeft is why a client that went away by itself is disconnected (no reason is printed).
@@ -89,7 +80,6 @@ func main() {
 	}
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
 	fmt.Fprintf(s.out, "Server: waiting for sockets with %s (-poller %[1]s)\n", options.poller)
-	s.joinCluster() // cluster.go: NATS, and the room as it is now
 
 	for {
 		// What the loop printed goes out once per pass, and never holds the loop up.
@@ -111,8 +101,6 @@ func main() {
 			switch {
 			case e.fd == s.signals:
 				s.onSignal()
-			case e.fd == s.news.fd:
-				s.hearNews() // cluster.go: what NATS brought
 			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
 			case sender == nil:
@@ -305,8 +293,8 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 // lines of one read are framed once, into one batch that is never changed again, and every
 // receiver's queue gets a reference to that one batch, not a copy of it.
 //
-// Stage 6's lines end in "\n" alone, where stages 4 and 5 sent "\r\n": Protohackers' Budget
-// Chat protocol, which stage 6 speaks, ends every line with "\n", and its clients compare whole
+// Stage 7's lines end in "\n" alone, where stages 4 to 6 sent "\r\n": Protohackers' Budget
+// Chat protocol, which stage 7 speaks, ends every line with "\n", and its clients compare whole
 // lines. Our own clients and nc accept either.
 func (s *server) broadcast(sender *client, lines [][]byte) {
 	if len(lines) == 0 {
@@ -319,15 +307,8 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 	}
 	// The full slice expression caps the batch, so no append can ever write into it.
 	batch := s.batches[start:len(s.batches):len(s.batches)]
-	s.tellRoom(subjectSay, batch) // cluster.go: the other servers' users
-	s.queueForRoom(sender, batch)
-}
-
-// queueForRoom queues a batch for every joined client of this server except its sender (nil
-// when it came from another server).
-func (s *server) queueForRoom(sender *client, batch []byte) {
 	for _, receiver := range s.joined {
-		if receiver == sender || receiver.disconnected || receiver.remote {
+		if receiver == sender || receiver.disconnected {
 			continue // disconnected: dropped while this loop ran (see leave)
 		}
 		if receiver.queued == 0 {
@@ -432,10 +413,6 @@ func (s *server) disconnect(c *client, why error) {
 // messages between two commands still goes out as one batch.
 func (s *server) route(sender *client, lines [][]byte) {
 	for len(lines) > 0 && !sender.disconnected {
-		if sender.claiming {
-			s.hold(sender, lines) // names.go: they wait for the room's answer
-			return
-		}
 		if sender.name == "" {
 			s.join(sender, lines[0])
 			lines = lines[1:]
@@ -475,13 +452,8 @@ func (s *server) join(c *client, name []byte) {
 			fmt.Errorf(`name "%s" is taken`, name))
 		return
 	}
-	s.claim(c, string(name)) // names.go: the room's registry decides, and enter follows
-}
-
-// enter lets c into the room under name, once the registry has given it the name.
-func (s *server) enter(c *client, name string) {
 	others := s.names() // before c joins: the newcomer's list does not include itself
-	c.name = name
+	c.name = string(name)
 	s.joined = append(s.joined, c)
 	fmt.Fprintf(s.out, "Server: %s joined\n", c.name)
 	s.announce(c, "* "+c.name+" has entered the room\n")
@@ -490,7 +462,6 @@ func (s *server) enter(c *client, name string) {
 	} else {
 		s.send(c, "* The room contains: "+others+"\n")
 	}
-	s.tellJoined(c) // cluster.go
 }
 
 // legalName reports whether name is 1 to 32 ASCII letters or digits, as Budget Chat requires:
@@ -528,7 +499,6 @@ func (s *server) leave(c *client, why error) {
 		fmt.Fprintf(s.out, "Server: %s left (%v)\n", c.name, why)
 	}
 	s.announce(c, "* "+c.name+" has left the room\n")
-	s.tellLeft(c) // cluster.go: the other servers hear of it, and the name is free again
 }
 
 // send queues a line for c alone: a batch of its own, queued as broadcast queues one for
@@ -551,7 +521,7 @@ func (s *server) send(c *client, line string) {
 // announce queues a line for every joined client but one: the one it is about.
 func (s *server) announce(about *client, line string) {
 	for _, receiver := range s.joined {
-		if receiver != about && !receiver.disconnected && !receiver.remote {
+		if receiver != about && !receiver.disconnected {
 			s.send(receiver, line)
 		}
 	}
@@ -577,8 +547,6 @@ func (s *server) command(sender *client, line []byte) {
 		s.send(sender, "* Usage: /msg NAME text\n")
 	case receiver == nil:
 		s.send(sender, "* Nobody called "+name+" is here.\n")
-	case receiver.remote:
-		s.tellRoom(subjectMsg+"."+name, []byte("["+sender.name+" -> you] "+text+"\n"))
 	default:
 		s.send(receiver, "["+sender.name+" -> you] "+text+"\n")
 	}

@@ -13,29 +13,29 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite README.md's stage 7 blocks from a real run")
+var update = flag.Bool("update", false, "rewrite README.md's blocks from a real run")
 
-// The README's stage 7 section shows what three servers and three users print. Its blocks are
-// marked "stage7-output" (the harness in the root module checks the "output" ones, and cannot
-// start stage 7, which is a module of its own); this test runs the scenario and compares.
-var stage7Block = regexp.MustCompile("(?s)<!-- stage7-output: ([a-z0-9/-]+) -->\n```text\n(.*?)```\n")
+// This folder's README shows what three servers and three users print. The harness in the root
+// module checks the other READMEs' blocks, but cannot start stage 8, which is a module of its
+// own: this test runs the scenario and compares.
+var stage8Block = regexp.MustCompile("(?s)<!-- output: ([a-z0-9/-]+) -->\n```text\n(.*?)```\n")
 
 func TestREADME(t *testing.T) {
-	const path = "../README.md"
+	const path = "README.md"
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	blocks := map[string]string{}
-	for _, m := range stage7Block.FindAllStringSubmatch(string(data), -1) {
+	for _, m := range stage8Block.FindAllStringSubmatch(string(data), -1) {
 		blocks[m[1]] = m[2]
 	}
 	got := readmeScenario(t)
 	if *update {
-		updated := stage7Block.ReplaceAllStringFunc(string(data), func(block string) string {
-			name := stage7Block.FindStringSubmatch(block)[1]
+		updated := stage8Block.ReplaceAllStringFunc(string(data), func(block string) string {
+			name := stage8Block.FindStringSubmatch(block)[1]
 			if out, ok := got[name]; ok {
-				return fmt.Sprintf("<!-- stage7-output: %s -->\n```text\n%s```\n", name, out)
+				return fmt.Sprintf("<!-- output: %s -->\n```text\n%s```\n", name, out)
 			}
 			return block
 		})
@@ -51,10 +51,10 @@ func TestREADME(t *testing.T) {
 	for _, name := range names {
 		switch want, ok := blocks[name]; {
 		case !ok:
-			t.Errorf("README.md has no block <!-- stage7-output: %s -->", name)
+			t.Errorf("README.md has no block <!-- output: %s -->", name)
 		case want != got[name] && !*update:
 			t.Errorf("README.md block %s does not match a real run (run `go test -run TestREADME -update` "+
-				"in stage7-cluster if the change is intended);\nREADME:\n%s\nreal run:\n%s", name, want, got[name])
+				"in this folder if the change is intended);\nREADME:\n%s\nreal run:\n%s", name, want, got[name])
 		}
 	}
 	for name := range blocks {
@@ -121,10 +121,10 @@ func readmeScenario(t *testing.T) map[string]string {
 		return text
 	}
 	return map[string]string{
-		"stage7/server1": transcript("go run .", hub.lines()),
-		"stage7/server2": transcript("go run . -addr :5556 -nats nats://127.0.0.1:4222", second.lines()),
-		"stage7/alice":   transcript("nc 127.0.0.1 5555", alice.said),
-		"stage7/bob":     transcript("nc 127.0.0.1 5556", bob.said),
-		"stage7/carol":   transcript("nc 127.0.0.1 5557", carol.said),
+		"stage8/server1": transcript("go run .", hub.lines()),
+		"stage8/server2": transcript("go run . -addr :5556 -nats nats://127.0.0.1:4222", second.lines()),
+		"stage8/alice":   transcript("nc 127.0.0.1 5555", alice.said),
+		"stage8/bob":     transcript("nc 127.0.0.1 5556", bob.said),
+		"stage8/carol":   transcript("nc 127.0.0.1 5557", carol.said),
 	}
 }

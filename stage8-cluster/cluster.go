@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// One room, many servers. Each server keeps its own clients exactly as stage 6 does, and tells
+// One room, many servers. Each server keeps its own clients exactly as stage 7 does, and tells
 // the other servers what its users say through NATS, a messaging engine built for this: every
 // server publishes on the room's subjects and subscribes to them, and NATS carries each message
 // to every subscriber, in the order each publisher sent them. We invent no protocol between
@@ -147,7 +147,7 @@ func (s *server) joinCluster() {
 		s.startHub()
 	}
 	s.nc, err = nats.Connect(s.natsURL,
-		nats.Name("stage7-cluster"),
+		nats.Name("stage8-cluster"),
 		nats.NoEcho(), // its own messages: its users heard them already
 		// A lost connection is retried for ever, once a second, and nothing published
 		// meanwhile is kept for later: a split room does not replay what it said.
@@ -199,13 +199,13 @@ func (s *server) startHub() {
 	if port == 0 {
 		port = natsserver.RANDOM_PORT // to the NATS server, port 0 means its default, 4222
 	}
-	s.storeDir, err = os.MkdirTemp("", "stage7-nats-")
+	s.storeDir, err = os.MkdirTemp("", "stage8-nats-")
 	if err != nil {
 		log.Fatalf("cannot start NATS: %v", err)
 	}
 	s.hub, err = natsserver.NewServer(&natsserver.Options{
 		Host: host, Port: port, JetStream: true, StoreDir: s.storeDir,
-		NoSigs: true, NoLog: true, ServerName: "stage7-hub",
+		NoSigs: true, NoLog: true, ServerName: "stage8-hub",
 	})
 	if err == nil {
 		// Start reports a busy port through its log, which is off: check the port first.
@@ -234,7 +234,7 @@ func natsHint(addr string, err error) string {
 	if h == "" {
 		return ""
 	}
-	return " (is a stage 7 server running here? join it with -nats nats://127.0.0.1" +
+	return " (is a stage 8 server running here? join it with -nats nats://127.0.0.1" +
 		addr[strings.LastIndex(addr, ":"):] + ", or try -nats-listen)"
 }
 

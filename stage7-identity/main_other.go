@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "stage7-cluster: this stage needs Linux or macOS (on Windows, use WSL)")
+	fmt.Fprintln(os.Stderr, "stage7-identity: this stage needs Linux or macOS (on Windows, use WSL)")
 	os.Exit(1)
 }

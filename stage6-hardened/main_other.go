@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "stage6-identity: this stage needs Linux or macOS (on Windows, use WSL)")
+	fmt.Fprintln(os.Stderr, "stage6-hardened: this stage needs Linux or macOS (on Windows, use WSL)")
 	os.Exit(1)
 }

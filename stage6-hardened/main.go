@@ -1,0 +1,432 @@
+//go:build linux || darwin
+
+// Stage 6: a room you do not trust — the stage 5 relay, hardened against what a real room
+// does to it: floods, running out of descriptors, a paused terminal, leavers' last lines, and
+// a Ctrl-C that must not cut off what is still queued. Each hazard has a file of its own.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// client is one connected client.
+type client struct {
+	fd int // the socket, a plain file descriptor: from here on we talk to the kernel directly
+	// pending holds the bytes received after the last "\n": the start of a line whose end has
+	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
+	// several lines, whatever the client's writes were.
+	pending []byte
+	// output holds what this client's socket has not taken yet, so that a client that reads
+	// slowly neither makes the others wait nor loses a line. It is a queue of batches, each the
+	// lines of one read framed once and shared, unchanged, by every client it was queued for:
+	// a line sent to 1,000 clients is held once, not 1,000 times. sent counts the bytes of
+	// output[0] already written, queued the bytes still to write.
+	output         [][]byte
+	sent, queued   int
+	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
+	disconnected   bool // the client left, or was dropped, during this pass
+	budget              // what it may send before the server reads it more slowly: see flood.go
+}
+
+// server is the loop's state, shared by the functions below.
+type server struct {
+	options
+	poller      poller
+	listener    int
+	clients     map[int]*client // by descriptor: events name descriptors
+	writers     []*client       // clients to write to at the end of this pass
+	throttled   []*client       // clients over their budget, not read for now: see flood.go
+	buffer      []byte          // one buffer for every read: an idle client costs no buffer
+	batches     []byte          // where this pass frames the lines it broadcasts
+	kept        bool            // a client kept some of this pass's batches for later
+	iovecs      [][]byte        // the batches of one writev
+	out         *bytes.Buffer   // what this pass printed: see log.go
+	log         *logWriter
+	descriptors // out of descriptors: see descriptors.go
+	stopping    // shutting down: see shutdown.go
+}
+
+// errLeft is why a client that went away by itself is disconnected (no reason is printed).
+var errLeft = errors.New("left")
+
+func main() {
+	options := parseFlags() // flags.go
+	poller, err := newPoller(options.poller)
+	if err != nil {
+		log.Print(err)
+		os.Exit(2) // like any misused flag
+	}
+	listener, port, err := listenNonblocking(options.addr)
+	if err != nil {
+		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err))
+	}
+	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
+		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
+	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see descriptors.go
+		log.Fatalf("cannot start waiting for sockets: %v", err)
+	}
+	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
+	fmt.Fprintf(s.out, "Server: waiting for sockets with %s (-poller %[1]s)\n", options.poller)
+
+	for {
+		// What the loop printed goes out once per pass, and never holds the loop up.
+		s.handLog()
+		s.readAgain() // flood.go: clients whose budget has come back are read again
+		// The lesson of this stage: sleep in the kernel, with no timeout, until a socket is
+		// ready. An idle server uses no CPU at all. (Only a shutdown, or a client waiting for
+		// its budget, sets a timeout.)
+		events, err := s.poller.wait(s.timeout())
+		if err == unix.EINTR {
+			continue // a signal cut the sleep short: sleep again
+		}
+		if err != nil {
+			log.Fatalf("cannot wait for sockets: %v", err)
+		}
+		listenerReady := false
+		for _, e := range events {
+			sender := s.clients[e.fd]
+			switch {
+			case e.fd == s.signals:
+				s.onSignal()
+			case e.fd == s.listener:
+				listenerReady = true // accepted last, below
+			case sender == nil:
+				// Disconnected earlier in this pass: a stale event, ignore it. Accepting last
+				// keeps a new client from taking over its descriptor number before now.
+			default:
+				if e.readable {
+					s.receive(sender)
+				}
+				if e.writable && !sender.disconnected {
+					s.writers = append(s.writers, sender) // its socket has room again
+				}
+			}
+		}
+		s.flush()
+		// A storm of connections must not hold up everyone else: a bounded number per pass,
+		// as Redis does; the rest wait in the queue for the next pass.
+		for i := 0; listenerReady && i < acceptsPerPass; i++ {
+			listenerReady = s.acceptClient()
+		}
+		s.finishStopping()
+	}
+}
+
+// acceptsPerPass bounds the connections one pass accepts.
+const acceptsPerPass = 64
+
+// listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
+// returns the socket and the port it is bound to (the real one when addr asks for port 0).
+//
+// Go's net package has no non-blocking mode to offer: its sockets are non-blocking underneath,
+// but a goroutine that calls Accept or Read is parked until there is something to return, so
+// from the program's side every call blocks. To poll sockets ourselves, as the article does with
+// nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
+// for us: socket, setsockopt, bind, listen.
+func listenNonblocking(addr string) (listener, port int, err error) {
+	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return -1, 0, err
+	}
+	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
+	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
+	domain := unix.AF_INET
+	var sockaddr unix.Sockaddr
+	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
+		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
+		copy(inet4.Addr[:], ip4)
+		sockaddr = inet4
+	} else {
+		domain = unix.AF_INET6
+		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
+		copy(inet6.Addr[:], tcpAddr.IP.To16())
+		sockaddr = inet6
+	}
+
+	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, 0, err
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(listener)
+		}
+	}()
+	// Close-on-exec, as the net package does for every socket: a program we started would
+	// otherwise inherit the listener.
+	unix.CloseOnExec(listener)
+	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
+	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Bind(listener, sockaddr); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Listen(listener, unix.SOMAXCONN); err != nil {
+		return -1, 0, err
+	}
+	// The article's setBlocking(false): from now on Accept returns at once, with EAGAIN when
+	// nobody is waiting, instead of stopping the program until somebody connects.
+	if err = unix.SetNonblock(listener, true); err != nil {
+		return -1, 0, err
+	}
+	bound, err := unix.Getsockname(listener)
+	if err != nil {
+		return -1, 0, err
+	}
+	switch bound := bound.(type) {
+	case *unix.SockaddrInet4:
+		port = bound.Port
+	case *unix.SockaddrInet6:
+		port = bound.Port
+	}
+	return listener, port, nil
+}
+
+// acceptClient accepts a client if one is waiting, and reports whether to try again.
+func (s *server) acceptClient() (again bool) {
+	fd, _, err := unix.Accept(s.listener)
+	if err != nil {
+		// EAGAIN: nobody is waiting. The others are in descriptors.go.
+		return s.acceptFailed(err)
+	}
+	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
+	// it does): without this, the first read from a quiet client would stop the whole loop.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return true
+	}
+	unix.CloseOnExec(fd)
+	// A pass already gathers a client's lines into one write: Nagle's delay would only add latency.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := s.poller.add(fd); err != nil {
+		turnAway(fd) // descriptors.go
+		fmt.Fprintf(s.out, "Server: refused a connection: %v\n", err)
+		return true
+	}
+	s.clients[fd] = &client{fd: fd}
+	fmt.Fprintln(s.out, "Server: client connected")
+	return true
+}
+
+// receive reads what sender has sent, relays every complete line to the others, and
+// disconnects sender if it has left or broke a limit. It reports whether sender may have
+// more to read.
+func (s *server) receive(sender *client) (more bool) {
+	lines, err := s.readLines(sender)
+	for _, message := range lines {
+		s.printMessage(message)
+	}
+	s.broadcast(sender, lines)
+	if err != nil && err != unix.EAGAIN {
+		s.disconnect(sender, err)
+	}
+	return err == nil
+}
+
+// readLines reads what the client has sent since the last pass, without waiting, and returns
+// the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
+// next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
+// client has left, or says why the server drops it.
+func (s *server) readLines(c *client) (lines [][]byte, err error) {
+	if s.shuttingDown {
+		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
+	}
+	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
+	allowed := s.allowance(c)
+	if allowed <= 0 {
+		return nil, unix.EAGAIN
+	}
+	n, err := unix.Read(c.fd, s.buffer[:allowed])
+	if err == unix.EAGAIN {
+		// Nothing new: in blocking mode the read would have stopped the loop here.
+		return nil, err
+	}
+	if err != nil || n == 0 {
+		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
+		// A client that shut only its writing half reads as 0 bytes too, at every pass: it has
+		// left as well, or the loop would spin on it. A last line with no "\n" before the end
+		// of the stream is a line all the same, also when the stream ends in a reset (a client
+		// that closes with unread input resets the connection instead of closing it in order).
+		if len(c.pending) > 0 {
+			lines = append(lines, bytes.TrimSuffix(c.pending, []byte("\r")))
+		}
+		return lines, errLeft
+	}
+	s.spend(c, n)
+	c.pending = append(c.pending, s.buffer[:n]...)
+	rest := c.pending
+	for {
+		end := bytes.IndexByte(rest, '\n')
+		if end < 0 {
+			break
+		}
+		line := bytes.TrimSuffix(rest[:end], []byte("\r"))
+		if len(line) > s.maxLine {
+			return lines, errTooLong(s.maxLine) // limits.go
+		}
+		lines = append(lines, line)
+		rest = rest[end+1:]
+	}
+	if len(rest) > s.maxLine+1 { // limits.go says why as soon as it is too long
+		return lines, errTooLong(s.maxLine)
+	}
+	if len(rest) == 0 {
+		rest = c.pending[:0] // all used: the next read fills the buffer again from its start
+	}
+	c.pending = rest
+	return lines, nil
+}
+
+// broadcast queues lines, each ending in "\r\n", for every client except their sender.
+// Nothing is written yet: that happens once per client at the end of the pass. The lines of
+// one read are framed once, into one batch that is never changed again, and every receiver's
+// queue gets a reference to that one batch, not a copy of it.
+func (s *server) broadcast(sender *client, lines [][]byte) {
+	if len(lines) == 0 {
+		return
+	}
+	start := len(s.batches)
+	for _, message := range lines {
+		s.batches = append(append(s.batches, message...), '\r', '\n')
+	}
+	// The full slice expression caps the batch, so no append can ever write into it.
+	batch := s.batches[start:len(s.batches):len(s.batches)]
+	for _, receiver := range s.clients {
+		if receiver == sender {
+			continue
+		}
+		if receiver.queued == 0 {
+			// It joins the writers now. With output already there it is on the list, or the
+			// poller will say when its socket has room, and it keeps this batch till then.
+			s.writers = append(s.writers, receiver)
+		} else {
+			s.kept = true
+		}
+		receiver.output = append(receiver.output, batch)
+		receiver.queued += len(batch)
+		if receiver.queued > s.maxPending {
+			s.disconnect(receiver, errNotReading(s.maxPending)) // limits.go
+		}
+	}
+}
+
+// flush gives each client on the writers list one write, whatever the number of batches that
+// wait for it, as Redis does: writev hands the kernel all of them in one system call. Clients
+// with nothing to send are not even looked at.
+func (s *server) flush() {
+	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
+		c := s.writers[i]
+		if c.disconnected || c.queued == 0 {
+			continue
+		}
+		// writev takes one slice per batch, at most 1024 of them (IOV_MAX on Linux and macOS).
+		s.iovecs = append(s.iovecs[:0], c.output[:min(len(c.output), 1024)]...)
+		s.iovecs[0] = s.iovecs[0][c.sent:]
+		n, err := unix.Writev(c.fd, s.iovecs)
+		if err != nil && err != unix.EAGAIN {
+			s.relayLastWords(c) // EPIPE, ECONNRESET: it left; lastwords.go
+			continue
+		}
+		c.consume(max(n, 0)) // EAGAIN (n is -1) or a partial write: the rest waits
+		if c.queued > 0 {
+			s.kept = true
+		}
+		// Watch for room in the socket only while output waits: a socket with room is always
+		// writable, so watching an idle client would wake the loop at once, forever.
+		if waiting := c.queued > 0; waiting != c.watchingWrites {
+			c.watchingWrites = waiting
+			s.poller.watchWrites(c.fd, waiting)
+		}
+	}
+	s.writers = s.writers[:0]
+	// When every client took all of this pass's batches, the next pass frames its lines into
+	// the same buffer; when one kept some, they must stay as they are: start a new buffer.
+	if s.kept {
+		s.batches, s.kept = nil, false
+	} else {
+		s.batches = s.batches[:0]
+	}
+}
+
+// consume takes the n bytes the socket took off the front of c's queue.
+func (c *client) consume(n int) {
+	c.queued -= n
+	n += c.sent
+	done := 0
+	for done < len(c.output) && n >= len(c.output[done]) {
+		n -= len(c.output[done])
+		done++
+	}
+	// Move what is left to the front, and forget the batches sent, so that a batch nobody
+	// needs any more can be freed.
+	left := copy(c.output, c.output[done:])
+	clear(c.output[left:])
+	c.output, c.sent = c.output[:left], n
+	if left == 0 && cap(c.output) > 64 {
+		c.output = nil // caught up after a backlog: give the long queue back
+	}
+}
+
+// disconnect closes c's connection and forgets c, saying why if the server decided it.
+func (s *server) disconnect(c *client, why error) {
+	if why != errLeft {
+		s.sayGoodbye(c, why) // limits.go
+	}
+	// Stop watching the descriptor before closing it: select fails on a closed descriptor,
+	// and the next accept may give the same number to a new client.
+	s.poller.remove(c.fd)
+	unix.Close(c.fd)
+	delete(s.clients, c.fd)
+	c.disconnected = true
+	c.output = nil
+	if why == errLeft {
+		fmt.Fprintln(s.out, "Server: client disconnected")
+	} else {
+		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
+	}
+	s.descriptorFreed() // descriptors.go
+}
+
+// reason cuts an error from the net package down to its cause: "address already in use"
+// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
+// already names the address.
+func reason(err error) error {
+	var addrErr *net.AddrError
+	if errors.As(err, &addrErr) {
+		return errors.New(addrErr.Err)
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Err
+	}
+	return err
+}
+
+// hint adds a guess to "address already in use": most often, a server from an earlier stage
+// is still running in another terminal.
+func hint(addr string, err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	next := ":5556"
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if n, err := strconv.Atoi(port); err == nil {
+			next = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+	}
+	return " (is another server still running? try -addr " + next + ")"
+}
