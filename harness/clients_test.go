@@ -565,7 +565,7 @@ func TestClientsScreenSafe(t *testing.T) {
 
 // The clients and the server's log escape by the same rule, written twice (stages import
 // nothing from this module, and the clients import no stage): one line that holds every class
-// goes through stage 5 and stage 6, and the server's log and the receiver must show the same
+// goes through stage 5 and stage 7, and the server's log and the receiver must show the same
 // text for it.
 func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 	var sent, shown []string
@@ -590,10 +590,10 @@ func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 		require.Equal(t, want, printed)
 	})
 
-	t.Run("stage 6", func(t *testing.T) {
-		s := StartServer(t, stage6)
+	t.Run("stage 7", func(t *testing.T) {
+		s := StartServer(t, stage7)
 		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", s.Addr, "-name", "bob")
-		receiver.ExpectLines(t, connectedLine(s.Addr), "Message: "+strings.TrimSuffix(stage6Welcome, "\n"))
+		receiver.ExpectLines(t, connectedLine(s.Addr), "Message: "+strings.TrimSuffix(stage7Welcome, "\n"))
 		s.WaitLine(t, "Server: bob joined")
 		alice := joinStage6(t, s, "alice", "bob")
 		alice.Send(t, line+"\n")
@@ -676,10 +676,10 @@ func TestClientsWireBytes(t *testing.T) {
 	})
 }
 
-// With -name the clients can join a server that asks who you are (stage 6): the name is the
+// With -name the clients can join a server that asks who you are (stage 7): the name is the
 // first line sent, and the server's question is shown as a message like any other line.
 func TestClientsName(t *testing.T) {
-	const question = "Welcome to the chat! What is your name?\n" // stage 6 ends its lines in "\n"
+	const question = "Welcome to the chat! What is your name?\n" // stage 7 ends its lines in "\n"
 	for _, client := range []string{"receiver", "chat"} {
 		t.Run(client, func(t *testing.T) {
 			server := startTestServer(t)
@@ -700,7 +700,7 @@ func TestClientsName(t *testing.T) {
 	}
 }
 
-// The README says what each netcat does once the server has closed the connection, as stage 6
+// The README says what each netcat does once the server has closed the connection, as stage 7
 // does after refusing a name: netcat-traditional exits at once; netcat-openbsd exits without a
 // word at the next line typed; ncat at the line after that, with "Ncat: Broken pipe.". Each
 // netcat installed here is checked (the README's figures: netcat-openbsd 1.219,
@@ -728,13 +728,13 @@ func TestClientsNetcatAfterARefusedName(t *testing.T) {
 				t.Skipf("%s is not the netcat the README describes: %q", nc.command, version)
 			}
 
-			s := StartServer(t, stage6)
+			s := StartServer(t, stage7)
 			stdin, typing := stdinPipe(t)
 			p := Start(t, path, stdin, "127.0.0.1", strconv.Itoa(s.Port))
-			require.Equal(t, strings.TrimSuffix(stage6Welcome, "\n"), p.NextLine(t))
+			require.Equal(t, strings.TrimSuffix(stage7Welcome, "\n"), p.NextLine(t))
 			_, err = typing.WriteString("bad name!\n")
 			require.NoError(t, err)
-			require.Equal(t, strings.TrimSuffix(stage6Illegal, "\n"), p.NextLine(t))
+			require.Equal(t, strings.TrimSuffix(stage7Illegal, "\n"), p.NextLine(t))
 			s.WaitLine(t, `Server: client disconnected (illegal name "bad name!")`)
 
 			for i := range nc.linesToExit {
@@ -747,7 +747,7 @@ func TestClientsNetcatAfterARefusedName(t *testing.T) {
 			require.Equal(t, nc.exitCode, p.WaitExit(t, Deadline), "%s (%s): exit status", nc.command, version)
 			require.Equal(t, nc.stderr, p.Stderr(), "%s (%s)", nc.command, version)
 			require.Equal(t, []string{
-				strings.TrimSuffix(stage6Welcome, "\n"), strings.TrimSuffix(stage6Illegal, "\n"),
+				strings.TrimSuffix(stage7Welcome, "\n"), strings.TrimSuffix(stage7Illegal, "\n"),
 			}, p.Lines())
 		})
 	}

@@ -15,7 +15,7 @@ func TestStagesCommandLine(t *testing.T) {
 	root, err := Root()
 	require.NoError(t, err)
 	for _, pkg := range []string{"stage1-blocking", "stage2-recvline", "stage3-nonblocking",
-		"stage4-broadcast", "stage5-select", "stage6-identity"} {
+		"stage4-broadcast", "stage5-select", "stage7-identity"} {
 		t.Run(pkg, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
 				t.Skipf("no %s in this checkout", pkg)
@@ -27,7 +27,7 @@ func TestStagesCommandLine(t *testing.T) {
 			require.Contains(t, usage, "-addr")
 
 			misuses := [][]string{{"extra"}, {"-addr", "127.0.0.1:0", "extra"}}
-			if strings.HasPrefix(pkg, "stage5") || strings.HasPrefix(pkg, "stage6") {
+			if strings.HasPrefix(pkg, "stage5") || strings.HasPrefix(pkg, "stage7") {
 				misuses = append(misuses, []string{"-max-line", "0"}, []string{"-max-line", "-5"},
 					[]string{"-max-pending", "0"}, []string{"-max-pending", "-1"})
 			}
@@ -48,11 +48,11 @@ func TestStage5ListenErrors(t *testing.T) {
 	checkListenErrors(t, "stage5-select")
 }
 
-func TestStage6ListenErrors(t *testing.T) {
+func TestStage7ListenErrors(t *testing.T) {
 	root, err := Root()
 	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(root, "stage6-identity")); err != nil {
-		t.Skip("no stage6-identity in this checkout")
+	if _, err := os.Stat(filepath.Join(root, "stage7-identity")); err != nil {
+		t.Skip("no stage7-identity in this checkout")
 	}
-	checkListenErrors(t, "stage6-identity")
+	checkListenErrors(t, "stage7-identity")
 }

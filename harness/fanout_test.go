@@ -29,7 +29,7 @@ func TestFanoutSmoke(t *testing.T) {
 		{"stage5 select", "stage5-select", []string{"-poller", "select", "-quiet"}, "line"},
 		{"stage5 epoll", "stage5-select", []string{"-poller", "epoll", "-quiet"}, "line"},
 		{"gorelay", "harness/cmd/gorelay", []string{"-quiet"}, "line"},
-		{"stage6", "stage6-identity", []string{"-poller", "epoll", "-quiet"}, "stage6"},
+		{"stage7", "stage7-identity", []string{"-poller", "epoll", "-quiet"}, "stage7"},
 	}
 	root, err := Root()
 	require.NoError(t, err)

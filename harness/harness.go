@@ -127,7 +127,7 @@ type Server struct {
 	*Process
 	Port   int
 	Addr   string // 127.0.0.1:Port, ready to dial
-	Poller string // the poller named on the second line (stages 5 and 6)
+	Poller string // the poller named on the second line (stages 6 and 7)
 }
 
 var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connections on port (\d+)\.\.\.$`)
@@ -189,7 +189,7 @@ func StartServerProcess(pkg string, args ...string) (*Server, error) {
 
 // Stages 5 and 6 say on their second line which poller they wait with.
 var (
-	announcesPoller = map[string]bool{"stage5-select": true, "stage6-identity": true}
+	announcesPoller = map[string]bool{"stage5-select": true, "stage7-identity": true}
 	pollerLine      = regexp.MustCompile(`^Server: waiting for sockets with (\w+) \(-poller (\w+)\)$`)
 )
 

@@ -31,7 +31,7 @@ var readmeScenarios = []readmeScenario{
 	{"stage4", readmeBroadcast("stage4", "stage4-broadcast", "Hello", "How are you?", "What are you doing?")},
 	{"stage5", readmeBroadcast("stage5", "stage5-select", "Hello", "How are you?", "select sleeps until there is work")},
 	{"stage5-busy-port", readmeBusyPort},
-	{"stage6", readmeStage6},
+	{"stage7", readmeStage6},
 	{"chat", readmeChat},
 	{"cputable", readmeCPUTable},
 	{"check", readmeCheck},
@@ -217,12 +217,12 @@ func readmeChat(t *testing.T) map[string]string {
 	}
 }
 
-// readmeStage6 is stage 6's walkthrough: alice in the chat client, bob and carol at nc, a
+// readmeStage6 is stage 7's walkthrough: alice in the chat client, bob and carol at nc, a
 // fourth person who asks for a name that is taken; a message for the room, a private one, /who,
 // and alice leaving. Every step waits for what it causes, so that the server's log comes out in
 // the same order on every run.
 func readmeStage6(t *testing.T) map[string]string {
-	server := StartServer(t, "stage6-identity")
+	server := StartServer(t, "stage7-identity")
 	alice := startTTY(t, "clients/chat", "-addr", server.Addr)
 	server.WaitLine(t, "Server: client connected")
 	alice.waitCount(t, "What is your name?", 1)
@@ -267,11 +267,11 @@ func readmeStage6(t *testing.T) map[string]string {
 	server.Signal(t, os.Interrupt)
 	require.Equal(t, 0, server.WaitExit(t, Deadline))
 	return map[string]string{
-		"stage6/alice":  alice.transcript("go run ./clients/chat", server.Port),
-		"stage6/bob":    bob.transcript(),
-		"stage6/taken":  taken.transcript(),
-		"stage6/carol":  carol.transcript(),
-		"stage6/server": serverTranscript("go run ./stage6-identity", server),
+		"stage7/alice":  alice.transcript("go run ./clients/chat", server.Port),
+		"stage7/bob":    bob.transcript(),
+		"stage7/taken":  taken.transcript(),
+		"stage7/carol":  carol.transcript(),
+		"stage7/server": serverTranscript("go run ./stage7-identity", server),
 	}
 }
 

@@ -20,9 +20,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Flood control in stages 5 and 6: one client sending as fast as its socket takes it
+// Flood control in stages 6 and 7: one client sending as fast as its socket takes it
 // (`yes | nc`) is read no faster than its budget, so that it cannot empty the room. Every test
-// runs against stage 5 and stage 6 (whose clients give a name first), with select and with
+// runs against stage 5 and stage 7 (whose clients give a name first), with select and with
 // this system's own poller, on the stages' defaults unless it says otherwise.
 
 // The defaults, as the stages ship them.
@@ -45,8 +45,8 @@ func forEachFloodRoom(t *testing.T, test func(t *testing.T, room *floodRoom), ar
 	})
 }
 
-// join connects a client called name (a name only stage 6 hears) and waits until the server
-// has taken it in. small gives it a receive buffer of 4 KiB. In stage 6 every client that
+// join connects a client called name (a name only stage 7 hears) and waits until the server
+// has taken it in. small gives it a receive buffer of 4 KiB. In stage 7 every client that
 // joined before hears of it, in a line that starts with "* ".
 func (r *floodRoom) join(t *testing.T, name string, small bool) *Client {
 	t.Helper()
@@ -58,7 +58,7 @@ func (r *floodRoom) join(t *testing.T, name string, small bool) *Client {
 	}
 	r.WaitLine(t, "Server: client connected")
 	if r.named {
-		require.Equal(t, stage6Welcome, c.ReadLine(t))
+		require.Equal(t, stage7Welcome, c.ReadLine(t))
 		c.Send(t, name+"\n")
 		r.WaitLine(t, "Server: "+name+" joined")
 		require.True(t, strings.HasPrefix(c.ReadLine(t), "* The room "))
@@ -144,7 +144,7 @@ func TestFloodControlRoom(t *testing.T) {
 		flooder := room.join(t, "flooder", false)
 
 		// Each client knows the lines it may be sent: the flood, the pings, the pongs, the
-		// last line, and in stage 6 the news of those who joined after it.
+		// last line, and in stage 7 the news of those who joined after it.
 		flood, last := room.relayed("flooder", "y"), room.relayed("ping", "last")
 		pingPattern := strings.TrimRight(room.relayed("ping", "ping "), "\r\n") // and a number
 		pongPattern := strings.TrimRight(room.relayed("pong", "pong "), "\r\n")

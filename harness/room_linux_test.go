@@ -86,7 +86,7 @@ func waitSent(t testing.TB, c *Client) {
 
 // A broadcast is held once, however many receive it: its batch is shared by every receiver's
 // queue, not copied into each. One line of 64 KiB to 2,000 receivers (900 under select, whose
-// limit is 1,024 descriptors; 400 in stage 6, where every join is told to everyone) raises
+// limit is 1,024 descriptors; 400 in stage 7, where every join is told to everyone) raises
 // the server's resident memory at its peak by less than 4 MiB, where a copy per receiver
 // would need receivers x 64 KiB (125 MiB for 2,000). Memory is the kernel's own count, from
 // /proc/<pid>/status: the peak (VmHWM) is reset once everyone has joined.

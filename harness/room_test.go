@@ -22,9 +22,9 @@ import (
 )
 
 // Stage 5 makes promises for a real room (nothing lost, nothing frozen, memory and descriptors
-// bounded), and stage 6 is stage 5 with names, so it must keep every one of them. The tests in
+// bounded), and stage 7 is stage 5 with names, so it must keep every one of them. The tests in
 // room*_test.go are written once and run against both stages, under both pollers: a room
-// speaks to either stage the way that stage's clients do (stage 6's clients give a name
+// speaks to either stage the way that stage's clients do (stage 7's clients give a name
 // first), and expects its lines in that stage's own words.
 
 // roomStage is what a room test needs to know about a stage.
@@ -36,7 +36,7 @@ type roomStage struct {
 
 var roomStages = []roomStage{
 	{pkg: stage5, eol: "\r\n"},
-	{pkg: stage6, eol: "\n", named: true},
+	{pkg: stage7, eol: "\n", named: true},
 }
 
 // room is one stage with one poller, and the server it runs.
@@ -54,7 +54,7 @@ type member struct {
 	name string // as the log names it: "client" in stage 5
 }
 
-// forEachRoom runs test once per stage and poller, as subtests such as stage6-identity/epoll.
+// forEachRoom runs test once per stage and poller, as subtests such as stage7-identity/epoll.
 func forEachRoom(t *testing.T, test func(t *testing.T, r *room)) {
 	for _, stage := range roomStages {
 		t.Run(stage.pkg, func(t *testing.T) {
@@ -73,7 +73,7 @@ func (r *room) start(t *testing.T, args ...string) *Server {
 	return r.s
 }
 
-// join connects a client and brings it into the room: stage 6's gives the next free name.
+// join connects a client and brings it into the room: stage 7's gives the next free name.
 func (r *room) join(t testing.TB) *member {
 	t.Helper()
 	return r.enter(t, Dial(t, r.s.Addr))
@@ -94,7 +94,7 @@ func (r *room) enterConnected(t testing.TB, c *Client) *member {
 	}
 	r.joined++
 	m := &member{Client: c, name: fmt.Sprintf("m%d", r.joined)}
-	require.Equal(t, stage6Welcome, c.ReadLine(t))
+	require.Equal(t, stage7Welcome, c.ReadLine(t))
 	m.Send(t, m.name+"\n")
 	require.Equal(t, "Server: "+m.name+" joined", r.log(t))
 	require.True(t, strings.HasPrefix(c.ReadLine(t), "* The room "), "the newcomer's presence line")
@@ -156,7 +156,7 @@ func (r *room) goodbye(why string) string { return "Server: " + why + ", disconn
 // tooMany is the line a client is turned away with when the server is out of descriptors.
 func (r *room) tooMany() string { return "Server: too many connections, try again later" + r.eol }
 
-// notice reports whether line is one of stage 6's lines about the room ("* bob has entered
+// notice reports whether line is one of stage 7's lines about the room ("* bob has entered
 // the room"), which come between messages whenever someone joins or leaves.
 func (r *room) notice(line string) bool { return r.named && strings.HasPrefix(line, "* ") }
 
@@ -676,7 +676,7 @@ func TestRoomResetAndHalfClose(t *testing.T) {
 
 // When one pass handles several events, handling an early one may drop a client whose own
 // event comes later in the same pass: that event is stale and must be ignored. Here a
-// receiver's output limit is 60 bytes (room for stage 6's welcome and notices), so the first
+// receiver's output limit is 60 bytes (room for stage 7's welcome and notices), so the first
 // long line it is sent drops it.
 func TestRoomStaleEvent(t *testing.T) {
 	forEachRoom(t, func(t *testing.T, r *room) {

@@ -30,7 +30,7 @@ type Check struct {
 	// Required is true when the check fails a server that misses Requires; an observation
 	// (false) reports what it saw and never fails.
 	Required bool
-	// Requires is what the lesson of the stage (the article's step) or, at stage 6, Budget
+	// Requires is what the lesson of the stage (the article's step) or, at stage 7, Budget
 	// Chat's statement asks for: the only grounds on which a required check fails.
 	Requires string
 	// Ours is what our own stages do beyond that, which the check at most reports: a

@@ -19,14 +19,17 @@ var StageTitles = map[int]string{
 	3: "non-blocking sockets, many clients",
 	4: "broadcast",
 	5: "select: sleep until a socket is ready",
-	6: "names and presence (Budget Chat)",
+	6: "a room you do not trust",
+	7: "names and presence (Budget Chat)",
+	8: "one room across many servers (no checks)",
 }
 
 // StageChecks lists the checks of a stage, required ones first. Stages 1 to 3 show their
 // lesson only in the server's log, so their checks read it, looking for lines that end with
 // each message (`Server: received from client: Hello`); from stage 4 on, the checks look only
-// at what the clients receive. Each check says what the lesson (or, at stage 6, Budget Chat's
-// statement) requires, and what is only how our stages do it.
+// at what the clients receive. Each check says what the lesson (or, at stage 7, Budget Chat's
+// statement) requires, and what is only how our stages do it. Stage 8 has no checks: what it
+// adds (servers that share a room) cannot be seen from one server's clients.
 func StageChecks(stage int) []Check {
 	switch stage {
 	case 1:
@@ -41,6 +44,8 @@ func StageChecks(stage int) []Check {
 		return []Check{broadcast, leave, reset, wholeLines, notText, idleCPUSelect, framing, catchUp, stalled}
 	case 6:
 		return stage6Checks()
+	case 7:
+		return stage7Checks()
 	}
 	return nil
 }

@@ -1,9 +1,9 @@
 //go:build linux
 
-// Command clusterfanout measures what crossing NATS costs stage 7. One sender floods lines to N
-// receivers, three ways: stage 6 alone, sender and receivers on one server; stage 7 in a room of
+// Command clusterfanout measures what crossing NATS costs stage 8. One sender floods lines to N
+// receivers, three ways: stage 7 alone, sender and receivers on one server; stage 8 in a room of
 // two servers with sender and receivers on the same one (NATS only carries the line to the
-// other, empty, server); and stage 7 with the sender on one server and the receivers on the
+// other, empty, server); and stage 8 with the sender on one server and the receivers on the
 // other, every line crossing NATS on its way.
 //
 //	go run ./harness/cmd/clusterfanout
@@ -31,7 +31,7 @@ import (
 )
 
 func main() {
-	harness.SetUsage("clusterfanout", "clusterfanout measures one sender's flood to many receivers on stage 6, and on stage 7 with and without crossing NATS.")
+	harness.SetUsage("clusterfanout", "clusterfanout measures one sender's flood to many receivers on stage 7, and on stage 8 with and without crossing NATS.")
 	receiverCounts := flag.String("receivers", "10,100", "receiver counts to measure, comma-separated")
 	lines := flag.Int("lines", 100_000, "lines the sender floods")
 	size := flag.Int("size", 32, "bytes per line as sent, \"\\n\" included")
@@ -46,23 +46,23 @@ func main() {
 		}
 		counts = append(counts, n)
 	}
-	stage7Dir, err := os.MkdirTemp("", "clusterfanout-")
+	stage8Dir, err := os.MkdirTemp("", "clusterfanout-")
 	check(err)
-	defer os.RemoveAll(stage7Dir)
+	defer os.RemoveAll(stage8Dir)
 	defer harness.RemoveBuilds()
 	// Ctrl-C: what harness.CleanUpOnSignal does (kill the servers, delete the builds), and
-	// stage 7's build too, which is not the harness's.
+	// stage 8's build too, which is not the harness's.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-signals
 		harness.StopAll()
-		os.RemoveAll(stage7Dir)
+		os.RemoveAll(stage8Dir)
 		os.Exit(130)
 	}()
-	stage6, err := harness.BuildBinary("stage6-identity")
+	stage7, err := harness.BuildBinary("stage7-identity")
 	check(err)
-	stage7, err := buildStage7(stage7Dir)
+	stage8, err := buildStage8(stage8Dir)
 	check(err)
 
 	fmt.Printf("clusterfanout: one sender's flood, %d lines of %d bytes, best of %d, %s\n",
@@ -75,9 +75,9 @@ func main() {
 			name string
 			run  func() (float64, error)
 		}{
-			{"stage 6, one server", func() (float64, error) { return oneServer(stage6, n, *lines, *size) }},
-			{"stage 7, sender and receivers on one server", func() (float64, error) { return twoServers(stage7, false, n, *lines, *size) }},
-			{"stage 7, sender and receivers across NATS", func() (float64, error) { return twoServers(stage7, true, n, *lines, *size) }},
+			{"stage 7, one server", func() (float64, error) { return oneServer(stage7, n, *lines, *size) }},
+			{"stage 8, sender and receivers on one server", func() (float64, error) { return twoServers(stage8, false, n, *lines, *size) }},
+			{"stage 8, sender and receivers across NATS", func() (float64, error) { return twoServers(stage8, true, n, *lines, *size) }},
 		}
 		for _, setup := range setups {
 			best := 0.0
@@ -106,17 +106,17 @@ func check(err error) {
 	}
 }
 
-// buildStage7 builds stage 7 in its own module's folder (the root module cannot build it).
-func buildStage7(dir string) (string, error) {
+// buildStage8 builds stage 8 in its own module's folder (the root module cannot build it).
+func buildStage8(dir string) (string, error) {
 	root, err := harness.Root()
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "stage7-cluster")
+	path := filepath.Join(dir, "stage8-cluster")
 	cmd := exec.Command("go", "build", "-o", path, ".")
-	cmd.Dir = filepath.Join(root, "stage7-cluster")
+	cmd.Dir = filepath.Join(root, "stage8-cluster")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build in stage7-cluster: %v\n%s", err, out)
+		return "", fmt.Errorf("go build in stage8-cluster: %v\n%s", err, out)
 	}
 	return path, nil
 }
@@ -165,7 +165,7 @@ func oneServer(bin string, receivers, lines, size int) (float64, error) {
 	return flood(s.addr, s.addr, receivers, lines, size)
 }
 
-// twoServers starts a room of two stage 7 servers, the first running NATS; the receivers are
+// twoServers starts a room of two stage 8 servers, the first running NATS; the receivers are
 // on the second, and the sender on the first (across) or the second.
 func twoServers(bin string, across bool, receivers, lines, size int) (float64, error) {
 	hub, err := start(bin, "in the room", "-nats-listen", "127.0.0.1:0")

@@ -34,7 +34,7 @@ const (
 // workload says what one run of the generator does.
 type workload struct {
 	addr      string
-	protocol  string // lineProtocol, or redisProtocol, natsProtocol, stage6Protocol
+	protocol  string // lineProtocol, or redisProtocol, natsProtocol, stage7Protocol
 	receivers int
 	senders   int
 	size      int           // bytes of one line, "\r\n" included
@@ -44,7 +44,7 @@ type workload struct {
 	window    int           // flood: messages a receiver may lag behind the senders
 	stall     time.Duration // give up when no delivery arrives for this long
 	serverPID int           // for the server's CPU time; 0 if unknown
-	run       int64         // stage 6: the number in this run's names
+	run       int64         // stage 7: the number in this run's names
 }
 
 // result is what a run measured.
@@ -81,7 +81,7 @@ type peer struct {
 	// receiving
 	preamble []byte   // bytes the server sends first that are not messages (Redis's subscribe reply)
 	until    []byte   // NATS: everything up to and including these bytes (PONG) is not a message
-	lineMode bool     // stage 6: skip presence lines ("* ...") line by line until the first sync line
+	lineMode bool     // stage 7: skip presence lines ("* ...") line by line until the first sync line
 	partial  []byte   // the start of a frame that straddles two reads
 	next     []uint32 // next sequence number expected from each sender
 	count    int64    // messages received
@@ -107,8 +107,8 @@ type generator struct {
 	events   []unix.EpollEvent
 	start    time.Time
 	frame    int    // bytes of one delivered message
-	header   []byte // bytes of a delivered frame before the payload (Redis, NATS, stage 6)
-	wildcard int    // a byte of header that may differ (stage 6: the sender's name), or -1
+	header   []byte // bytes of a delivered frame before the payload (Redis, NATS, stage 7)
+	wildcard int    // a byte of header that may differ (stage 7: the sender's name), or -1
 	trailer  []byte // bytes of a delivered frame after the payload
 	publish  []byte // bytes a sender puts before each payload (Redis, NATS)
 	sent     int64
@@ -155,12 +155,12 @@ func (g *generator) setup() error {
 	case natsProtocol:
 		g.header = []byte(fmt.Sprintf("MSG %s 1 %d\r\n", channel, payload))
 		g.publish = []byte(fmt.Sprintf("PUB %s %d\r\n", channel, payload))
-	case stage6Protocol:
+	case stage7Protocol:
 		// "[s7x3] " before the line from sender 3 of run 7; lines end in "\n" alone.
-		g.header, g.wildcard = g.stage6Header()
+		g.header, g.wildcard = g.stage7Header()
 		g.trailer = []byte("\n")
 		if w.senders > 16 {
-			return fmt.Errorf("stage 6 runs take at most 16 senders")
+			return fmt.Errorf("stage 7 runs take at most 16 senders")
 		}
 	}
 	g.frame = len(g.header) + payload + len(g.trailer)
@@ -311,7 +311,7 @@ func (g *generator) sync() error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("only %d of %d receivers heard from the server within %v", synced, len(g.receive), syncTimeout)
 		}
-		if (g.w.protocol == lineProtocol || g.w.protocol == stage6Protocol) && time.Since(lastSync) > 5*time.Millisecond {
+		if (g.w.protocol == lineProtocol || g.w.protocol == stage7Protocol) && time.Since(lastSync) > 5*time.Millisecond {
 			lastSync = time.Now()
 			line := g.message(syncSender, 0, 0)
 			s := g.send[0]

@@ -1,7 +1,7 @@
 //go:build linux
 
 // Command fanout measures how fast a chat relay fans lines out: stage 5 with select and with
-// epoll, stage 6, an idiomatic goroutine-per-connection relay (harness/cmd/gorelay), Redis
+// epoll, stage 7, an idiomatic goroutine-per-connection relay (harness/cmd/gorelay), Redis
 // pub/sub and NATS, side by side on one machine in one run. See README.md beside this file.
 //
 //	go run ./harness/cmd/fanout            # the whole benchmark, about four minutes
@@ -31,11 +31,11 @@ import (
 )
 
 func main() {
-	harness.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 6, a goroutine relay, Redis and NATS, side by side.")
+	harness.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 7, a goroutine relay, Redis and NATS, side by side.")
 	// One run against a server that is already running.
 	addr := flag.String("addr", "", "run one workload against the server at this host:port instead of the whole benchmark")
 	redis := flag.Bool("redis", false, "with -addr: the server is Redis (the same as -protocol redis)")
-	protocol := flag.String("protocol", "line", "with -addr: the server's protocol: line (stages 2 to 5, gorelay), stage6, redis (SUBSCRIBE/PUBLISH on one channel) or nats (SUB/PUB on one subject)")
+	protocol := flag.String("protocol", "line", "with -addr: the server's protocol: line (stages 2 to 5, gorelay), stage7, redis (SUBSCRIBE/PUBLISH on one channel) or nats (SUB/PUB on one subject)")
 	receivers := flag.Int("receivers", 100, "with -addr: receiving connections")
 	senders := flag.Int("senders", 1, "with -addr: sending connections")
 	size := flag.Int("size", 32, "with -addr: bytes per line, \"\\r\\n\" included")
@@ -45,7 +45,7 @@ func main() {
 
 	// The whole benchmark.
 	quick := flag.Bool("quick", false, "shorter runs and fewer idle connections: a rough table in under a minute")
-	targets := flag.String("targets", "select,epoll,stage6,gorelay,redis,nats", "servers to measure: select, epoll (stage 5 with that poller), stage6 (with epoll), gorelay, redis, nats")
+	targets := flag.String("targets", "select,epoll,stage7,gorelay,redis,nats", "servers to measure: select, epoll (stage 5 with that poller), stage7 (with epoll), gorelay, redis, nats")
 	workloads := flag.String("workloads", "flood,senders,paced,memory,idle", "what to run: flood (one sender, N = 10, 100, 1000), senders (4 senders, N = 100), paced, memory, idle")
 	sizes := flag.String("sizes", "32,64", "message sizes in bytes, \"\\r\\n\" included")
 	duration := flag.Duration("duration", time.Second, "how long each flood sends (with -addr: each run)")
@@ -69,8 +69,8 @@ func main() {
 		if *protocol == "line" {
 			*protocol = lineProtocol
 		}
-		if *protocol != lineProtocol && *protocol != redisProtocol && *protocol != natsProtocol && *protocol != stage6Protocol {
-			fmt.Fprintf(os.Stderr, "fanout: unknown -protocol %q (want line, stage6, redis or nats)\n", *protocol)
+		if *protocol != lineProtocol && *protocol != redisProtocol && *protocol != natsProtocol && *protocol != stage7Protocol {
+			fmt.Fprintf(os.Stderr, "fanout: unknown -protocol %q (want line, stage7, redis or nats)\n", *protocol)
 			os.Exit(2)
 		}
 		w := workload{
@@ -119,7 +119,7 @@ func main() {
 	for _, name := range splitList(*targets) {
 		t, ok := knownTargets[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "fanout: unknown target %q (want select, epoll, stage6, gorelay, redis or nats)\n", name)
+			fmt.Fprintf(os.Stderr, "fanout: unknown target %q (want select, epoll, stage7, gorelay, redis or nats)\n", name)
 			os.Exit(2)
 		}
 		b.targets = append(b.targets, t)
@@ -214,9 +214,9 @@ type target struct {
 var noFloodControl = []string{"-max-rate", "0"}
 
 var knownTargets = map[string]target{
-	"select":  {name: "stage5 select", pkg: "stage5-select", args: append([]string{"-poller", "select", "-quiet"}, noFloodControl...)},
-	"epoll":   {name: "stage5 epoll", pkg: "stage5-select", args: append([]string{"-poller", "epoll", "-quiet"}, noFloodControl...)},
-	"stage6":  {name: "stage6 epoll", pkg: "stage6-identity", args: append([]string{"-poller", "epoll", "-quiet"}, noFloodControl...), protocol: stage6Protocol},
+	"select":  {name: "stage5 select", pkg: "stage5-select", args: []string{"-poller", "select", "-quiet"}},
+	"epoll":   {name: "stage5 epoll", pkg: "stage5-select", args: []string{"-poller", "epoll", "-quiet"}},
+	"stage7":  {name: "stage7 epoll", pkg: "stage7-identity", args: append([]string{"-poller", "epoll", "-quiet"}, noFloodControl...), protocol: stage7Protocol},
 	"gorelay": {name: "gorelay", pkg: "harness/cmd/gorelay", args: []string{"-quiet"}},
 	"redis":   {name: "redis", protocol: redisProtocol},
 	"nats":    {name: "nats-server", protocol: natsProtocol},
@@ -266,8 +266,8 @@ func (s *server) connected() (int, error) {
 			n++
 		case strings.HasPrefix(line, "Server: client disconnected"):
 			n--
-		case s.protocol == stage6Protocol && strings.HasSuffix(line, " left") && !strings.HasPrefix(line, "Server: received from "):
-			n-- // stage 6: "Server: alice left", for a client that had joined
+		case s.protocol == stage7Protocol && strings.HasSuffix(line, " left") && !strings.HasPrefix(line, "Server: received from "):
+			n-- // stage 7: "Server: alice left", for a client that had joined
 		}
 	}
 	return n, nil
@@ -335,7 +335,7 @@ func (b *bench) run() error {
 			}
 			b.natsServer = path
 		default:
-			if root, err := harness.Root(); err == nil && t.protocol == stage6Protocol {
+			if root, err := harness.Root(); err == nil && t.protocol == stage7Protocol {
 				if _, err := os.Stat(filepath.Join(root, t.pkg)); err != nil {
 					fmt.Printf("%s: skipped, there is no %s folder in this checkout\n", t.name, t.pkg)
 					continue
@@ -375,7 +375,7 @@ func (b *bench) header() {
 	fmt.Printf("machine: %s\n", harness.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
 	fmt.Printf("load average before: %s\n", loadAverage())
-	fmt.Printf("flood control: off in stages 5 and 6 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
+	fmt.Printf("flood control: stage 5 has none; off in stage 7 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
 	if b.pin {
 		if err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run(); err != nil {
 			fmt.Printf("pinning: taskset failed (%v); nothing is pinned\n", err)

@@ -27,12 +27,12 @@ const (
 	lineProtocol   = ""       // the workshop's: the line itself, relayed with "\r\n"
 	redisProtocol  = "redis"  // RESP: SUBSCRIBE c, PUBLISH c line; receivers get a "message" array
 	natsProtocol   = "nats"   // NATS text protocol: SUB c 1, PUB c n; receivers get MSG c 1 n
-	stage6Protocol = "stage6" // stage 6: join with a name first; receivers get "[name] line\n"
+	stage7Protocol = "stage7" // stage 7: join with a name first; receivers get "[name] line\n"
 )
 
-// stage 6 names must be unique in the room: each run takes names of its own, in case a
+// stage 7 names must be unique in the room: each run takes names of its own, in case a
 // previous run's clients are still on their way out.
-var stage6Run atomic.Int64
+var stage7Run atomic.Int64
 
 // greet does what a connection must do before it can send or receive messages.
 func (g *generator) greet(p *peer) error {
@@ -56,9 +56,9 @@ func (g *generator) greet(p *peer) error {
 		if _, err := unix.Write(p.fd, []byte(hello)); err != nil {
 			return fmt.Errorf("connecting to NATS: %w", err)
 		}
-	case stage6Protocol:
+	case stage7Protocol:
 		if g.w.run == 0 {
-			g.w.run = stage6Run.Add(1)
+			g.w.run = stage7Run.Add(1)
 		}
 		name := fmt.Sprintf("r%dx%d", g.w.run, p.index)
 		if !p.receiver {
@@ -75,16 +75,16 @@ func (g *generator) greet(p *peer) error {
 	return nil
 }
 
-// senderName is stage 6 sender i's name; all of one run's have the same length, and differ
+// senderName is stage 7 sender i's name; all of one run's have the same length, and differ
 // in their last character only (the header's wildcard).
 func (g *generator) senderName(i int) string {
 	return fmt.Sprintf("s%dx%x", g.w.run, i)
 }
 
-// stage6Header is what stage 6 puts before every line from this run's senders.
-func (g *generator) stage6Header() ([]byte, int) {
+// stage7Header is what stage 7 puts before every line from this run's senders.
+func (g *generator) stage7Header() ([]byte, int) {
 	if g.w.run == 0 {
-		g.w.run = stage6Run.Add(1)
+		g.w.run = stage7Run.Add(1)
 	}
 	h := "[" + g.senderName(0) + "] "
 	return []byte(h), len(h) - 3 // the last character of the name
@@ -145,7 +145,7 @@ func joinStage6(fd int, name string) ([]byte, error) {
 }
 
 // skipPreamble consumes what a receiver gets before its first message: NATS's INFO line up to
-// the PONG, stage 6's presence lines up to the first sync line. It returns the bytes after
+// the PONG, stage 7's presence lines up to the first sync line. It returns the bytes after
 // that, or nil while the preamble is not over.
 func (g *generator) skipPreamble(p *peer, data []byte, now time.Duration) ([]byte, error) {
 	p.partial = append(p.partial, data...)

@@ -10,18 +10,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Our stage 6 passes every Budget Chat check, and the observations see our additions: a taken
+// Our stage 7 passes every Budget Chat check, and the observations see our additions: a taken
 // name is rejected, /msg is private and /who lists everyone.
-func TestStage6Checks(t *testing.T) {
+func TestStage7Checks(t *testing.T) {
 	root, err := Root()
 	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(root, "stage6-identity")); err != nil {
-		t.Skip("no stage6-identity in this checkout yet")
+	if _, err := os.Stat(filepath.Join(root, "stage7-identity")); err != nil {
+		t.Skip("no stage7-identity in this checkout yet")
 	}
 	notes := map[string]string{}
 	for _, check := range StageChecks(6) {
 		t.Run(check.Name, func(t *testing.T) {
-			for key, value := range runCheck(t, 6, check.Name, "stage6-identity").Notes {
+			for key, value := range runCheck(t, 6, check.Name, "stage7-identity").Notes {
 				notes[key] = value
 			}
 		})

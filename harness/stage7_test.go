@@ -14,13 +14,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Stage 6 speaks Protohackers' Budget Chat (plus /msg and /who): every client gives a name
+// Stage 7 speaks Protohackers' Budget Chat (plus /msg and /who): every client gives a name
 // first, and every line it is sent says who it comes from. Server lines end in "\n" alone.
-const stage6 = "stage6-identity"
+const stage7 = "stage7-identity"
 
 const (
-	stage6Welcome = "Welcome to the chat! What is your name?\n"
-	stage6Illegal = "* Sorry, a name is 1 to 32 letters and digits.\n"
+	stage7Welcome = "Welcome to the chat! What is your name?\n"
+	stage7Illegal = "* Sorry, a name is 1 to 32 letters and digits.\n"
 )
 
 // connectStage6 connects a client and reads the welcome; the client has not joined yet.
@@ -28,7 +28,7 @@ func connectStage6(t *testing.T, s *Server) *Client {
 	t.Helper()
 	c := Dial(t, s.Addr)
 	require.Equal(t, "Server: client connected", s.NextLine(t))
-	require.Equal(t, stage6Welcome, c.ReadLine(t))
+	require.Equal(t, stage7Welcome, c.ReadLine(t))
 	return c
 }
 
@@ -54,9 +54,9 @@ func presenceLine(others ...string) string {
 // The name prompt, and names: 1 to 32 ASCII letters or digits. Anything else gets one line
 // and a disconnect, and nobody else hears of it; the log says what was refused, with control
 // bytes escaped.
-func TestStage6Names(t *testing.T) {
+func TestStage7Names(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller)
+		s := StartServer(t, stage7, "-poller", poller)
 		watcher := joinStage6(t, s, "watcher")
 		lurker := connectStage6(t, s) // connected, not named
 
@@ -72,7 +72,7 @@ func TestStage6Names(t *testing.T) {
 		} {
 			c := connectStage6(t, s)
 			c.Send(t, name.sent+"\n")
-			require.Equal(t, stage6Illegal, c.ReadLine(t), "name %q", name.sent)
+			require.Equal(t, stage7Illegal, c.ReadLine(t), "name %q", name.sent)
 			c.ExpectEOF(t)
 			require.Equal(t, fmt.Sprintf(`Server: client disconnected (illegal name "%s")`, name.logged),
 				s.NextLine(t))
@@ -90,8 +90,8 @@ func TestStage6Names(t *testing.T) {
 }
 
 // A name that is in the room is refused; once its owner has left, it is free again.
-func TestStage6NameTaken(t *testing.T) {
-	s := StartServer(t, stage6)
+func TestStage7NameTaken(t *testing.T) {
+	s := StartServer(t, stage7)
 	alice := joinStage6(t, s, "alice")
 	bob := joinStage6(t, s, "bob", "alice")
 	require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
@@ -114,9 +114,9 @@ func TestStage6NameTaken(t *testing.T) {
 // The newcomer's one line about who is there: empty, then the others in the order they
 // joined, also after someone in the middle has left; /who answers the asker alone, with
 // everyone, the asker included.
-func TestStage6Presence(t *testing.T) {
+func TestStage7Presence(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller)
+		s := StartServer(t, stage7, "-poller", poller)
 		bob := joinStage6(t, s, "bob")
 		charlie := joinStage6(t, s, "charlie", "bob")
 		dave := joinStage6(t, s, "dave", "bob", "charlie")
@@ -142,9 +142,9 @@ func TestStage6Presence(t *testing.T) {
 // Joins and leaves are told to the joined users only: a client that has not given its name
 // hears nothing, and a client that leaves before giving one causes nothing. Things said before
 // a client joined never reach it: its first line after the welcome is the presence line.
-func TestStage6OnlyJoinedHear(t *testing.T) {
+func TestStage7OnlyJoinedHear(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller)
+		s := StartServer(t, stage7, "-poller", poller)
 		alice := joinStage6(t, s, "alice")
 		lurker := connectStage6(t, s)
 
@@ -173,9 +173,9 @@ func TestStage6OnlyJoinedHear(t *testing.T) {
 // A joined user's lines go to every other joined user as "[NAME] message\n", never back to the
 // sender; "\r\n" from a client is stripped, lines are framed as in stage 5, and only /msg and
 // /who are commands: any other line, "/" or not, is a message.
-func TestStage6Messages(t *testing.T) {
+func TestStage7Messages(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller)
+		s := StartServer(t, stage7, "-poller", poller)
 		alice := joinStage6(t, s, "alice")
 		bob := joinStage6(t, s, "bob", "alice")
 		carol := joinStage6(t, s, "carol", "alice", "bob")
@@ -210,9 +210,9 @@ func TestStage6Messages(t *testing.T) {
 
 // /msg NAME text goes to NAME alone, in order with the sender's other lines; an absent name
 // and a /msg without a name and a text get their own lines, to the sender alone.
-func TestStage6PrivateMessages(t *testing.T) {
+func TestStage7PrivateMessages(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller)
+		s := StartServer(t, stage7, "-poller", poller)
 		alice := joinStage6(t, s, "alice")
 		bob := joinStage6(t, s, "bob", "alice")
 		carol := joinStage6(t, s, "carol", "alice", "bob")
@@ -256,9 +256,9 @@ func TestStage6PrivateMessages(t *testing.T) {
 
 // A client that says its name and a few lines and closes at once, the last line without its
 // "\n", has joined, said every line and left, in that order, for everyone else.
-func TestStage6LastWords(t *testing.T) {
+func TestStage7LastWords(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller)
+		s := StartServer(t, stage7, "-poller", poller)
 		bob := joinStage6(t, s, "bob")
 		alice := Dial(t, s.Addr)
 		alice.Send(t, "alice\nHello\r\nbye")
@@ -275,8 +275,8 @@ func TestStage6LastWords(t *testing.T) {
 }
 
 // The log, one line each, as the article prints it but with names.
-func TestStage6Log(t *testing.T) {
-	s := StartServer(t, stage6)
+func TestStage7Log(t *testing.T) {
+	s := StartServer(t, stage7)
 	alice := connectStage6(t, s)
 	alice.Send(t, "alice\n")
 	require.Equal(t, "Server: alice joined", s.NextLine(t))
@@ -292,9 +292,9 @@ func TestStage6Log(t *testing.T) {
 // What stage 5 promises in a real room still holds: a line over -max-line and more than
 // -max-pending waiting get a joined client dropped, and the room is told it left (several
 // dropped by one line, each in turn); the loop sleeps while idle, and Ctrl-C stops it cleanly.
-func TestStage6Limits(t *testing.T) {
+func TestStage7Limits(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller, "-max-line", "2000", "-max-pending", "1100")
+		s := StartServer(t, stage7, "-poller", poller, "-max-line", "2000", "-max-pending", "1100")
 		alice := joinStage6(t, s, "alice")
 		bob := joinStage6(t, s, "bob", "alice")
 		carol := joinStage6(t, s, "carol", "alice", "bob")
@@ -361,7 +361,7 @@ func TestStage6Limits(t *testing.T) {
 // it once it reads again: the flood, then a private line queued for it alone while it was
 // behind, then what came after, each byte as it was sent. The flood (5 MB) comes from 20
 // senders, each within its flood budget.
-func TestStage6SlowReaderCatchesUp(t *testing.T) {
+func TestStage7SlowReaderCatchesUp(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
 		r := &room{roomStage: roomStages[1], poller: poller}
 		r.start(t, "-quiet", "-max-pending", "16777216")
@@ -400,9 +400,9 @@ func TestStage6SlowReaderCatchesUp(t *testing.T) {
 // joins and one leaves halfway. Every client must see exactly what it should: every line of
 // every other client that was in the room when it was said, in the order its sender sent it,
 // and the joins and leaves in between, at the point where they happened.
-func TestStage6Chatter(t *testing.T) {
+func TestStage7Chatter(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller, "-quiet")
+		s := StartServer(t, stage7, "-poller", poller, "-quiet")
 		const clients, rounds, half = 50, 6, 3
 		name := func(i int) string { return fmt.Sprintf("c%02d", i) }
 		said := func(i, round int) string { return fmt.Sprintf("line %d from %s", round, name(i)) }
