@@ -565,8 +565,8 @@ func TestClientsScreenSafe(t *testing.T) {
 
 // The clients and the server's log escape by the same rule, written twice (stages import
 // nothing from this module, and the clients import no stage): one line that holds every class
-// goes through stage 5 and stage 7, and the server's log and the receiver must show the same
-// text for it.
+// goes through stage 6 (whose log is the first to escape) and stage 7, and the server's log
+// and the receiver must show the same text for it.
 func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 	var sent, shown []string
 	for _, class := range screenClasses {
@@ -576,8 +576,8 @@ func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 	line := strings.Join(sent, " | ")
 	want := strings.Join(shown, " | ")
 
-	t.Run("stage 5", func(t *testing.T) {
-		s := StartServer(t, "stage5-select")
+	t.Run("stage 6", func(t *testing.T) {
+		s := StartServer(t, stage6)
 		receiver := startReceiver(t, s)
 		other := Dial(t, s.Addr)
 		s.WaitLine(t, "Server: client connected")

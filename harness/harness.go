@@ -187,9 +187,9 @@ func StartServerProcess(pkg string, args ...string) (*Server, error) {
 	return s, nil
 }
 
-// Stages 5 and 6 say on their second line which poller they wait with.
+// Stages 5 to 7 say on their second line which poller they wait with.
 var (
-	announcesPoller = map[string]bool{"stage5-select": true, "stage7-identity": true}
+	announcesPoller = map[string]bool{"stage5-select": true, "stage6-hardened": true, "stage7-identity": true}
 	pollerLine      = regexp.MustCompile(`^Server: waiting for sockets with (\w+) \(-poller (\w+)\)$`)
 )
 

@@ -25,7 +25,7 @@ import (
 // the rest of its lines. The server is stopped while all this arrives, so that one pass finds
 // it all, under select as under epoll.
 func TestRoomLastWords(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet")
 		ms := r.members(t, 3)
 		speaker, receiver, leaver := ms[0], ms[1], ms[2]
@@ -91,7 +91,7 @@ func waitSent(t testing.TB, c *Client) {
 // would need receivers x 64 KiB (125 MiB for 2,000). Memory is the kernel's own count, from
 // /proc/<pid>/status: the peak (VmHWM) is reset once everyone has joined.
 func TestRoomBroadcastMemory(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		receivers := 2000
 		switch {
 		case r.named:
@@ -144,7 +144,7 @@ func TestRoomBroadcastMemory(t *testing.T) {
 // -max-pending plus a few MiB, where a copy per reader would hold 64 of them (64 MiB). The
 // flood comes from many senders, each within its flood budget.
 func TestRoomStalledReadersMemory(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		const stalledCount, maxPending, maxSenders, size = 64, 1 << 20, 48, 1000
 		r.start(t, "-quiet", "-max-pending", strconv.Itoa(maxPending))
 		senders := r.members(t, maxSenders)
@@ -166,7 +166,7 @@ func TestRoomStalledReadersMemory(t *testing.T) {
 		}
 		used := 0
 		for ; used < maxSenders && countDropped() < stalledCount; used += 4 {
-			waitErr(t, sendVolume(senders[used:used+4], floodLinesPerSender(size), size, 0), 3*Deadline, "the flood")
+			waitErr(t, sendVolume(senders[used:used+4], floodLinesPerSender(size), size, 0, nil), 3*Deadline, "the flood")
 			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline) && countDropped() < stalledCount; {
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -215,7 +215,7 @@ func settledMemory(t testing.TB, pid int) Memory {
 // heap never holds more than it uses.) The backlog comes from a dozen senders, each within its
 // flood budget: at 24 descriptors, a dozen clients is all there is room for.
 func TestRoomOutOfDescriptors(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
 		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, r.pkg),
 			"-addr", "127.0.0.1:0", "-poller", r.poller, "-quiet", "-max-pending", "33554432")
@@ -258,7 +258,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		reader, senders := ms[1], ms[2:]
 		drainInput(senders)
 		count := floodLinesPerSender(1000)
-		sent := sendVolume(senders, count, 1000, 0)
+		sent := sendVolume(senders, count, 1000, 0, reader)
 		r.expectVolume(t, reader, senders, count, 1000)
 		waitErr(t, sent, Deadline, "the backlog")
 		r.expectVolume(t, ms[0], senders, count, 1000) // the backlog, taken late
@@ -268,7 +268,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		drainInput(ms[:1])
 		for round := range 8 {
 			next := time.Now().Add(400 * time.Millisecond)
-			waitErr(t, sendVolume(senders, 10, 1000, 0), Deadline, "the talk")
+			waitErr(t, sendVolume(senders, 10, 1000, 0, nil), Deadline, "the talk")
 			r.expectVolume(t, reader, senders, 10, 1000)
 			require.False(t, r.s.Exited(), "round %d; stderr: %q", round, r.s.Stderr())
 			time.Sleep(time.Until(next))
@@ -290,7 +290,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 // /proc/<pid>/task/<tid>/syscall) and sends SIGWINCH (a terminal was resized) to that thread,
 // round after round.
 func TestRoomInterrupted(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {
 		waits := loopWaitSyscalls[runtime.GOARCH][r.poller]
 		if waits == 0 {
 			t.Skipf("the system call of -poller %s on %s is not known to this test", r.poller, runtime.GOARCH)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,11 +22,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Stage 5 makes promises for a real room (nothing lost, nothing frozen, memory and descriptors
-// bounded), and stage 7 is stage 5 with names, so it must keep every one of them. The tests in
-// room*_test.go are written once and run against both stages, under both pollers: a room
-// speaks to either stage the way that stage's clients do (stage 7's clients give a name
-// first), and expects its lines in that stage's own words.
+// Stage 5 makes the promises of a relay done right (one copy of a broadcast, bounded memory,
+// the limits, select's ceiling, signals), and stage 6 those of a room you do not trust
+// (nothing lost, nothing frozen, descriptors bounded). The tests in room*_test.go are written
+// once, and each runs against the stages that make its promise, under both pollers; stage 7
+// is stage 6 with names, and runs a test only where its code differs. A room speaks to a stage
+// the way that stage's clients do (stage 7's clients give a name first), and expects its lines
+// in that stage's own words.
 
 // roomStage is what a room test needs to know about a stage.
 type roomStage struct {
@@ -34,10 +37,14 @@ type roomStage struct {
 	named bool   // clients give a name before they are in the room
 }
 
-var roomStages = []roomStage{
-	{pkg: stage5, eol: "\r\n"},
-	{pkg: stage7, eol: "\n", named: true},
-}
+var (
+	leanRoom     = roomStage{pkg: stage5, eol: "\r\n"}
+	hardenedRoom = roomStage{pkg: stage6, eol: "\r\n"}
+	namedRoom    = roomStage{pkg: stage7, eol: "\n", named: true}
+)
+
+// stage6 is the hardened relay: stage 5 fit for a room nobody vouches for.
+const stage6 = "stage6-hardened"
 
 // room is one stage with one poller, and the server it runs.
 type room struct {
@@ -51,12 +58,13 @@ type room struct {
 // member is a client in the room.
 type member struct {
 	*Client
-	name string // as the log names it: "client" in stage 5
+	name string       // as the log names it: "client" in stage 5
+	got  atomic.Int64 // volume lines expectVolume has read at it so far
 }
 
-// forEachRoom runs test once per stage and poller, as subtests such as stage7-identity/epoll.
-func forEachRoom(t *testing.T, test func(t *testing.T, r *room)) {
-	for _, stage := range roomStages {
+// forEachRoom runs test once per stage and poller, as subtests such as stage6-hardened/epoll.
+func forEachRoom(t *testing.T, stages []roomStage, test func(t *testing.T, r *room)) {
+	for _, stage := range stages {
 		t.Run(stage.pkg, func(t *testing.T) {
 			forEachPoller(t, func(t *testing.T, poller string) {
 				test(t, &room{roomStage: stage, poller: poller})
@@ -214,11 +222,15 @@ var volumeLinePattern = regexp.MustCompile(`^from (\d{3}) line (\d{6}) -*$`)
 
 // sendVolume makes each sender send count volume lines of size bytes, all from goroutines, in
 // writes of about 64 KiB; or, given a pause, one line per write with that pause after each, so
-// that the server reads them in many small batches. Each sender also reads and throws away what it is sent, so
-// that it never counts as a client that does not read. The channel gets the first error, or
-// nil once all is sent.
-func sendVolume(senders []*member, count, size int, pause time.Duration) <-chan error {
+// that the server reads them in many small batches. Given a reader to pace them by, the
+// senders together stay at most 2,000 lines ahead of what expectVolume has read at it: a test
+// that reads as fast as it can is still slower than the server, and must not be taken for a
+// client that does not read. Each sender also reads and throws away what it is sent, so that
+// it never counts as a client that does not read. The channel gets the first error, or nil
+// once all is sent.
+func sendVolume(senders []*member, count, size int, pause time.Duration, pace *member) <-chan error {
 	done := make(chan error, len(senders))
+	var sent atomic.Int64
 	for k, sender := range senders {
 		go func() {
 			var batch strings.Builder
@@ -227,11 +239,19 @@ func sendVolume(senders []*member, count, size int, pause time.Duration) <-chan 
 				if pause == 0 && batch.Len() < 64<<10 && i < count-1 {
 					continue
 				}
+				for deadline := time.Now().Add(3 * Deadline); pace != nil && sent.Load()-pace.got.Load() > 2000; {
+					if time.Now().After(deadline) {
+						done <- fmt.Errorf("sender %d: the reader fell behind for good", k)
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
 				sender.Conn.SetWriteDeadline(time.Now().Add(3 * Deadline))
 				if _, err := sender.Conn.Write([]byte(batch.String())); err != nil {
 					done <- fmt.Errorf("sender %d: %w", k, err)
 					return
 				}
+				sent.Add(int64(strings.Count(batch.String(), "\n")))
 				batch.Reset()
 				time.Sleep(pause)
 			}
@@ -287,6 +307,7 @@ func (r *room) expectVolume(t testing.TB, m *member, senders []*member, count, s
 			t.Fatalf("%s: from sender %d, got line %d, want line %d", m.name, k, i, next[k])
 		}
 		next[k]++
+		m.got.Add(1)
 	}
 }
 
@@ -315,7 +336,7 @@ func parallel(ms []*member, f func(m *member)) {
 // not stop the relay, nor a shutdown: lines that do not fit in the backlog are dropped, and
 // counted once the log moves again.
 func TestRoomBlockedLog(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		stdout, w, err := os.Pipe()
 		require.NoError(t, err)
 		defer stdout.Close()
@@ -363,7 +384,7 @@ func TestRoomBlockedLog(t *testing.T) {
 		const size = 1000
 		count := floodLinesPerSender(size)
 		flood := func(senders []*member) {
-			sent := sendVolume(senders, count, size, 0)
+			sent := sendVolume(senders, count, size, 0, receiver)
 			r.expectVolume(t, receiver, senders, count, size)
 			waitErr(t, sent, Deadline, "the flood")
 		}
@@ -397,7 +418,7 @@ func TestRoomBlockedLog(t *testing.T) {
 // go out: a client that reads gets every whole line that was queued for it, then the end of
 // the stream; one that never reads is cut off after that second.
 func TestRoomShutdownDelivers(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-pending", "16777216")
 		healthy := r.join(t)
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
@@ -409,7 +430,7 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		// the rest for late and stalled.
 		const size = 1000
 		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0)
+		sent := sendVolume(senders, count, size, 0, healthy)
 		r.expectVolume(t, healthy, senders, count, size)
 		waitErr(t, sent, Deadline, "the flood")
 		waitBehind(t, r.s, 2) // the senders have taken what they were sent: late and stalled are behind
@@ -451,7 +472,7 @@ func waitBehind(t *testing.T, s *Server, behind int) []queueLine {
 // back, not kept at its largest for the rest of the client's life. SIGUSR1 makes the server
 // print each client's queue.
 func TestRoomQueueGivenBack(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-pending", "67108864")
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		senders := r.members(t, 16)
@@ -460,7 +481,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 		// batches; 4 MB, more than the kernels buffer for late (about 3 MB on Linux).
 		const size = 1000
 		count := floodLinesPerSender(size)
-		waitErr(t, sendVolume(senders, count, size, time.Millisecond), 3*Deadline, "the senders")
+		waitErr(t, sendVolume(senders, count, size, time.Millisecond, nil), 3*Deadline, "the senders")
 		var behind queueLine
 		for _, q := range waitBehind(t, r.s, 1) {
 			if q.bytes > 0 {
@@ -485,7 +506,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 // before half the storm is in. Under select, connections past descriptor 1023 are refused as
 // they are accepted: a refusal is an accept too.
 func TestRoomAcceptStorm(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		const storm = 2000
 		needDescriptors(t, storm+100)
 		r.start(t)
@@ -515,7 +536,7 @@ func TestRoomAcceptStorm(t *testing.T) {
 // A client that never reads is dropped once too much waits for it (1 MiB here, to be quick);
 // meanwhile a healthy client gets every line, in order, without waiting for it.
 func TestRoomSlowReader(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-pending", "1048576")
 		healthy := r.join(t)
 		stalled := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
@@ -524,7 +545,7 @@ func TestRoomSlowReader(t *testing.T) {
 		// 5 MB: more than the kernels buffer for stalled (about 3 MB on Linux) and the limit.
 		const size = 1000
 		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0)
+		sent := sendVolume(senders, count, size, 0, healthy)
 		r.expectVolume(t, healthy, senders, count, size)
 		waitErr(t, sent, Deadline, "the flood")
 		require.Equal(t, r.left(stalled, "not reading: more than 1048576 bytes pending"), r.log(t))
@@ -538,7 +559,7 @@ func TestRoomSlowReader(t *testing.T) {
 // for a client gets that client dropped, also when one line does it to several at once. Each
 // is told why in a last line, and the others go on.
 func TestRoomLimits(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-line", "2000", "-max-pending", "2500")
 		ms := r.members(t, 3)
 		a, long, unfinished := ms[0], ms[1], ms[2]
@@ -582,7 +603,7 @@ func TestRoomLimits(t *testing.T) {
 // line that says why, and everyone already connected is still served.
 func TestRoomSelectLimit(t *testing.T) {
 	needDescriptors(t, 1200)
-	for _, stage := range roomStages {
+	for _, stage := range []roomStage{leanRoom} {
 		t.Run(stage.pkg, func(t *testing.T) {
 			r := &room{roomStage: stage, poller: "select"}
 			r.start(t)
@@ -653,7 +674,7 @@ func (r *room) expectEnd(t testing.TB, m *member) {
 // A reset connection and a half-closed one are both clients that left: logged, forgotten,
 // and the loop goes back to sleep (a half-closed socket is readable forever).
 func TestRoomResetAndHalfClose(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {
 		r.start(t)
 		ms := r.members(t, 4)
 
@@ -679,7 +700,7 @@ func TestRoomResetAndHalfClose(t *testing.T) {
 // receiver's output limit is 60 bytes (room for stage 7's welcome and notices), so the first
 // long line it is sent drops it.
 func TestRoomStaleEvent(t *testing.T) {
-	forEachRoom(t, func(t *testing.T, r *room) {
+	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-max-pending", "60")
 		ms := r.members(t, 2)
 		r.expectQuiet(t, ms[0], 50*time.Millisecond) // the notice of the second join, read
@@ -705,7 +726,7 @@ func TestRoomStaleEvent(t *testing.T) {
 func TestRoomSignals(t *testing.T) {
 	for name, sig := range map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM} {
 		t.Run(name, func(t *testing.T) {
-			forEachRoom(t, func(t *testing.T, r *room) {
+			forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {
 				r.start(t)
 				ms := r.members(t, 2)
 				start := time.Now()

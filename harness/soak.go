@@ -22,9 +22,9 @@ import (
 // A soak run churns connections against a running chat server for a while and checks that
 // nothing was lost on the way: receivers stay connected for the whole run, while senders
 // connect, send numbered lines and leave, over and over, in every way a real client leaves.
-// Each staying receiver must get every complete line of every sender (and, as stage 5
+// Each staying receiver must get every complete line of every sender (and, as stage 6
 // promises, a last line cut short by the sender's close), each sender's lines in order, once
-// each and unchanged. Afterwards the server must hold no more sockets than before and sleep. `go run ./harness/cmd/soak` runs it; TestStage5Soak runs a short one.
+// each and unchanged. Afterwards the server must hold no more sockets than before and sleep. `go run ./harness/cmd/soak` runs it; TestStage6Soak runs a short one.
 
 // SoakConfig says what a soak run does. Zero fields take the defaults of DefaultSoakConfig.
 type SoakConfig struct {

@@ -19,9 +19,9 @@ import (
 // goes, whichever way it leaves (a last line without terminator included), in order and once;
 // afterwards the server holds no more sockets than before and sleeps. `go run
 // ./harness/cmd/soak` is the long form.
-func TestStage5Soak(t *testing.T) {
+func TestStage6Soak(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller, "-quiet")
+		s := StartServer(t, stage6, "-poller", poller, "-quiet")
 		report, err := Soak(SoakConfig{
 			Addr:           s.Addr,
 			ServerPID:      s.PID(),
@@ -31,7 +31,7 @@ func TestStage5Soak(t *testing.T) {
 			MaxConnections: 20_000,
 			IdleWindow:     time.Second, // one tick of CPU (10 ms) is then 1%, under the 2% allowed
 			Quiet:          time.Second,
-			// Stage 5 promises to relay a last line that has no terminator once the client has
+			// Stage 6 promises to relay a last line that has no terminator once the client has
 			// closed: that is what such a client meant.
 			RequireLastLine: true,
 		})

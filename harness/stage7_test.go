@@ -363,7 +363,7 @@ func TestStage7Limits(t *testing.T) {
 // senders, each within its flood budget.
 func TestStage7SlowReaderCatchesUp(t *testing.T) {
 	forEachPoller(t, func(t *testing.T, poller string) {
-		r := &room{roomStage: roomStages[1], poller: poller}
+		r := &room{roomStage: namedRoom, poller: poller}
 		r.start(t, "-quiet", "-max-pending", "16777216")
 		alice, bob := r.join(t), r.join(t)
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
@@ -374,7 +374,7 @@ func TestStage7SlowReaderCatchesUp(t *testing.T) {
 		// less than the limit of 16 MiB.
 		const size = 1000
 		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0)
+		sent := sendVolume(senders, count, size, 0, bob)
 		r.expectVolume(t, bob, senders, count, size)
 		waitErr(t, sent, Deadline, "the flood")
 

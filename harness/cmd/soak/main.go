@@ -4,7 +4,7 @@
 // no terminator, without a word). It reports deliveries checked, lost, reordered, duplicated
 // and corrupted, then checks that the server holds as many descriptors as before and sleeps.
 //
-//	go run ./harness/cmd/soak                       # stage 5 with select, then with epoll, 10 s each
+//	go run ./harness/cmd/soak                       # stage 6 with select, then with epoll, 10 s each
 //	go run ./harness/cmd/soak -seconds 60 -poller epoll
 //	go run ./harness/cmd/soak -addr 127.0.0.1:5555 -server-pid 12345   # a server already running
 package main
@@ -21,22 +21,22 @@ import (
 )
 
 func main() {
-	harness.SetUsage("soak", "soak churns connections against a chat server (stage 5, or one at -addr) and checks that every receiver got every line, in order, once.")
+	harness.SetUsage("soak", "soak churns connections against a chat server (stage 6, or one at -addr) and checks that every receiver got every line, in order, once.")
 	native := "epoll"
 	if runtime.GOOS == "darwin" {
 		native = "kqueue"
 	}
 	d := harness.DefaultSoakConfig
 	seconds := flag.Float64("seconds", d.Duration.Seconds(), "how long senders churn, per server")
-	addr := flag.String("addr", "", "soak the server already running at this host:port instead of starting stage 5")
+	addr := flag.String("addr", "", "soak the server already running at this host:port instead of starting stage 6")
 	serverPID := flag.Int("server-pid", 0, "with -addr: the server's process id, to check its descriptors and CPU afterwards (Linux)")
-	pollers := flag.String("poller", "select,"+native, "start stage 5 with each of these pollers in turn: select, "+native)
+	pollers := flag.String("poller", "select,"+native, "start stage 6 with each of these pollers in turn: select, "+native)
 	receivers := flag.Int("receivers", d.Receivers, "connections that stay for the whole run and check every line")
 	senders := flag.Int("senders", d.Senders, "sender connections open at once")
 	maxConnections := flag.Int("max-connections", d.MaxConnections, "stop after this many sender connections in all")
 	maxLines := flag.Int("max-lines", d.MaxLines, "most lines one sender connection sends (at most 60)")
 	seed := flag.Uint64("seed", d.Seed, "seed of the random choices (how each sender leaves, how many lines, how they are cut)")
-	requireLast := flag.Bool("require-last-line", true, "a last line without terminator, then the end, must be relayed too (the contract of stage 5 after issue 10); false only reports how many were")
+	requireLast := flag.Bool("require-last-line", true, "a last line without terminator, then the end, must be relayed too (the contract of stage 6); false only reports how many were")
 	flag.Parse()
 	if flag.NArg() > 0 || *seconds <= 0 || *receivers < 1 || *senders < 1 || *maxConnections < 1 || *maxLines < 1 || *maxLines > 60 {
 		fmt.Fprintln(os.Stderr, "soak: -seconds must be positive, -receivers, -senders and -max-connections at least 1, -max-lines 1 to 60, and no arguments")
@@ -56,8 +56,8 @@ func main() {
 		failed = check(report, err)
 	} else {
 		for _, poller := range strings.Split(*pollers, ",") {
-			fmt.Printf("soak: stage 5 with -poller %s for %v\n", poller, config.Duration)
-			server, err := harness.StartServerProcess("stage5-select", "-poller", poller, "-quiet")
+			fmt.Printf("soak: stage 6 with -poller %s for %v\n", poller, config.Duration)
+			server, err := harness.StartServerProcess("stage6-hardened", "-poller", poller, "-quiet")
 			if err != nil {
 				if server != nil {
 					server.Kill()

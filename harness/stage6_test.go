@@ -1,0 +1,28 @@
+//go:build linux || darwin
+
+package harness
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Stage 6's own lessons are proven by the real-room and flood tests (room*_test.go), which run
+// against it; this file holds what is stage 6's alone and fits no room.
+
+// The clients get the bytes as they came, but the log escapes every byte that is not
+// printable UTF-8 as \xNN, so that a client cannot drive the instructor's terminal with escape
+// sequences, nor hide anything from the log.
+func TestStage6LogEscapes(t *testing.T) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, stage6, "-poller", poller)
+		clients := s.DialClients(t, 2)
+
+		message := "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
+		clients[0].Send(t, message+"\n")
+		require.Equal(t, message+"\r\n", clients[1].ReadLine(t))
+		require.Equal(t, `Server: received from client: nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab`+"\t"+`del\x7f é`,
+			s.NextLine(t))
+	})
+}
