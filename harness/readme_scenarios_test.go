@@ -1,7 +1,9 @@
 package harness
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,7 +33,8 @@ var readmeScenarios = []readmeScenario{
 	{"stage4", readmeBroadcast("stage4", "stage4-broadcast", "Hello", "How are you?", "What are you doing?")},
 	{"stage5", readmeBroadcast("stage5", "stage5-select", "Hello", "How are you?", "select sleeps until there is work")},
 	{"stage5-busy-port", readmeBusyPort},
-	{"stage7", readmeStage6},
+	{"stage6", readmeStage6},
+	{"stage7", readmeStage7},
 	{"chat", readmeChat},
 	{"cputable", readmeCPUTable},
 	{"check", readmeCheck},
@@ -217,11 +220,11 @@ func readmeChat(t *testing.T) map[string]string {
 	}
 }
 
-// readmeStage6 is stage 7's walkthrough: alice in the chat client, bob and carol at nc, a
+// readmeStage7 is stage 7's walkthrough: alice in the chat client, bob and carol at nc, a
 // fourth person who asks for a name that is taken; a message for the room, a private one, /who,
 // and alice leaving. Every step waits for what it causes, so that the server's log comes out in
 // the same order on every run.
-func readmeStage6(t *testing.T) map[string]string {
+func readmeStage7(t *testing.T) map[string]string {
 	server := StartServer(t, "stage7-identity")
 	alice := startTTY(t, "clients/chat", "-addr", server.Addr)
 	server.WaitLine(t, "Server: client connected")
@@ -272,6 +275,46 @@ func readmeStage6(t *testing.T) map[string]string {
 		"stage7/taken":  taken.transcript(),
 		"stage7/carol":  carol.transcript(),
 		"stage7/server": serverTranscript("go run ./stage7-identity", server),
+	}
+}
+
+// readmeStage6 is stage 6's walkthrough: a receiver, and `yes | nc` flooding the room. The
+// server slows the flooder down, says so once, and tells the flooder; then Ctrl-C. The
+// server runs with -quiet, so that its log is not a line per "y".
+func readmeStage6(t *testing.T) map[string]string {
+	server := StartServer(t, "stage6-hardened", "-quiet")
+	receiver := Dial(t, server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	drainInput([]*member{{Client: receiver}})
+	flooder := Dial(t, server.Addr)
+	server.WaitLine(t, "Server: client connected")
+	stop := make(chan struct{})
+	flooding := make(chan struct{})
+	go func() { // yes | nc: "y\n" as fast as the socket takes it, until the server stops
+		defer close(flooding)
+		chunk := []byte(strings.Repeat("y\n", 32<<10))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			flooder.Conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			var timeout net.Error
+			if _, err := flooder.Conn.Write(chunk); err != nil && !(errors.As(err, &timeout) && timeout.Timeout()) {
+				return
+			}
+		}
+	}()
+	server.WaitLine(t, "Server: client slowed down: sending faster than 65536 bytes/s")
+	told := flooder.ReadLine(t)
+	server.Signal(t, os.Interrupt)
+	require.Equal(t, 0, server.WaitExit(t, Deadline))
+	close(stop)
+	<-flooding
+	return map[string]string{
+		"stage6/server":  serverTranscript("go run ./stage6-hardened -quiet", server),
+		"stage6/flooder": "$ yes | nc 127.0.0.1 5555\n" + strings.ReplaceAll(told, "\r\n", "\n"),
 	}
 }
 

@@ -14,32 +14,51 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite README.md's output blocks from real runs")
+var update = flag.Bool("update", false, "rewrite the READMEs' output blocks from real runs")
 
 // outputBlock matches a README block that a test checks: a marker comment naming the scenario's
 // output, then a fenced text block holding it.
 var outputBlock = regexp.MustCompile("(?s)<!-- output: ([a-z0-9/-]+) -->\n```text\n(.*?)```\n")
 
-// readmeBlocks returns README.md's path, its text, and its checked blocks by name.
-func readmeBlocks(t *testing.T) (string, string, map[string]string) {
+// readmeFiles are the READMEs whose blocks TestREADME checks, relative to the module's root:
+// the map, and every folder's own. Stage 8 is a module of its own, and its tests check its
+// README.
+var readmeFiles = []string{
+	"README.md",
+	"stage1-blocking/README.md", "stage2-recvline/README.md", "stage3-nonblocking/README.md",
+	"stage4-broadcast/README.md", "stage5-select/README.md", "stage6-hardened/README.md",
+	"stage7-identity/README.md", "clients/README.md", "harness/cmd/check/README.md",
+	"harness/cmd/fanout/README.md",
+}
+
+// readme is one README's path and text.
+type readme struct{ path, text string }
+
+// readmeBlocks returns every README, and their checked blocks by name (each name once in all
+// of them).
+func readmeBlocks(t *testing.T) ([]readme, map[string]string) {
 	t.Helper()
 	root, err := Root()
 	require.NoError(t, err)
-	path := filepath.Join(root, "README.md")
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
+	var files []readme
 	blocks := map[string]string{}
-	for _, m := range outputBlock.FindAllStringSubmatch(string(data), -1) {
-		require.NotContains(t, blocks, m[1], "README.md has two blocks named %s", m[1])
-		blocks[m[1]] = m[2]
+	for _, name := range readmeFiles {
+		path := filepath.Join(root, name)
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		files = append(files, readme{path, string(data)})
+		for _, m := range outputBlock.FindAllStringSubmatch(string(data), -1) {
+			require.NotContains(t, blocks, m[1], "two blocks named %s (the second in %s)", m[1], name)
+			blocks[m[1]] = m[2]
+		}
 	}
-	return path, string(data), blocks
+	return files, blocks
 }
 
 // TestREADME runs every scenario the README shows and compares what the programs really print
 // with the README's blocks. With -update it rewrites the blocks instead.
 func TestREADME(t *testing.T) {
-	path, text, blocks := readmeBlocks(t)
+	files, blocks := readmeBlocks(t)
 
 	got := map[string]string{}
 	// On macOS the scenarios with a pseudo-terminal are skipped, and -run may pick only some
@@ -67,26 +86,28 @@ func TestREADME(t *testing.T) {
 	sort.Strings(names)
 	for _, name := range names {
 		if _, ok := got[name]; !ok && !someSkipped {
-			t.Errorf("README.md block %q has no scenario that produces it", name)
+			t.Errorf("README block %q has no scenario that produces it", name)
 		}
 	}
 	for name := range got {
 		if _, ok := blocks[name]; !ok {
-			t.Errorf("scenario output %q has no block in README.md", name)
+			t.Errorf("scenario output %q has no block in any README", name)
 		}
 	}
 
 	if *update {
 		require.False(t, someSkipped, "-update needs every scenario to run")
-		updated := outputBlock.ReplaceAllStringFunc(text, func(block string) string {
-			name := outputBlock.FindStringSubmatch(block)[1]
-			out, ok := got[name]
-			if !ok {
-				return block
-			}
-			return fmt.Sprintf("<!-- output: %s -->\n```text\n%s```\n", name, out)
-		})
-		require.NoError(t, os.WriteFile(path, []byte(updated), 0o644))
+		for _, f := range files {
+			updated := outputBlock.ReplaceAllStringFunc(f.text, func(block string) string {
+				name := outputBlock.FindStringSubmatch(block)[1]
+				out, ok := got[name]
+				if !ok {
+					return block
+				}
+				return fmt.Sprintf("<!-- output: %s -->\n```text\n%s```\n", name, out)
+			})
+			require.NoError(t, os.WriteFile(f.path, []byte(updated), 0o644))
+		}
 		return
 	}
 	for _, name := range names {
@@ -99,7 +120,7 @@ func TestREADME(t *testing.T) {
 			compare = func(s string) string { return s }
 		}
 		if diff := cmp.Diff(compare(blocks[name]), compare(want)); diff != "" {
-			t.Errorf("README.md block %q does not match a real run (-README +real); "+
+			t.Errorf("README block %q does not match a real run (-README +real); "+
 				"run `go test ./harness/ -run TestREADME -update` if the change is intended:\n%s", name, diff)
 		}
 	}
