@@ -11,6 +11,7 @@ import (
 // Our stage 7 passes every Budget Chat check, and the observations see our additions: a taken
 // name is rejected, /msg is private and /who lists everyone.
 func TestStage7Checks(t *testing.T) {
+	t.Parallel()
 	notes := map[string]string{}
 	for _, check := range StageChecks(7) {
 		t.Run(check.Name, func(t *testing.T) {

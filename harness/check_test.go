@@ -106,6 +106,7 @@ func broken(t testing.TB, mistake string) *Program {
 // passes the others of its stage: a check that blamed the wrong thing would teach the wrong
 // lesson. The relay without a mistake passes every check of stage 5.
 func TestCheckBrokenServers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		mistake string
 		stage   int
@@ -210,6 +211,7 @@ func compareGolden(t *testing.T, name, got string) {
 // The command itself, run as a person runs it: a passing stage and a failing one, their
 // output compared with expected files, and their exit status.
 func TestCheckCommand(t *testing.T) {
+	t.Parallel()
 	t.Run("pass", func(t *testing.T) {
 		bin := Binary(t, "stage2-recvline")
 		out, code := checkCommand(t, "-stage", "2", "--", bin, "-addr", "{addr}")
@@ -257,6 +259,7 @@ func TestCheckCommand(t *testing.T) {
 // A server behind a shell script that waits for it: the shell and the server are one process
 // group, measured together and stopped together.
 func TestCheckShellScript(t *testing.T) {
+	t.Parallel()
 	bin := Binary(t, "stage5-select")
 	program := &Program{Args: []string{"sh", "-c", `echo "starting on $PORT"; "$0" -addr "127.0.0.1:$1"; echo never`, bin, "{port}"}}
 	for _, check := range []string{"broadcast", "idle-cpu"} {
@@ -270,6 +273,7 @@ func TestCheckShellScript(t *testing.T) {
 
 // A server that takes no arguments and listens on 5555, as the article's do.
 func TestCheckFixedPort(t *testing.T) {
+	t.Parallel()
 	if PortTaken(DefaultPort) {
 		t.Skipf("port %d is taken on this machine (a server of yours, perhaps, still running): "+
 			"this test starts a server that listens there, as the article's do; stop the other and run it again", DefaultPort)
@@ -289,6 +293,7 @@ func TestCheckFixedPort(t *testing.T) {
 // "sleep 31.25" beside the server, which nothing else would stop (a Go server dies of SIGPIPE
 // once it prints to the tester's closed pipe, which would hide the mistake).
 func TestCheckInterrupted(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("looks for the server's processes in /proc")
 	}
@@ -319,6 +324,7 @@ func TestCheckInterrupted(t *testing.T) {
 // PortTaken finds a listening port taken by trying to listen there itself: a server that
 // runs on the port sees no client come and go.
 func TestCheckPortTakenWithoutConnecting(t *testing.T) {
+	t.Parallel()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer listener.Close()
@@ -338,6 +344,7 @@ func TestCheckPortTakenWithoutConnecting(t *testing.T) {
 // A server whose port never opens: the message says how long the tester waited, and names
 // -wait when the wait was the default.
 func TestCheckWait(t *testing.T) {
+	t.Parallel()
 	out, code := checkCommand(t, "-stage", "4", "-wait", "1s", "--", "sleep", "30", "{port}")
 	require.Equal(t, 2, code, out)
 	out = strings.Join(strings.Fields(out), " ")
@@ -351,6 +358,7 @@ func TestCheckWait(t *testing.T) {
 // The tester's clients leave in good order (they read what is left, then close), so that a
 // server never logs a reset that the tester caused; only Reset ends a connection with one.
 func TestCheckClientsLeaveInGoodOrder(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("no python3 on this machine")
 	}
@@ -390,6 +398,7 @@ while True:
 // A server's output goes to a terminal (where C's stdio, Nim and Python write each line as it
 // is printed), or to a pipe with -pipe: the server itself can tell.
 func TestCheckServerOutputOnTerminal(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("no python3 on this machine")
 	}
@@ -418,6 +427,7 @@ while True:
 // A server that ends in the middle of a check is reported as that, with its exit status or
 // signal and its last lines whole, not as a line that never came.
 func TestCheckServerEnds(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("no python3 on this machine")
 	}
@@ -456,6 +466,7 @@ os.kill(os.getpid(), signal.SIGSEGV)
 // every observation what is only how our stages do it: a required check fails only on the
 // first, and the README's table says the same.
 func TestCheckEveryCheckSaysWhy(t *testing.T) {
+	t.Parallel()
 	files, _ := readmeBlocks(t)
 	var reference string // the tester's README, whose table names every check
 	for _, f := range files {

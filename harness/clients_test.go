@@ -46,6 +46,7 @@ func stdinPipe(t *testing.T) (programSide, testSide *os.File) {
 // The article's sender and receiver, with the article's lines: the receiver prints exactly
 // what the article shows, and the sender prompts before every line.
 func TestClientsSendAndReceive(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, clientsServer)
 	receiver := startReceiver(t, s)
 
@@ -77,6 +78,7 @@ func TestClientsSendAndReceive(t *testing.T) {
 // A receiver ends when our server stops: it says the server closed the connection, and exits
 // 0. (Resets and a server's last line: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsReceiverServerGone(t *testing.T) {
+	t.Parallel()
 	t.Run("closed", func(t *testing.T) {
 		s := StartServer(t, clientsServer)
 		receiver := startReceiver(t, s)
@@ -152,6 +154,7 @@ func connectToTestServer(t *testing.T, pkg string) (*Process, *net.TCPConn, *tes
 // for a client it drops, the receiver and the chat show that line, say that the server closed
 // the connection, and exit 0 (the sender shows nothing the server sends).
 func TestClientsServerGoneAfterLastLineOrReset(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		shown bool     // it shows what the server sends
@@ -182,6 +185,7 @@ func TestClientsServerGoneAfterLastLineOrReset(t *testing.T) {
 
 // Every client says in one line that nobody listens, and exits 1.
 func TestClientsCannotConnect(t *testing.T) {
+	t.Parallel()
 	// A port that was free a moment ago: nobody listens on it.
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -202,6 +206,7 @@ func TestClientsCannotConnect(t *testing.T) {
 // reads its socket in the background, and an end of stream there is the server closing in
 // good order (exit 0). (A reset: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsSenderServerGone(t *testing.T) {
+	t.Parallel()
 	t.Run("closed", func(t *testing.T) {
 		s := StartServer(t, clientsServer)
 		stdin, typing := stdinPipe(t)
@@ -225,6 +230,7 @@ func TestClientsSenderServerGone(t *testing.T) {
 // With -no-newline the sender does what the article's first client did, and stage 1 shows
 // the lesson: the two messages arrive cut into 10-byte pieces and run together.
 func TestClientsSenderNoNewline(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, "stage1-blocking")
 	sender := Start(t, Binary(t, "clients/sender"),
 		strings.NewReader("Hello, world\nLorem ipsum dolor sit amet, consectetur adipiscing elit.\n"),
@@ -239,6 +245,7 @@ func TestClientsSenderNoNewline(t *testing.T) {
 // waits for input that has not come, and a line sent meanwhile reaches the others. End of
 // input ends it in good order.
 func TestClientsChatPipes(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, clientsServer)
 	stdin, typing := stdinPipe(t)
 	chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
@@ -273,6 +280,7 @@ func TestClientsChatPipes(t *testing.T) {
 // it does not wait for you to type. An end of stream is the server closing in good order
 // (exit 0). (Resets and a server's last line: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsChatServerGone(t *testing.T) {
+	t.Parallel()
 	t.Run("closed", func(t *testing.T) {
 		s := StartServer(t, clientsServer)
 		stdin, _ := stdinPipe(t)
@@ -300,6 +308,7 @@ func startChatInTerminal(t *testing.T, s *Server) *PTYProcess {
 // In a terminal, a message that arrives while a line is half typed appears on a line of its
 // own above it, and the half-typed line is drawn again below, whole, ready to be finished.
 func TestClientsChatTerminal(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, clientsServer)
 	chat := startChatInTerminal(t, s)
 	other := Dial(t, s.Addr)
@@ -337,6 +346,7 @@ func TestClientsChatTerminal(t *testing.T) {
 
 // Every way out of the chat in a terminal puts the terminal back as it was.
 func TestClientsChatTerminalWaysOut(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, clientsServer)
 	for _, way := range []struct {
 		name      string
@@ -415,6 +425,7 @@ func inRows(text string, width int) []string {
 // the terminal too), press Backspace three times: the screen must show each message once, and
 // the line once, whole, minus its last three characters.
 func TestClientsChatLongLine(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, clientsServer)
 	chat := StartInPTYOfSize(t, 40, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
 	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
@@ -457,6 +468,7 @@ func TestClientsChatLongLine(t *testing.T) {
 // takes three rows once the terminal is 40 wide (the terminal rewraps it, as tmux does), and
 // the redraw for a message must erase all three.
 func TestClientsChatResize(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, clientsServer)
 	chat := StartInPTYOfSize(t, 80, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
 	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
@@ -480,6 +492,7 @@ func TestClientsChatResize(t *testing.T) {
 // A tab is typed like any character (a paste brings them too): it is sent as a tab, drawn as
 // spaces up to the next multiple of 8 columns, and erased by one Backspace.
 func TestClientsChatTab(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, clientsServer)
 	chat := startChatInTerminal(t, s)
 	other := Dial(t, s.Addr)
@@ -531,6 +544,7 @@ var screenClasses = []struct{ name, sent, shown string }{
 // through the receiver, the chat on pipes and the chat in a terminal. The server relays the
 // bytes as they came.
 func TestClientsScreenSafe(t *testing.T) {
+	t.Parallel()
 	for _, class := range screenClasses {
 		t.Run(class.name, func(t *testing.T) {
 			s := StartServer(t, clientsServer)
@@ -568,6 +582,7 @@ func TestClientsScreenSafe(t *testing.T) {
 // goes through stage 6 (whose log is the first to escape) and stage 7, and the server's log
 // and the receiver must show the same text for it.
 func TestClientsEscapeLikeTheServerLog(t *testing.T) {
+	t.Parallel()
 	var sent, shown []string
 	for _, class := range screenClasses {
 		sent = append(sent, class.sent)
@@ -612,6 +627,7 @@ func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 // builds it at), and an argument that is not a flag is refused in one line, with exit 2 as
 // for a wrong flag.
 func TestClientsUsage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		client string
 		about  []string // what the usage must say besides the flags
@@ -643,6 +659,7 @@ func TestClientsUsage(t *testing.T) {
 // goes first, as a line of its own; and the client ends by closing its side (the test server
 // reads up to that end).
 func TestClientsWireBytes(t *testing.T) {
+	t.Parallel()
 	const typed = "Hello\nHow are you?\r\n\tindented\nno newline at the end"
 	const sent = "Hello\r\nHow are you?\r\n\tindented\r\nno newline at the end\r\n"
 	for _, client := range []string{"sender", "chat"} {
@@ -679,6 +696,7 @@ func TestClientsWireBytes(t *testing.T) {
 // With -name the clients can join a server that asks who you are (stage 7): the name is the
 // first line sent, and the server's question is shown as a message like any other line.
 func TestClientsName(t *testing.T) {
+	t.Parallel()
 	const question = "Welcome to the chat! What is your name?\n" // stage 7 ends its lines in "\n"
 	for _, client := range []string{"receiver", "chat"} {
 		t.Run(client, func(t *testing.T) {
@@ -706,6 +724,7 @@ func TestClientsName(t *testing.T) {
 // netcat installed here is checked (the README's figures: netcat-openbsd 1.219,
 // netcat-traditional 1.10, ncat 7.93); one that is not is skipped.
 func TestClientsNetcatAfterARefusedName(t *testing.T) {
+	t.Parallel()
 	const stays = 500 * time.Millisecond // long enough to see that a netcat did not exit
 	for _, nc := range []struct {
 		command, banner string // the program, and how the first line of its -h starts

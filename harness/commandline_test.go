@@ -12,6 +12,7 @@ import (
 // Every server says what it is when asked (-h): its own name, not the path of a build cache,
 // and one sentence. A misused command line gets one line on stderr and exit status 2.
 func TestStagesCommandLine(t *testing.T) {
+	t.Parallel()
 	root, err := Root()
 	require.NoError(t, err)
 	for _, pkg := range []string{"stage1-blocking", "stage2-recvline", "stage3-nonblocking",
@@ -45,10 +46,12 @@ func TestStagesCommandLine(t *testing.T) {
 
 // Stages 5 and 6 explain why they cannot listen as the others do (stage1_test.go).
 func TestStage5ListenErrors(t *testing.T) {
+	t.Parallel()
 	checkListenErrors(t, "stage5-select")
 }
 
 func TestStage7ListenErrors(t *testing.T) {
+	t.Parallel()
 	root, err := Root()
 	require.NoError(t, err)
 	if _, err := os.Stat(filepath.Join(root, "stage7-identity")); err != nil {

@@ -39,6 +39,7 @@ var corpusToolchains = map[string]string{"python3": "python3", "cc": "cc", "go":
 // stage it claims: a correct one passes every required check, a buggy one fails exactly the
 // checks of its bug. A language whose toolchain is missing is skipped, and said so once.
 func TestCheckCorpus(t *testing.T) {
+	t.Parallel()
 	root, err := Root()
 	require.NoError(t, err)
 	dirs, err := filepath.Glob(filepath.Join(root, "harness", "testdata", "corpus", "*", "verdict.json"))

@@ -10,6 +10,7 @@ import (
 // The terminal emulator that the client tests read screens with is tested itself: each case
 // is output a terminal 10 columns wide would show as the rows given (what xterm and tmux show).
 func TestTerminalScreen(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		output string
@@ -52,6 +53,7 @@ func repeatRows(row string, n int) []string {
 // A resize rewraps what was wrapped, leaves lines that were ended as they are, and moves the
 // cursor with its text.
 func TestTerminalScreenResize(t *testing.T) {
+	t.Parallel()
 	screen := NewTerminalScreen(10, 24)
 	screen.Write("short\r\n> 0123456789abcdef")
 	screen.Resize(6, 24)

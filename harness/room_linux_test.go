@@ -25,6 +25,7 @@ import (
 // the rest of its lines. The server is stopped while all this arrives, so that one pass finds
 // it all, under select as under epoll.
 func TestRoomLastWords(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet")
 		ms := r.members(t, 3)
@@ -91,6 +92,7 @@ func waitSent(t testing.TB, c *Client) {
 // would need receivers x 64 KiB (125 MiB for 2,000). Memory is the kernel's own count, from
 // /proc/<pid>/status: the peak (VmHWM) is reset once everyone has joined.
 func TestRoomBroadcastMemory(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		receivers := 2000
 		switch {
@@ -144,6 +146,7 @@ func TestRoomBroadcastMemory(t *testing.T) {
 // -max-pending plus a few MiB, where a copy per reader would hold 64 of them (64 MiB). The
 // flood comes from many senders, each within its flood budget.
 func TestRoomStalledReadersMemory(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		const stalledCount, maxPending, maxSenders, size = 64, 1 << 20, 48, 1000
 		r.start(t, "-quiet", "-max-pending", strconv.Itoa(maxPending))
@@ -215,6 +218,7 @@ func settledMemory(t testing.TB, pid int) Memory {
 // heap never holds more than it uses.) The backlog comes from a dozen senders, each within its
 // flood budget: at 24 descriptors, a dozen clients is all there is room for.
 func TestRoomOutOfDescriptors(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
 		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, r.pkg),
@@ -252,7 +256,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 			c.ExpectEOF(t)
 		}
 		r.s.ExpectNoLine(t, 200*time.Millisecond)
-		expectAsleep(t, r.s, time.Second)
+		expectAsleep(t, r.s, 500*time.Millisecond)
 
 		// The backlog: every sender's budget for the stalled client, which then reads it all.
 		reader, senders := ms[1], ms[2:]
@@ -290,6 +294,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 // /proc/<pid>/task/<tid>/syscall) and sends SIGWINCH (a terminal was resized) to that thread,
 // round after round.
 func TestRoomInterrupted(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {
 		waits := loopWaitSyscalls[runtime.GOARCH][r.poller]
 		if waits == 0 {

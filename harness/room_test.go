@@ -62,11 +62,24 @@ type member struct {
 	got  atomic.Int64 // volume lines expectVolume has read at it so far
 }
 
-// forEachRoom runs test once per stage and poller, as subtests such as stage6-hardened/epoll.
+// forEachRoom runs test once per stage and poller, as subtests such as stage6-hardened/epoll,
+// side by side.
 func forEachRoom(t *testing.T, stages []roomStage, test func(t *testing.T, r *room)) {
 	for _, stage := range stages {
 		t.Run(stage.pkg, func(t *testing.T) {
+			t.Parallel()
 			forEachPoller(t, func(t *testing.T, poller string) {
+				test(t, &room{roomStage: stage, poller: poller})
+			})
+		})
+	}
+}
+
+// forEachRoomInTurn is forEachRoom one room after the other (forEachPollerInTurn).
+func forEachRoomInTurn(t *testing.T, stages []roomStage, test func(t *testing.T, r *room)) {
+	for _, stage := range stages {
+		t.Run(stage.pkg, func(t *testing.T) {
+			forEachPollerInTurn(t, func(t *testing.T, poller string) {
 				test(t, &room{roomStage: stage, poller: poller})
 			})
 		})
@@ -336,6 +349,7 @@ func parallel(ms []*member, f func(m *member)) {
 // not stop the relay, nor a shutdown: lines that do not fit in the backlog are dropped, and
 // counted once the log moves again.
 func TestRoomBlockedLog(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		stdout, w, err := os.Pipe()
 		require.NoError(t, err)
@@ -418,6 +432,7 @@ func TestRoomBlockedLog(t *testing.T) {
 // go out: a client that reads gets every whole line that was queued for it, then the end of
 // the stream; one that never reads is cut off after that second.
 func TestRoomShutdownDelivers(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-pending", "16777216")
 		healthy := r.join(t)
@@ -472,6 +487,7 @@ func waitBehind(t *testing.T, s *Server, behind int) []queueLine {
 // back, not kept at its largest for the rest of the client's life. SIGUSR1 makes the server
 // print each client's queue.
 func TestRoomQueueGivenBack(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-pending", "67108864")
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
@@ -506,6 +522,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 // before half the storm is in. Under select, connections past descriptor 1023 are refused as
 // they are accepted: a refusal is an accept too.
 func TestRoomAcceptStorm(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
 		const storm = 2000
 		needDescriptors(t, storm+100)
@@ -536,6 +553,7 @@ func TestRoomAcceptStorm(t *testing.T) {
 // A client that never reads is dropped once too much waits for it (1 MiB here, to be quick);
 // meanwhile a healthy client gets every line, in order, without waiting for it.
 func TestRoomSlowReader(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-pending", "1048576")
 		healthy := r.join(t)
@@ -559,6 +577,7 @@ func TestRoomSlowReader(t *testing.T) {
 // for a client gets that client dropped, also when one line does it to several at once. Each
 // is told why in a last line, and the others go on.
 func TestRoomLimits(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-line", "2000", "-max-pending", "2500")
 		ms := r.members(t, 3)
@@ -602,6 +621,7 @@ func TestRoomLimits(t *testing.T) {
 // select cannot watch descriptor 1024 or above: such a connection is closed at once with a
 // line that says why, and everyone already connected is still served.
 func TestRoomSelectLimit(t *testing.T) {
+	t.Parallel()
 	needDescriptors(t, 1200)
 	for _, stage := range []roomStage{leanRoom} {
 		t.Run(stage.pkg, func(t *testing.T) {
@@ -674,6 +694,7 @@ func (r *room) expectEnd(t testing.TB, m *member) {
 // A reset connection and a half-closed one are both clients that left: logged, forgotten,
 // and the loop goes back to sleep (a half-closed socket is readable forever).
 func TestRoomResetAndHalfClose(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {
 		r.start(t)
 		ms := r.members(t, 4)
@@ -690,7 +711,7 @@ func TestRoomResetAndHalfClose(t *testing.T) {
 		require.Equal(t, r.relayed(ms[2], "anyone left?"), r.read(t, ms[3]))
 		require.Equal(t, r.received(ms[2], "anyone left?"), r.log(t))
 		if CPUSupported {
-			expectAsleep(t, r.s, time.Second)
+			expectAsleep(t, r.s, 500*time.Millisecond)
 		}
 	})
 }
@@ -700,6 +721,7 @@ func TestRoomResetAndHalfClose(t *testing.T) {
 // receiver's output limit is 60 bytes (room for stage 7's welcome and notices), so the first
 // long line it is sent drops it.
 func TestRoomStaleEvent(t *testing.T) {
+	t.Parallel()
 	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
 		r.start(t, "-max-pending", "60")
 		ms := r.members(t, 2)
@@ -724,6 +746,7 @@ func TestRoomStaleEvent(t *testing.T) {
 // SIGINT (Ctrl-C) and SIGTERM stop the server cleanly: every client sees the end of the
 // stream, and the exit status is 0.
 func TestRoomSignals(t *testing.T) {
+	t.Parallel()
 	for name, sig := range map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM} {
 		t.Run(name, func(t *testing.T) {
 			forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {

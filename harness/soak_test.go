@@ -20,6 +20,7 @@ import (
 // afterwards the server holds no more sockets than before and sleeps. `go run
 // ./harness/cmd/soak` is the long form.
 func TestStage6Soak(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage6, "-poller", poller, "-quiet")
 		report, err := Soak(SoakConfig{
@@ -29,7 +30,7 @@ func TestStage6Soak(t *testing.T) {
 			Receivers:      6,
 			Senders:        6,
 			MaxConnections: 20_000,
-			IdleWindow:     time.Second, // one tick of CPU (10 ms) is then 1%, under the 2% allowed
+			IdleWindow:     500 * time.Millisecond,
 			Quiet:          time.Second,
 			// Stage 6 promises to relay a last line that has no terminator once the client has
 			// closed: that is what such a client meant.
@@ -126,6 +127,7 @@ func brokenRelay(t *testing.T, mistake string) string {
 }
 
 func TestSoakCatchesMistakes(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		mistake string
 		count   func(r *SoakReport) int64

@@ -23,6 +23,7 @@ var articlePieces = []string{
 // check "pieces" that the check command runs too. Ours promises more than the check asks: the
 // last 8 bytes wait for 2 more, as Nim's recv(10) does, until the client leaves.
 func TestStage1TenBytePieces(t *testing.T) {
+	t.Parallel()
 	res := runCheck(t, 1, "pieces", "stage1-blocking")
 	require.Equal(t, append([]string{"Server: client connected"}, articlePieces...), output(res)[:len(articlePieces)+1])
 	require.Equal(t, "after close", res.Notes["last piece"])
@@ -30,6 +31,7 @@ func TestStage1TenBytePieces(t *testing.T) {
 }
 
 func TestStage1ListenErrors(t *testing.T) {
+	t.Parallel()
 	checkListenErrors(t, "stage1-blocking")
 }
 

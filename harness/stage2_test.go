@@ -9,6 +9,7 @@ import (
 
 // Stage 2 reads whole lines, ended by "\n" or "\r\n": the check "lines".
 func TestStage2WholeLines(t *testing.T) {
+	t.Parallel()
 	res := runCheck(t, 2, "lines", "stage2-recvline")
 	want := append([]string{"Server: client connected"}, received(
 		"Hello, world", "Lorem ipsum dolor sit amet, consectetur adipiscing elit.", "one", "two")...)
@@ -18,6 +19,7 @@ func TestStage2WholeLines(t *testing.T) {
 // An empty line is a message too; an unfinished line waits for its end, and is printed as it
 // is when the client leaves (stage 2's own promises, beyond the check).
 func TestStage2EmptyAndUnfinishedLines(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, "stage2-recvline")
 	client := Dial(t, s.Addr)
 	require.Equal(t, "Server: client connected", s.NextLine(t))
@@ -33,6 +35,7 @@ func TestStage2EmptyAndUnfinishedLines(t *testing.T) {
 // A second client connects, because the kernel queues it, but it is never read from: the
 // server is stuck serving the first one. The check command reports this as an observation.
 func TestStage2SecondClientIsNeverServed(t *testing.T) {
+	t.Parallel()
 	res := runCheck(t, 2, "second-client", "stage2-recvline")
 	require.Equal(t, "no", res.Notes["second client served"])
 	require.Equal(t, []string{"Server: client connected", "Server: received from client: Foo"}, output(res)[:2])
@@ -42,6 +45,7 @@ func TestStage2SecondClientIsNeverServed(t *testing.T) {
 // Restarting on the same port at once works thanks to SO_REUSEADDR (the check "restart"), and
 // fails without it, which the check must say.
 func TestStage2ReuseAddr(t *testing.T) {
+	t.Parallel()
 	// On a fresh port, the server listens fine without the option.
 	fresh := StartServer(t, "stage2-recvline", "-reuseaddr=false")
 	fresh.Kill()
@@ -54,5 +58,6 @@ func TestStage2ReuseAddr(t *testing.T) {
 }
 
 func TestStage2ListenErrors(t *testing.T) {
+	t.Parallel()
 	checkListenErrors(t, "stage2-recvline")
 }

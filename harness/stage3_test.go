@@ -10,6 +10,7 @@ import (
 // Stage 3 serves many clients from one loop, and hears every complete line from each of them,
 // also after one of them leaves: the checks "clients" and "leave".
 func TestStage3ManyClients(t *testing.T) {
+	t.Parallel()
 	res := runCheck(t, 3, "clients", "stage3-nonblocking")
 	want := []string{"Server: client connected", "Server: client connected", "Server: client connected"}
 	want = append(want, received("Hello", "Hola", "Foo")...)
@@ -25,6 +26,7 @@ func TestStage3ManyClients(t *testing.T) {
 // Two lines in one write come out as two lines; half a line waits for the rest (beyond what
 // the checks ask of a stage 3).
 func TestStage3Framing(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, "stage3-nonblocking")
 	clients := s.DialClients(t, 1)
 	clients[0].Send(t, "one\r\ntwo\r\nthr")
@@ -40,6 +42,7 @@ func TestStage3BurnsCPUWhileIdle(t *testing.T) {
 }
 
 func TestStage3ListenErrors(t *testing.T) {
+	t.Parallel()
 	checkListenErrors(t, "stage3-nonblocking")
 }
 

@@ -11,6 +11,7 @@ import (
 // on after bytes that are not text: the checks "broadcast", "leave", "reset", "whole-lines"
 // and "not-text".
 func TestStage4Broadcast(t *testing.T) {
+	t.Parallel()
 	res := runCheck(t, 4, "broadcast", "stage4-broadcast")
 	require.Equal(t, received("Hello", "Hola"), logOnly(res.Output, received("Hello", "Hola")))
 	require.Equal(t, `\r\n`, res.Notes["ending"])
@@ -27,5 +28,6 @@ func TestStage4BurnsCPUWhileIdle(t *testing.T) {
 }
 
 func TestStage4ListenErrors(t *testing.T) {
+	t.Parallel()
 	checkListenErrors(t, "stage4-broadcast")
 }

@@ -23,6 +23,7 @@ func needDescriptors(t *testing.T, n uint64) {
 // meanwhile a healthy client gets every line, in order, without waiting for it: the check
 // "stalled".
 func TestStage5SlowReader(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		res := runCheck(t, 5, "stalled", stage5, "-poller", poller, "-quiet", "-max-pending", "1048576")
 		require.Contains(t, res.Output, "Server: client disconnected (not reading: more than 1048576 bytes pending)")
@@ -33,6 +34,7 @@ func TestStage5SlowReader(t *testing.T) {
 // that the server stops watching it for writability (or the loop would spin): the check
 // "catch-up". It is not dropped: 4 MB is under the default limit of 4 MiB.
 func TestStage5SlowReaderCatchesUp(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		res := runCheck(t, 5, "catch-up", stage5, "-poller", poller, "-quiet")
 		for _, line := range res.Output {
@@ -44,6 +46,7 @@ func TestStage5SlowReaderCatchesUp(t *testing.T) {
 // epoll and kqueue have no such limit. The test stays at 2,000 clients to be kind to small
 // machines; the server itself has been run with 10,000.
 func TestStage5ManyClients(t *testing.T) {
+	t.Parallel()
 	const count = 2000
 	needDescriptors(t, count+100)
 	s := StartServer(t, stage5, "-poller", nativePoller())

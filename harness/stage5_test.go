@@ -31,8 +31,20 @@ func nativePoller() string {
 	return "epoll"
 }
 
-// forEachPoller runs test as one subtest per poller.
+// forEachPoller runs test as one subtest per poller, side by side: each has a server of its
+// own, and waits on sockets, not on a CPU.
 func forEachPoller(t *testing.T, test func(t *testing.T, poller string)) {
+	for _, poller := range []string{"select", nativePoller()} {
+		t.Run(poller, func(t *testing.T) {
+			t.Parallel()
+			test(t, poller)
+		})
+	}
+}
+
+// forEachPollerInTurn is forEachPoller one poller after the other, for a test that measures
+// time and must not share the cores with its twin.
+func forEachPollerInTurn(t *testing.T, test func(t *testing.T, poller string)) {
 	for _, poller := range []string{"select", nativePoller()} {
 		t.Run(poller, func(t *testing.T) { test(t, poller) })
 	}
@@ -49,6 +61,7 @@ func expectAsleep(t *testing.T, s *Server, window time.Duration) {
 // with a reset, long lines whole and bytes that are not text relayed: the checks "broadcast",
 // "leave", "reset", "whole-lines" and "not-text", under each poller.
 func TestStage5Broadcast(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		res := runCheck(t, 5, "broadcast", stage5, "-poller", poller)
 		require.Equal(t, received("Hello", "Hola"), logOnly(res.Output, received("Hello", "Hola")))
@@ -62,6 +75,7 @@ func TestStage5Broadcast(t *testing.T) {
 // The article's last listing loses whatever one read brings beyond the first line: stage 5
 // keeps an input buffer per client (the check "framing").
 func TestStage5Framing(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		res := runCheck(t, 5, "framing", stage5, "-poller", poller)
 		want := received("first", "second", "a line in two writes")
@@ -71,6 +85,7 @@ func TestStage5Framing(t *testing.T) {
 
 // An empty line is relayed, and its sender stays.
 func TestStage5EmptyLine(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, stage5)
 	clients := s.DialClients(t, 2)
 	sender, receiver := clients[0], clients[1]
@@ -84,6 +99,7 @@ func TestStage5EmptyLine(t *testing.T) {
 // Bytes go to the clients exactly as they came. (Stage 5 prints them to its log as they came
 // too; stage 6's log escapes what is not printable, TestStage6LogEscapes.)
 func TestStage5BinaryVerbatim(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
 		clients := s.DialClients(t, 2)
@@ -97,6 +113,7 @@ func TestStage5BinaryVerbatim(t *testing.T) {
 
 // A line longer than -max-line gets its sender disconnected; no part of it reaches anyone.
 func TestStage5LongLine(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage5, "-poller", poller)
 		clients := s.DialClients(t, 3)
@@ -125,6 +142,7 @@ func TestStage5LongLine(t *testing.T) {
 // The limit counts the message, not its terminator. A complete line over it drops its sender,
 // and so does an unfinished one, without waiting for its end.
 func TestStage5LineLimitEdge(t *testing.T) {
+	t.Parallel()
 	s := StartServer(t, stage5, "-max-line", "10")
 	clients := s.DialClients(t, 4)
 	sender, receiver, complete, unfinished := clients[0], clients[1], clients[2], clients[3]
@@ -161,6 +179,7 @@ func TestStage5LineLimitEdge(t *testing.T) {
 // An idle server sleeps in the kernel, even after a client has left (stage 3's loop would
 // spin on the closed socket): the check "idle-cpu".
 func TestStage5Idle(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		res := runCheck(t, 5, "idle-cpu", stage5, "-poller", poller)
 		if GroupCPUMeasured {
@@ -200,6 +219,7 @@ func waitStopped(t *testing.T, pid int) {
 
 // -poller names a poller this system has; anything else is misuse of the flag: one line, exit 2.
 func TestStage5BadPoller(t *testing.T) {
+	t.Parallel()
 	other := map[string]string{"epoll": "kqueue", "kqueue": "epoll"}[nativePoller()]
 	for _, name := range []string{"nope", other} {
 		p := Start(t, Binary(t, stage5), nil, "-addr", "127.0.0.1:0", "-poller", name)

@@ -15,6 +15,7 @@ import (
 // printable UTF-8 as \xNN, so that a client cannot drive the instructor's terminal with escape
 // sequences, nor hide anything from the log.
 func TestStage6LogEscapes(t *testing.T) {
+	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage6, "-poller", poller)
 		clients := s.DialClients(t, 2)

@@ -122,14 +122,14 @@ var (
 	catchUp = Check{Name: "catch-up", Title: "a reader 1 MB behind gets every line once it reads", Required: true,
 		Requires: "what a socket did not take is kept and sent when it is writable again; the " +
 			"server sleeps again once it is sent",
-		Ours: "several senders share the flood so that each stays within a flood-control burst " +
-			"(ours allow 256 KiB at once); the lesson judged is the same",
+		Ours: "from stage 6 on, several senders share the flood so that each stays within a " +
+			"flood-control burst (ours allow 256 KiB at once); the lesson judged is the same",
 		Run: checkCatchUp}
 	stalled = Check{Name: "stalled", Title: "a client that stops reading does not stop the others", Required: true,
 		Requires: "no write waits for one client: a client that does not read holds up nobody " +
 			"(it may be dropped)",
-		Ours: "several senders share the 6 MB so that each stays within a flood-control burst " +
-			"(ours allow 256 KiB at once); ours drop a client 4 MiB behind",
+		Ours: "from stage 6 on, several senders share the 6 MB so that each stays within a " +
+			"flood-control burst (ours allow 256 KiB at once); ours drop a client 4 MiB behind",
 		Run: checkStalled}
 )
 
@@ -313,7 +313,7 @@ func checkResetLog(r *Run) {
 
 func observeIdleCPU(r *Run) {
 	r.Client()
-	use := r.CPU(time.Second)
+	use := r.CPU(500 * time.Millisecond)
 	next := "Stage 5 fixes this: it sleeps in select until a socket is ready."
 	if use >= 0.25 {
 		r.Observe("Your server used %.0f%% of a core with one client connected and nobody "+
@@ -579,7 +579,7 @@ func checkIdleCPU(r *Run) {
 	// A client that left: stage 3's loop would spin on a socket that reads 0 bytes forever.
 	leaver := r.Client()
 	leaver.Close()
-	use := r.CPU(2 * time.Second)
+	use := r.CPU(500 * time.Millisecond)
 	if use >= 0.02 {
 		r.Fail("under 2% of a core with 50 clients connected and nobody talking",
 			fmt.Sprintf("your server used %.0f%% of a core with nobody talking: are you waiting "+
@@ -661,17 +661,39 @@ func sendLines(conn net.Conn, first, count int, received *atomic.Int64) <-chan e
 	return done
 }
 
-// SenderLines is how many lines each sender of a flood sends: 250,000 bytes, within the
-// 262,144 bytes (256 KiB) that flood control lets a client send at once. A flood of
-// megabytes is shared by several senders, so that a server with flood control relays it at
-// once, as one without does: the lesson judged is the relay's, not the flood control's.
+// SenderLines is how many lines each sender of a flood sends from stage 6 on: 250,000 bytes,
+// within the 262,144 bytes (256 KiB) that flood control lets a client send at once. There a
+// flood of megabytes is shared by several senders, so that a server with flood control relays
+// it at once, as one without does: the lesson judged is the relay's, not the flood control's.
 const SenderLines = 2_500
 
-// flood has senders send count numbered lines between them, SenderLines each, in order of
+// linesPerSender is how many of a flood's count lines each sender sends. Up to stage 5,
+// where flood control is not yet a lesson, one sender sends them all, so that the server
+// relays each line to the readers alone and not to a dozen senders as well.
+func (r *Run) linesPerSender(count int) int {
+	if r.stage < 6 {
+		return count
+	}
+	return SenderLines
+}
+
+// floodSenders is how many senders share a flood of count lines.
+func (r *Run) floodSenders(count int) int {
+	per := r.linesPerSender(count)
+	return (count + per - 1) / per
+}
+
+// flood has senders send count numbered lines between them, linesPerSender each, in order of
 // sender, never more than a megabyte ahead of what the reader has counted in received.
 func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan error {
-	r.Say("%s to %s send %d numbered 100-byte lines (%.0f MB), %d each, at most 1 MB ahead of the reader",
-		senders[0].Name, senders[len(senders)-1].Name, count, float64(count)*100/1e6, SenderLines)
+	per := r.linesPerSender(count)
+	if len(senders) == 1 {
+		r.Say("%s sends %d numbered 100-byte lines (%.0f MB), at most 1 MB ahead of the reader",
+			senders[0].Name, count, float64(count)*100/1e6)
+	} else {
+		r.Say("%s to %s send %d numbered 100-byte lines (%.0f MB), %d each, at most 1 MB ahead of the reader",
+			senders[0].Name, senders[len(senders)-1].Name, count, float64(count)*100/1e6, per)
+	}
 	for _, c := range senders {
 		c.Drain() // each sender hears the others' lines
 	}
@@ -679,7 +701,7 @@ func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan 
 	go func() {
 		var sent []<-chan error
 		for s, c := range senders {
-			sent = append(sent, sendLines(c.Conn, s*SenderLines, min(SenderLines, count-s*SenderLines), received))
+			sent = append(sent, sendLines(c.Conn, s*per, min(per, count-s*per), received))
 		}
 		for _, errs := range sent {
 			if err := <-errs; err != nil {
@@ -692,8 +714,6 @@ func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan 
 	return done
 }
 
-// floodSenders is how many senders share a flood of count lines.
-func floodSenders(count int) int { return (count + SenderLines - 1) / SenderLines }
 
 // lostHint is the lesson of a flood line that is missing or cut.
 const lostHint = "lines were lost or cut: relay every complete line of every read (not just " +
@@ -706,12 +726,13 @@ const heldUpHint = "a client that does not read held up the others: never wait f
 	"writable (and drop the client if too much waits)"
 
 // receiveFlood reads count flood lines, each within wait, sent by senders that each sent
-// SenderLines of them (numbered s*SenderLines on), and fails at the first that is missing,
+// linesPerSender of them (numbered s*linesPerSender on), and fails at the first that is missing,
 // cut or out of its sender's order: with lost as the hint, or with late if none came in time.
 func receiveFlood(c *Client, count int, received *atomic.Int64, wait time.Duration, late, lost string) {
-	next := make([]int, floodSenders(count))
+	per := c.run.linesPerSender(count)
+	next := make([]int, c.run.floodSenders(count))
 	for s := range next {
-		next[s] = s * SenderLines
+		next[s] = s * per
 	}
 	for i := 0; i < count; i++ {
 		line, err := c.readLine(wait, false)
@@ -719,7 +740,7 @@ func receiveFlood(c *Client, count int, received *atomic.Int64, wait time.Durati
 		if err == nil {
 			fmt.Sscanf(line, "line %d ", &n)
 		}
-		s := n / SenderLines
+		s := n / per
 		if err != nil || n < 0 || s >= len(next) || n != next[s] || strings.TrimRight(line, "\r\n") != strings.TrimRight(FloodLine(n), "\r\n") {
 			hint := lost
 			if err == nil {
@@ -744,7 +765,7 @@ const CatchUpLines = 40_000
 
 func checkCatchUp(r *Run) {
 	healthy, late := r.Client(), r.SlowClient()
-	senders := r.Clients(floodSenders(CatchUpLines))
+	senders := r.Clients(r.floodSenders(CatchUpLines))
 	r.Say("%s does not read until %s has received everything", late.Name, healthy.Name)
 	// Whether the server sleeps before the flood: if it spins already, that is the idle-cpu
 	// check's lesson, and it is not measured again after the flood.
@@ -766,7 +787,7 @@ func checkCatchUp(r *Run) {
 	if ProcReadable && !spins {
 		// A socket with room in its send buffer is always writable: a server that goes on
 		// asking about it once the output is sent wakes at once, forever.
-		if use := r.CPU(time.Second); use >= 0.02 {
+		if use := r.CPU(500 * time.Millisecond); use >= 0.02 {
 			r.Fail(fmt.Sprintf("under 2%% of a core once %s has caught up", late.Name),
 				fmt.Sprintf("your server used %.0f%% of a core after %s caught up, with nobody "+
 					"talking: stop asking about a writable socket once its output is all sent", use*100, late.Name))
@@ -780,7 +801,7 @@ const StalledLines = 60_000
 
 func checkStalled(r *Run) {
 	healthy, stalled := r.Client(), r.SlowClient()
-	senders := r.Clients(floodSenders(StalledLines))
+	senders := r.Clients(r.floodSenders(StalledLines))
 	r.Say("%s never reads; it may be dropped", stalled.Name)
 	var received atomic.Int64
 	r.HideOutput()

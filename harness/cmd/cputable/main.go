@@ -22,7 +22,7 @@ var stages = []string{"stage1-blocking", "stage2-recvline", "stage3-nonblocking"
 func main() {
 	harness.SetUsage("cputable", "cputable starts each stage's server with idle clients connected and prints how much of a core each burns while nothing happens.")
 	clients := flag.Int("clients", 5, "idle clients connected to each server")
-	window := flag.Duration("window", 3*time.Second, "how long to measure each server")
+	window := flag.Duration("window", time.Second, "how long to measure each server")
 	flag.Parse()
 	if *clients < 1 || *window <= 0 {
 		fmt.Fprintln(os.Stderr, "cputable: -clients must be at least 1 and -window positive")
