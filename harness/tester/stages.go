@@ -714,7 +714,6 @@ func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan 
 	return done
 }
 
-
 // lostHint is the lesson of a flood line that is missing or cut.
 const lostHint = "lines were lost or cut: relay every complete line of every read (not just " +
 	"the first), and keep what a write did not take to send it later"
