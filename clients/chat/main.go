@@ -18,7 +18,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
-	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 6)")
+	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 7)")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), "Usage: chat [flags]\n"+
 			"Sends what you type to the chat server and shows what the others say, in one terminal.\n"+
@@ -38,7 +38,7 @@ func main() {
 		fail("cannot connect to %s: %v", *addr, reason(err))
 	}
 	fmt.Printf("Client: connected to server on address %s\n", *addr)
-	// A server that asks who you are (stage 6) takes the first line as your name, so it goes
+	// A server that asks who you are (stage 7) takes the first line as your name, so it goes
 	// before anything you type. Without -name, the first line you type is the first line sent.
 	if *name != "" {
 		if _, err := io.WriteString(conn, *name+"\r\n"); err != nil {

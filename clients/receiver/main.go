@@ -17,7 +17,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
-	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 6)")
+	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 7)")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), "Usage: receiver [flags]\n"+
 			"Prints every message the chat server sends; it sends nothing but its -name (clients/sender does).\n")
@@ -35,7 +35,7 @@ func main() {
 		fail("cannot connect to %s: %v", *addr, reason(err))
 	}
 	fmt.Printf("Client: connected to server on address %s\n", *addr)
-	// A server that asks who you are (stage 6) takes the first line as your name; its question
+	// A server that asks who you are (stage 7) takes the first line as your name; its question
 	// arrives as a message like any other.
 	if *name != "" {
 		if _, err := io.WriteString(conn, *name+"\r\n"); err != nil {

@@ -16,7 +16,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
-	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 6)")
+	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 7)")
 	noNewline := flag.Bool("no-newline", false,
 		"send each line without its \\r\\n, like the article's first client (shows stage 1's lesson)")
 	flag.Usage = func() {
@@ -47,7 +47,7 @@ func main() {
 		_, err := io.WriteString(conn, line+terminator)
 		return err
 	}
-	// A server that asks who you are (stage 6) takes the first line as your name.
+	// A server that asks who you are (stage 7) takes the first line as your name.
 	if *name != "" {
 		if err := send(*name); err != nil {
 			fail("lost the connection to %s: %v", *addr, reason(err))
