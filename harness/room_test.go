@@ -434,6 +434,7 @@ func TestRoomBlockedLog(t *testing.T) {
 func TestRoomShutdownDelivers(t *testing.T) {
 	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
+		flooding(t) // late must take 5 MB within the second the shutdown gives it
 		r.start(t, "-quiet", "-max-pending", "16777216")
 		healthy := r.join(t)
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
@@ -461,6 +462,17 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		require.Equal(t, "Server: cut off 1 clients that did not take their output within a second", r.log(t))
 		stalled.ExpectClosed(t)
 	})
+}
+
+// floods lets one test at a time move megabytes against a deadline of a second or so: on a
+// machine of two cores, several such floods side by side would starve the very readers whose
+// timing they prove. Tests that only wait go on beside it.
+var floods = make(chan struct{}, 1)
+
+// flooding takes the flood slot until the test ends.
+func flooding(t *testing.T) {
+	floods <- struct{}{}
+	t.Cleanup(func() { <-floods })
 }
 
 // waitBehind waits until exactly behind clients have output waiting in the server, and their
