@@ -25,11 +25,10 @@ type client struct {
 	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
 	// several lines, whatever the client's writes were.
 	pending []byte
-	// output holds what this client's socket has not taken yet, so that a client that reads
-	// slowly neither makes the others wait nor loses a line. It is a queue of batches, each the
-	// lines of one read framed once and shared, unchanged, by every client it was queued for:
-	// a line sent to 1,000 clients is held once, not 1,000 times. sent counts the bytes of
-	// output[0] already written, queued the bytes still to write.
+	// output holds what this client's socket has not taken yet, so that a slow reader neither
+	// makes the others wait nor loses a line: a queue of batches, each the lines of one read,
+	// framed once and shared by every receiver, so a line sent to 1,000 clients is held once.
+	// sent counts the bytes of output[0] already written, queued the bytes still to write.
 	output         [][]byte
 	sent, queued   int
 	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
