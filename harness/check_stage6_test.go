@@ -3,6 +3,7 @@
 package harness
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,26 +42,34 @@ func TestStage6Checks(t *testing.T) {
 	}
 
 	lean := []struct {
-		check, hint string
-		pipe        bool
+		pkg   string
+		args  []string
+		check string
+		pipe  bool
+		hint  string
 	}{
 		// Its readers fall megabytes behind the flood: the line waits behind them, or the
 		// readers are dropped past -max-pending.
-		{"flood", "one client sending as fast as it can buried everyone else", false},
+		{"stage5-select", nil, "flood", false, "one client sending as fast as it can buried everyone else"},
+		// Stage 6 itself, with its flood control off.
+		{"stage6-hardened", []string{"-max-rate", "0"}, "flood", false, "one client sending as fast as it can buried everyone else"},
 		// It prints each message from its loop.
-		{"paused-output", "your server stopped relaying while its standard output was not being read", false},
-		{"paused-output", "your server stopped relaying while its standard output was not being read", true},
+		{"stage5-select", nil, "paused-output", false, "your server stopped relaying while its standard output was not being read"},
+		{"stage5-select", nil, "paused-output", true, "your server stopped relaying while its standard output was not being read"},
 		// It exits at once: what the kernel does not hold for the reader is lost.
-		{"shutdown", "not every line queued for a client before SIGTERM reached it", false},
+		{"stage5-select", nil, "shutdown", false, "not every line queued for a client before SIGTERM reached it"},
 	}
 	for _, tc := range lean {
-		name := "stage5/" + tc.check
+		name := tc.pkg + "/" + tc.check
+		if len(tc.args) > 0 {
+			name += "/" + strings.TrimPrefix(strings.Join(tc.args, "="), "-") // max-rate=0
+		}
 		if tc.pipe {
 			name += "/pipe"
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			program := ourServer(t, "stage5-select")
+			program := ourServer(t, tc.pkg, tc.args...)
 			program.Pipe = tc.pipe
 			failsCheck(t, program, 6, tc.check, tc.hint)
 		})
