@@ -329,11 +329,11 @@ func (r *Run) ShowOutput() {
 // nobody reads) does: once the terminal or pipe is full, the server's next write blocks.
 func (r *Run) PauseOutput() {
 	r.program.PauseOutput()
-	what := "a terminal paused with Ctrl-S"
+	what := "as Ctrl-S pauses a terminal"
 	if r.program.Pipe {
 		what = "a pipe nobody reads"
 	}
-	r.Say("stops reading your server's output, as %s", what)
+	r.Say("stops reading your server's output (%s)", what)
 }
 
 // ResumeOutput reads the server's output again (a stop does too).

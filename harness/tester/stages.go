@@ -670,7 +670,7 @@ const SenderLines = 2_500
 // flood has senders send count numbered lines between them, SenderLines each, in order of
 // sender, never more than a megabyte ahead of what the reader has counted in received.
 func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan error {
-	r.Say("%s to %s send %d numbered 100-byte lines (%.0f MB), %d each, at most 1 MB ahead of the reader",
+	r.Say("%s to %s send %d numbered lines (%.0f MB), %d each",
 		senders[0].Name, senders[len(senders)-1].Name, count, float64(count)*100/1e6, SenderLines)
 	for _, c := range senders {
 		c.Drain() // each sender hears the others' lines
