@@ -3,6 +3,8 @@
 package tester
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -349,10 +351,19 @@ func checkShutdown(r *Run) {
 	// read waits for it, in the kernel and in the server's queue.
 	signalled := r.terminate()
 	r.Say("%s reads now", late.Name)
+	// It reads everything first, as fast as it can, and looks at the lines after: a server
+	// gives its queues a moment, which a reader that checks each line as it comes (slowly,
+	// under the race detector) could use up.
+	var stream bytes.Buffer
+	late.Conn.SetReadDeadline(signalled.Add(shutdownWait))
+	_, end := io.Copy(&stream, late.reader)
+	if end == nil {
+		end = io.EOF
+	}
+	late.reader = bufio.NewReader(io.MultiReader(&stream, failing{end}))
 	receiveFlood(late, ShutdownLines, new(atomic.Int64), shutdownWait, shutdownHint, shutdownHint)
 	// Anything after the lines (a goodbye, say) is passed over: the stream must end, in order
 	// or with a reset, which loses nothing now.
-	late.Conn.SetReadDeadline(signalled.Add(shutdownWait))
 	if _, err := io.Copy(io.Discard, late.reader); isTimeout(err) {
 		r.say("[%s] still connected %s after SIGTERM", late.Name, human(shutdownWait))
 		r.Fail(fmt.Sprintf("your server to close %s's connection once its lines were sent", late.Name),
@@ -374,6 +385,11 @@ func checkShutdown(r *Run) {
 			"report its own status).", status)
 	}
 }
+
+// failing is a reader that fails with err: how a stream read ahead ended.
+type failing struct{ err error }
+
+func (f failing) Read([]byte) (int, error) { return 0, f.err }
 
 // terminate sends SIGTERM to the server's process group, as the tester stops a server, without
 // waiting for it to end; it returns when.
