@@ -161,10 +161,7 @@ func checkFlood(r *Run) {
 		how = fmt.Sprintf("told it %q", strings.TrimRight(told(), "\r\n"))
 		r.Note("flooder", "told")
 	}
-	within := "under 1 ms"
-	if slowest >= time.Millisecond {
-		within = human(slowest.Round(time.Millisecond))
-	}
+	within := human(max(slowest.Round(time.Millisecond), time.Millisecond))
 	r.Observe("Every reader heard %s within %s through %s's flood; your server %s.",
 		speaker.Name, within, flooder.Name, how)
 }
