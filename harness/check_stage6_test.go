@@ -3,7 +3,6 @@
 package harness
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -42,35 +41,28 @@ func TestStage6Checks(t *testing.T) {
 	}
 
 	lean := []struct {
-		pkg   string
-		args  []string
-		check string
-		pipe  bool
-		hint  string
+		name, pkg string
+		args      []string
+		check     string
+		pipe      bool
+		hint      string
 	}{
 		// Its readers fall megabytes behind the flood: the line waits behind them, or the
 		// readers are dropped past -max-pending. A relay without flood control passes only
 		// if it relays slower than about 512 KB/s, as one starved of CPU may: -quiet spares it
 		// a write to the terminal for every line, so that it floods fast on a busy machine
 		// too (and under the race detector).
-		{"stage5-select", []string{"-quiet"}, "flood", false, "one client sending as fast as it can buried everyone else"},
+		{"stage5-select/flood", "stage5-select", []string{"-quiet"}, "flood", false, "one client sending as fast as it can buried everyone else"},
 		// Stage 6 itself, with its flood control off.
-		{"stage6-hardened", []string{"-max-rate", "0", "-quiet"}, "flood", false, "one client sending as fast as it can buried everyone else"},
+		{"stage6-hardened/flood/max-rate=0", "stage6-hardened", []string{"-max-rate", "0", "-quiet"}, "flood", false, "one client sending as fast as it can buried everyone else"},
 		// It prints each message from its loop.
-		{"stage5-select", nil, "paused-output", false, "your server stopped relaying while its standard output was not being read"},
-		{"stage5-select", nil, "paused-output", true, "your server stopped relaying while its standard output was not being read"},
+		{"stage5-select/paused-output", "stage5-select", nil, "paused-output", false, "your server stopped relaying while its standard output was not being read"},
+		{"stage5-select/paused-output/pipe", "stage5-select", nil, "paused-output", true, "your server stopped relaying while its standard output was not being read"},
 		// It exits at once: what the kernel does not hold for the reader is lost.
-		{"stage5-select", nil, "shutdown", false, "not every line queued for a client before SIGTERM reached it"},
+		{"stage5-select/shutdown", "stage5-select", nil, "shutdown", false, "not every line queued for a client before SIGTERM reached it"},
 	}
 	for _, tc := range lean {
-		name := tc.pkg + "/" + tc.check
-		if len(tc.args) > 0 {
-			name += "/" + strings.Join(tc.args, " ")
-		}
-		if tc.pipe {
-			name += "/pipe"
-		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			program := ourServer(t, tc.pkg, tc.args...)
 			program.Pipe = tc.pipe
