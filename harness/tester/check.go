@@ -144,6 +144,9 @@ func RunCheck(program *Program, stage int, check Check) *Result {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.hidden > 0 { // a check may end with the server's lines hidden: say how many
+		r.transcript = append(r.transcript, fmt.Sprintf("[your server] ... (%d lines, not shown)", r.hidden))
+	}
 	r.judgeBuffered()
 	if result.Err != nil && result.Ended == "" {
 		var notReady *ErrNotReady
@@ -320,6 +323,23 @@ func (r *Run) ShowOutput() {
 		r.transcript = append(r.transcript, fmt.Sprintf("[your server] ... (%d lines, not shown)", r.hidden))
 	}
 	r.hidden = -1
+}
+
+// PauseOutput stops reading the server's output, as a terminal paused with Ctrl-S (or a pipe
+// nobody reads) does: once the terminal or pipe is full, the server's next write blocks.
+func (r *Run) PauseOutput() {
+	r.program.PauseOutput()
+	what := "as Ctrl-S pauses a terminal"
+	if r.program.Pipe {
+		what = "a pipe nobody reads"
+	}
+	r.Say("stops reading your server's output (%s)", what)
+}
+
+// ResumeOutput reads the server's output again (a stop does too).
+func (r *Run) ResumeOutput() {
+	r.Say("reads your server's output again")
+	r.program.ResumeOutput()
 }
 
 // say adds a line to the transcript.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -48,6 +49,9 @@ type Running struct {
 	read   chan struct{} // closed once everything it printed has been read
 	status string        // how it ended: "exit status 1", "signal: killed"
 	state  *os.ProcessState
+
+	mu     sync.Mutex
+	resume chan struct{} // while its output is not read (PauseOutput): closed to read again
 }
 
 // Start starts the command; its output is passed to Line from a goroutine of its own.
@@ -94,14 +98,14 @@ func (c Command) Start() (*Running, error) {
 	if c.Group {
 		r.pgid = cmd.Process.Pid
 	}
-	go r.collect(reader, c.Line)
+	go r.collect(pausable{r, reader}, c.Line)
 	go r.wait()
 	return r, nil
 }
 
-func (r *Running) collect(output *os.File, line func(string)) {
+func (r *Running) collect(output pausable, line func(string)) {
 	defer close(r.read)
-	defer output.Close()
+	defer output.file.Close()
 	in := bufio.NewReaderSize(output, 64<<10)
 	for {
 		text, err := in.ReadString('\n')
@@ -111,6 +115,45 @@ func (r *Running) collect(output *os.File, line func(string)) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// pausable is the program's output as collect reads it: no read is made while it is paused,
+// so that once the pipe or terminal is full the program's next write blocks.
+type pausable struct {
+	r    *Running
+	file *os.File
+}
+
+func (p pausable) Read(b []byte) (int, error) {
+	p.r.mu.Lock()
+	resume := p.r.resume
+	p.r.mu.Unlock()
+	if resume != nil {
+		<-resume
+	}
+	return p.file.Read(b)
+}
+
+// PauseOutput stops reading the program's output, as a terminal paused with Ctrl-S or a pipe
+// nobody reads: what it prints fills the pipe or terminal, and then its writes block. A read
+// already waiting still returns what comes first, so the program blocks a read's worth (64 KiB)
+// later.
+func (r *Running) PauseOutput() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.resume == nil {
+		r.resume = make(chan struct{})
+	}
+}
+
+// ResumeOutput reads the program's output again.
+func (r *Running) ResumeOutput() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.resume != nil {
+		close(r.resume)
+		r.resume = nil
 	}
 }
 
@@ -173,6 +216,7 @@ func (r *Running) Kill(wait time.Duration) {
 // runs after grace. It reports whether it had to kill, and waits until everything the program
 // printed has been read (or a second, if something outside the group still holds its output).
 func (r *Running) Stop(grace time.Duration) (killed bool) {
+	r.ResumeOutput() // its output is read to the end, and it may have to print to stop
 	if r.pgid != 0 && groupAlive(r.pgid) {
 		signalGroup(r.pgid, syscall.SIGTERM)
 		if !r.waitGroup(grace) {

@@ -228,6 +228,21 @@ func (p *Program) Stop() (killed bool) {
 	return r.Stop(StopGrace)
 }
 
+// PauseOutput stops reading the server's output, until ResumeOutput or Stop: once the pipe
+// or terminal is full, the server's next write to it blocks.
+func (p *Program) PauseOutput() {
+	if r := p.current(); r != nil {
+		r.PauseOutput()
+	}
+}
+
+// ResumeOutput reads the server's output again.
+func (p *Program) ResumeOutput() {
+	if r := p.current(); r != nil {
+		r.ResumeOutput()
+	}
+}
+
 // CPU measures how much of one core the server's whole process group uses over window.
 func (p *Program) CPU(window time.Duration) (float64, error) {
 	r := p.current()

@@ -688,10 +688,9 @@ func (r *Run) floodSenders(count int) int {
 func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan error {
 	per := r.linesPerSender(count)
 	if len(senders) == 1 {
-		r.Say("%s sends %d numbered 100-byte lines (%.0f MB), at most 1 MB ahead of the reader",
-			senders[0].Name, count, float64(count)*100/1e6)
+		r.Say("%s sends %d numbered lines (%.0f MB)", senders[0].Name, count, float64(count)*100/1e6)
 	} else {
-		r.Say("%s to %s send %d numbered 100-byte lines (%.0f MB), %d each, at most 1 MB ahead of the reader",
+		r.Say("%s to %s send %d numbered lines (%.0f MB), %d each",
 			senders[0].Name, senders[len(senders)-1].Name, count, float64(count)*100/1e6, per)
 	}
 	for _, c := range senders {
