@@ -122,14 +122,14 @@ var (
 	catchUp = Check{Name: "catch-up", Title: "a reader 1 MB behind gets every line once it reads", Required: true,
 		Requires: "what a socket did not take is kept and sent when it is writable again; the " +
 			"server sleeps again once it is sent",
-		Ours: "from stage 6 on, several senders share the flood so that each stays within a " +
-			"flood-control burst (ours allow 256 KiB at once); the lesson judged is the same",
+		Ours: "several senders share the flood so that each stays within a flood-control burst " +
+			"(ours allow 256 KiB at once); the lesson judged is the same",
 		Run: checkCatchUp}
 	stalled = Check{Name: "stalled", Title: "a client that stops reading does not stop the others", Required: true,
 		Requires: "no write waits for one client: a client that does not read holds up nobody " +
 			"(it may be dropped)",
-		Ours: "from stage 6 on, several senders share the 6 MB so that each stays within a " +
-			"flood-control burst (ours allow 256 KiB at once); ours drop a client 4 MiB behind",
+		Ours: "several senders share the 6 MB so that each stays within a flood-control burst " +
+			"(ours allow 256 KiB at once); ours drop a client 4 MiB behind",
 		Run: checkStalled}
 )
 
@@ -661,38 +661,17 @@ func sendLines(conn net.Conn, first, count int, received *atomic.Int64) <-chan e
 	return done
 }
 
-// SenderLines is how many lines each sender of a flood sends from stage 6 on: 250,000 bytes,
-// within the 262,144 bytes (256 KiB) that flood control lets a client send at once. There a
-// flood of megabytes is shared by several senders, so that a server with flood control relays
-// it at once, as one without does: the lesson judged is the relay's, not the flood control's.
+// SenderLines is how many lines each sender of a flood sends: 250,000 bytes, within the
+// 262,144 bytes (256 KiB) that flood control lets a client send at once. A flood of
+// megabytes is shared by several senders, so that a server with flood control relays it at
+// once, as one without does: the lesson judged is the relay's, not the flood control's.
 const SenderLines = 2_500
 
-// linesPerSender is how many of a flood's count lines each sender sends. Up to stage 5,
-// where flood control is not yet a lesson, one sender sends them all, so that the server
-// relays each line to the readers alone and not to a dozen senders as well.
-func (r *Run) linesPerSender(count int) int {
-	if r.stage < 6 {
-		return count
-	}
-	return SenderLines
-}
-
-// floodSenders is how many senders share a flood of count lines.
-func (r *Run) floodSenders(count int) int {
-	per := r.linesPerSender(count)
-	return (count + per - 1) / per
-}
-
-// flood has senders send count numbered lines between them, linesPerSender each, in order of
+// flood has senders send count numbered lines between them, SenderLines each, in order of
 // sender, never more than a megabyte ahead of what the reader has counted in received.
 func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan error {
-	per := r.linesPerSender(count)
-	if len(senders) == 1 {
-		r.Say("%s sends %d numbered lines (%.0f MB)", senders[0].Name, count, float64(count)*100/1e6)
-	} else {
-		r.Say("%s to %s send %d numbered lines (%.0f MB), %d each",
-			senders[0].Name, senders[len(senders)-1].Name, count, float64(count)*100/1e6, per)
-	}
+	r.Say("%s to %s send %d numbered lines (%.0f MB), %d each",
+		senders[0].Name, senders[len(senders)-1].Name, count, float64(count)*100/1e6, SenderLines)
 	for _, c := range senders {
 		c.Drain() // each sender hears the others' lines
 	}
@@ -700,7 +679,7 @@ func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan 
 	go func() {
 		var sent []<-chan error
 		for s, c := range senders {
-			sent = append(sent, sendLines(c.Conn, s*per, min(per, count-s*per), received))
+			sent = append(sent, sendLines(c.Conn, s*SenderLines, min(SenderLines, count-s*SenderLines), received))
 		}
 		for _, errs := range sent {
 			if err := <-errs; err != nil {
@@ -713,6 +692,9 @@ func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan 
 	return done
 }
 
+// floodSenders is how many senders share a flood of count lines.
+func floodSenders(count int) int { return (count + SenderLines - 1) / SenderLines }
+
 // lostHint is the lesson of a flood line that is missing or cut.
 const lostHint = "lines were lost or cut: relay every complete line of every read (not just " +
 	"the first), and keep what a write did not take to send it later"
@@ -724,13 +706,12 @@ const heldUpHint = "a client that does not read held up the others: never wait f
 	"writable (and drop the client if too much waits)"
 
 // receiveFlood reads count flood lines, each within wait, sent by senders that each sent
-// linesPerSender of them (numbered s*linesPerSender on), and fails at the first that is missing,
+// SenderLines of them (numbered s*SenderLines on), and fails at the first that is missing,
 // cut or out of its sender's order: with lost as the hint, or with late if none came in time.
 func receiveFlood(c *Client, count int, received *atomic.Int64, wait time.Duration, late, lost string) {
-	per := c.run.linesPerSender(count)
-	next := make([]int, c.run.floodSenders(count))
+	next := make([]int, floodSenders(count))
 	for s := range next {
-		next[s] = s * per
+		next[s] = s * SenderLines
 	}
 	for i := 0; i < count; i++ {
 		line, err := c.readLine(wait, false)
@@ -738,7 +719,7 @@ func receiveFlood(c *Client, count int, received *atomic.Int64, wait time.Durati
 		if err == nil {
 			fmt.Sscanf(line, "line %d ", &n)
 		}
-		s := n / per
+		s := n / SenderLines
 		if err != nil || n < 0 || s >= len(next) || n != next[s] || strings.TrimRight(line, "\r\n") != strings.TrimRight(FloodLine(n), "\r\n") {
 			hint := lost
 			if err == nil {
@@ -763,7 +744,7 @@ const CatchUpLines = 40_000
 
 func checkCatchUp(r *Run) {
 	healthy, late := r.Client(), r.SlowClient()
-	senders := r.Clients(r.floodSenders(CatchUpLines))
+	senders := r.Clients(floodSenders(CatchUpLines))
 	r.Say("%s does not read until %s has received everything", late.Name, healthy.Name)
 	// Whether the server sleeps before the flood: if it spins already, that is the idle-cpu
 	// check's lesson, and it is not measured again after the flood.
@@ -799,7 +780,7 @@ const StalledLines = 60_000
 
 func checkStalled(r *Run) {
 	healthy, stalled := r.Client(), r.SlowClient()
-	senders := r.Clients(r.floodSenders(StalledLines))
+	senders := r.Clients(floodSenders(StalledLines))
 	r.Say("%s never reads; it may be dropped", stalled.Name)
 	var received atomic.Int64
 	r.HideOutput()
