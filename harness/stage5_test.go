@@ -50,10 +50,15 @@ func forEachPollerInTurn(t *testing.T, test func(t *testing.T, poller string)) {
 	}
 }
 
-// expectAsleep fails if the server uses more than 2% of a core over window.
+// expectAsleep fails if the server uses more than 2% of a core over window, and over the
+// window after it: Go's runtime may tidy up once after the work just done (the tester's
+// idleCPU says more), where a loop that does not sleep spins through both.
 func expectAsleep(t *testing.T, s *Server, window time.Duration) {
 	t.Helper()
 	use := CPUUse(t, s.Process, window)
+	if use >= 0.02 {
+		use = min(use, CPUUse(t, s.Process, window))
+	}
 	require.Less(t, use, 0.02, "an idle server should sleep in the kernel, but it used %.0f%% of a core", use*100)
 }
 

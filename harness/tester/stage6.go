@@ -272,7 +272,7 @@ const pausedHint = "your server stopped relaying while its standard output was n
 
 func checkPausedOutput(r *Run) {
 	healthy := r.Client()
-	senders := r.Clients(floodSenders(PausedLines))
+	senders := r.Clients(r.floodSenders(PausedLines))
 	r.HideOutput() // what it prints now is not read until later, and then it is a flood
 	r.PauseOutput()
 	var received atomic.Int64
@@ -334,7 +334,7 @@ const shutdownHint = "not every line queued for a client before SIGTERM reached 
 
 func checkShutdown(r *Run) {
 	late, witness := r.SlowClient(), r.Client()
-	senders := r.Clients(floodSenders(ShutdownLines))
+	senders := r.Clients(r.floodSenders(ShutdownLines))
 	r.Say("%s does not read for now; %s reads everything", late.Name, witness.Name)
 	var received atomic.Int64
 	r.HideOutput()
