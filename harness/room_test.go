@@ -4,6 +4,7 @@ package harness
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -454,6 +455,12 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		start := time.Now()
 		r.s.Signal(t, syscall.SIGTERM)
 		require.Equal(t, "Server: shutting down", r.log(t))
+		// Take late's stream to its end as fast as it comes, and check it after: the second
+		// the shutdown gives is for the server to deliver, not for this test to check lines.
+		late.Conn.SetReadDeadline(time.Now().Add(Deadline))
+		stream, err := io.ReadAll(late.reader)
+		require.NoError(t, err, "late's stream should end in good order")
+		late.reader = bufio.NewReader(bytes.NewReader(stream))
 		r.expectVolume(t, late, senders, count, size)
 		late.ExpectEOF(t)
 		healthy.ExpectEOF(t)
