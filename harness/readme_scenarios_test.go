@@ -23,22 +23,26 @@ import (
 type readmeScenario struct {
 	name string
 	run  func(t *testing.T) map[string]string
+	// alone marks a scenario that measures cores kept busy, and so must run with nothing
+	// beside it (TestREADMEAlone); blocks names the blocks it produces.
+	alone  bool
+	blocks []string
 }
 
 var readmeScenarios = []readmeScenario{
-	{"stage1", readmeStage1},
-	{"stage2", readmeStage2},
-	{"stage2-reuseaddr", readmeStage2ReuseAddr},
-	{"stage3", readmeStage3},
-	{"stage4", readmeBroadcast("stage4", "stage4-broadcast", "Hello", "How are you?", "What are you doing?")},
-	{"stage5", readmeBroadcast("stage5", "stage5-select", "Hello", "How are you?", "select sleeps until there is work")},
-	{"stage5-busy-port", readmeBusyPort},
-	{"stage6", readmeStage6},
-	{"stage7", readmeStage7},
-	{"chat", readmeChat},
-	{"cputable", readmeCPUTable},
-	{"check", readmeCheck},
-	{"check-buffered", readmeCheckBuffered},
+	{name: "stage1", run: readmeStage1},
+	{name: "stage2", run: readmeStage2},
+	{name: "stage2-reuseaddr", run: readmeStage2ReuseAddr},
+	{name: "stage3", run: readmeStage3},
+	{name: "stage4", run: readmeBroadcast("stage4", "stage4-broadcast", "Hello", "How are you?", "What are you doing?")},
+	{name: "stage5", run: readmeBroadcast("stage5", "stage5-select", "Hello", "How are you?", "select sleeps until there is work")},
+	{name: "stage5-busy-port", run: readmeBusyPort},
+	{name: "stage6", run: readmeStage6},
+	{name: "stage7", run: readmeStage7},
+	{name: "chat", run: readmeChat},
+	{name: "cputable", run: readmeCPUTable, alone: true, blocks: []string{"cputable"}},
+	{name: "check", run: readmeCheck},
+	{name: "check-buffered", run: readmeCheckBuffered},
 }
 
 // serverTranscript is what the server's terminal shows: the command, then its output.

@@ -56,9 +56,24 @@ func readmeBlocks(t *testing.T) ([]readme, map[string]string) {
 	return files, blocks
 }
 
-// TestREADME runs every scenario the README shows and compares what the programs really print
-// with the README's blocks. With -update it rewrites the blocks instead.
+// TestREADME runs every scenario the READMEs show, side by side, and compares what the programs
+// really print with the READMEs' blocks. With -update it rewrites the blocks instead. The
+// scenarios marked alone run in TestREADMEAlone instead.
 func TestREADME(t *testing.T) {
+	t.Parallel()
+	checkREADME(t, true, func(s readmeScenario) bool { return !s.alone })
+}
+
+// TestREADMEAlone runs the scenarios that measure cores kept busy (the CPU table): as a test of
+// its own, it runs before the tests that run side by side, with nothing beside it.
+func TestREADMEAlone(t *testing.T) {
+	checkREADME(t, false, func(s readmeScenario) bool { return s.alone })
+}
+
+// checkREADME runs the scenarios that pick chooses, side by side, and compares their output
+// with the READMEs' blocks, or rewrites those blocks with -update. With all, it also requires
+// every block of the READMEs (but those of the scenarios left out) to have a scenario.
+func checkREADME(t *testing.T, all bool, pick func(readmeScenario) bool) {
 	files, blocks := readmeBlocks(t)
 
 	got := map[string]string{}
@@ -67,14 +82,17 @@ func TestREADME(t *testing.T) {
 	// scenarios: then only the blocks of the scenarios that ran can be checked.
 	someSkipped := false
 	ran := map[string]bool{}
+	theirs := map[string]bool{} // the blocks of the scenarios that pick leaves out
 	t.Run("scenarios", func(t *testing.T) {
 		for _, s := range readmeScenarios {
-			t.Run(s.name, func(t *testing.T) {
-				// The CPU table measures cores kept busy: it runs first, alone; the rest wait on
-				// sockets, side by side, once it is done.
-				if s.name != "cputable" {
-					t.Parallel()
+			if !pick(s) {
+				for _, name := range s.blocks {
+					theirs[name] = true
 				}
+				continue
+			}
+			t.Run(s.name, func(t *testing.T) {
+				t.Parallel()
 				mu.Lock()
 				ran[s.name] = true
 				mu.Unlock()
@@ -93,7 +111,7 @@ func TestREADME(t *testing.T) {
 		}
 	})
 	for _, s := range readmeScenarios {
-		someSkipped = someSkipped || !ran[s.name]
+		someSkipped = someSkipped || pick(s) && !ran[s.name]
 	}
 	if t.Failed() {
 		return
@@ -101,11 +119,13 @@ func TestREADME(t *testing.T) {
 
 	var names []string
 	for name := range blocks {
-		names = append(names, name)
+		if !theirs[name] {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if _, ok := got[name]; !ok && !someSkipped {
+		if _, ok := got[name]; !ok && all && !someSkipped {
 			t.Errorf("README block %q has no scenario that produces it", name)
 		}
 	}
@@ -126,7 +146,9 @@ func TestREADME(t *testing.T) {
 				}
 				return fmt.Sprintf("<!-- output: %s -->\n```text\n%s```\n", name, out)
 			})
-			require.NoError(t, os.WriteFile(f.path, []byte(updated), 0o644))
+			if updated != f.text {
+				require.NoError(t, os.WriteFile(f.path, []byte(updated), 0o644))
+			}
 		}
 		return
 	}
