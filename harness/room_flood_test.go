@@ -153,7 +153,7 @@ func TestFloodControlRoom(t *testing.T) {
 	// One room at a time, and no other test beside it: it measures round trips.
 	forEachRoomInTurn(t, []roomStage{hardenedRoom, namedRoom}, func(t *testing.T, r *room) {
 		room := &floodRoom{Server: r.start(t, "-quiet"), roomStage: r.roomStage, rate: floodRate}
-		const readerCount, floodFor = 20, 2500 * time.Millisecond
+		const readerCount, floodFor = 20, 1500 * time.Millisecond
 		readers := make([]*Client, readerCount)
 		for i := range readers {
 			readers[i] = room.join(t, fmt.Sprintf("reader%d", i), true)
