@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -289,4 +290,39 @@ func TestLateServer(t *testing.T) {
 	alice.leave()
 	bob.expect("* alice has left the room")
 	second.waitLog(`^Server: alice left \(on another server\)$`)
+}
+
+// TestSecret: the NATS server that the first chat server runs refuses a NATS client without
+// its secret, or with a wrong one, so that nobody else on the network reads the room or writes
+// to it; a chat server given the URL it printed joins the room, and does not log the secret.
+func TestSecret(t *testing.T) {
+	t.Parallel()
+	hub := startServer(t, "-nats-listen", "127.0.0.1:0")
+	secret, port := hubSecret(t, hub) // readme_test.go
+	for _, url := range []string{
+		fmt.Sprintf("nats://127.0.0.1:%d", port),
+		fmt.Sprintf("nats://WRONG%s@127.0.0.1:%d", secret[5:], port),
+	} {
+		nc, err := nats.Connect(url, nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+			t.Fatalf("a NATS client connected to the hub with %s, want it refused", url)
+		}
+		if !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("a NATS client with %s: %v, want an authorization violation", url, err)
+		}
+	}
+	url := fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, port)
+	other := startServer(t, "-nats", url)
+	alice := join(t, hub, "alice", "* The room is empty")
+	knows([]*process{other}, "alice")
+	bob := join(t, other, "bob", "* The room contains: alice")
+	alice.expect("* bob has entered the room")
+	bob.send("with the secret")
+	alice.expect("[bob] with the secret")
+	for _, line := range other.lines() {
+		if strings.Contains(line, secret) {
+			t.Errorf("a server that joined logged the secret: %q", line)
+		}
+	}
 }
