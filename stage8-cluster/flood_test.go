@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -191,6 +192,57 @@ func TestFloodFlags(t *testing.T) {
 		}
 		if columns > 80 {
 			t.Errorf("-h line %q is %d columns wide, want 80 at most", line, columns)
+		}
+	}
+}
+
+// TestClaimUnderFlood has a client send its name and more in one write, to a server whose
+// budget lets it read a few bytes at a time, so that the client runs out of budget while its
+// name is being claimed, and its budget comes back before the answer. It must not be read
+// meanwhile (its lines wait in its socket), nor dropped when the answer comes: flood control
+// must not put back in the poller a client that the claim took out of it. Both pollers.
+func TestClaimUnderFlood(t *testing.T) {
+	t.Parallel()
+	for _, poller := range []string{"select", nativePollerName} {
+		t.Run(poller, func(t *testing.T) {
+			t.Parallel()
+			ns := startNATS(t, -1)
+			s := startServer(t, "-poller", poller, "-nats", ns.ClientURL(), "-max-rate", "80000", "-max-burst", "8")
+			ann := connect(t, s, "ann")
+			ann.send("ann")
+			ann.expectSkipping(floodNotice, "* The room is empty")
+			for round := range 20 {
+				name := fmt.Sprintf("zed%d", round)
+				zed := connect(t, s, name)
+				zed.send(name, "hello from "+name, "/who")
+				zed.expectSkipping(floodNotice, "* The room contains: ann", "* Present: ann, "+name)
+				ann.expectSkipping(floodNotice, "* "+name+" has entered the room", "["+name+"] hello from "+name)
+				zed.leave()
+				ann.expectSkipping(floodNotice, "* "+name+" has left the room")
+			}
+		})
+	}
+}
+
+// floodNotice is what a client over its budget is told, whatever the rate.
+var floodNotice = regexp.MustCompile(`^Server: you send faster than \d+ bytes/s, slowing you down$`)
+
+// expectSkipping is expect, but for the lines that match skip.
+func (u *user) expectSkipping(skip *regexp.Regexp, want ...string) {
+	u.t.Helper()
+	for _, w := range want {
+		for {
+			got, err := u.line(patience)
+			if err != nil {
+				u.t.Fatalf("%s waited for %q: %v", u.name, w, err)
+			}
+			if skip.MatchString(got) {
+				continue
+			}
+			if got != w {
+				u.t.Fatalf("%s got %q, want %q", u.name, got, w)
+			}
+			break
 		}
 	}
 }
