@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -95,6 +96,9 @@ type registry struct {
 	replicas int           // how many copies of the bucket NATS keeps
 	news     *inbox
 	watcher  jetstream.KeyWatcher
+	seen     *atomic.Uint64 // the last revision the watcher showed, from its goroutine
+	expected uint64         // the revision of our last write: the watcher should show it
+	epoch    int            // the epoch of the last rejoin, which started the watcher
 
 	mu       sync.Mutex
 	requests []request
@@ -272,7 +276,7 @@ func (r *registry) claim(q request) {
 	switch {
 	case err == nil:
 		h := holding{revision, revision}
-		r.owned[q.name] = h
+		r.owned[q.name], r.expected = h, max(r.expected, revision)
 		confirmed := r.confirmed(q.name, h, start)
 		answer.claim, answer.from, answer.revision, answer.goodUntil = granted, confirmed.from, revision, confirmed.goodUntil
 	case errors.Is(err, jetstream.ErrKeyExists):
@@ -303,6 +307,7 @@ func (r *registry) refresh() {
 	if !r.nc.IsConnected() {
 		return
 	}
+	r.checkWatcher()
 	for name, h := range r.owned {
 		start := time.Now()
 		switch h, err := r.reclaim(name, h); {
@@ -311,6 +316,7 @@ func (r *registry) refresh() {
 			r.news.push(news{kind: newsLost, name: name})
 		case err == nil:
 			r.owned[name] = h
+			r.expected = max(r.expected, h.revision)
 			r.news.push(r.confirmed(name, h, start))
 		} // any other error: NATS did not answer in time; the next refresh tries again
 	}
@@ -386,6 +392,11 @@ func (r *registry) rejoin(epoch int) error {
 			r.news.push(r.confirmed(name, h, start))
 		}
 	}
+	return r.watchAfresh(ctx, epoch)
+}
+
+// watchAfresh starts a new watcher of the bucket, and sends the loop the room as it shows it.
+func (r *registry) watchAfresh(ctx context.Context, epoch int) error {
 	if r.watcher != nil {
 		r.watcher.Stop()
 	}
@@ -393,26 +404,42 @@ func (r *registry) rejoin(epoch int) error {
 	if err != nil {
 		return err
 	}
-	r.watcher = watcher
+	r.watcher, r.seen, r.epoch, r.expected = watcher, &atomic.Uint64{}, epoch, 0
 	// The watcher first gives every entry as it is now, then nil, then each change.
 	var entries []news
 	for {
 		select {
 		case entry := <-watcher.Updates():
 			if entry != nil {
+				r.seen.Store(entry.Revision())
 				if n, ok := r.entryNews(entry, epoch); ok && n.kind == newsEntry {
 					entries = append(entries, n)
 				}
 				continue
 			}
 			r.news.push(news{kind: newsRejoined, epoch: epoch, entries: entries})
-			go r.watch(watcher, epoch)
+			go r.watch(watcher, r.seen, epoch)
 			return nil
 		case <-ctx.Done():
 			watcher.Stop()
 			r.watcher = nil
 			return errors.New("the names' bucket did not list the room in time")
 		}
+	}
+}
+
+// checkWatcher starts the watcher afresh if it has not shown our own last write by now (a
+// refresh later): it is stuck, most likely on a NATS node that died, and the client library
+// would take up to 20 s to find out. Without this, the room's arrivals and departures would
+// stop reaching this server meanwhile.
+func (r *registry) checkWatcher() {
+	if r.watcher == nil || r.expected == 0 || r.seen.Load() >= r.expected {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(r.lease, 2*time.Second))
+	defer cancel()
+	if err := r.watchAfresh(ctx, r.epoch); err != nil {
+		r.log("Server: cannot watch the room's names again yet (%v)", err)
 	}
 }
 
@@ -433,11 +460,12 @@ func (r *registry) entryNews(entry jetstream.KeyValueEntry, epoch int) (news, bo
 }
 
 // watch passes on, from its own goroutine, every change in the bucket after the snapshot.
-func (r *registry) watch(w jetstream.KeyWatcher, epoch int) {
+func (r *registry) watch(w jetstream.KeyWatcher, seen *atomic.Uint64, epoch int) {
 	for entry := range w.Updates() {
 		if entry == nil {
 			continue
 		}
+		seen.Store(entry.Revision())
 		if n, ok := r.entryNews(entry, epoch); ok {
 			r.news.push(n)
 		}

@@ -97,7 +97,7 @@ func TestNATSCluster(t *testing.T) {
 		return strings.Join(list, ",")
 	}
 	// A long lease: the election of a new leader must not outlast it.
-	startServer(t, "-nats", urls(nil), "-lease", "30s") // it creates the bucket
+	startServer(t, "-nats", urls(nil), "-lease", "10s") // it creates the bucket
 
 	nc, err := nats.Connect(urls(nil), nats.MaxReconnects(-1))
 	if err != nil {
