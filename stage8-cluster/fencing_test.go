@@ -4,11 +4,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -154,4 +157,98 @@ func TestForgedSender(t *testing.T) {
 	say(server, since, "from the holder")
 	bob.expect("[alice] from the holder")
 	bob.silent()
+}
+
+// TestLeaseKept watches the registry for three leases while zed, in the room, says nothing:
+// zed's entry is rewritten before its server would stop trusting it (lease − margin after the
+// start of the last refresh), and never runs out. Then zed speaks, and is heard at once.
+func TestLeaseKept(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1)
+	s := startServers(t, 2, ns.ClientURL(), "-lease", testLease.String())
+	alice := join(t, s[0], "alice", "* The room is empty")
+	knows(s[1:], "alice")
+	zed := join(t, s[1], "zed", "* The room contains: alice")
+	alice.expect("* zed has entered the room")
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, namesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher, err := kv.Watch(context.Background(), "zed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Stop()
+	trusted := testLease - leaseMargin(testLease)
+	var last time.Time
+	for end := time.After(3 * testLease); ; {
+		var entry jetstream.KeyValueEntry
+		select {
+		case entry = <-watcher.Updates():
+		case <-end:
+			if gap := time.Since(last); gap > trusted {
+				t.Fatalf("zed's entry was last rewritten %v ago, want at most lease − margin, %v",
+					gap.Round(time.Millisecond), trusted)
+			}
+			zed.send("still mine")
+			start := time.Now()
+			alice.expect("[zed] still mine")
+			if took := time.Since(start); took > testLease/2 {
+				t.Errorf("zed's line took %v, want it at once", took.Round(time.Millisecond))
+			}
+			return
+		}
+		switch {
+		case entry == nil: // the end of what was there before
+		case entry.Operation() != jetstream.KeyValuePut:
+			t.Fatalf("zed's entry ran out (%v) while zed was in the room", entry.Operation())
+		case !last.IsZero() && entry.Created().Sub(last) > trusted:
+			t.Fatalf("zed's entry was rewritten %v after the last time, want at most lease − margin, %v",
+				entry.Created().Sub(last).Round(time.Millisecond), trusted)
+		default:
+			last = entry.Created()
+		}
+	}
+}
+
+// TestFastReconnect cuts both servers off NATS, which takes them back at once: each reports
+// the split, then the room whole again, in that order, and the room is whole indeed.
+func TestFastReconnect(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1)
+	s := startServers(t, 2, ns.ClientURL())
+	alice := join(t, s[0], "alice", "* The room is empty")
+	knows(s[1:], "alice")
+	bob := join(t, s[1], "bob", "* The room contains: alice")
+	alice.expect("* bob has entered the room")
+	knows(s[:1], "bob")
+
+	for round := range 5 {
+		connz, err := ns.Connz(&natsserver.ConnzOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range connz.Conns {
+			if c.Name == "stage8-cluster" {
+				ns.DisconnectClientByID(c.Cid)
+			}
+		}
+		split := "* The room is split: only the users on this server hear you, until it rejoins"
+		whole := "* The room is whole again (what was said on the other side meanwhile is lost)"
+		alice.expect(split, "* Out of reach: bob", whole, "* bob has entered the room")
+		bob.expect(split, "* Out of reach: alice", whole, "* alice has entered the room")
+		s[0].waitLog(`^Server: bob joined, on another server$`)
+		s[1].waitLog(`^Server: alice joined, on another server$`)
+		alice.send(fmt.Sprintf("whole again, round %d", round))
+		bob.expect(fmt.Sprintf("[alice] whole again, round %d", round))
+	}
 }
