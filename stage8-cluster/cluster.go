@@ -177,6 +177,7 @@ func (s *server) joinCluster() {
 	// order they happened: both go through one channel to listen, which reports them in that
 	// order too.
 	conn := make(chan connEvent, 16)
+	stalled := false // the watcher of the names has been said to be stalled
 	s.nc, err = nats.Connect(s.natsURL,
 		nats.Name("stage8-cluster"),
 		nats.NoEcho(),        // its own messages: its users heard them already
@@ -189,8 +190,18 @@ func (s *server) joinCluster() {
 		// A hub that vanished without closing (a laptop lid) is found out within about 30 s.
 		nats.PingInterval(10*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { conn <- connEvent{err: err} }),
-		nats.ReconnectHandler(func(*nats.Conn) { conn <- connEvent{up: true} }),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			stalled = false
+			conn <- connEvent{up: true}
+		}),
+		// All three run on one goroutine of the client's: stalled needs no lock.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrConsumerNotActive) {
+				if stalled {
+					return // said once per loss: the client says it every 10 s
+				}
+				stalled = true
+			}
 			s.news.push(news{kind: newsLog, data: []byte("Server: " + natsTrouble(err))})
 		}))
 	if err != nil {
@@ -304,7 +315,7 @@ func natsHint(addr string, err error) string {
 func natsTrouble(err error) string {
 	switch {
 	case errors.Is(err, nats.ErrConsumerNotActive):
-		return "the room's names are not being watched: NATS stopped answering (watching again when it is back)"
+		return "NATS stopped answering the watch on the room's names (until it is back)"
 	case errors.Is(err, nats.ErrSlowConsumer):
 		return "NATS brought the room's lines faster than this server took them: some were lost"
 	case errors.Is(err, nats.ErrAuthorization):
