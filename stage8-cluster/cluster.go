@@ -65,8 +65,8 @@ type cluster struct {
 	nc       *nats.Conn
 	hub      *natsserver.Server // the NATS server this one runs, without -nats
 	storeDir string             // the hub's JetStream directory, removed at shutdown
-	natsURL  string             // where NATS is, secret included
-	shownURL string             // the same without the secret, for the log
+	natsURL  string             // where NATS is, secret included: -nats, or the hub
+	shownURL string             // the NATS server it is connected to, for the log
 	news     inbox              // what the NATS goroutines bring the loop
 	registry *registry          // names.go
 	split    bool               // NATS is gone: the room is cut in pieces, each server alone
@@ -231,6 +231,7 @@ func (s *server) joinCluster() {
 		usageError("NATS at %s cannot keep the room's names: %v", s.shownURL, err)
 	}
 	go s.registry.run()
+	s.shownURL = connectedTo(s.nc) // of the -nats list, the one that answered
 	fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.shownURL)
 	if s.registry.lease != s.lease {
 		fmt.Fprintf(s.out, "Server: the room's leases last %v, as its first server set them, not -lease %v\n",
@@ -286,6 +287,16 @@ func (s *server) startHub() {
 	s.natsURL = fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, hubPort)
 	fmt.Fprintf(s.out, "Server: NATS for the room on port %d, with a secret; others join with\n", hubPort)
 	fmt.Fprintf(s.out, "Server:   -nats nats://%s@HOST:%d\n", secret, hubPort)
+}
+
+// connectedTo is the NATS server nc is connected to, as the log shows it.
+func connectedTo(nc *nats.Conn) string {
+	u, err := url.Parse(nc.ConnectedUrlRedacted())
+	if err != nil {
+		return nc.ConnectedUrlRedacted()
+	}
+	u.User = nil
+	return u.String()
 }
 
 // withoutSecret is a -nats list as the log shows it: a secret in a log is no longer one.
@@ -568,6 +579,7 @@ func (s *server) onSplit(err error, epoch int) {
 func (s *server) onRejoined(entries []news) {
 	if s.split {
 		s.split = false
+		s.shownURL = connectedTo(s.nc) // in a NATS cluster, maybe another node
 		fmt.Fprintf(s.out, "Server: reconnected to NATS at %s: the room is whole again\n", s.shownURL)
 		for _, c := range s.joined {
 			if !c.remote {

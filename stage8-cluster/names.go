@@ -217,7 +217,7 @@ func (r *registry) run() {
 				case rejoin:
 					retry, rejoining = nil, q.epoch
 					if err := r.rejoin(q.epoch); err != nil {
-						r.log("Server: cannot rejoin the room yet (%v); trying again in a second", err)
+						r.log("Server: cannot rejoin the room yet: %v; trying again", why(err))
 						retry = time.After(time.Second)
 					} else {
 						next, rejoining = time.Now().Add(r.lease/3), -1
@@ -240,6 +240,14 @@ func (r *registry) run() {
 			r.ask(request{kind: rejoin, epoch: rejoining})
 		}
 	}
+}
+
+// why says what an error from the bucket means, in a few words for the log.
+func why(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("NATS did not answer in time")
+	}
+	return err
 }
 
 func (r *registry) log(format string, args ...any) {
@@ -439,7 +447,7 @@ func (r *registry) checkWatcher() {
 	ctx, cancel := context.WithTimeout(context.Background(), max(r.lease, 2*time.Second))
 	defer cancel()
 	if err := r.watchAfresh(ctx, r.epoch); err != nil {
-		r.log("Server: cannot watch the room's names again yet (%v)", err)
+		r.log("Server: cannot watch the room's names again yet: %v", why(err))
 	}
 }
 
