@@ -262,7 +262,7 @@ func TestUnreachableNATS(t *testing.T) {
 func TestLateServer(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
-	first := startServer(t, "-nats", ns.ClientURL())
+	first := startServer(t, "-nats", ns.ClientURL(), "-lease", testLease.String())
 	alice := join(t, first, "alice", "* The room is empty")
 
 	nc, err := nats.Connect(ns.ClientURL())
