@@ -35,8 +35,9 @@ func parseFlags() options {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
 			"The chat server with names (Protohackers' Budget Chat, plus /msg NAME text\n"+
 			"and /who), and one room across many servers through NATS. Without -nats it\n"+
-			"runs a NATS server for the room itself, on -nats-listen; with -nats it uses\n"+
-			"those, and exits with status 2 if none answers at start.\n\nFlags:\n", name)
+			"runs a NATS server for the room itself, on -nats-listen, and prints the -nats\n"+
+			"URL, with its secret, that the others join with; with -nats it uses those,\n"+
+			"and exits with status 2 if none answers at start.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
 	var o options
@@ -47,7 +48,7 @@ func parseFlags() options {
 	flag.IntVar(&o.maxRate, "max-rate", 65536, "bytes a client may send per second, 0 for no limit")
 	flag.IntVar(&o.maxBurst, "max-burst", 256<<10, "bytes a client may send at once, before -max-rate")
 	flag.BoolVar(&o.quiet, "quiet", false, "do not print every message (for benchmarks)")
-	flag.StringVar(&o.nats, "nats", "", "NATS servers to join, comma-separated, such as nats://host:4222\n(none: run one here, on -nats-listen)")
+	flag.StringVar(&o.nats, "nats", "", "NATS servers to join, comma-separated, such as\nnats://SECRET@host:4222 (none: run one here, on -nats-listen)")
 	flag.StringVar(&o.natsListen, "nats-listen", ":4222", "where the NATS server this one runs listens, host:port\n(without -nats only)")
 	flag.StringVar(&o.natsSecret, "nats-secret", "", "the secret the NATS server this one runs asks for, letters\nand digits (without -nats only; default: a new random one)")
 	flag.DurationVar(&o.lease, "lease", 5*time.Second, "how long a name outlives its server's silence (the room's\nfirst server sets it for all)")
