@@ -204,6 +204,9 @@ func (s *server) joinCluster() {
 			}
 			s.news.push(news{kind: newsLog, data: []byte("Server: " + natsTrouble(err))})
 		}))
+	if errors.Is(err, nats.ErrAuthorization) {
+		usageError("NATS at %s refused the secret in the -nats URL (missing or wrong)", s.shownURL)
+	}
 	if err != nil {
 		usageError("cannot reach NATS at %s: %v", s.shownURL, err) // flags.go: exit status 2
 	}

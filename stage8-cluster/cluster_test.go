@@ -325,6 +325,12 @@ func TestSecret(t *testing.T) {
 			t.Fatalf("a NATS client with %s: %v, want an authorization violation", url, err)
 		}
 	}
+	wrong := fmt.Sprintf("nats://WRONG%s@127.0.0.1:%d", secret[5:], port)
+	out, err := exec.Command(stageBinary, "-addr", "127.0.0.1:0", "-nats", wrong).CombinedOutput()
+	want := fmt.Sprintf("stage8-cluster: NATS at nats://127.0.0.1:%d refused the secret in the -nats URL (missing or wrong)\n", port)
+	if exit, _ := err.(*exec.ExitError); exit == nil || exit.ExitCode() != 2 || string(out) != want {
+		t.Fatalf("a chat server with a wrong secret: %v, printing %q; want exit status 2 and %q", err, out, want)
+	}
 	url := fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, port)
 	other := startServer(t, "-nats", url)
 	alice := join(t, hub, "alice", "* The room is empty")
