@@ -96,9 +96,9 @@ type registry struct {
 	replicas int           // how many copies of the bucket NATS keeps
 	news     *inbox
 	watcher  jetstream.KeyWatcher
-	seen     *atomic.Uint64 // the last revision the watcher showed, from its goroutine
-	expected uint64         // the revision of our last write: the watcher should show it
-	epoch    int            // the epoch of the last rejoin, which started the watcher
+	seen       *atomic.Uint64 // the last revision the watcher showed, from its goroutine
+	checkpoint uint64         // the bucket's last revision at the last check (checkWatcher)
+	epoch      int            // the epoch of the last rejoin, which started the watcher
 
 	mu       sync.Mutex
 	requests []request
@@ -179,14 +179,16 @@ func (r *registry) ask(q request) {
 	}
 }
 
-// run is the registry's goroutine. It sleeps until asked, or until its names need refreshing:
-// a server without users has no timer running at all.
+// run is the registry's goroutine. It sleeps until asked, until its names need refreshing,
+// or until the watcher's check, every third of a lease: one short request to NATS.
 func (r *registry) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var next time.Time // the next refresh, counted from the start of the last one
 	var retry <-chan time.Time
 	rejoining := -1 // the epoch of a rejoin that failed and waits for retry
+	watchCheck := time.NewTicker(r.lease / 3) // checkWatcher
+	defer watchCheck.Stop()
 	for {
 		var refresh <-chan time.Time
 		switch {
@@ -238,6 +240,8 @@ func (r *registry) run() {
 			r.refresh()
 		case <-retry:
 			r.ask(request{kind: rejoin, epoch: rejoining})
+		case <-watchCheck.C:
+			r.checkWatcher()
 		}
 	}
 }
@@ -284,7 +288,7 @@ func (r *registry) claim(q request) {
 	switch {
 	case err == nil:
 		h := holding{revision, revision}
-		r.owned[q.name], r.expected = h, max(r.expected, revision)
+		r.owned[q.name] = h
 		confirmed := r.confirmed(q.name, h, start)
 		answer.claim, answer.from, answer.revision, answer.goodUntil = granted, confirmed.from, revision, confirmed.goodUntil
 	case errors.Is(err, jetstream.ErrKeyExists):
@@ -315,7 +319,6 @@ func (r *registry) refresh() {
 	if !r.nc.IsConnected() {
 		return
 	}
-	r.checkWatcher()
 	for name, h := range r.owned {
 		start := time.Now()
 		switch h, err := r.reclaim(name, h); {
@@ -324,7 +327,6 @@ func (r *registry) refresh() {
 			r.news.push(news{kind: newsLost, name: name})
 		case err == nil:
 			r.owned[name] = h
-			r.expected = max(r.expected, h.revision)
 			r.news.push(r.confirmed(name, h, start))
 		} // any other error: NATS did not answer in time; the next refresh tries again
 	}
@@ -412,7 +414,7 @@ func (r *registry) watchAfresh(ctx context.Context, epoch int) error {
 	if err != nil {
 		return err
 	}
-	r.watcher, r.seen, r.epoch, r.expected = watcher, &atomic.Uint64{}, epoch, 0
+	r.watcher, r.seen, r.epoch, r.checkpoint = watcher, &atomic.Uint64{}, epoch, 0
 	// The watcher first gives every entry as it is now, then nil, then each change.
 	var entries []news
 	for {
@@ -436,19 +438,35 @@ func (r *registry) watchAfresh(ctx context.Context, epoch int) error {
 	}
 }
 
-// checkWatcher starts the watcher afresh if it has not shown our own last write by now (a
-// refresh later): it is stuck, most likely on a NATS node that died, and the client library
-// would take up to 20 s to find out. Without this, the room's arrivals and departures would
-// stop reaching this server meanwhile.
+// checkWatcher makes sure the watcher keeps up: by now it must have shown what the bucket
+// held at the last check, a third of a lease ago. One that has not is stuck (its NATS node
+// died, or the client library is recreating its consumer, which can take it 20 s), and the
+// room's arrivals and departures would stop reaching this server meanwhile. So a new watcher
+// takes over where the old one stopped, and shows every change since, in order.
 func (r *registry) checkWatcher() {
-	if r.watcher == nil || r.expected == 0 || r.seen.Load() >= r.expected {
+	if r.watcher == nil || !r.nc.IsConnected() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), max(r.lease, 2*time.Second))
+	ctx, cancel := r.operation()
 	defer cancel()
-	if err := r.watchAfresh(ctx, r.epoch); err != nil {
-		r.log("Server: cannot watch the room's names again yet: %v", why(err))
+	status, err := r.kv.Status(ctx)
+	if err != nil {
+		return // NATS is slow: the next check tries again
 	}
+	last := status.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq
+	seen := r.seen.Load()
+	if seen < r.checkpoint {
+		watcher, err := r.kv.WatchAll(context.Background(), jetstream.IncludeHistory(),
+			jetstream.ResumeFromRevision(seen+1))
+		if err != nil {
+			return
+		}
+		r.watcher.Stop()
+		r.watcher, r.seen = watcher, &atomic.Uint64{}
+		r.seen.Store(seen)
+		go r.watch(watcher, r.seen, r.epoch)
+	}
+	r.checkpoint = last
 }
 
 // entryNews turns an entry of the bucket into news for the loop; our own puts are not news.
