@@ -95,7 +95,8 @@ type registry struct {
 	lease    time.Duration // the bucket's TTL: the room's lease, whoever set it
 	replicas int           // how many copies of the bucket NATS keeps
 	news     *inbox
-	watcher  jetstream.KeyWatcher
+
+	watcher    jetstream.KeyWatcher
 	seen       *atomic.Uint64 // the last revision the watcher showed, from its goroutine
 	checkpoint uint64         // the bucket's last revision at the last check (checkWatcher)
 	epoch      int            // the epoch of the last rejoin, which started the watcher
