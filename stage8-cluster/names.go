@@ -187,8 +187,9 @@ func (r *registry) run() {
 	timer.Stop()
 	var next time.Time // the next refresh, counted from the start of the last one
 	var retry <-chan time.Time
-	rejoining := -1                           // the epoch of a rejoin that failed and waits for retry
-	watchCheck := time.NewTicker(r.lease / 3) // checkWatcher
+	rejoining := -1 // the epoch of a rejoin that failed and waits for retry
+	// checkWatcher's ticker.
+	watchCheck := time.NewTicker(r.lease / 3)
 	defer watchCheck.Stop()
 	for {
 		var refresh <-chan time.Time
