@@ -139,11 +139,11 @@ func TestOneWinnerPerName(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		won := 0
-		for _, answer := range answers {
+		won, winner := 0, 0
+		for i, answer := range answers {
 			switch answer {
 			case "* The room is empty":
-				won++
+				won, winner = won+1, i
 			case "* Sorry, the name " + name + " is taken.":
 			default:
 				t.Fatalf("round %d: got %q, want the room or a refusal", round, answer)
@@ -154,9 +154,10 @@ func TestOneWinnerPerName(t *testing.T) {
 		}
 		first.leave()
 		second.leave()
-		for _, server := range s { // the winner has left, and the room is empty again
-			server.waitLog(`^Server: ` + name + ` left`)
-		}
+		// The winner has left, and the room is empty again. (The other server may not even
+		// have seen the name taken: its watcher shows the bucket's latest entry for a name,
+		// and a visit this short may show only as its end.)
+		s[winner].waitLog(`^Server: ` + name + ` left$`)
 	}
 }
 
