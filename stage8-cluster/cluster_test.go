@@ -141,10 +141,12 @@ func TestOneWinnerPerName(t *testing.T) {
 		wg.Wait()
 		won, winner := 0, 0
 		for i, answer := range answers {
-			switch answer {
-			case "* The room is empty":
+			switch {
+			// The room is empty, or not yet for the other server, whose watcher may
+			// still be on its way to the last round's departure.
+			case answer == "* The room is empty" || strings.HasPrefix(answer, "* The room contains: round"):
 				won, winner = won+1, i
-			case "* Sorry, the name " + name + " is taken.":
+			case answer == "* Sorry, the name "+name+" is taken.":
 			default:
 				t.Fatalf("round %d: got %q, want the room or a refusal", round, answer)
 			}
