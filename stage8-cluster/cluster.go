@@ -3,12 +3,15 @@
 package main
 
 import (
-	"context"
+	"cmp"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log"
 	"net"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,12 +27,19 @@ import (
 // to every subscriber, in the order each publisher sent them. We invent no protocol between
 // servers, and keep no list of them: a server joins the room by connecting to NATS.
 //
-// The subjects, all under one subscription so that they keep their order:
+// The subjects, under two subscriptions that deliver into one channel, so that they keep their
+// order:
 //
-//	chat.room.say          lines for the room, already framed as "[alice] Hello\n"
-//	chat.room.msg.NAME     a /msg for NAME, framed as "[alice -> you] lunch?\n"
-//	chat.room.join.NAME    NAME has entered the room on the publisher's server ("REVISION SERVER")
-//	chat.room.leave.NAME   NAME has left it ("REVISION SERVER")
+//	chat.room.say             lines for the room, already framed as "[alice] Hello\n"
+//	chat.room.leave           the sender has left the room, after its last lines
+//	chat.room.msg.SERVER.NAME a /msg for NAME, on SERVER alone: "[alice -> you] lunch?\n"
+//
+// Each message says who sent it in its headers: the name, the server, and which holder of
+// the name (the revision of the registry's entry that created it). A receiver drops what does
+// not come from the name's holder as the registry shows it now (fromHolder): a server that was
+// paused and lost a name cannot speak for it, whatever it sends. Who is in the room, and where,
+// comes from the registry's watcher (names.go); "leave" only keeps a departure after its last
+// words.
 //
 // NATS never delivers a server its own messages (the NoEcho option): its users heard them
 // already, from the loop.
@@ -42,9 +52,12 @@ import (
 const (
 	subjectRoom  = "chat.room"
 	subjectSay   = "say"
-	subjectMsg   = "msg"
-	subjectJoin  = "join"
 	subjectLeave = "leave"
+	subjectMsg   = "msg"
+
+	headerName   = "Chat-Name"
+	headerServer = "Chat-Server"
+	headerSince  = "Chat-Since"
 )
 
 // cluster is what the server keeps for the room across servers.
@@ -52,47 +65,54 @@ type cluster struct {
 	nc       *nats.Conn
 	hub      *natsserver.Server // the NATS server this one runs, without -nats
 	storeDir string             // the hub's JetStream directory, removed at shutdown
-	natsURL  string             // where NATS is, for the log
+	natsURL  string             // where NATS is, secret included: -nats, or the hub
+	shownURL string             // the NATS server it is connected to, for the log
 	news     inbox              // what the NATS goroutines bring the loop
 	registry *registry          // names.go
 	split    bool               // NATS is gone: the room is cut in pieces, each server alone
+	epoch    int                // how many times NATS was lost: news from before is stale
+	early    map[string][]news  // lines from a holder the watcher has not shown yet
 }
 
 // newsKind says what a piece of news is.
 type newsKind int
 
 const (
-	newsSay       newsKind = iota // data: lines for everyone here (this one to newsExpired: the room's)
-	newsMsg                       // data: a line for name alone
-	newsJoin                      // name joined on server, with revision
-	newsLeave                     // name left server
-	newsExpired                   // name's registry entry ran out: its server stopped answering
-	newsSplit                     // NATS is gone (err says why)
-	newsRejoined                  // NATS is back: members are the others in the room, ours our revisions
+	newsSay       newsKind = iota // data: lines for everyone here, from a holder
+	newsMsg                       // data: a line for name alone, from a holder
+	newsLeave                     // name left, says its holder
+	newsEntry                     // the registry's watcher: from holds name now (revision)
+	newsDeleted                   // the registry's watcher: name was given back (revision)
+	newsExpired                   // the registry's watcher: name's lease ran out (revision)
+	newsSplit                     // NATS is gone (err says why); epoch counts the losses
+	newsRejoined                  // NATS is back: entries are the room now, for epoch
 	newsClaimed                   // the registry answered client's claim for name
-	newsReclaimed                 // one of our names had to be claimed again (revision)
-	newsLost                      // one of our names was taken while the room was split
-	newsLog                       // line, for the log
+	newsConfirmed                 // one of our names is ours until goodUntil
+	newsLost                      // one of our names is someone else's now
+	newsLog                       // data, a line for the log
 )
+
+// holder says which holder of a name someone is: the server, and the revision of the entry
+// that created the name's lease.
+type holder struct {
+	server string
+	since  uint64
+}
 
 // news is one thing that happened outside the loop.
 type news struct {
-	kind     newsKind
-	name     string
-	data     []byte
-	revision uint64
-	server   string // the ID of the server a member is on
-	err      error
-	client   *client // newsClaimed: carried back to the loop, never touched outside it
-	claim    claimAnswer
-	members  []member          // newsRejoined
-	ours     map[string]uint64 // newsRejoined
-}
-
-// member is someone in the room on another server.
-type member struct {
-	name, server string
-	revision     uint64
+	kind      newsKind
+	name      string
+	to        string // newsMsg: who it is for
+	data      []byte
+	from      holder // who sent it, or who holds name
+	revision  uint64
+	epoch     int
+	err       error
+	client    *client // newsClaimed: carried back to the loop, never touched outside it
+	claim     claimAnswer
+	goodUntil time.Time // newsClaimed, newsConfirmed
+	entries   []news    // newsRejoined
 }
 
 // inbox is the queue between the NATS goroutines and the loop: the self-pipe trick. The poller
@@ -129,6 +149,12 @@ func (in *inbox) take() []news {
 	return list
 }
 
+// connEvent is NATS lost (err) or found again.
+type connEvent struct {
+	err error
+	up  bool
+}
+
 // joinCluster connects to NATS (after starting it here, without -nats), sets up the name
 // registry and subscribes to the room. It runs before the loop: a server that cannot reach NATS
 // at start says so in one line and exits with status 2, like a misused flag, since running
@@ -141,14 +167,21 @@ func (s *server) joinCluster() {
 	if err != nil {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
-	disconnected := make(chan error, 1)
+	s.early = map[string][]news{}
 	s.natsURL = s.options.nats
 	if s.natsURL == "" {
 		s.startHub()
 	}
+	s.shownURL = withoutSecret(s.natsURL)
+	// The client reports a lost connection and a new one on one goroutine of its own, in the
+	// order they happened: both go through one channel to listen, which reports them in that
+	// order too.
+	conn := make(chan connEvent, 16)
+	stalled := false // the watcher of the names has been said to be stalled
 	s.nc, err = nats.Connect(s.natsURL,
 		nats.Name("stage8-cluster"),
-		nats.NoEcho(), // its own messages: its users heard them already
+		nats.NoEcho(),        // its own messages: its users heard them already
+		nats.DontRandomize(), // the -nats URLs in the order given: the nearest first
 		// A lost connection is retried for ever, once a second, and nothing published
 		// meanwhile is kept for later: a split room does not replay what it said.
 		nats.MaxReconnects(-1),
@@ -156,37 +189,63 @@ func (s *server) joinCluster() {
 		nats.ReconnectBufSize(-1),
 		// A hub that vanished without closing (a laptop lid) is found out within about 30 s.
 		nats.PingInterval(10*time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { disconnected <- err }),
-		nats.ReconnectHandler(func(*nats.Conn) { s.registry.ask(request{kind: rejoin}) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { conn <- connEvent{err: err} }),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			stalled = false
+			conn <- connEvent{up: true}
+		}),
+		// All three run on one goroutine of the client's: stalled needs no lock.
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			s.news.push(news{kind: newsLog, data: []byte("Server: NATS: " + err.Error())})
+			if errors.Is(err, nats.ErrConsumerNotActive) {
+				if stalled {
+					return // said once per loss: the client says it every 10 s
+				}
+				stalled = true
+			}
+			s.news.push(news{kind: newsLog, data: []byte("Server: " + natsTrouble(err))})
 		}))
+	if errors.Is(err, nats.ErrAuthorization) {
+		usageError("NATS at %s refused the secret in the -nats URL (missing or wrong)", s.shownURL)
+	}
 	if err != nil {
-		usageError("cannot reach NATS at %s: %v", s.natsURL, err) // flags.go: exit status 2
+		usageError("cannot reach NATS at %s: %v", s.shownURL, err) // flags.go: exit status 2
 	}
 	if s.maxLine+256 > int(s.nc.MaxPayload()) {
 		usageError("-max-line %d is over what NATS at %s carries in one message (%d bytes)",
-			s.maxLine, s.natsURL, s.nc.MaxPayload())
+			s.maxLine, s.shownURL, s.nc.MaxPayload())
 	}
-	s.registry, err = newRegistry(s.nc, &s.news)
+	s.registry, err = newRegistry(s.nc, &s.news, s.lease)
 	if err != nil {
-		usageError("NATS at %s cannot keep the room's names: %v", s.natsURL, err)
+		usageError("NATS at %s cannot keep the room's names: %v", s.shownURL, err)
 	}
 	messages := make(chan *nats.Msg, 1<<16)
-	_, err = s.nc.ChanSubscribe(subjectRoom+".>", messages)
-	go s.listen(messages, disconnected)
+	_, err = s.nc.ChanSubscribe(subjectRoom+"."+subjectSay, messages)
 	if err == nil {
-		err = s.registry.rejoin() // the room as it is now: the first news the loop takes
+		_, err = s.nc.ChanSubscribe(subjectRoom+"."+subjectLeave, messages)
+	}
+	if err == nil {
+		_, err = s.nc.ChanSubscribe(subjectRoom+"."+subjectMsg+"."+s.registry.id+".*", messages)
+	}
+	go s.listen(messages, conn)
+	if err == nil {
+		err = s.registry.rejoin(0) // the room as it is now: the first news the loop takes
 	}
 	if err != nil {
-		usageError("cannot join the room on NATS at %s: %v", s.natsURL, err)
+		usageError("NATS at %s cannot keep the room's names: %v", s.shownURL, err)
 	}
 	go s.registry.run()
-	fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.natsURL)
+	s.shownURL = connectedTo(s.nc) // of the -nats list, the one that answered
+	fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.shownURL)
+	if s.registry.lease != s.lease {
+		fmt.Fprintf(s.out, "Server: the room's leases last %v, as its first server set them, not -lease %v\n",
+			s.registry.lease, s.lease)
+	}
 }
 
 // startHub starts a NATS server inside this one, with JetStream for the name registry, so that
-// one command runs a whole room; the other servers join it with -nats.
+// one command runs a whole room; the other servers join it with -nats. It listens on every
+// interface (the room is on other laptops), so it asks for a secret: a NATS client without it
+// can neither read the room nor write to it. The secret goes in the URL the others join with.
 func (s *server) startHub() {
 	host, portText, err := net.SplitHostPort(s.natsListen)
 	port, portErr := strconv.Atoi(portText)
@@ -199,6 +258,10 @@ func (s *server) startHub() {
 	if port == 0 {
 		port = natsserver.RANDOM_PORT // to the NATS server, port 0 means its default, 4222
 	}
+	secret := s.natsSecret
+	if secret == "" {
+		secret = rand.Text() // 26 letters and digits, 130 random bits
+	}
 	s.storeDir, err = os.MkdirTemp("", "stage8-nats-")
 	if err != nil {
 		log.Fatalf("cannot start NATS: %v", err)
@@ -206,6 +269,7 @@ func (s *server) startHub() {
 	s.hub, err = natsserver.NewServer(&natsserver.Options{
 		Host: host, Port: port, JetStream: true, StoreDir: s.storeDir,
 		NoSigs: true, NoLog: true, ServerName: "stage8-hub",
+		Authorization: secret, // a token: NATS refuses every client that does not give it
 	})
 	if err == nil {
 		// Start reports a busy port through its log, which is off: check the port first.
@@ -223,8 +287,32 @@ func (s *server) startHub() {
 		log.Fatalf("cannot start NATS on %s: %v%s", s.natsListen, reason(err), natsHint(s.natsListen, err))
 	}
 	hubPort := s.hub.Addr().(*net.TCPAddr).Port
-	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", hubPort)
-	fmt.Fprintf(s.out, "Server: NATS for the room on port %d; others join with -nats nats://HOST:%[1]d\n", hubPort)
+	s.natsURL = fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, hubPort)
+	fmt.Fprintf(s.out, "Server: NATS for the room on port %d, with a secret; others join with\n", hubPort)
+	fmt.Fprintf(s.out, "Server:   -nats nats://%s@HOST:%d\n", secret, hubPort)
+}
+
+// connectedTo is the NATS server nc is connected to, as the log shows it.
+func connectedTo(nc *nats.Conn) string {
+	u, err := url.Parse(nc.ConnectedUrlRedacted())
+	if err != nil {
+		return nc.ConnectedUrlRedacted()
+	}
+	u.User = nil
+	return u.String()
+}
+
+// withoutSecret is a -nats list as the log shows it: a secret in a log is no longer one.
+func withoutSecret(urls string) string {
+	var shown []string
+	for _, u := range strings.Split(urls, ",") {
+		if parsed, err := url.Parse(strings.TrimSpace(u)); err == nil && parsed.User != nil {
+			parsed.User = nil
+			u = parsed.String()
+		}
+		shown = append(shown, u)
+	}
+	return strings.Join(shown, ",")
 }
 
 // natsHint adds a guess to a busy -nats-listen port: most often, the room's first server runs
@@ -234,85 +322,106 @@ func natsHint(addr string, err error) string {
 	if h == "" {
 		return ""
 	}
-	return " (is a stage 8 server running here? join it with -nats nats://127.0.0.1" +
-		addr[strings.LastIndex(addr, ":"):] + ", or try -nats-listen)"
+	return " (is a stage 8 server running here? join it with the -nats URL it printed, or try -nats-listen)"
 }
 
-// listen is the goroutine that passes on what the room's subscription receives, and the loss
-// of NATS, in the order they happened. One subscription delivers in order, so the news keeps
-// each sender's order. The client reports a lost connection on a goroutine of its own, but
-// only once it has put every message it read into the channel: listen passes those on first,
-// so that the last words before a split (a server's "alice has left" on its way out) come
-// before the split.
-func (s *server) listen(messages chan *nats.Msg, disconnected chan error) {
+// natsTrouble says what an error the NATS client reports by itself means for the room.
+func natsTrouble(err error) string {
+	switch {
+	case errors.Is(err, nats.ErrConsumerNotActive):
+		return "NATS stopped answering the watch on the room's names (until it is back)"
+	case errors.Is(err, nats.ErrSlowConsumer):
+		return "NATS brought the room's lines faster than this server took them: some were lost"
+	case errors.Is(err, nats.ErrAuthorization):
+		return "NATS refused the secret: check the -nats URL"
+	}
+	return "NATS: " + err.Error()
+}
+
+// listen is the goroutine that passes on what the room's subscriptions receive, and the loss
+// of NATS and its return, in the order they happened. One subscription's channel delivers in
+// order, so the news keeps each sender's order. The client reports a lost connection on a
+// goroutine of its own, but only once it has put every message it read into the channel:
+// listen passes those on first, so that the last words before a split (a server's "alice has
+// left" on its way out) come before the split. A return is passed on to the registry, after
+// the split it ends: the loop hears of the split first, however fast NATS came back.
+func (s *server) listen(messages chan *nats.Msg, conn chan connEvent) {
+	epoch := 0
 	for {
 		select {
 		case m := <-messages:
 			s.onRoomMessage(m)
-		case err := <-disconnected:
+		case e := <-conn:
+			if e.up {
+				s.registry.ask(request{kind: rejoin, epoch: epoch})
+				continue
+			}
 			for len(messages) > 0 {
 				s.onRoomMessage(<-messages)
 			}
-			s.news.push(news{kind: newsSplit, err: err})
+			epoch++
+			s.news.push(news{kind: newsSplit, err: e.err, epoch: epoch})
 		}
 	}
 }
 
 // onRoomMessage turns a message into news for the loop.
 func (s *server) onRoomMessage(m *nats.Msg) {
-	kind, name, _ := strings.Cut(strings.TrimPrefix(m.Subject, subjectRoom+"."), ".")
-	n := news{name: name, data: m.Data}
-	switch kind {
-	case subjectSay:
+	since, _ := strconv.ParseUint(m.Header.Get(headerSince), 10, 64)
+	n := news{name: m.Header.Get(headerName), data: m.Data, from: holder{m.Header.Get(headerServer), since}}
+	switch rest := strings.TrimPrefix(m.Subject, subjectRoom+"."); {
+	case rest == subjectSay:
 		n.kind = newsSay
-	case subjectMsg:
-		n.kind = newsMsg
-	case subjectJoin, subjectLeave:
-		n.kind = newsJoin
-		if kind == subjectLeave {
-			n.kind = newsLeave
-		}
-		revision, server, _ := strings.Cut(string(m.Data), " ")
-		n.revision, _ = strconv.ParseUint(revision, 10, 64)
-		n.server = server
+	case rest == subjectLeave:
+		n.kind = newsLeave
+	case strings.HasPrefix(rest, subjectMsg+"."):
+		n.kind, n.to = newsMsg, rest[strings.LastIndexByte(rest, '.')+1:]
 	default:
 		return
 	}
 	s.news.push(n)
 }
 
-// tellRoom publishes data on one of the room's subjects. Publishing does not wait for NATS: the
-// client copies the message into its buffer, and its own goroutine writes it out. While the
-// room is split nothing is published: it would only be refused.
-func (s *server) tellRoom(subject string, data []byte) {
+// tellRoom publishes data for c on one of the room's subjects, with who sends it in the
+// headers. Publishing does not wait for NATS: the client copies the message into its buffer,
+// and its own goroutine writes it out. While the room is split nothing is published: it would
+// only be refused.
+func (s *server) tellRoom(subject string, c *client, data []byte) {
 	if s.split {
 		return
 	}
+	header := nats.Header{}
+	header.Set(headerName, c.name)
+	header.Set(headerServer, s.registry.id)
+	header.Set(headerSince, strconv.FormatUint(c.since, 10))
 	subject = subjectRoom + "." + subject
 	// A pass's lines for the room may be more than NATS carries in one message (a megabyte by
 	// default): cut them between lines. One line always fits: joinCluster checks -max-line.
-	limit := int(s.nc.MaxPayload()) - 128
+	limit := int(s.nc.MaxPayload()) - 256
 	for len(data) > limit {
 		cut := strings.LastIndexByte(string(data[:limit]), '\n') + 1
-		s.nc.Publish(subject, data[:cut])
+		s.nc.PublishMsg(&nats.Msg{Subject: subject, Header: header, Data: data[:cut]})
 		data = data[cut:]
 	}
-	if err := s.nc.Publish(subject, data); err != nil && !s.shuttingDown {
+	if err := s.nc.PublishMsg(&nats.Msg{Subject: subject, Header: header, Data: data}); err != nil && !s.shuttingDown {
 		fmt.Fprintf(s.out, "Server: cannot publish to NATS: %v\n", err)
 	}
 }
 
-// tellJoined tells the other servers that c has entered the room.
-func (s *server) tellJoined(c *client) {
-	s.tellRoom(subjectJoin+"."+c.name, fmt.Appendf(nil, "%d %s", c.revision, s.registry.id))
+// tellMsg sends a /msg to the server of the holder of its receiver's name, and no other.
+func (s *server) tellMsg(sender, receiver *client, line string) {
+	s.tellRoom(subjectMsg+"."+receiver.server+"."+receiver.name, sender, []byte(line))
 }
 
-// tellLeft tells the other servers that c has left, and gives its name back to the registry.
+// tellLeft tells the other servers that c has left, after its last lines, and gives its name
+// back to the registry (whose watcher tells them too, in case this message is lost).
 func (s *server) tellLeft(c *client) {
 	if c.remote {
 		return // its own server says so
 	}
-	s.tellRoom(subjectLeave+"."+c.name, fmt.Appendf(nil, "%d %s", c.revision, s.registry.id))
+	if c.since > 0 && s.speaksFor(c) {
+		s.tellRoom(subjectLeave, c, nil)
+	}
 	s.registry.ask(request{kind: release, name: c.name})
 }
 
@@ -320,51 +429,63 @@ func (s *server) tellLeft(c *client) {
 // touches the clients.
 func (s *server) hearNews() {
 	for _, n := range s.news.take() {
-		if s.split && n.kind <= newsExpired {
-			// NATS is back, but the registry has not rejoined yet: what comes meanwhile is
-			// for a room this server is not in. Whoever is there, the rejoin tells.
-			continue
-		}
 		switch n.kind {
-		case newsSay:
-			s.queueForRoom(nil, n.data[:len(n.data):len(n.data)]) // main.go
-		case newsMsg:
-			if c := s.named(n.name); c != nil && !c.remote {
-				s.send(c, string(n.data))
+		case newsSay, newsMsg, newsLeave:
+			if !s.split && s.fromHolder(n) {
+				s.hear(n)
 			}
-		case newsJoin:
-			s.arrive(member{n.name, n.server, n.revision})
-		case newsLeave:
-			// Only from the member's own server: a late "alice has left" from the server
-			// she left must not take out a new alice who joined on another one meanwhile.
-			if c := s.named(n.name); c != nil && c.remote && c.server == n.server {
-				s.leave(c, errElsewhere)
-			}
-		case newsExpired:
-			// Only if the entry that ran out came after the one the member has: revisions
-			// count up across the bucket, and a new alice's entry comes after the old one's end.
-			if c := s.named(n.name); c != nil && c.remote && c.revision < n.revision {
-				s.leave(c, errSilent)
+		case newsEntry, newsDeleted, newsExpired:
+			// From a watcher of before the last split, or while split: the rejoin lists
+			// the room afresh.
+			if !s.split && n.epoch == s.epoch {
+				s.onEntry(n)
 			}
 		case newsSplit:
-			s.onSplit(n.err)
+			s.onSplit(n.err, n.epoch)
 		case newsRejoined:
-			s.onRejoined(n.members, n.ours)
-		case newsClaimed:
-			s.claimed(n.client, n.name, n.revision, n.claim, n.err) // names.go
-		case newsReclaimed:
-			if c := s.named(n.name); c != nil && !c.remote {
-				c.revision = n.revision
-				s.tellJoined(c) // the others may have seen its entry run out
+			if n.epoch == s.epoch { // else NATS was lost again meanwhile: another rejoin comes
+				s.onRejoined(n.entries)
 			}
+		case newsClaimed:
+			s.claimed(n.client, n) // names.go
+		case newsConfirmed:
+			s.confirmedLease(n) // names.go
 		case newsLost:
 			if c := s.named(n.name); c != nil && !c.remote {
-				s.disconnect(c, drop{"its name was taken on another server while the room was split",
-					"someone on another server took your name while the room was split"}) // limits.go
+				s.lost(c)
 			}
 		case newsLog:
 			fmt.Fprintf(s.out, "%s\n", n.data)
 		}
+	}
+}
+
+// fromHolder reports whether n comes from the holder of its sender's name, as the registry's
+// watcher has shown it. From an older holder (a server that lost the name while it was paused)
+// it is dropped. From a newer one, whose entry the watcher has not brought yet, it waits for
+// that entry (early), so that an arrival still comes before the newcomer's first line.
+func (s *server) fromHolder(n news) bool {
+	c := s.named(n.name)
+	switch {
+	case c != nil && c.remote && c.server == n.from.server && c.since == n.from.since:
+		return true
+	case n.kind != newsLeave && (c == nil || c.since < n.from.since) && len(s.early[n.name]) < 64:
+		s.early[n.name] = append(s.early[n.name], n)
+	}
+	return false
+}
+
+// hear delivers what a holder sent.
+func (s *server) hear(n news) {
+	switch n.kind {
+	case newsSay:
+		s.queueForRoom(nil, n.data[:len(n.data):len(n.data)]) // main.go
+	case newsMsg:
+		if c := s.named(n.to); c != nil && !c.remote {
+			s.send(c, string(n.data))
+		}
+	case newsLeave:
+		s.leave(s.named(n.name), errElsewhere)
 	}
 }
 
@@ -374,61 +495,111 @@ var (
 	errSilent    = errors.New("its server stopped answering")
 )
 
-// arrive adds someone who joined on another server, unless the room knows them already.
-func (s *server) arrive(m member) {
-	switch c := s.named(m.name); {
-	case c == nil:
-		c = &client{fd: -1, name: m.name, remote: true, revision: m.revision, server: m.server}
-		s.joined = append(s.joined, c)
-		fmt.Fprintf(s.out, "Server: %s joined, on another server\n", m.name)
-		s.announce(c, "* "+m.name+" has entered the room\n")
+// onEntry follows a change in the registry: someone holds a name now, or no longer.
+func (s *server) onEntry(n news) {
+	c := s.named(n.name)
+	switch {
+	case n.kind == newsEntry && c != nil && c.since > n.from.since:
+		// An older holder's entry: the one we know came after it.
+	case n.kind == newsEntry && c != nil && c.remote && c.server == n.from.server && c.since == n.from.since:
+		c.revision = max(c.revision, n.revision) // a refresh
+	case n.kind == newsEntry:
+		if c != nil && !c.remote {
+			s.lost(c) // someone else holds our user's name now: the registry says so
+		} else if c != nil {
+			s.leave(c, errSilent)
+		}
+		s.arrive(n)
+	case c == nil || c.revision > n.revision:
+		// Nobody here by that name, or a holder who came after this entry ended.
+	case c.remote && n.kind == newsExpired:
+		s.leave(c, errSilent)
 	case c.remote:
-		c.revision, c.server = max(c.revision, m.revision), m.server
+		s.leave(c, errElsewhere)
+	default:
+		// Our own entry ran out (this server was paused, or NATS slow): speak no more for
+		// the name until the registry has it back.
+		c.goodUntil = time.Time{}
+		s.registry.ask(request{kind: check})
 	}
-	// A user of ours with the same name: the registry settles it (names.go, reclaim).
+}
+
+// arrive adds someone the registry shows on another server, and delivers what they said
+// before the watcher brought their entry.
+func (s *server) arrive(n news) {
+	c := &client{fd: -1, name: n.name, remote: true, revision: n.revision, server: n.from.server, since: n.from.since}
+	s.joined = append(s.joined, c)
+	fmt.Fprintf(s.out, "Server: %s joined, on another server\n", c.name)
+	s.announce(c, "* "+c.name+" has entered the room\n")
+	early := s.early[c.name]
+	delete(s.early, c.name)
+	for _, n := range early {
+		if s.fromHolder(n) {
+			s.hear(n)
+		}
+	}
+}
+
+// lost disconnects a user of ours whose name is someone else's now.
+func (s *server) lost(c *client) {
+	s.disconnect(c, drop{"its name was taken on another server",
+		"someone on another server has your name now"}) // limits.go
 }
 
 // onSplit: NATS is gone. The users here keep talking among themselves; the others are out of
 // reach, and out of the room until it is whole again. What either side says meanwhile is lost
 // to the other: NATS keeps nothing for a subscriber that is not connected.
-func (s *server) onSplit(err error) {
+func (s *server) onSplit(err error, epoch int) {
+	s.epoch = epoch
 	if s.split || s.shuttingDown {
 		return
 	}
 	s.split = true
-	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.natsURL, err)
-	var here []*client
+	var here, away []*client
 	for _, c := range s.joined {
-		if !c.remote {
+		if c.remote {
+			away = append(away, c)
+		} else {
 			here = append(here, c)
 		}
 	}
 	s.joined = here
+	clear(s.early)
+	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.shownURL, err)
 	for _, c := range here {
 		s.send(c, "* The room is split: only the users on this server hear you, until it rejoins\n")
+		if len(away) > 0 {
+			s.send(c, "* Out of reach: "+listNames(away)+"\n")
+		}
+	}
+	for _, c := range here {
+		s.resume(c) // names.go: lines held for a lease check go to the users here
 	}
 }
 
 // onRejoined: NATS is back (or the server has just joined), the registry holds our names
-// again, and members are the others in the room now.
-func (s *server) onRejoined(members []member, ours map[string]uint64) {
+// again, and entries are the others in the room now, in the order they came.
+func (s *server) onRejoined(entries []news) {
 	if s.split {
 		s.split = false
-		fmt.Fprintf(s.out, "Server: reconnected to NATS at %s: the room is whole again\n", s.natsURL)
+		s.shownURL = connectedTo(s.nc) // in a NATS cluster, maybe another node
+		fmt.Fprintf(s.out, "Server: reconnected to NATS at %s: the room is whole again\n", s.shownURL)
 		for _, c := range s.joined {
 			if !c.remote {
 				s.send(c, "* The room is whole again (what was said on the other side meanwhile is lost)\n")
 			}
 		}
 	}
-	for _, m := range members {
-		s.arrive(m)
-	}
+	slices.SortFunc(entries, func(a, b news) int { return cmp.Compare(a.from.since, b.from.since) })
 	for _, c := range s.joined {
-		if revision, ok := ours[c.name]; ok && !c.remote {
-			c.revision = revision
-			s.tellJoined(c) // the others forgot the users here when the room split
+		if c.remote && !slices.ContainsFunc(entries, func(n news) bool {
+			return n.name == c.name && n.from.server == c.server && n.from.since == c.since
+		}) {
+			s.leave(c, errSilent) // gone while this server was not watching
 		}
+	}
+	for _, n := range entries {
+		s.onEntry(n)
 	}
 }
 
@@ -458,9 +629,4 @@ func (s *server) closeCluster() {
 		s.hub.Shutdown()
 		os.RemoveAll(s.storeDir)
 	}
-}
-
-// bucketOperation gives a registry operation at most this long.
-func bucketOperation() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 2*time.Second)
 }

@@ -4,8 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,12 +139,14 @@ func TestOneWinnerPerName(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		won := 0
-		for _, answer := range answers {
-			switch answer {
-			case "* The room is empty":
-				won++
-			case "* Sorry, the name " + name + " is taken.":
+		won, winner := 0, 0
+		for i, answer := range answers {
+			switch {
+			// The room is empty, or not yet for the other server, whose watcher may
+			// still be on its way to the last round's departure.
+			case answer == "* The room is empty" || strings.HasPrefix(answer, "* The room contains: round"):
+				won, winner = won+1, i
+			case answer == "* Sorry, the name "+name+" is taken.":
 			default:
 				t.Fatalf("round %d: got %q, want the room or a refusal", round, answer)
 			}
@@ -152,19 +156,20 @@ func TestOneWinnerPerName(t *testing.T) {
 		}
 		first.leave()
 		second.leave()
-		for _, server := range s { // the winner has left, and the room is empty again
-			server.waitLog(`^Server: ` + name + ` left`)
-		}
+		// The winner has left, and the room is empty again. (The other server may not even
+		// have seen the name taken: its watcher shows the bucket's latest entry for a name,
+		// and a visit this short may show only as its end.)
+		s[winner].waitLog(`^Server: ` + name + ` left$`)
 	}
 }
 
 // TestKillNine kills a server without a word: the others announce its users' departure, and
-// their names are free again, within the time the README promises (nameTTL, plus the slack
+// their names are free again, within the time the README promises (the lease, plus the slack
 // of a busy machine).
 func TestKillNine(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
-	s := startServers(t, 3, ns.ClientURL())
+	s := startServers(t, 3, ns.ClientURL(), "-lease", testLease.String())
 	alice := join(t, s[0], "alice", "* The room is empty")
 	knows(s[1:], "alice")
 	carol := join(t, s[2], "carol", "* The room contains: alice")
@@ -175,10 +180,12 @@ func TestKillNine(t *testing.T) {
 	s[2].kill9()
 	killed := time.Now()
 	alice.expect("* carol has left the room")
-	if took := time.Since(killed); took > 2*nameTTL {
-		t.Fatalf("carol's departure took %v, want at most %v", took.Round(time.Millisecond), 2*nameTTL)
+	if took := time.Since(killed); took > 2*testLease {
+		t.Fatalf("carol's departure took %v, want at most %v", took.Round(time.Millisecond), 2*testLease)
 	}
-	s[0].waitLog(`^Server: carol left \(its server stopped answering\)$`)
+	for _, server := range s[:2] { // a server that has not heard yet still says "taken"
+		server.waitLog(`^Server: carol left \(its server stopped answering\)$`)
+	}
 	join(t, s[1], "carol", "* The room contains: alice")
 	alice.expect("* carol has entered the room")
 }
@@ -201,9 +208,9 @@ func TestSplitRoom(t *testing.T) {
 
 	ns.Shutdown()
 	split := "* The room is split: only the users on this server hear you, until it rejoins"
-	alice.expect(split)
-	amy.expect(split)
-	bob.expect(split)
+	alice.expect(split, "* Out of reach: bob")
+	amy.expect(split, "* Out of reach: bob")
+	bob.expect(split, "* Out of reach: alice, amy")
 	s[0].waitLog(`^Server: lost NATS at .*: the room is split$`)
 	alice.send("only amy hears this")
 	amy.expect("[alice] only amy hears this")
@@ -223,8 +230,18 @@ func TestSplitRoom(t *testing.T) {
 	alice.send("is everyone back?")
 	bob.expect("[alice] is everyone back?") // and not the line said during the split
 	amy.expect("[alice] is everyone back?")
+	// The servers claimed their names again in some order: /who shows it, the same on both.
 	bob.send("/who")
-	bob.expect("* Present: bob, alice, amy")
+	present, err := bob.line(patience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := strings.Split(strings.TrimPrefix(present, "* Present: "), ", ")
+	if slices.Sort(names); !slices.Equal(names, []string{"alice", "amy", "bob"}) {
+		t.Fatalf("bob got %q, want alice, amy and bob present", present)
+	}
+	alice.send("/who")
+	alice.expect(present)
 	alice.silent()
 }
 
@@ -250,7 +267,7 @@ func TestUnreachableNATS(t *testing.T) {
 func TestLateServer(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
-	first := startServer(t, "-nats", ns.ClientURL())
+	first := startServer(t, "-nats", ns.ClientURL(), "-lease", testLease.String())
 	alice := join(t, first, "alice", "* The room is empty")
 
 	nc, err := nats.Connect(ns.ClientURL())
@@ -289,4 +306,45 @@ func TestLateServer(t *testing.T) {
 	alice.leave()
 	bob.expect("* alice has left the room")
 	second.waitLog(`^Server: alice left \(on another server\)$`)
+}
+
+// TestSecret: the NATS server that the first chat server runs refuses a NATS client without
+// its secret, or with a wrong one, so that nobody else on the network reads the room or writes
+// to it; a chat server given the URL it printed joins the room, and does not log the secret.
+func TestSecret(t *testing.T) {
+	t.Parallel()
+	hub := startServer(t, "-nats-listen", "127.0.0.1:0")
+	secret, port := hubSecret(t, hub) // readme_test.go
+	for _, url := range []string{
+		fmt.Sprintf("nats://127.0.0.1:%d", port),
+		fmt.Sprintf("nats://WRONG%s@127.0.0.1:%d", secret[5:], port),
+	} {
+		nc, err := nats.Connect(url, nats.MaxReconnects(0))
+		if err == nil {
+			nc.Close()
+			t.Fatalf("a NATS client connected to the hub with %s, want it refused", url)
+		}
+		if !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("a NATS client with %s: %v, want an authorization violation", url, err)
+		}
+	}
+	wrong := fmt.Sprintf("nats://WRONG%s@127.0.0.1:%d", secret[5:], port)
+	out, err := exec.Command(stageBinary, "-addr", "127.0.0.1:0", "-nats", wrong).CombinedOutput()
+	want := fmt.Sprintf("stage8-cluster: NATS at nats://127.0.0.1:%d refused the secret in the -nats URL (missing or wrong)\n", port)
+	if exit, _ := err.(*exec.ExitError); exit == nil || exit.ExitCode() != 2 || string(out) != want {
+		t.Fatalf("a chat server with a wrong secret: %v, printing %q; want exit status 2 and %q", err, out, want)
+	}
+	url := fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, port)
+	other := startServer(t, "-nats", url)
+	alice := join(t, hub, "alice", "* The room is empty")
+	knows([]*process{other}, "alice")
+	bob := join(t, other, "bob", "* The room contains: alice")
+	alice.expect("* bob has entered the room")
+	bob.send("with the secret")
+	alice.expect("[bob] with the secret")
+	for _, line := range other.lines() {
+		if strings.Contains(line, secret) {
+			t.Errorf("a server that joined logged the secret: %q", line)
+		}
+	}
 }

@@ -5,8 +5,6 @@ package main
 import (
 	"fmt"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // One person must not be able to empty the room. `yes | nc` sends as fast as the network
@@ -59,7 +57,7 @@ func (s *server) spend(c *client, n int) {
 	}
 	c.throttled = true
 	s.throttled = append(s.throttled, c)
-	s.poller.watchReads(c.fd, false)
+	s.updateReads(c)
 	if !c.slowedDown {
 		c.slowedDown = true // once per episode, not once per read
 		who := "client"
@@ -67,11 +65,10 @@ func (s *server) spend(c *client, n int) {
 			who = c.name
 		}
 		fmt.Fprintf(s.out, "Server: %s slowed down: sending faster than %d bytes/s\n", who, s.maxRate)
-		// One try that never waits, and only between two lines, as sayGoodbye does (limits.go).
-		// "\n", not "\r\n": stage 7's lines are Budget Chat's.
-		if c.sent == 0 {
-			unix.Write(c.fd, []byte(fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", s.maxRate)))
-		}
+		// Queued with the rest of its output: written straight to the socket, it could jump
+		// ahead of lines queued before it, or cut one in half. "\n", not "\r\n": stage 7's
+		// lines are Budget Chat's.
+		s.send(c, fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", s.maxRate))
 	}
 }
 
@@ -92,7 +89,7 @@ func (s *server) readAgain() {
 			// is closed, or a new client's by now.
 		case float64(s.allowance(c)) >= s.worthReading():
 			c.throttled = false
-			s.poller.watchReads(c.fd, true)
+			s.updateReads(c)
 		default:
 			waiting = append(waiting, c)
 		}
@@ -117,4 +114,14 @@ func (s *server) budgetTimeout() int {
 		}
 	}
 	return timeout
+}
+
+// updateReads watches c for reads, or stops, as what holds it back says: its budget, a claim
+// of its name, a check of its lease (names.go). One place decides, so that none of them can
+// put back in the poller a client that another one holds.
+func (s *server) updateReads(c *client) {
+	if want := !c.throttled && !c.claiming && !c.checking; want != c.reading && !c.disconnected {
+		c.reading = want
+		s.poller.watchReads(c.fd, want)
+	}
 }

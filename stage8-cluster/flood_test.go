@@ -3,13 +3,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os/exec"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -193,4 +196,103 @@ func TestFloodFlags(t *testing.T) {
 			t.Errorf("-h line %q is %d columns wide, want 80 at most", line, columns)
 		}
 	}
+}
+
+// TestClaimUnderFlood has a client send its name and more in one write, to a server whose
+// budget lets it read a few bytes at a time, so that the client runs out of budget while its
+// name is being claimed, and its budget comes back before the answer. It must not be read
+// meanwhile (its lines wait in its socket), nor dropped when the answer comes: flood control
+// must not put back in the poller a client that the claim took out of it. Both pollers.
+func TestClaimUnderFlood(t *testing.T) {
+	t.Parallel()
+	for _, poller := range []string{"select", nativePollerName} {
+		t.Run(poller, func(t *testing.T) {
+			t.Parallel()
+			ns := startNATS(t, -1)
+			s := startServer(t, "-poller", poller, "-nats", ns.ClientURL(), "-max-rate", "80000", "-max-burst", "8")
+			ann := connect(t, s, "ann")
+			ann.send("ann")
+			ann.expectSkipping(floodNotice, "* The room is empty")
+			for round := range 20 {
+				name := fmt.Sprintf("zed%d", round)
+				zed := connect(t, s, name)
+				zed.send(name, "hello from "+name, "/who")
+				zed.expectSkipping(floodNotice, "* The room contains: ann", "* Present: ann, "+name)
+				ann.expectSkipping(floodNotice, "* "+name+" has entered the room", "["+name+"] hello from "+name)
+				zed.leave()
+				ann.expectSkipping(floodNotice, "* "+name+" has left the room")
+			}
+		})
+	}
+}
+
+// floodNotice is what a client over its budget is told, whatever the rate.
+var floodNotice = regexp.MustCompile(`^Server: you send faster than \d+ bytes/s, slowing you down$`)
+
+// expectSkipping is expect, but for the lines that match skip.
+func (u *user) expectSkipping(skip *regexp.Regexp, want ...string) {
+	u.t.Helper()
+	for _, w := range want {
+		for {
+			got, err := u.line(patience)
+			if err != nil {
+				u.t.Fatalf("%s waited for %q: %v", u.name, w, err)
+			}
+			if skip.MatchString(got) {
+				continue
+			}
+			if got != w {
+				u.t.Fatalf("%s got %q, want %q", u.name, got, w)
+			}
+			break
+		}
+	}
+}
+
+// TestSlowDownNoticeQueued has zed's queue full of ann's lines, which zed does not read, when
+// zed starts flooding: the notice that zed is slowed down comes after ann's lines, whole,
+// as every other line zed is sent does, and is not lost for want of room in zed's socket.
+func TestSlowDownNoticeQueued(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1)
+	// A burst bigger than what the kernel holds for zed, and a queue big enough to keep it.
+	s := startServer(t, "-nats", ns.ClientURL(), "-max-burst", "8000000", "-max-pending", "67108864")
+	ann := join(t, s, "ann", "* The room is empty")
+	// A small receive buffer keeps what zed does not read in the server's queue.
+	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := dialer.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	zed := &user{t: t, name: "zed", conn: conn, reader: bufio.NewReader(conn)}
+	zed.expect("Welcome to the chat! What is your name?")
+	zed.send("zed")
+	zed.expect("* The room contains: ann")
+	ann.expect("* zed has entered the room")
+	const lines = 60000 // 6 MB: within ann's burst, more than the kernel holds for zed
+	var burst strings.Builder
+	for i := range lines {
+		burst.WriteString(floodLine(i))
+	}
+	ann.conn.Write([]byte(burst.String()))
+	s.waitLog(`^Server: received from ann: flood line 059999`)
+	go func() { // zed floods, past its burst, while it reads nothing
+		for i := 0; i < 90000; i += 100 {
+			var chunk strings.Builder
+			for j := i; j < i+100; j++ {
+				chunk.WriteString(floodLine(j))
+			}
+			if _, err := conn.Write([]byte(chunk.String())); err != nil {
+				return
+			}
+		}
+	}()
+	s.waitLog(`^Server: zed slowed down`)
+	for i := range lines {
+		zed.expect("[ann] " + strings.TrimSuffix(floodLine(i), "\n"))
+	}
+	zed.expect("Server: you send faster than 65536 bytes/s, slowing you down")
 }

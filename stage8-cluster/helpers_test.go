@@ -55,6 +55,11 @@ const (
 	quiet    = 300 * time.Millisecond
 )
 
+// testLease is the -lease of the tests that wait for names to run out: short, so that they
+// wait little, but long enough for the refreshes of a busy machine (a tenth of it, 200 ms, for
+// each operation on the bucket).
+const testLease = 2 * time.Second
+
 // startNATS starts a NATS server with JetStream on 127.0.0.1, on port (-1: any free one), and
 // stops it at the end of the test.
 func startNATS(t *testing.T, port int) *natsserver.Server {
@@ -135,11 +140,11 @@ func startServer(t *testing.T, args ...string) *process {
 	return s
 }
 
-// startServers starts n servers that use the NATS server at url.
-func startServers(t *testing.T, n int, url string) []*process {
+// startServers starts n servers that use the NATS server at url, with args.
+func startServers(t *testing.T, n int, url string, args ...string) []*process {
 	servers := make([]*process, n)
 	for i := range servers {
-		servers[i] = startServer(t, "-nats", url)
+		servers[i] = startServer(t, append([]string{"-nats", url}, args...)...)
 	}
 	return servers
 }

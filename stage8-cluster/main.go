@@ -6,15 +6,18 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,9 +46,14 @@ type client struct {
 	// here (fd is -1), and what is said to it goes through NATS (cluster.go).
 	remote   bool
 	claiming bool     // its name is being claimed in the room's registry (names.go)
-	held     [][]byte // the lines it sent meanwhile, routed once it has joined
-	revision uint64   // its name's revision in the registry: which holder of the name it is
-	server   string   // remote: the ID of its server, its entry's value in the registry
+	checking bool     // its lease is not known to be good: the registry is asked (names.go)
+	held     [][]byte // the lines it sent meanwhile, routed once it has joined, or may speak
+	reading  bool     // watched for reads: see updateReads in flood.go
+	// since is the revision of the registry's entry that gave it its name: which holder of
+	// the name it is, and its place in /who. revision is its entry's latest revision.
+	since, revision uint64
+	goodUntil       time.Time // it may speak for its name until then (names.go, speaksFor)
+	server          string    // remote: the ID of its server, its entry's value in the registry
 }
 
 // server is the loop's state, shared by the functions below.
@@ -229,7 +237,7 @@ func (s *server) acceptClient() (again bool) {
 		fmt.Fprintf(s.out, "Server: refused a connection: %v\n", err)
 		return true
 	}
-	s.clients[fd] = &client{fd: fd}
+	s.clients[fd] = &client{fd: fd, reading: true}
 	fmt.Fprintln(s.out, "Server: client connected")
 	s.send(s.clients[fd], "Welcome to the chat! What is your name?\n")
 	return true
@@ -319,7 +327,7 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 	}
 	// The full slice expression caps the batch, so no append can ever write into it.
 	batch := s.batches[start:len(s.batches):len(s.batches)]
-	s.tellRoom(subjectSay, batch) // cluster.go: the other servers' users
+	s.tellRoom(subjectSay, sender, batch) // cluster.go: the other servers' users
 	s.queueForRoom(sender, batch)
 }
 
@@ -432,7 +440,7 @@ func (s *server) disconnect(c *client, why error) {
 // messages between two commands still goes out as one batch.
 func (s *server) route(sender *client, lines [][]byte) {
 	for len(lines) > 0 && !sender.disconnected {
-		if sender.claiming {
+		if sender.claiming || sender.checking {
 			s.hold(sender, lines) // names.go: they wait for the room's answer
 			return
 		}
@@ -440,6 +448,10 @@ func (s *server) route(sender *client, lines [][]byte) {
 			s.join(sender, lines[0])
 			lines = lines[1:]
 			continue
+		}
+		if !s.speaksFor(sender) {
+			s.wait(sender, lines) // names.go: not a word under a name it may have lost
+			return
 		}
 		if isCommand(lines[0]) {
 			s.printMessage(sender, lines[0])
@@ -490,7 +502,7 @@ func (s *server) enter(c *client, name string) {
 	} else {
 		s.send(c, "* The room contains: "+others+"\n")
 	}
-	s.tellJoined(c) // cluster.go
+	// The other servers hear of c from the registry's watcher (cluster.go).
 }
 
 // legalName reports whether name is 1 to 32 ASCII letters or digits, as Budget Chat requires:
@@ -578,7 +590,7 @@ func (s *server) command(sender *client, line []byte) {
 	case receiver == nil:
 		s.send(sender, "* Nobody called "+name+" is here.\n")
 	case receiver.remote:
-		s.tellRoom(subjectMsg+"."+name, []byte("["+sender.name+" -> you] "+text+"\n"))
+		s.tellMsg(sender, receiver, "["+sender.name+" -> you] "+text+"\n") // cluster.go
 	default:
 		s.send(receiver, "["+sender.name+" -> you] "+text+"\n")
 	}
@@ -594,10 +606,22 @@ func (s *server) named(name string) *client {
 	return nil
 }
 
-// names lists the joined clients in the order they joined: "bob, charlie".
-func (s *server) names() string {
+// names lists the joined clients in the order the room's registry gave them their names,
+// the same on every server: "bob, charlie". Names taken while the room was split come last.
+func (s *server) names() string { return listNames(s.joined) }
+
+func listNames(clients []*client) string {
+	order := func(c *client) uint64 {
+		if c.since == 0 {
+			return math.MaxUint64
+		}
+		return c.since
+	}
+	sorted := slices.SortedStableFunc(slices.Values(clients), func(a, b *client) int {
+		return cmp.Compare(order(a), order(b))
+	})
 	var names []string
-	for _, c := range s.joined {
+	for _, c := range sorted {
 		names = append(names, c.name)
 	}
 	return strings.Join(names, ", ")

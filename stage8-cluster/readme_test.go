@@ -69,9 +69,8 @@ func TestREADME(t *testing.T) {
 // splits the room), then the first started again.
 func readmeScenario(t *testing.T) map[string]string {
 	hub := startServer(t, "-nats-listen", "127.0.0.1:0")
-	m := regexp.MustCompile(`NATS for the room on port (\d+);`).FindStringSubmatch(strings.Join(hub.lines(), "\n"))
-	natsPort, _ := strconv.Atoi(m[1])
-	url := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+	secret, natsPort := hubSecret(t, hub)
+	url := fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, natsPort)
 	second := startServer(t, "-nats", url)
 	third := startServer(t, "-nats", url)
 
@@ -103,7 +102,9 @@ func readmeScenario(t *testing.T) map[string]string {
 		"* The room is split: only the users on this server hear you, until it rejoins")
 	second.waitLog(`^Server: lost NATS`)
 
-	again := startServer(t, "-addr", fmt.Sprintf("127.0.0.1:%d", hub.port), "-nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))
+	// The same secret: the others still have the URL that holds it.
+	again := startServer(t, "-addr", fmt.Sprintf("127.0.0.1:%d", hub.port),
+		"-nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "-nats-secret", secret)
 	bob.expect("* The room is whole again (what was said on the other side meanwhile is lost)")
 	again.waitLog(`^Server: bob joined, on another server$`)
 	back := join(t, again, "alice", "* The room contains: bob")
@@ -115,6 +116,7 @@ func readmeScenario(t *testing.T) map[string]string {
 	ports := map[int]int{hub.port: 5555, second.port: 5556, third.port: 5557, natsPort: 4222}
 	transcript := func(command string, lines []string) string {
 		text := "$ " + command + "\n" + strings.Join(lines, "\n") + "\n"
+		text = strings.ReplaceAll(text, secret, readmeSecret) // a new one at each start
 		for from, to := range ports {
 			text = strings.ReplaceAll(text, strconv.Itoa(from), strconv.Itoa(to))
 		}
@@ -122,9 +124,25 @@ func readmeScenario(t *testing.T) map[string]string {
 	}
 	return map[string]string{
 		"stage8/server1": transcript("go run .", hub.lines()),
-		"stage8/server2": transcript("go run . -addr :5556 -nats nats://127.0.0.1:4222", second.lines()),
+		"stage8/server2": transcript("go run . -addr :5556 -nats nats://"+secret+"@127.0.0.1:4222", second.lines()),
 		"stage8/alice":   transcript("nc 127.0.0.1 5555", alice.said),
 		"stage8/bob":     transcript("nc 127.0.0.1 5556", bob.said),
 		"stage8/carol":   transcript("nc 127.0.0.1 5557", carol.said),
 	}
+}
+
+// readmeSecret stands for the secret in the README: each start makes a new one.
+const readmeSecret = "7QJXKD2MWV5TNHB4ZRPA6LCEYU"
+
+// hubSecret reads, in what a server that runs NATS printed, the secret and the port the others
+// join with.
+func hubSecret(t *testing.T, hub *process) (secret string, port int) {
+	t.Helper()
+	joinWith := regexp.MustCompile(`(?m)^Server:   -nats nats://([A-Z2-7]{26})@HOST:(\d+)$`)
+	m := joinWith.FindStringSubmatch(strings.Join(hub.lines(), "\n"))
+	if m == nil {
+		t.Fatalf("the hub did not print the URL to join it with; it printed:\n%s", strings.Join(hub.lines(), "\n"))
+	}
+	port, _ = strconv.Atoi(m[2])
+	return m[1], port
 }
