@@ -173,11 +173,12 @@ func twoServers(bin string, across bool, receivers, lines, size int) (float64, e
 		return 0, err
 	}
 	defer hub.Kill()
-	m := regexp.MustCompile(`NATS for the room on port (\d+)`).FindStringSubmatch(strings.Join(hub.lines, "\n"))
+	// The hub's NATS asks for a secret: its log says the URL to join with, secret included.
+	m := regexp.MustCompile(`-nats nats://(\w+)@HOST:(\d+)`).FindStringSubmatch(strings.Join(hub.lines, "\n"))
 	if m == nil {
 		return 0, fmt.Errorf("the first server did not say where NATS is: %q", hub.lines)
 	}
-	second, err := start(bin, "in the room", "-nats", "nats://127.0.0.1:"+m[1])
+	second, err := start(bin, "in the room", "-nats", "nats://"+m[1]+"@127.0.0.1:"+m[2])
 	if err != nil {
 		return 0, err
 	}
