@@ -17,6 +17,7 @@ func TestStage6Checks(t *testing.T) {
 		for _, check := range StageChecks(6) {
 			t.Run(poller+"/"+check.Name, func(t *testing.T) {
 				t.Parallel()
+				heavyIf(t, check.Name == "shutdown")
 				res := runCheck(t, 6, check.Name, "stage6-hardened", "-poller", poller)
 				switch check.Name {
 				case "flood":
@@ -33,6 +34,7 @@ func TestStage6Checks(t *testing.T) {
 	for _, name := range []string{"paused-output", "shutdown"} {
 		t.Run("pipe/"+name, func(t *testing.T) {
 			t.Parallel()
+			heavyIf(t, name == "shutdown")
 			program := ourServer(t, "stage6-hardened")
 			program.Pipe = true
 			res := RunCheck(program, 6, findCheck(t, 6, name))

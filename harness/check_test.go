@@ -239,6 +239,8 @@ func TestCheckCommand(t *testing.T) {
 		}
 	})
 	t.Run("port-5555-taken", func(t *testing.T) {
+		port5555.Lock()
+		defer port5555.Unlock()
 		if !PortTaken(DefaultPort) {
 			listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", DefaultPort))
 			require.NoError(t, err)
@@ -271,9 +273,14 @@ func TestCheckShellScript(t *testing.T) {
 	}
 }
 
+// port5555 is held by the tests that use port 5555, the article's, one at a time.
+var port5555 sync.Mutex
+
 // A server that takes no arguments and listens on 5555, as the article's do.
 func TestCheckFixedPort(t *testing.T) {
 	t.Parallel()
+	port5555.Lock()
+	defer port5555.Unlock()
 	if PortTaken(DefaultPort) {
 		t.Skipf("port %d is taken on this machine (a server of yours, perhaps, still running): "+
 			"this test starts a server that listens there, as the article's do; stop the other and run it again", DefaultPort)

@@ -14,7 +14,7 @@ func TestMain(m *testing.M) {
 	parallelGiven := false
 	flag.Visit(func(f *flag.Flag) { parallelGiven = parallelGiven || f.Name == "test.parallel" })
 	if !parallelGiven {
-		flag.Set("test.parallel", "12")
+		flag.Set("test.parallel", "8")
 	}
 	code := m.Run()
 	RemoveBuilds()

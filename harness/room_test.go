@@ -435,7 +435,7 @@ func TestRoomBlockedLog(t *testing.T) {
 func TestRoomShutdownDelivers(t *testing.T) {
 	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
-		flooding(t) // late must take 5 MB within the second the shutdown gives it
+		heavyIf(t, true) // late must take 5 MB within the second the shutdown gives it
 		r.start(t, "-quiet", "-max-pending", "16777216")
 		healthy := r.join(t)
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
@@ -471,15 +471,17 @@ func TestRoomShutdownDelivers(t *testing.T) {
 	})
 }
 
-// floods lets one test at a time move megabytes against a deadline of a second or so: on a
-// machine of two cores, several such floods side by side would starve the very readers whose
-// timing they prove. Tests that only wait go on beside it.
-var floods = make(chan struct{}, 1)
+// heavy lets one test at a time move megabytes, or storm the server with connections, against
+// a deadline of a second or so: on a machine of two cores, several such tests side by side
+// would starve the very readers whose timing they prove. Tests that only wait go on beside it.
+var heavy = make(chan struct{}, 1)
 
-// flooding takes the flood slot until the test ends.
-func flooding(t *testing.T) {
-	floods <- struct{}{}
-	t.Cleanup(func() { <-floods })
+// heavyIf takes the heavy slot until the test ends, if the test is one of those.
+func heavyIf(t *testing.T, is bool) {
+	if is {
+		heavy <- struct{}{}
+		t.Cleanup(func() { <-heavy })
+	}
 }
 
 // waitBehind waits until exactly behind clients have output waiting in the server, and their
@@ -543,6 +545,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 func TestRoomAcceptStorm(t *testing.T) {
 	t.Parallel()
 	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
+		heavyIf(t, true) // it counts the connections accepted before a line goes through
 		const storm = 2000
 		needDescriptors(t, storm+100)
 		r.start(t)
