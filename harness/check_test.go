@@ -233,9 +233,27 @@ func TestCheckCommand(t *testing.T) {
 		for _, line := range strings.Split(out, "\n") { // a tab is 8 columns in a terminal
 			require.LessOrEqual(t, len(strings.ReplaceAll(line, "\t", "        ")), 80, "too wide for 80 columns: %q", line)
 		}
-		for _, args := range [][]string{{"-stage", "7", "--", "true"}, {"-stage", "1"}, {"-nope"}} {
+		for _, args := range [][]string{{"-stage", "1"}, {"-nope"}} {
 			_, code := checkCommand(t, args...)
 			require.Equal(t, 2, code, "%q", args)
+		}
+		// A command line that misses something shows the usage line and an example: a
+		// newcomer who types `check` alone learns about -- and the command from it.
+		const short = "usage: check -stage N [-v] [-pipe] [-wait DURATION] -- COMMAND [ARG...]\n" +
+			"example: go run ./harness/cmd/check -stage 4 -- python3 my_server.py {port}\n" +
+			"(check -h says more)\n"
+		for _, tc := range []struct {
+			args  []string
+			first string
+		}{
+			{nil, ""},
+			{[]string{"-stage", "3"}, "check: no server command: put it after --\n"},
+			{[]string{"--", "./server"}, "check: which stage? -stage 1 to 7 (-h lists them)\n"},
+			{[]string{"-stage", "9", "--", "./server"}, "check: stage 9 has no checks; stages 1 to 7 have (-h lists them)\n"},
+		} {
+			out, code := checkCommand(t, tc.args...)
+			require.Equal(t, 2, code, "%q", tc.args)
+			require.Equal(t, tc.first+short, out, "%q", tc.args)
 		}
 	})
 	t.Run("port-5555-taken", func(t *testing.T) {
