@@ -504,3 +504,18 @@ func TestCheckEveryCheckSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// A server whose output is held in a buffer (sed's, on a pipe) fails every check that reads
+// its log, for one reason: the hint says it once and the later checks refer to it, and the
+// observation that could not see what it looks for keeps its own mark, never ✗.
+func TestCheckHintOnceObservationMark(t *testing.T) {
+	t.Parallel()
+	bin := Binary(t, "stage2-recvline")
+	out, code := checkCommand(t, "-stage", "2", "-pipe", "--",
+		"sh", "-c", `"$0" -addr "127.0.0.1:$1" 2>&1 | sed s/^//`, bin, "{port}")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "\n• second-client (observation): is a second client served?\n", out)
+	require.NotContains(t, out, "✗ second-client", out)
+	require.Equal(t, 1, strings.Count(out, "its runtime buffers what it prints"), out)
+	require.Contains(t, out, "hint: the same as for lines, above", out)
+}

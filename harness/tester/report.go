@@ -13,6 +13,20 @@ import (
 // always, if verbose) the transcript, what was expected and the hint. Lines are wrapped to
 // fit 80 columns where they are prose.
 func (res *Result) Report(verbose, colour bool) string {
+	return (&Reporter{Verbose: verbose, Colour: colour}).Report(res)
+}
+
+// Reporter reports the results of one run of the check command. It prints each hint once:
+// a later check that failed for the same reason refers to the first (the hint on buffered
+// output is nine lines, and a server that buffers fails every check that reads its log).
+type Reporter struct {
+	Verbose, Colour bool
+	hinted          map[string]string // a hint printed, and the check it was printed under
+}
+
+// Report is res as the check command prints it.
+func (rp *Reporter) Report(res *Result) string {
+	verbose, colour := rp.Verbose, rp.Colour
 	paint := func(code, s string) string {
 		if !colour {
 			return s
@@ -27,6 +41,11 @@ func (res *Result) Report(verbose, colour bool) string {
 	head := res.Check.Name + kind + ": " + res.Check.Title
 	showTranscript := verbose
 	switch {
+	case !res.Check.Required:
+		// An observation never fails, so it never wears ✗, even when it could not see
+		// what it looks for.
+		b.WriteString(paint("36", "• ") + head + "\n")
+		showTranscript = showTranscript || res.Err != nil || !res.Passed
 	case res.Err != nil:
 		b.WriteString(paint("31", "✗ ") + head + "\n")
 		showTranscript = true
@@ -35,8 +54,6 @@ func (res *Result) Report(verbose, colour bool) string {
 		showTranscript = true
 	case res.Skipped != "":
 		b.WriteString(paint("33", "- ") + head + "\n")
-	case !res.Check.Required:
-		b.WriteString(paint("36", "• ") + head + "\n")
 	default:
 		b.WriteString(paint("32", "✓ ") + head + "\n")
 	}
@@ -54,9 +71,12 @@ func (res *Result) Report(verbose, colour bool) string {
 	switch {
 	case res.Err != nil:
 		b.WriteString(wrap("could not run: "+res.Err.Error(), "  ", "    "))
+	case !res.Passed && !res.Check.Required:
+		b.WriteString(wrap("not seen: "+res.Expected, "  ", "    "))
+		b.WriteString(wrap(paint("1", "hint: ")+rp.hint(res), "  ", "    "))
 	case !res.Passed:
 		b.WriteString(wrap(paint("1", "expected: ")+res.Expected, "  ", "    "))
-		b.WriteString(wrap(paint("1", "hint: ")+res.Hint, "  ", "    "))
+		b.WriteString(wrap(paint("1", "hint: ")+rp.hint(res), "  ", "    "))
 	case res.Skipped != "":
 		b.WriteString(wrap(res.Skipped, "  ", "  "))
 	}
@@ -67,6 +87,18 @@ func (res *Result) Report(verbose, colour bool) string {
 		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  "))
 	}
 	return b.String()
+}
+
+// hint is res's hint, or, if an earlier check of the run had the same, a reference to it.
+func (rp *Reporter) hint(res *Result) string {
+	if first, ok := rp.hinted[res.Hint]; ok {
+		return "the same as for " + first + ", above"
+	}
+	if rp.hinted == nil {
+		rp.hinted = map[string]string{}
+	}
+	rp.hinted[res.Hint] = res.Check.Name
+	return res.Hint
 }
 
 // wrap breaks text into lines of at most 78 columns, the first indented by first, the rest

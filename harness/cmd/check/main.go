@@ -136,8 +136,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	colour := os.Getenv("NO_COLOR") == "" && isTerminal(stdout)
 	var failed []string
 	required := 0
+	reporter := &tester.Reporter{Verbose: *verbose, Colour: colour}
 	err := tester.CheckStage(program, *stage, func(res *tester.Result) {
-		fmt.Fprint(stdout, res.Report(*verbose, colour))
+		fmt.Fprint(stdout, reporter.Report(res))
 		if res.Check.Required && res.Err == nil {
 			required++
 			if !res.Passed {
