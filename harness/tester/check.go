@@ -62,15 +62,18 @@ type Result struct {
 	Notes      map[string]string  // facts a test may assert: "last piece": "after close"
 	Values     map[string]float64 // figures a test may assert: "cpu": 0.97
 	Output     []string           // what the server printed, capped at maxOutputLines
+	// failedAt is how long the transcript was when the check failed: the server's lines just
+	// before it are the ones a failure shows.
+	failedAt int
 }
 
 // maxOutputLines caps what is kept of a server's output per check; maxShownLines what a
-// transcript shows of it; tailLines how many of its last lines a failure shows whole when
+// transcript keeps of it (a failure shows only an excerpt unless -v, see excerpt); tailLines how many of its last lines a failure shows whole when
 // the server ended; longestShown how long a server's line may be before the transcript
 // shortens it (a traceback's lines are shorter, a flood's are not).
 const (
 	maxOutputLines = 20_000
-	maxShownLines  = 60
+	maxShownLines  = 1000
 	tailLines      = 25
 	longestShown   = 300
 )
@@ -369,6 +372,9 @@ func (r *Run) Fail(expected, hint string) {
 			"are not text), the server must go on serving the others", status)
 	}
 	r.result.Expected, r.result.Hint = expected, hint
+	r.mu.Lock()
+	r.result.failedAt = len(r.transcript)
+	r.mu.Unlock()
 	runtime.Goexit()
 }
 

@@ -58,8 +58,15 @@ func (rp *Reporter) Report(res *Result) string {
 		b.WriteString(paint("32", "✓ ") + head + "\n")
 	}
 	if showTranscript {
-		for _, line := range res.Transcript {
+		transcript, left := res.Transcript, 0
+		if !verbose {
+			transcript, left = excerpt(res.Transcript, res.failedAt)
+		}
+		for _, line := range transcript {
 			b.WriteString("    " + line + "\n")
+		}
+		if left > 0 {
+			b.WriteString(fmt.Sprintf("  (%d lines of your server's not shown: -v shows them all)\n", left))
 		}
 	}
 	if len(res.Tail) > 0 && (showTranscript || res.Ended != "") {
@@ -87,6 +94,85 @@ func (rp *Reporter) Report(res *Result) string {
 		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  "))
 	}
 	return b.String()
+}
+
+// excerptLast is how many of the server's lines before a failure the failure shows,
+// excerptNamed how many earlier lines that name an error, and excerptWidth how wide a
+// server's line may be in it, so that with its indent it fits 80 columns.
+const (
+	excerptLast  = 5
+	excerptNamed = 5
+	excerptWidth = 76
+)
+
+// serverPrefix starts each of the server's lines in a transcript; a line that counts lines not
+// shown starts with serverPrefix + "... (".
+const serverPrefix = "[your server] "
+
+// namesFailure matches a server's line that says something went wrong.
+var namesFailure = regexp.MustCompile(`(?i)error|exception|traceback|panic|fatal|fail|refused|reset|broken pipe|in use|denied|abort|killed|warn`)
+
+// excerpt keeps of a failed check's transcript the tester's and clients' lines, the server's
+// last excerptLast lines before the failure (at failedAt; 0 if the check did not fail) and
+// up to excerptNamed others that name an error, and replaces each run of the server's lines
+// it leaves out with one line that counts them: a stage 5 server logs a line per client, and
+// sixty of them would push the failure off the screen. It returns how many it left out.
+func excerpt(transcript []string, failedAt int) ([]string, int) {
+	if failedAt <= 0 || failedAt > len(transcript) {
+		failedAt = len(transcript)
+	}
+	isServer := func(line string) bool {
+		return strings.HasPrefix(line, serverPrefix) && !strings.HasPrefix(line, serverPrefix+"... (")
+	}
+	keep := make([]bool, len(transcript))
+	last := 0
+	for i := failedAt - 1; i >= 0 && last < excerptLast; i-- {
+		if isServer(transcript[i]) {
+			keep[i] = true
+			last++
+		}
+	}
+	named := 0
+	for i, line := range transcript {
+		if isServer(line) && !keep[i] && named < excerptNamed && namesFailure.MatchString(line[len(serverPrefix):]) {
+			keep[i] = true
+			named++
+		}
+	}
+	var kept, run []string
+	left := 0
+	flush := func() {
+		switch {
+		case len(run) == 1: // a line that counts one line saves nothing
+			kept = append(kept, shorten(run[0]))
+		case len(run) > 1:
+			kept = append(kept, fmt.Sprintf("%s... (%d lines)", serverPrefix, len(run)))
+			left += len(run)
+		}
+		run = nil
+	}
+	for i, line := range transcript {
+		if isServer(line) && !keep[i] {
+			run = append(run, line)
+			continue
+		}
+		flush()
+		if isServer(line) {
+			line = shorten(line)
+		}
+		kept = append(kept, line)
+	}
+	flush()
+	return kept, left
+}
+
+// shorten cuts a server's line to excerptWidth: whole, a long line takes two rows or more,
+// and its start says what it is.
+func shorten(line string) string {
+	if utf8.RuneCountInString(line) <= excerptWidth {
+		return line
+	}
+	return string([]rune(line)[:excerptWidth-3]) + "..."
 }
 
 // hint is res's hint, or, if an earlier check of the run had the same, a reference to it.
