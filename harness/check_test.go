@@ -519,3 +519,25 @@ func TestCheckHintOnceObservationMark(t *testing.T) {
 	require.Equal(t, 1, strings.Count(out, "its runtime buffers what it prints"), out)
 	require.Contains(t, out, "hint: the same as for lines, above", out)
 }
+
+// A server that cannot listen while nothing listens on its port (the article's stage 1
+// listing, run right after another run left connections in TIME_WAIT) fails the lesson of
+// stage 2, SO_REUSEADDR, with its hint: the checks did run, and what they found is the very
+// failure the article shows. At stage 1, which does not teach it yet, they could not run.
+func TestCheckBindFailureIsTheLesson(t *testing.T) {
+	t.Parallel()
+	inUse := []string{"sh", "-c", `echo "Error: unhandled exception: Address already in use [OSError]"; exit 1`, "{port}"}
+	out, code := checkCommand(t, append([]string{"-stage", "2", "--"}, inUse...)...)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "✗ restart: ", out)
+	require.Contains(t, strings.Join(strings.Fields(out), " "), "only a socket with SO_REUSEADDR set before bind may take it", out)
+	require.NotContains(t, out, "could not run", out)
+
+	out, code = checkCommand(t, append([]string{"-stage", "1", "--"}, inUse...)...)
+	require.Equal(t, 2, code, out)
+	require.Contains(t, out, "could not run", out)
+
+	// Any other way of ending at the start is still a check that could not run.
+	out, code = checkCommand(t, "-stage", "2", "--", "sh", "-c", `echo "SyntaxError: invalid syntax"; exit 1`, "{port}")
+	require.Equal(t, 2, code, out)
+}

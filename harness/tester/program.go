@@ -158,6 +158,14 @@ func (p *Program) ended() <-chan struct{} {
 	return nil
 }
 
+// outputRead is closed once everything the last command started printed has been read.
+func (p *Program) outputRead() <-chan struct{} {
+	if r := p.current(); r != nil {
+		return r.Read()
+	}
+	return nil
+}
+
 // ErrNotReady is why WaitReady gave up: the command ended, or the port never opened.
 type ErrNotReady struct {
 	Port   int

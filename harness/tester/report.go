@@ -70,7 +70,11 @@ func (rp *Reporter) Report(res *Result) string {
 		}
 	}
 	if len(res.Tail) > 0 && (showTranscript || res.Ended != "") {
-		b.WriteString(fmt.Sprintf("  your server's last %d lines, whole:\n", len(res.Tail)))
+		if len(res.Tail) == 1 {
+			b.WriteString("  your server's last line, whole:\n")
+		} else {
+			b.WriteString(fmt.Sprintf("  your server's last %d lines, whole:\n", len(res.Tail)))
+		}
 		for _, line := range res.Tail {
 			b.WriteString("    | " + printable(line) + "\n")
 		}
