@@ -541,3 +541,19 @@ func TestCheckBindFailureIsTheLesson(t *testing.T) {
 	out, code = checkCommand(t, "-stage", "2", "--", "sh", "-c", `echo "SyntaxError: invalid syntax"; exit 1`, "{port}")
 	require.Equal(t, 2, code, out)
 }
+
+// A server that ignores {port} and listens elsewhere is found out as soon as its listening
+// sockets show it, not after the whole wait for its port (30 s by default).
+func TestCheckIgnoredPortFoundEarly(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("reads the server's listening sockets in /proc")
+	}
+	bin := Binary(t, "stage5-select")
+	start := time.Now()
+	out, code := checkCommand(t, "-stage", "4", "--", "sh", "-c", `exec "$0" -addr 127.0.0.1:0`, bin, "{port}")
+	require.Equal(t, 2, code, out)
+	require.Less(t, time.Since(start), 10*time.Second, out)
+	out = strings.Join(strings.Fields(out), " ")
+	require.Regexp(t, `could not run: your server listens on port \d+, not on port \d+ that the tester gave it: does it ignore \{port\} or \{addr\}\?`, out)
+}
