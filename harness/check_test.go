@@ -230,8 +230,8 @@ func TestCheckCommand(t *testing.T) {
 		require.Equal(t, 0, code)
 		require.True(t, strings.HasPrefix(out, "usage: check -stage N"), "%q", out)
 		require.True(t, strings.HasSuffix(out, "\nExample:\n  go run ./harness/cmd/check -stage 4 -- python3 my_server.py {port}\n"), "%q", out)
-		for _, line := range strings.Split(out, "\n") { // a tab is 8 columns in a terminal
-			require.LessOrEqual(t, len(strings.ReplaceAll(line, "\t", "        ")), 80, "too wide for 80 columns: %q", line)
+		for _, line := range strings.Split(out, "\n") {
+			require.LessOrEqual(t, columns(line), 80, "too wide for 80 columns: %q", line)
 		}
 		for _, args := range [][]string{{"-stage", "1"}, {"-nope"}} {
 			_, code := checkCommand(t, args...)
