@@ -491,6 +491,24 @@ func (r *Run) WaitLog(d time.Duration, match func(line string) bool) (string, bo
 	}
 }
 
+// DropProbe closes the connection that found the server ready, so that no client at all is
+// connected, and waits up to a second for the server to close its end (one that never closes
+// a client that left is not waited for longer).
+func (r *Run) DropProbe() {
+	conn := r.probe
+	if conn == nil {
+		return
+	}
+	r.probe = nil
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.CloseWrite()
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, conn)
+	}
+	conn.Close()
+	r.Say("closed the connection that found your server ready: no client is connected")
+}
+
 // settle is how long a client that the server has accepted is given to join, before anyone
 // talks to it.
 const settle = 100 * time.Millisecond
