@@ -107,6 +107,7 @@ const (
 	excerptLast  = 5
 	excerptNamed = 5
 	excerptWidth = 76
+	excerptWhole = 12 // a log this short is shown whole
 )
 
 // serverPrefix starts each of the server's lines in a transcript; a line that counts lines not
@@ -117,8 +118,8 @@ const serverPrefix = "[your server] "
 var namesFailure = regexp.MustCompile(`(?i)error|exception|traceback|panic|fatal|fail|refused|reset|broken pipe|in use|denied|abort|killed|warn`)
 
 // excerpt keeps of a failed check's transcript the tester's and clients' lines, the server's
-// last excerptLast lines before the failure (at failedAt; 0 if the check did not fail) and
-// up to excerptNamed others that name an error, and replaces each run of the server's lines
+// last excerptLast lines before the failure (at failedAt; 0 if the check did not fail), its
+// last excerptLast lines of all, and up to excerptNamed others that name an error, and replaces each run of the server's lines
 // it leaves out with one line that counts them: a stage 5 server logs a line per client, and
 // sixty of them would push the failure off the screen. It returns how many it left out.
 func excerpt(transcript []string, failedAt int) ([]string, int) {
@@ -128,12 +129,25 @@ func excerpt(transcript []string, failedAt int) ([]string, int) {
 	isServer := func(line string) bool {
 		return strings.HasPrefix(line, serverPrefix) && !strings.HasPrefix(line, serverPrefix+"... (")
 	}
+	count := 0
+	for _, line := range transcript {
+		if isServer(line) {
+			count++
+		}
+	}
+	if count <= excerptWhole {
+		return transcript, 0
+	}
 	keep := make([]bool, len(transcript))
-	last := 0
-	for i := failedAt - 1; i >= 0 && last < excerptLast; i-- {
-		if isServer(transcript[i]) {
-			keep[i] = true
-			last++
+	// The lines just before the failure, and the server's last lines (what a server that
+	// held its output in a buffer printed at its end, or its last words).
+	for _, end := range []int{failedAt, len(transcript)} {
+		last := 0
+		for i := end - 1; i >= 0 && last < excerptLast; i-- {
+			if isServer(transcript[i]) {
+				keep[i] = true
+				last++
+			}
 		}
 	}
 	named := 0

@@ -25,7 +25,9 @@ func TestReportLogExcerpt(t *testing.T) {
 	}
 	res.Transcript = append(res.Transcript, "[client-2] received nothing more within 10 s")
 	res.failedAt = len(res.Transcript)
-	res.Transcript = append(res.Transcript, "[your server] client 61 joined after the failure")
+	for i := 61; i <= 67; i++ {
+		res.Transcript = append(res.Transcript, fmt.Sprintf("[your server] client %d joined later", i))
+	}
 
 	report := res.Report(false, false)
 	var server []string
@@ -44,7 +46,12 @@ func TestReportLogExcerpt(t *testing.T) {
 		"    [your server] client 58 joined " + cut,
 		"    [your server] client 59 joined " + cut,
 		"    [your server] client 60 joined " + cut,
-		"    [your server] client 61 joined after the failure",
+		"    [your server] ... (2 lines)",
+		"    [your server] client 63 joined later",
+		"    [your server] client 64 joined later",
+		"    [your server] client 65 joined later",
+		"    [your server] client 66 joined later",
+		"    [your server] client 67 joined later",
 	}
 	if strings.Join(server, "\n") != strings.Join(want, "\n") {
 		t.Errorf("the failure shows the server's lines\n%s\nwant\n%s", strings.Join(server, "\n"), strings.Join(want, "\n"))
@@ -54,10 +61,15 @@ func TestReportLogExcerpt(t *testing.T) {
 			t.Errorf("wider than 80 columns: %q", line)
 		}
 	}
-	if !strings.Contains(report, "  (55 lines of your server's not shown: -v shows them all)\n") {
+	if !strings.Contains(report, "  (57 lines of your server's not shown: -v shows them all)\n") {
 		t.Errorf("no count of the lines left out, or the wrong one:\n%s", report)
 	}
-	if verbose := res.Report(true, false); strings.Count(verbose, "    [your server] client ") != 61 {
+	short := &Result{Check: res.Check, Expected: res.Expected, Hint: res.Hint, failedAt: 1,
+		Transcript: append([]string{"[tester] started"}, res.Transcript[2:14]...)}
+	if got := short.Report(false, false); strings.Contains(got, "not shown") {
+		t.Errorf("a log of 12 lines is cut:\n%s", got)
+	}
+	if verbose := res.Report(true, false); strings.Count(verbose, "    [your server] client ") != 67 {
 		t.Errorf("-v shows every line:\n%s", verbose)
 	}
 }
