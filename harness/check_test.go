@@ -264,8 +264,8 @@ func TestCheckCommand(t *testing.T) {
 		}
 		out, code := checkCommand(t, "-stage", "3", "--", Binary(t, "stage3-nonblocking"))
 		require.Equal(t, 2, code, out)
-		require.Equal(t, "check: port 5555 is already taken: stop whatever listens there, or pass "+
-			"your server the port with {port} or {addr}\n", out[strings.Index(out, "check:"):])
+		require.Equal(t, "check: port 5555 is already taken\n"+
+			"Stop whatever listens there, or give your server a port with {port} or {addr}.\n", out[strings.Index(out, "check:"):])
 	})
 	t.Run("does-not-start", func(t *testing.T) {
 		out, code := checkCommand(t, "-stage", "1", "--", "/nonexistent/server", "{port}")

@@ -194,8 +194,9 @@ func (r *Run) bindFailed(err error) bool {
 	if !inUse {
 		return false
 	}
-	r.Say("your server could not listen on port %d, though nothing listens there", r.port)
-	r.result.Ended = notReady.Status
+	r.Say("port %d is free, but your server could not listen there", r.port)
+	// Its last lines are in the transcript (whole, or the excerpt that names the error):
+	// not shown a second time as those of a server that ended in the middle of a check.
 	r.result.Expected = fmt.Sprintf("your server to listen on port %d, where nothing else listens", r.port)
 	r.result.Hint = ReuseAddrHint
 	return true

@@ -57,8 +57,8 @@ func (rp *Reporter) Report(res *Result) string {
 	default:
 		b.WriteString(paint("32", "✓ ") + head + "\n")
 	}
+	transcript, left := res.Transcript, 0
 	if showTranscript {
-		transcript, left := res.Transcript, 0
 		if !verbose {
 			transcript, left = excerpt(res.Transcript, res.failedAt)
 		}

@@ -111,7 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Your server: %s\n", tester.ShellWords(command))
 	if program.FixedPort() {
 		if tester.PortTaken(tester.DefaultPort) {
-			fmt.Fprintf(stderr, "check: port %d is already taken: stop whatever listens there, or pass your server the port with {port} or {addr}\n", tester.DefaultPort)
+			fmt.Fprintf(stderr, "check: port %d is already taken\n"+
+				"Stop whatever listens there, or give your server a port with {port} or {addr}.\n", tester.DefaultPort)
 			return 2
 		}
 		fmt.Fprintf(stdout, "Your command names no {port} or {addr}: your server is expected on port %d.\n", tester.DefaultPort)
