@@ -380,7 +380,16 @@ func (c *tty) waitCount(t *testing.T, s string, n int) {
 
 // transcript is what the client's terminal shows: the command, then the screen.
 func (c *tty) transcript(command string, port int) string {
-	return normalise("$ "+command+"\n"+c.Screen()+"\n", port, false)
+	screen := c.Screen() + "\n"
+	// What a terminal shows: go run reports a program that failed with a line of its own.
+	select {
+	case <-c.exited:
+		if strings.HasPrefix(command, "go run ") && c.exitCode > 0 && c.exitCode < 128 {
+			screen += fmt.Sprintf("exit status %d\n", c.exitCode)
+		}
+	default:
+	}
+	return normalise("$ "+command+"\n"+screen, port, false)
 }
 
 // readmeCheck runs the check command against the deliberately broken relay of
