@@ -219,6 +219,11 @@ func (r *Run) judgeBuffered() {
 		}
 	}
 	if !r.result.Buffered {
+		// A server that buffers what it prints into a pipe, and is stopped by SIGTERM
+		// (C's default action), never writes its buffer out: nothing came at all.
+		if !r.result.Passed && r.result.Err == nil && r.program.Pipe && len(r.output) == 0 {
+			r.result.Hint = SilentHint
+		}
 		return
 	}
 	r.transcript = append(r.transcript, "[tester] the lines waited for came out only when your server ended: they were held in a buffer")
@@ -230,12 +235,19 @@ func (r *Run) judgeBuffered() {
 // BufferedHint says how to make a program write each line as it prints it.
 const BufferedHint = "your server's output was held in a buffer and came out only when it " +
 	"ended: its runtime buffers what it prints when the output is not a terminal (you ran " +
-	"the tester with -pipe, or your program buffers even on a terminal). Write each line out " +
-	"as you print it: in C, setvbuf(stdout, NULL, _IOLBF, 0) once, or fflush(stdout); in " +
+	"the tester with -pipe, or your program buffers even on a terminal). " + bufferedAdvice
+
+// bufferedAdvice says how, in each language.
+const bufferedAdvice = "Write each line out as you print it: in C, setvbuf(stdout, NULL, _IOLBF, 0) once, or fflush(stdout); in " +
 	"Nim, flushFile(stdout); in Python, print(..., flush=True), python3 -u or " +
 	"PYTHONUNBUFFERED=1; in Rust, println! writes each line, but a BufWriter needs " +
 	".flush(); in Java, System.out.flush() after print (println flushes); in Node, " +
 	"console.log to a pipe is written later on macOS, so do not end with process.exit()"
+
+// SilentHint is the lesson of a server that printed nothing at all into the pipe of -pipe.
+const SilentHint = "your server printed nothing at all, not even when it was stopped: with " +
+	"-pipe its output goes to a pipe, where most runtimes hold it in a buffer, and a program " +
+	"ended by SIGTERM never writes that buffer out. " + bufferedAdvice
 
 // tail is the last n of lines.
 func tail(lines []string, n int) []string {
