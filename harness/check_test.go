@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
@@ -181,9 +182,12 @@ func checkCommand(t *testing.T, args ...string) (string, int) {
 // built programs and measured figures. The server's own lines are dropped, since where they
 // fall among the clients' lines depends on timing.
 func normaliseCheck(out string, paths ...string) string {
-	for i, path := range paths {
-		out = strings.ReplaceAll(out, path, "BIN"+strings.Repeat("'", i))
-	}
+	out = tester.Rewrap(out, func(out string) string {
+		for i, path := range paths {
+			out = strings.ReplaceAll(out, path, "BIN"+strings.Repeat("'", i))
+		}
+		return out
+	})
 	out = regexp.MustCompile(`(?m)^    \[your server\] .*\n`).ReplaceAllString(out, "")
 	out = regexp.MustCompile(`port \d+`).ReplaceAllString(out, "port PORT")
 	out = regexp.MustCompile(`127\.0\.0\.1:\d+`).ReplaceAllString(out, "127.0.0.1:PORT")

@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
+
 	"errors"
 	"fmt"
 	"net"
@@ -398,7 +400,7 @@ func readmeCheck(t *testing.T) map[string]string {
 	bin := Binary(t, "harness/testdata/broken")
 	out, code := checkCommand(t, "-stage", "4", "--", bin, "-mistake", "echo", "-addr", "{addr}")
 	require.Equal(t, 1, code, out)
-	out = strings.ReplaceAll(out, bin, "go run ./harness/testdata/broken")
+	out = tester.Rewrap(out, func(out string) string { return strings.ReplaceAll(out, bin, "go run ./harness/testdata/broken") })
 	return map[string]string{"check/echo": "$ go run ./harness/cmd/check -stage 4 -- go run ./harness/testdata/broken -mistake echo -addr {addr}\n" +
 		normaliseCheckPorts(out)}
 }
@@ -439,8 +441,8 @@ func readmeCheckBuffered(t *testing.T) map[string]string {
 	require.NoError(t, err, "%s", out)
 	text, code := checkCommand(t, "-stage", "1", "-pipe", "--", bin, "{port}")
 	require.Equal(t, 1, code, text)
-	require.Contains(t, text, "they were held in a buffer")
-	text = strings.ReplaceAll(text, bin, "./server")
+	require.Contains(t, strings.ReplaceAll(text, "\n      ", " "), "they were held in a buffer")
+	text = tester.Rewrap(text, func(text string) string { return strings.ReplaceAll(text, bin, "./server") })
 	if m := regexp.MustCompile(`started: \./server (\d+)`).FindStringSubmatch(text); m != nil {
 		text = regexp.MustCompile(`\b`+m[1]+`\b`).ReplaceAllString(text, "5555")
 	}

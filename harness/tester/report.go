@@ -63,10 +63,16 @@ func (rp *Reporter) Report(res *Result) string {
 			transcript, left = excerpt(res.Transcript, res.failedAt)
 		}
 		for _, line := range transcript {
-			b.WriteString("    " + line + "\n")
+			if strings.HasPrefix(line, serverPrefix) {
+				b.WriteString("    " + line + "\n")
+			} else {
+				// The tester's and the clients' lines wrap between words, not in the middle
+				// of one, as an 80-column terminal would.
+				b.WriteString(wrap(line, "    ", "      "))
+			}
 		}
 		if left > 0 {
-			b.WriteString(fmt.Sprintf("  (%d lines of your server's not shown: -v shows them all)\n", left))
+			b.WriteString(fmt.Sprintf("  (-v shows the %d lines of your server's left out here)\n", left))
 		}
 	}
 	if len(res.Tail) > 0 && (showTranscript || res.Ended != "") {
@@ -245,4 +251,19 @@ func stripColour(s string) string {
 		}
 		s = s[:start] + s[start+end+1:]
 	}
+}
+
+// Rewrap undoes the wrapping of a report's transcript lines and wraps them again, for the
+// tests that put a shorter name in place of a long path.
+func Rewrap(report string, replace func(string) string) string {
+	report = replace(strings.ReplaceAll(report, "\n      ", " "))
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(report, "\n") {
+		if strings.HasPrefix(line, "    [") && !strings.HasPrefix(line, "    "+serverPrefix) {
+			b.WriteString(wrap(strings.TrimSuffix(strings.TrimPrefix(line, "    "), "\n"), "    ", "      "))
+			continue
+		}
+		b.WriteString(line)
+	}
+	return b.String()
 }

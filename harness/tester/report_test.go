@@ -16,7 +16,7 @@ func TestReportLogExcerpt(t *testing.T) {
 	res := &Result{Check: Check{Name: "stalled", Title: "a client that stops reading", Required: true},
 		Expected: "client-2 to receive the line", Hint: "no write waits for one client"}
 	long := strings.Repeat("x", 100)
-	res.Transcript = append(res.Transcript, "[tester] started: ./server 4242")
+	res.Transcript = append(res.Transcript, "[tester] started: python3 harness/testdata/corpus/py-relay-drain/server.py 40111")
 	for i := 1; i <= 60; i++ {
 		res.Transcript = append(res.Transcript, fmt.Sprintf("[your server] client %d joined %s", i, long))
 		if i == 20 {
@@ -61,7 +61,10 @@ func TestReportLogExcerpt(t *testing.T) {
 			t.Errorf("wider than 80 columns: %q", line)
 		}
 	}
-	if !strings.Contains(report, "  (57 lines of your server's not shown: -v shows them all)\n") {
+	if !strings.Contains(report, "    [tester] started: python3 harness/testdata/corpus/py-relay-drain/server.py\n      40111\n") {
+		t.Errorf("a long line of the tester's is not wrapped between words:\n%s", report)
+	}
+	if !strings.Contains(report, "  (-v shows the 57 lines of your server's left out here)\n") {
 		t.Errorf("no count of the lines left out, or the wrong one:\n%s", report)
 	}
 	short := &Result{Check: res.Check, Expected: res.Expected, Hint: res.Hint, failedAt: 1,
