@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
@@ -181,13 +182,16 @@ func checkCommand(t *testing.T, args ...string) (string, int) {
 // built programs and measured figures. The server's own lines are dropped, since where they
 // fall among the clients' lines depends on timing.
 func normaliseCheck(out string, paths ...string) string {
-	for i, path := range paths {
-		out = strings.ReplaceAll(out, path, "BIN"+strings.Repeat("'", i))
-	}
+	out = tester.Rewrap(out, func(out string) string {
+		for i, path := range paths {
+			out = strings.ReplaceAll(out, path, "BIN"+strings.Repeat("'", i))
+		}
+		return out
+	})
 	out = regexp.MustCompile(`(?m)^    \[your server\] .*\n`).ReplaceAllString(out, "")
 	out = regexp.MustCompile(`port \d+`).ReplaceAllString(out, "port PORT")
 	out = regexp.MustCompile(`127\.0\.0\.1:\d+`).ReplaceAllString(out, "127.0.0.1:PORT")
-	out = regexp.MustCompile(`\d+% of a core`).ReplaceAllString(out, "N% of a core")
+	out = regexp.MustCompile(`\d+%`).ReplaceAllString(out, "N%")
 	return out
 }
 
@@ -230,12 +234,30 @@ func TestCheckCommand(t *testing.T) {
 		require.Equal(t, 0, code)
 		require.True(t, strings.HasPrefix(out, "usage: check -stage N"), "%q", out)
 		require.True(t, strings.HasSuffix(out, "\nExample:\n  go run ./harness/cmd/check -stage 4 -- python3 my_server.py {port}\n"), "%q", out)
-		for _, line := range strings.Split(out, "\n") { // a tab is 8 columns in a terminal
-			require.LessOrEqual(t, len(strings.ReplaceAll(line, "\t", "        ")), 80, "too wide for 80 columns: %q", line)
+		for _, line := range strings.Split(out, "\n") {
+			require.LessOrEqual(t, columns(line), 80, "too wide for 80 columns: %q", line)
 		}
-		for _, args := range [][]string{{"-stage", "7", "--", "true"}, {"-stage", "1"}, {"-nope"}} {
+		for _, args := range [][]string{{"-stage", "1"}, {"-nope"}} {
 			_, code := checkCommand(t, args...)
 			require.Equal(t, 2, code, "%q", args)
+		}
+		// A command line that misses something shows the usage line and an example: a
+		// newcomer who types `check` alone learns about -- and the command from it.
+		const short = "usage: check -stage N [-v] [-pipe] [-wait DURATION] -- COMMAND [ARG...]\n" +
+			"example: go run ./harness/cmd/check -stage 4 -- python3 my_server.py {port}\n" +
+			"(check -h says more)\n"
+		for _, tc := range []struct {
+			args  []string
+			first string
+		}{
+			{nil, ""},
+			{[]string{"-stage", "3"}, "check: no server command: put it after --\n"},
+			{[]string{"--", "./server"}, "check: which stage? -stage 1 to 7 (-h lists them)\n"},
+			{[]string{"-stage", "9", "--", "./server"}, "check: stage 9 has no checks; stages 1 to 7 have (-h lists them)\n"},
+		} {
+			out, code := checkCommand(t, tc.args...)
+			require.Equal(t, 2, code, "%q", tc.args)
+			require.Equal(t, tc.first+short, out, "%q", tc.args)
 		}
 	})
 	t.Run("port-5555-taken", func(t *testing.T) {
@@ -248,8 +270,8 @@ func TestCheckCommand(t *testing.T) {
 		}
 		out, code := checkCommand(t, "-stage", "3", "--", Binary(t, "stage3-nonblocking"))
 		require.Equal(t, 2, code, out)
-		require.Equal(t, "check: port 5555 is already taken: stop whatever listens there, or pass "+
-			"your server the port with {port} or {addr}\n", out[strings.Index(out, "check:"):])
+		require.Equal(t, "check: port 5555 is already taken\n"+
+			"Stop whatever listens there, or give your server a port with {port} or {addr}.\n", out[strings.Index(out, "check:"):])
 	})
 	t.Run("does-not-start", func(t *testing.T) {
 		out, code := checkCommand(t, "-stage", "1", "--", "/nonexistent/server", "{port}")
@@ -492,4 +514,79 @@ func TestCheckEveryCheckSaysWhy(t *testing.T) {
 			require.Contains(t, reference, "`"+check.Name+"`", "the tester's README does not name %s", check.Name)
 		}
 	}
+}
+
+// A server whose output is held in a buffer (sed's, on a pipe) fails every check that reads
+// its log, for one reason: the hint says it once and the later checks refer to it, and the
+// observation that could not see what it looks for keeps its own mark, never ✗.
+func TestCheckHintOnceObservationMark(t *testing.T) {
+	t.Parallel()
+	bin := Binary(t, "stage2-recvline")
+	out, code := checkCommand(t, "-stage", "2", "-pipe", "--",
+		"sh", "-c", `"$0" -addr "127.0.0.1:$1" 2>&1 | sed s/^//`, bin, "{port}")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "\n• second-client (observation): is a second client served?\n", out)
+	require.NotContains(t, out, "✗ second-client", out)
+	// Its lines come out when it ends, or never if SIGTERM ends sed first: either way one
+	// hint says how to write each line out.
+	require.Equal(t, 1, strings.Count(out, "Write each line out as you print it"), out)
+	require.Contains(t, out, "hint: the same as for lines, above", out)
+}
+
+// A server that cannot listen while nothing listens on its port (the article's stage 1
+// listing, run right after another run left connections in TIME_WAIT) fails the lesson of
+// stage 2, SO_REUSEADDR, with its hint: the checks did run, and what they found is the very
+// failure the article shows. At stage 1, which does not teach it yet, they could not run.
+func TestCheckBindFailureIsTheLesson(t *testing.T) {
+	t.Parallel()
+	inUse := []string{"sh", "-c", `echo "Error: unhandled exception: Address already in use [OSError]"; exit 1`, "{port}"}
+	out, code := checkCommand(t, append([]string{"-stage", "2", "--"}, inUse...)...)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "✗ restart: ", out)
+	require.Contains(t, strings.Join(strings.Fields(out), " "), "only a socket with SO_REUSEADDR set before bind may take it", out)
+	require.NotContains(t, out, "could not run", out)
+
+	out, code = checkCommand(t, append([]string{"-stage", "1", "--"}, inUse...)...)
+	require.Equal(t, 2, code, out)
+	require.Contains(t, out, "could not run", out)
+
+	// Any other way of ending at the start is still a check that could not run.
+	out, code = checkCommand(t, "-stage", "2", "--", "sh", "-c", `echo "SyntaxError: invalid syntax"; exit 1`, "{port}")
+	require.Equal(t, 2, code, out)
+}
+
+// A server that ignores {port} and listens elsewhere is found out as soon as its listening
+// sockets show it, not after the whole wait for its port (30 s by default).
+func TestCheckIgnoredPortFoundEarly(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("reads the server's listening sockets in /proc")
+	}
+	bin := Binary(t, "stage5-select")
+	start := time.Now()
+	out, code := checkCommand(t, "-stage", "4", "--", "sh", "-c", `exec "$0" -addr 127.0.0.1:0`, bin, "{port}")
+	require.Equal(t, 2, code, out)
+	require.Less(t, time.Since(start), 10*time.Second, out)
+	out = strings.Join(strings.Fields(out), " ")
+	require.Regexp(t, `could not run: your server listens on port \d+, not on port \d+ that the tester gave it: does it ignore \{port\} or \{addr\}\?`, out)
+}
+
+// A server that prints nothing at all into the pipe of -pipe (C's printf, ended by SIGTERM
+// before it wrote its buffer out) is told why its log may be empty.
+func TestCheckSilentOnAPipe(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	silent := `import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+time.sleep(60)`
+	out, code := checkCommand(t, "-stage", "1", "-pipe", "--", "python3", "-c", silent, "{port}")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, strings.Join(strings.Fields(out), " "), "hint: your server printed nothing at all, not even when it was stopped", out)
+	out, code = checkCommand(t, "-stage", "1", "--", "python3", "-c", silent, "{port}")
+	require.Equal(t, 1, code, out)
+	require.NotContains(t, out, "printed nothing at all", "without -pipe the output is a terminal")
 }

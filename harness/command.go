@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -113,9 +114,50 @@ func SetUsage(name, what string) {
 	flag.CommandLine.Init(name, flag.ExitOnError)
 	flag.CommandLine.Usage = func() {
 		out := flag.CommandLine.Output()
-		fmt.Fprintf(out, "Usage: go run ./harness/cmd/%s [flags]\n\n%s\n\nFlags:\n", name, what)
-		flag.CommandLine.PrintDefaults()
+		fmt.Fprintf(out, "Usage: go run ./harness/cmd/%s [flags]\n\n%s\nFlags:\n", name, Wrap(what, "", 80))
+		PrintFlags(out, flag.CommandLine)
 	}
+}
+
+// PrintFlags is flag.PrintDefaults with each flag's text wrapped to 80 columns, since -h is
+// read in terminals of that width.
+func PrintFlags(out io.Writer, flags *flag.FlagSet) {
+	flags.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  -" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		switch {
+		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" || f.DefValue == "0s":
+		case fmt.Sprintf("%T", f.Value) == "*flag.stringValue":
+			usage += fmt.Sprintf(" (default %q)", f.DefValue)
+		default:
+			usage += fmt.Sprintf(" (default %v)", f.DefValue)
+		}
+		fmt.Fprintln(out, line)
+		fmt.Fprint(out, Wrap(usage, "        ", 80))
+	})
+}
+
+// Wrap breaks text into lines of at most width columns, each starting with indent.
+func Wrap(text, indent string, width int) string {
+	var b strings.Builder
+	line := ""
+	for _, word := range strings.Fields(text) {
+		if line != "" && len([]rune(indent+line+" "+word)) > width {
+			b.WriteString(indent + line + "\n")
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	if line != "" {
+		b.WriteString(indent + line + "\n")
+	}
+	return b.String()
 }
 
 // Thousands formats 1234567.8 as "1,234,568", for the reports of the benchmark commands.

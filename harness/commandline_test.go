@@ -59,3 +59,49 @@ func TestStage7ListenErrors(t *testing.T) {
 	}
 	checkListenErrors(t, "stage7-identity")
 }
+
+// columns is how wide line is in a terminal, whose tab stops are 8 columns apart.
+func columns(line string) int {
+	width := 0
+	for _, r := range line {
+		if r == '\t' {
+			width += 8 - width%8
+		} else {
+			width++
+		}
+	}
+	return width
+}
+
+// Every program's -h fits the 80-column terminal a workshop attendee reads it in: the stages,
+// the clients, the tester and the harness's commands.
+func TestEveryHelpFits80Columns(t *testing.T) {
+	t.Parallel()
+	root, err := Root()
+	require.NoError(t, err)
+	var programs []string
+	for _, pattern := range []string{"stage[1-7]-*", "clients/*", "harness/cmd/*"} {
+		found, err := filepath.Glob(filepath.Join(root, pattern))
+		require.NoError(t, err)
+		for _, dir := range found {
+			if info, err := os.Stat(filepath.Join(dir, "main.go")); err == nil && !info.IsDir() {
+				rel, _ := filepath.Rel(root, dir)
+				programs = append(programs, filepath.ToSlash(rel))
+			}
+		}
+	}
+	require.Contains(t, programs, "harness/cmd/cputable")
+	require.Contains(t, programs, "clients/chat")
+	for _, pkg := range programs {
+		t.Run(strings.ReplaceAll(pkg, "/", "_"), func(t *testing.T) {
+			t.Parallel()
+			help := Start(t, Binary(t, pkg), nil, "-h")
+			help.WaitExit(t, Deadline)
+			usage := help.Stderr() + strings.Join(help.Lines(), "\n")
+			require.Contains(t, usage, "-", "no usage from %s -h", pkg)
+			for _, line := range strings.Split(usage, "\n") {
+				require.LessOrEqual(t, columns(line), 80, "%s -h is too wide for 80 columns: %q", pkg, line)
+			}
+		})
+	}
+}

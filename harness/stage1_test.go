@@ -45,7 +45,7 @@ func checkListenErrors(t *testing.T, pkg string) {
 	require.Equal(t, 1, busy.WaitExit(t, Deadline))
 	// The commonest cause is a server of an earlier stage still running: the line says so.
 	require.Equal(t, pkg+": cannot listen on "+first.Addr+": address already in use"+
-		fmt.Sprintf(" (is another server still running? try -addr 127.0.0.1:%d)\n", first.Port+1), busy.Stderr())
+		fmt.Sprintf("\n(is another server still running? try -addr 127.0.0.1:%d)\n", first.Port+1), busy.Stderr())
 	require.Empty(t, busy.Lines())
 
 	malformed := Start(t, Binary(t, pkg), nil, "-addr", "127.0.0.1")

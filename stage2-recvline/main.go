@@ -122,7 +122,7 @@ func hint(addr string, err error, reuseAddr bool) string {
 		return ""
 	}
 	if !reuseAddr {
-		return " (a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
+		return "\n(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
 	}
 	next := ":5556"
 	if host, port, err := net.SplitHostPort(addr); err == nil {
@@ -130,5 +130,5 @@ func hint(addr string, err error, reuseAddr bool) string {
 			next = net.JoinHostPort(host, strconv.Itoa(n+1))
 		}
 	}
-	return " (is another server still running? try -addr " + next + ")"
+	return "\n(is another server still running? try -addr " + next + ")"
 }

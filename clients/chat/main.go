@@ -18,10 +18,11 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
-	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 7)")
+	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are\n(stage 7)")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), "Usage: chat [flags]\n"+
-			"Sends what you type to the chat server and shows what the others say, in one terminal.\n"+
+			"Sends what you type to the chat server and shows what the others say,\n"+
+			"in one terminal.\n"+
 			"Keys: Enter sends the line, Backspace erases a character, Ctrl-U the whole line;\n"+
 			"Ctrl-C, or Ctrl-D on an empty line, leaves.\n")
 		flag.PrintDefaults()

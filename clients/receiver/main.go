@@ -17,10 +17,11 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
-	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 7)")
+	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are\n(stage 7)")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), "Usage: receiver [flags]\n"+
-			"Prints every message the chat server sends; it sends nothing but its -name (clients/sender does).\n")
+			"Prints every message the chat server sends; it sends nothing but its -name\n"+
+			"(clients/sender does).\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

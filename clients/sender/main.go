@@ -16,12 +16,14 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5555", "address of the chat server (host:port)")
-	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are (stage 7)")
+	name := flag.String("name", "", "send `NAME` as the first line, for a server that asks who you are\n(stage 7)")
 	noNewline := flag.Bool("no-newline", false,
-		"send each line without its \\r\\n, like the article's first client (shows stage 1's lesson)")
+		"send lines without their \\r\\n, as the article's first client does\n"+
+			"(shows stage 1's lesson)")
 	flag.Usage = func() {
 		fmt.Fprint(flag.CommandLine.Output(), "Usage: sender [flags]\n"+
-			"Sends every line you type to the chat server, and shows nothing it sends (clients/receiver does).\n")
+			"Sends every line you type to the chat server, and shows nothing it sends\n"+
+			"(clients/receiver does).\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

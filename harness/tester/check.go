@@ -62,15 +62,18 @@ type Result struct {
 	Notes      map[string]string  // facts a test may assert: "last piece": "after close"
 	Values     map[string]float64 // figures a test may assert: "cpu": 0.97
 	Output     []string           // what the server printed, capped at maxOutputLines
+	// failedAt is how long the transcript was when the check failed: the server's lines just
+	// before it are the ones a failure shows.
+	failedAt int
 }
 
 // maxOutputLines caps what is kept of a server's output per check; maxShownLines what a
-// transcript shows of it; tailLines how many of its last lines a failure shows whole when
+// transcript keeps of it (a failure shows only an excerpt unless -v, see excerpt); tailLines how many of its last lines a failure shows whole when
 // the server ended; longestShown how long a server's line may be before the transcript
 // shortens it (a traceback's lines are shorter, a flood's are not).
 const (
 	maxOutputLines = 20_000
-	maxShownLines  = 60
+	maxShownLines  = 1000
 	tailLines      = 25
 	longestShown   = 300
 )
@@ -127,7 +130,9 @@ func RunCheck(program *Program, stage int, check Check) *Result {
 	go func() {
 		defer close(done)
 		if err := r.start(); err != nil {
-			result.Err = err
+			if !r.bindFailed(err) {
+				result.Err = err
+			}
 			return
 		}
 		check.Run(r)
@@ -163,6 +168,46 @@ func RunCheck(program *Program, stage int, check Check) *Result {
 	return result
 }
 
+// bindFailed judges a server that ended at its start, saying that its address is in use
+// while nothing listens there, as failing the lesson of stage 2 rather than as a check that
+// could not run: the port is held by the connections of an earlier run waiting in TIME_WAIT,
+// which is what SO_REUSEADDR is for, and exactly how the article shows a server without it
+// failing. (At stage 1, which does not teach it yet, the checks could not run.)
+func (r *Run) bindFailed(err error) bool {
+	var notReady *ErrNotReady
+	if r.stage < 2 || !errors.As(err, &notReady) || notReady.Status == "" || PortTaken(r.port) {
+		return false
+	}
+	// The server's last lines may still be on their way when its exit is seen.
+	select {
+	case <-r.program.outputRead():
+	case <-time.After(time.Second):
+	}
+	r.mu.Lock()
+	inUse := false
+	for _, line := range r.output {
+		lower := strings.ToLower(line)
+		inUse = inUse || strings.Contains(lower, "address already in use") ||
+			strings.Contains(lower, "address in use") || strings.Contains(lower, "eaddrinuse")
+	}
+	r.mu.Unlock()
+	if !inUse {
+		return false
+	}
+	r.Say("port %d is free, but your server could not listen there", r.port)
+	// Its last lines are in the transcript (whole, or the excerpt that names the error):
+	// not shown a second time as those of a server that ended in the middle of a check.
+	r.result.Expected = fmt.Sprintf("your server to listen on port %d, where nothing else listens", r.port)
+	r.result.Hint = ReuseAddrHint
+	return true
+}
+
+// ReuseAddrHint is the lesson of a server that cannot listen where nothing listens.
+const ReuseAddrHint = "the port is held by connections of an earlier run waiting in TIME_WAIT " +
+	"(a connection that the server closed first waits there a minute), and only a socket " +
+	"with SO_REUSEADDR set before bind may take it: set it, as the article's stage 2 does " +
+	"with OptReuseAddr"
+
 // judgeBuffered looks, once the server has ended, for the log lines WaitLog gave up on; r.mu
 // must be held.
 func (r *Run) judgeBuffered() {
@@ -174,6 +219,11 @@ func (r *Run) judgeBuffered() {
 		}
 	}
 	if !r.result.Buffered {
+		// A server that buffers what it prints into a pipe, and is stopped by SIGTERM
+		// (C's default action), never writes its buffer out: nothing came at all.
+		if !r.result.Passed && r.result.Err == nil && r.program.Pipe && len(r.output) == 0 {
+			r.result.Hint = SilentHint
+		}
 		return
 	}
 	r.transcript = append(r.transcript, "[tester] the lines waited for came out only when your server ended: they were held in a buffer")
@@ -185,12 +235,19 @@ func (r *Run) judgeBuffered() {
 // BufferedHint says how to make a program write each line as it prints it.
 const BufferedHint = "your server's output was held in a buffer and came out only when it " +
 	"ended: its runtime buffers what it prints when the output is not a terminal (you ran " +
-	"the tester with -pipe, or your program buffers even on a terminal). Write each line out " +
-	"as you print it: in C, setvbuf(stdout, NULL, _IOLBF, 0) once, or fflush(stdout); in " +
+	"the tester with -pipe, or your program buffers even on a terminal). " + bufferedAdvice
+
+// bufferedAdvice says how, in each language.
+const bufferedAdvice = "Write each line out as you print it: in C, setvbuf(stdout, NULL, _IOLBF, 0) once, or fflush(stdout); in " +
 	"Nim, flushFile(stdout); in Python, print(..., flush=True), python3 -u or " +
 	"PYTHONUNBUFFERED=1; in Rust, println! writes each line, but a BufWriter needs " +
 	".flush(); in Java, System.out.flush() after print (println flushes); in Node, " +
 	"console.log to a pipe is written later on macOS, so do not end with process.exit()"
+
+// SilentHint is the lesson of a server that printed nothing at all into the pipe of -pipe.
+const SilentHint = "your server printed nothing at all, not even when it was stopped: with " +
+	"-pipe its output goes to a pipe, where most runtimes hold it in a buffer, and a program " +
+	"ended by SIGTERM never writes that buffer out. " + bufferedAdvice
 
 // tail is the last n of lines.
 func tail(lines []string, n int) []string {
@@ -369,6 +426,9 @@ func (r *Run) Fail(expected, hint string) {
 			"are not text), the server must go on serving the others", status)
 	}
 	r.result.Expected, r.result.Hint = expected, hint
+	r.mu.Lock()
+	r.result.failedAt = len(r.transcript)
+	r.mu.Unlock()
 	runtime.Goexit()
 }
 
@@ -442,6 +502,24 @@ func (r *Run) WaitLog(d time.Duration, match func(line string) bool) (string, bo
 			return "", false
 		}
 	}
+}
+
+// DropProbe closes the connection that found the server ready, so that no client at all is
+// connected, and waits up to a second for the server to close its end (one that never closes
+// a client that left is not waited for longer).
+func (r *Run) DropProbe() {
+	conn := r.probe
+	if conn == nil {
+		return
+	}
+	r.probe = nil
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.CloseWrite()
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, conn)
+	}
+	conn.Close()
+	r.Say("closed the connection that found your server ready: no client is connected")
 }
 
 // settle is how long a client that the server has accepted is given to join, before anyone

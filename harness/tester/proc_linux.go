@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -242,4 +243,41 @@ func acceptQueue(port int) (waiting int, ok bool) {
 		}
 	}
 	return waiting, ok
+}
+
+// groupListens returns the TCP ports on which the processes of group pgid listen: the sockets
+// among their descriptors that /proc/net/tcp and tcp6 show in the LISTEN state.
+func groupListens(pgid int) []int {
+	inodes := map[string]bool{}
+	groupProcesses(pgid, func(pid int, _ []string) {
+		fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+		for _, fd := range fds {
+			target, err := os.Readlink(fd)
+			if inode, ok := strings.CutPrefix(target, "socket:["); err == nil && ok {
+				inodes[strings.TrimSuffix(inode, "]")] = true
+			}
+		}
+	})
+	var ports []int
+	if len(inodes) == 0 {
+		return nil
+	}
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			fields := strings.Fields(line)
+			if len(fields) < 10 || fields[3] != "0A" || !inodes[fields[9]] {
+				continue
+			}
+			_, hex, _ := strings.Cut(fields[1], ":")
+			if port, err := strconv.ParseInt(hex, 16, 32); err == nil && !slices.Contains(ports, int(port)) {
+				ports = append(ports, int(port))
+			}
+		}
+	}
+	return ports
 }

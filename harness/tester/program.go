@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +45,8 @@ type Program struct {
 	noTerminal string // why the server's output went to a pipe, when a terminal was wanted
 	port       int
 	sink       func(string) // where its output lines go
+	// namedDefault is set once the server's output has named DefaultPort, since its start.
+	namedDefault bool
 }
 
 // FixedPort reports whether the command says nowhere where to listen, so that the server is
@@ -107,12 +111,16 @@ func (p *Program) Start(port int, sink func(string)) error {
 		Line: func(line string) {
 			p.mu.Lock()
 			sink := p.sink
+			if namesDefault.MatchString(line) {
+				p.namedDefault = true
+			}
 			p.mu.Unlock()
 			if sink != nil {
 				sink(line)
 			}
 		},
 	}
+	p.namedDefault = false
 	running, err := command.Start()
 	if errors.Is(err, ErrNoTerminal) {
 		// Better a pipe than no check at all: the checks of the log may then wait for lines
@@ -158,6 +166,14 @@ func (p *Program) ended() <-chan struct{} {
 	return nil
 }
 
+// outputRead is closed once everything the last command started printed has been read.
+func (p *Program) outputRead() <-chan struct{} {
+	if r := p.current(); r != nil {
+		return r.Read()
+	}
+	return nil
+}
+
 // ErrNotReady is why WaitReady gave up: the command ended, or the port never opened.
 type ErrNotReady struct {
 	Port   int
@@ -168,9 +184,25 @@ type ErrNotReady struct {
 	// DefaultTaken is set when another port was asked for but DefaultPort is taken: the
 	// server may not have read where to listen.
 	DefaultTaken bool
+	// Elsewhere is the port the server listens on instead of Port, if its listening sockets
+	// or its output showed it; Said is set when only its output did.
+	Elsewhere int
+	Said      bool
 }
 
 func (e *ErrNotReady) Error() string {
+	if e.Elsewhere != 0 {
+		seen := "listens"
+		if e.Said {
+			seen = "says it listens, and something listens there,"
+		}
+		fix := "put {port} or {addr} in the command where your server takes its port"
+		if e.Elsewhere == DefaultPort {
+			fix += fmt.Sprintf(", or leave both out if it always listens on %d", DefaultPort)
+		}
+		return fmt.Sprintf("your server %s on port %d, not on port %d that the tester gave it: "+
+			"does it ignore {port} or {addr}? (%s)", seen, e.Elsewhere, e.Port, fix)
+	}
 	if e.Status != "" {
 		return fmt.Sprintf("your server ended (%s) before port %d accepted a connection", e.Status, e.Port)
 	}
@@ -198,6 +230,7 @@ func (p *Program) WaitReady() (net.Conn, error) {
 	p.mu.Unlock()
 	exited := p.ended()
 	start := time.Now()
+	var looked, elsewhereSince time.Time
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -205,6 +238,20 @@ func (p *Program) WaitReady() (net.Conn, error) {
 		}
 		if status := p.Exited(); status != "" {
 			return nil, &ErrNotReady{Port: port, Status: status, Waited: time.Since(start)}
+		}
+		// A server that ignores {port} is found out as soon as it listens elsewhere, not at
+		// the end of the wait; it is given a second, in case it listens on another port first.
+		if time.Since(looked) >= 200*time.Millisecond {
+			looked = time.Now()
+			elsewhere, said := p.elsewhere(port)
+			switch {
+			case elsewhere == 0:
+				elsewhereSince = time.Time{}
+			case elsewhereSince.IsZero():
+				elsewhereSince = time.Now()
+			case time.Since(elsewhereSince) >= time.Second:
+				return nil, &ErrNotReady{Port: port, Waited: time.Since(start), Elsewhere: elsewhere, Said: said}
+			}
 		}
 		if time.Since(start) > wait {
 			return nil, &ErrNotReady{Port: port, Waited: wait, Default: p.Ready == 0,
@@ -216,6 +263,26 @@ func (p *Program) WaitReady() (net.Conn, error) {
 		}
 	}
 }
+
+// elsewhere returns a port the server listens on instead of port, if its listening sockets
+// show it (Linux), or if its output names DefaultPort and something listens there (said).
+func (p *Program) elsewhere(port int) (elsewhere int, said bool) {
+	if pgid := p.Group(); pgid != 0 {
+		if ports := groupListens(pgid); len(ports) > 0 && !slices.Contains(ports, port) {
+			return ports[0], false
+		}
+	}
+	p.mu.Lock()
+	named := p.namedDefault
+	p.mu.Unlock()
+	if named && port != DefaultPort && PortTaken(DefaultPort) {
+		return DefaultPort, true
+	}
+	return 0, false
+}
+
+// namesDefault matches a line that names DefaultPort ("Listening on port 5555").
+var namesDefault = regexp.MustCompile(`\b` + strconv.Itoa(DefaultPort) + `\b`)
 
 // Stop ends the server's whole process group: SIGTERM, then SIGKILL if anything in it still
 // runs after StopGrace. It reports whether it had to kill, and waits until everything the

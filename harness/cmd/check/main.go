@@ -9,6 +9,7 @@
 //
 // Exit status: 0 when every required check of the stage passed, 1 when one failed, 2 when the
 // checks could not run (bad flags, a command that does not start, a port that never opens).
+// Under go run, 2 reaches the shell as 1, as any failure of the go command does.
 package main
 
 import (
@@ -41,9 +42,17 @@ its own, so that each line comes out as soon as it is printed (-pipe gives it
 a pipe instead).
 
 Exit status: 0 when every required check passed, 1 when one failed, 2 when the
-checks could not run.
+checks could not run. Under go run, 2 reaches the shell as 1 (go run reports any
+failure as 1): a script that needs the difference runs go build first.
 
 Stages:
+`
+
+// shortUsage is what a command line that misses something gets: the usage line and an
+// example, the two things a newcomer otherwise learns by trial.
+const shortUsage = `usage: check -stage N [-v] [-pipe] [-wait DURATION] -- COMMAND [ARG...]
+example: go run ./harness/cmd/check -stage 4 -- python3 my_server.py {port}
+(check -h says more)
 `
 
 func main() {
@@ -74,14 +83,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	command := flags.Args()
 	switch {
+	case len(args) == 0:
+		// A newcomer's first try: the usage line and an example say more than any one error.
+		fmt.Fprint(stderr, shortUsage)
+		return 2
 	case *stage == 8:
-		fmt.Fprintln(stderr, "check: stage 8 has no checks: what it adds, one room across many servers, cannot be seen\nfrom one server's clients; stage 7's checks judge each of its servers")
+		fmt.Fprintln(stderr, "check: stage 8 has no checks; stages 1 to 7 have\n"+
+			"What it adds, one room across many servers, cannot be seen from one server's\n"+
+			"clients; stage 7's checks judge each of its servers.")
+		return 2
+	case *stage == 0:
+		fmt.Fprintf(stderr, "check: which stage? -stage 1 to 7 (-h lists them)\n%s", shortUsage)
 		return 2
 	case *stage < 1 || *stage > 7:
-		fmt.Fprintln(stderr, "check: -stage must be 1 to 7 (check -h lists them)")
+		fmt.Fprintf(stderr, "check: stage %d has no checks; stages 1 to 7 have (-h lists them)\n%s", *stage, shortUsage)
 		return 2
 	case len(command) == 0:
-		fmt.Fprintln(stderr, "check: no server command: put it after --, as in check -stage 5 -- ./server {port}")
+		fmt.Fprintf(stderr, "check: no server command: put it after --\n%s", shortUsage)
 		return 2
 	}
 
@@ -93,7 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Your server: %s\n", tester.ShellWords(command))
 	if program.FixedPort() {
 		if tester.PortTaken(tester.DefaultPort) {
-			fmt.Fprintf(stderr, "check: port %d is already taken: stop whatever listens there, or pass your server the port with {port} or {addr}\n", tester.DefaultPort)
+			fmt.Fprintf(stderr, "check: port %d is already taken\n"+
+				"Stop whatever listens there, or give your server a port with {port} or {addr}.\n", tester.DefaultPort)
 			return 2
 		}
 		fmt.Fprintf(stdout, "Your command names no {port} or {addr}: your server is expected on port %d.\n", tester.DefaultPort)
@@ -118,8 +137,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	colour := os.Getenv("NO_COLOR") == "" && isTerminal(stdout)
 	var failed []string
 	required := 0
+	reporter := &tester.Reporter{Verbose: *verbose, Colour: colour}
 	err := tester.CheckStage(program, *stage, func(res *tester.Result) {
-		fmt.Fprint(stdout, res.Report(*verbose, colour))
+		fmt.Fprint(stdout, reporter.Report(res))
 		if res.Check.Required && res.Err == nil {
 			required++
 			if !res.Passed {

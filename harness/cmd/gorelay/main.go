@@ -31,14 +31,14 @@ const readSize = 4096
 func main() {
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./harness/cmd/gorelay [flags]\n\n"+
-			"gorelay is stage 5's relay written the usual Go way, a goroutine per connection, for\n"+
-			"the fanout benchmark to compare with.\n\nFlags:\n")
+			"gorelay is stage 5's relay written the usual Go way, a goroutine per\n"+
+			"connection, for the fanout benchmark to compare with.\n\nFlags:\n")
 		flag.PrintDefaults()
 	}
 	addr := flag.String("addr", ":5555", "address to listen on (host:port)")
 	quiet := flag.Bool("quiet", false, "do not log every message (for benchmarks)")
-	maxLine := flag.Int("max-line", 64*1024, "longest line accepted, in bytes; a longer one disconnects its sender")
-	maxPending := flag.Int("max-pending", 4<<20, "bytes queued for a client before it is dropped as a slow reader")
+	maxLine := flag.Int("max-line", 64*1024, "longest line accepted, in bytes; a longer one\ndisconnects its sender")
+	maxPending := flag.Int("max-pending", 4<<20, "bytes queued for a client before it is dropped\nas a slow reader")
 	flag.Parse()
 
 	listener, err := net.Listen("tcp", *addr)
