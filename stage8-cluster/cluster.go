@@ -322,7 +322,7 @@ func natsHint(addr string, err error) string {
 	if h == "" {
 		return ""
 	}
-	return " (is a stage 8 server running here? join it with the -nats URL it printed, or try -nats-listen)"
+	return "\n(is a stage 8 server running here? join it with the -nats URL it printed,\nor try -nats-listen)"
 }
 
 // natsTrouble says what an error the NATS client reports by itself means for the room.

@@ -658,5 +658,5 @@ func hint(addr string, err error) string {
 			next = net.JoinHostPort(host, strconv.Itoa(n+1))
 		}
 	}
-	return " (is another server still running? try -addr " + next + ")"
+	return "\n(is another server still running? try -addr " + next + ")"
 }

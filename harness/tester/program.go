@@ -47,6 +47,7 @@ type Program struct {
 	sink       func(string) // where its output lines go
 	// namedDefault is set once the server's output has named DefaultPort, since its start.
 	namedDefault bool
+	closed       bool // StopForGood was called: nothing starts any more
 }
 
 // FixedPort reports whether the command says nowhere where to listen, so that the server is
@@ -101,6 +102,9 @@ func PortTaken(port int) bool {
 func (p *Program) Start(port int, sink func(string)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("the checks were stopped")
+	}
 	command := Command{
 		Args: p.Command(port),
 		Env: []string{"PORT=" + strconv.Itoa(port),
@@ -293,6 +297,15 @@ func (p *Program) Stop() (killed bool) {
 		return false
 	}
 	return r.Stop(StopGrace)
+}
+
+// StopForGood is Stop for a tester that is leaving: no server starts after it, so that a
+// check starting its next server at that very moment cannot leave one running.
+func (p *Program) StopForGood() (killed bool) {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	return p.Stop()
 }
 
 // PauseOutput stops reading the server's output, until ResumeOutput or Stop: once the pipe

@@ -128,7 +128,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	go func() {
 		<-interrupted
 		fmt.Fprintln(stderr, "\ncheck: interrupted; stopping your server")
-		if program.Stop() {
+		if program.StopForGood() {
 			fmt.Fprintf(stderr, "check: your server did not stop within %v of SIGTERM: killed it\n", tester.StopGrace)
 		}
 		os.Exit(2)
