@@ -654,15 +654,57 @@ func FloodLine(i int) string {
 // reader reads as fast as the checker can, which may be slower than the server. The channel
 // yields the write error, or nil once everything is sent.
 func SendFlood(conn net.Conn, count int, received *atomic.Int64) <-chan error {
-	return sendLines(conn, 0, count, new(atomic.Int64), received)
+	return sendLines(conn, 0, count, new(atomic.Int64), received, newTurns(1), 0)
+}
+
+// turns has the senders of a flood write one after the other, a write each in turn: a relay
+// that passes on its reads then has another sender's write between each write's unfinished
+// last line and its end.
+type turns struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	next int    // whose turn it is
+	done []bool // senders that have sent everything, or given up
+}
+
+func newTurns(senders int) *turns {
+	t := &turns{done: make([]bool, senders)}
+	t.cond = sync.NewCond(&t.mu)
+	return t
+}
+
+// wait waits for sender s's turn.
+func (t *turns) wait(s int) {
+	t.mu.Lock()
+	for t.next != s {
+		t.cond.Wait()
+	}
+	t.mu.Unlock()
+}
+
+// pass gives the turn to the next sender still sending; finished says s is done.
+func (t *turns) pass(s int, finished bool) {
+	t.mu.Lock()
+	t.done[s] = t.done[s] || finished
+	if t.next == s {
+		for i := 1; i <= len(t.done); i++ {
+			if k := (s + i) % len(t.done); !t.done[k] {
+				t.next = k
+				break
+			}
+		}
+	}
+	t.cond.Broadcast()
+	t.mu.Unlock()
 }
 
 // sendLines sends lines first to first+count-1, as SendFlood does. sent counts the lines that
 // every sender of the flood has sent, this one's among them: together they stay within 10,000
 // lines of the reader, and so they all send at once.
-func sendLines(conn net.Conn, first, count int, sent, received *atomic.Int64) <-chan error {
+func sendLines(conn net.Conn, first, count int, sent, received *atomic.Int64, turn *turns, me int) <-chan error {
 	done := make(chan error, 1)
 	go func() {
+		defer turn.pass(me, true)
 		var batch []byte
 		lines := 0
 		for i := first; i < first+count; i++ {
@@ -672,6 +714,7 @@ func sendLines(conn net.Conn, first, count int, sent, received *atomic.Int64) <-
 			if len(batch) < 64<<10 && !end {
 				continue
 			}
+			turn.wait(me)
 			// The deadline counts from the reader's last progress: with several senders, one
 			// may wait its turn for as long as the others take.
 			last, deadline := received.Load(), time.Now().Add(Deadline)
@@ -685,9 +728,10 @@ func sendLines(conn net.Conn, first, count int, sent, received *atomic.Int64) <-
 				}
 				time.Sleep(time.Millisecond)
 			}
-			// Every write but the last stops in the middle of a line, and the next one ends it:
-			// a relay that passes on its reads rather than whole lines then mixes the senders'
-			// lines up, however few they are.
+			// Every write but the last stops in the middle of a line, and this sender's next
+			// write ends it, after the other senders' writes (turns): a relay that passes on
+			// its reads rather than whole lines then mixes the senders' lines up, however few
+			// they are.
 			n := len(batch)
 			if !end {
 				n -= 37
@@ -699,6 +743,7 @@ func sendLines(conn net.Conn, first, count int, sent, received *atomic.Int64) <-
 			}
 			sent.Add(int64(lines))
 			batch, lines = append(batch[:0], batch[n:]...), 0
+			turn.pass(me, false)
 		}
 		done <- nil
 	}()
@@ -741,8 +786,9 @@ func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan 
 	go func() {
 		var sending []<-chan error
 		var sent atomic.Int64
+		turn := newTurns(len(senders))
 		for s, c := range senders {
-			sending = append(sending, sendLines(c.Conn, s*per, min(per, count-s*per), &sent, received))
+			sending = append(sending, sendLines(c.Conn, s*per, min(per, count-s*per), &sent, received, turn, s))
 		}
 		for _, errs := range sending {
 			if err := <-errs; err != nil {
