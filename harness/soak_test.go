@@ -55,7 +55,7 @@ func brokenRelay(t *testing.T, mistake string) string {
 	require.NoError(t, err)
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
-	var lines atomic.Int64 // over all connections: one sends too few lines for every 50th
+	var lines atomic.Int64 // over all connections: one makes its mistake at every 10th
 	t.Cleanup(func() {
 		listener.Close()
 		mu.Lock()
@@ -104,11 +104,11 @@ func brokenRelay(t *testing.T, mistake string) string {
 					n := lines.Add(1)
 					switch {
 					case strings.HasPrefix(line, soakSyncLine):
-					case mistake == "duplicate" && n%50 == 0:
+					case mistake == "duplicate" && n%10 == 0:
 						relay(conn, line)
-					case mistake == "corrupt" && n%50 == 0:
+					case mistake == "corrupt" && n%10 == 0:
 						line = strings.Replace(line, "soak", "saok", 1)
-					case mistake == "drop" && n%50 == 0:
+					case mistake == "drop" && n%10 == 0:
 						continue
 					case mistake == "reorder" && n%5 == 1 && held == "":
 						held = line // sent after the next line
