@@ -1,0 +1,121 @@
+// Command pictures measures the runs that the READMEs' charts are drawn from, writes each
+// run's data file beside its picture, and draws the pictures (package harness/pictures):
+// the CPU of stages 3 to 6 over ten seconds, and stage 6's flood control with and without its
+// budget. With -draw it measures nothing and redraws every picture from its data file, the
+// fan-out benchmark's too (harness/cmd/fanout -chart writes that one's).
+//
+//	go run ./harness/cmd/pictures              # measure and draw (about a minute; Linux)
+//	go run ./harness/cmd/pictures -only cpu    # the CPU runs only
+//	go run ./harness/cmd/pictures -draw        # redraw every picture from its data file
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/pictures"
+)
+
+// measurements are the runs the command knows, by the name -only takes.
+var measurements = []string{"cpu", "flood"}
+
+func main() {
+	harness.SetUsage("pictures", "pictures measures the runs the READMEs' charts are drawn from (the CPU of stages 3 to 6, stage 6's flood control), writes each run's data file beside its picture, and draws the pictures. With -draw it only redraws them from their data files.")
+	draw := flag.Bool("draw", false, "measure nothing: redraw every picture from its data file")
+	only := flag.String("only", "cpu,flood", "what to measure: cpu (stages 3 to 6), flood (stage 6)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "pictures: unexpected argument %q (see -h)\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	chosen := strings.Split(*only, ",")
+	for _, name := range chosen {
+		if !slices.Contains(measurements, name) {
+			fmt.Fprintf(os.Stderr, "pictures: -only %q: want cpu, flood or both (cpu,flood)\n", name)
+			os.Exit(2)
+		}
+	}
+	root, err := harness.Root()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pictures: %v\n", err)
+		os.Exit(1)
+	}
+	if !*draw {
+		// Ctrl-C kills the server being measured and deletes the programs built for it.
+		harness.CleanUpOnSignal()
+		err := measure(root, chosen)
+		harness.RemoveBuilds()
+		if err != nil && harness.Stopping() {
+			select {} // interrupted: the signal handler cleans up and exits
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pictures: %v\n", err)
+			os.Exit(1)
+		}
+	}
+	if err := redraw(root); err != nil {
+		fmt.Fprintf(os.Stderr, "pictures: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// measure runs what chosen names and writes the data files.
+func measure(root string, chosen []string) error {
+	date := time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	if slices.Contains(chosen, "cpu") {
+		for _, stage := range pictures.CPUStages {
+			fmt.Printf("measuring %s's CPU for %v...\n", stage, cpuRunLength)
+			run, err := measureCPU(stage)
+			if err != nil {
+				return fmt.Errorf("%s: %w", stage, err)
+			}
+			run.Date = date
+			if err := pictures.Write(root, stage+"/"+pictures.CPUFile, run.Data()); err != nil {
+				return err
+			}
+		}
+	}
+	if slices.Contains(chosen, "flood") {
+		fmt.Printf("measuring %s with a flood, with its budget and without...\n", pictures.FloodStage)
+		run, err := measureFlood()
+		if err != nil {
+			return fmt.Errorf("%s: %w", pictures.FloodStage, err)
+		}
+		run.Date = date
+		if err := pictures.Write(root, pictures.FloodFile, run.Data()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// redraw draws every picture whose data files exist, and prints its text alternative, for
+// the README beside it.
+func redraw(root string) error {
+	var failed []error
+	for _, p := range pictures.All() {
+		drawing, written, err := p.Redraw(root)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Printf("\n%s: not drawn, no data file (%v)\n", p.SVG, err)
+			continue
+		case err != nil:
+			fmt.Printf("\n%s: not drawn: %v\n", p.SVG, err)
+			failed = append(failed, err)
+			continue
+		case written:
+			fmt.Printf("\n%s: drawn, %d bytes\n", p.SVG, len(drawing.SVG))
+		default:
+			fmt.Printf("\n%s: unchanged\n", p.SVG)
+		}
+		fmt.Print(harness.Wrap(drawing.Text, "  ", 80))
+	}
+	return errors.Join(failed...)
+}
