@@ -45,16 +45,10 @@ func (c Bars) SVG() []byte {
 		}
 	}
 	yAxis := niceAxis(0, yMax*1.08) // room for the values above the bars
-	p := defaultPlot()
-	y := func(v float64) float64 { return yAxis.scale(v, p.bottom, p.top) }
-
-	var s svg
 	defs := ""
 	if anyMarked {
 		defs = hatch
 	}
-	s.open(c.Title, c.Desc, defs)
-	s.heading(c.Title, c.Caption)
 	var entries []legendEntry
 	for i, series := range c.Series {
 		entries = append(entries, legendEntry{name: series.Name, colour: Palette[i%len(Palette)], kind: "box"})
@@ -62,7 +56,9 @@ func (c Bars) SVG() []byte {
 	if anyMarked && c.Marked != "" {
 		entries = append(entries, legendEntry{name: c.Marked, colour: "#8b949e", kind: "marked"})
 	}
-	s.legend(p.left, entries)
+	var s svg
+	p := s.begin(c.Title, c.Desc, defs, c.Caption, entries)
+	y := func(v float64) float64 { return yAxis.scale(v, p.bottom, p.top) }
 	s.yAxis(p, yAxis, c.YLabel)
 	s.printf("<line class=\"axis\" x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", num(p.left), num(p.bottom), num(p.right), num(p.bottom))
 

@@ -55,16 +55,30 @@ type svg struct {
 
 func (s *svg) printf(format string, args ...any) { fmt.Fprintf(&s.b, format, args...) }
 
-// open writes the header, the text alternative (title and desc, for screen readers and for
-// browsers that show a tooltip) and the style.
-func (s *svg) open(title, desc string, defs string) {
-	s.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-labelledby="t d">`+"\n",
-		Width, Height, Width, Height)
+// begin writes the header, the text alternative (title and desc, for screen readers and for
+// browsers that show a tooltip), the style, the title, the legend and the caption, and
+// returns the rectangle left for the data. A legend too wide for one line takes two, and a
+// caption of more than two lines makes the canvas taller: the plot keeps its size.
+func (s *svg) begin(title, desc, defs string, caption []string, entries []legendEntry) plot {
+	rows := legendRows(entries)
+	extra := 18*float64(max(len(rows)-1, 0)) + 14*float64(max(len(caption)-2, 0))
+	height := Height + extra
+	s.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%s" viewBox="0 0 %d %s" role="img" aria-labelledby="t d">`+"\n",
+		Width, num(height), Width, num(height))
 	s.printf("<title id=\"t\">%s</title>\n<desc id=\"d\">%s</desc>\n", escape(title), escape(desc))
 	s.printf("<style>\n%s\n</style>\n", style)
 	if defs != "" {
 		s.printf("<defs>%s</defs>\n", defs)
 	}
+	s.text(marginLeft, 22, "start", "title", title)
+	for i, row := range rows {
+		s.legend(marginLeft, 44+18*float64(i), row)
+	}
+	for i, line := range caption {
+		s.text(10, height-10-14*float64(len(caption)-1-i), "start", "caption", line)
+	}
+	shift := 18 * float64(max(len(rows)-1, 0))
+	return plot{marginLeft, marginTop + shift, Width - marginRight, Height - marginBottom + shift}
 }
 
 // text writes a line of text at x, y; anchor is start, middle or end.
@@ -79,19 +93,22 @@ func (s *svg) text(x, y float64, anchor, class, text string) {
 	s.printf("<text x=\"%s\" y=\"%s\"%s>%s</text>\n", num(x), num(y), attrs, escape(text))
 }
 
-// heading writes the title and the caption lines, which every chart has.
-func (s *svg) heading(title string, caption []string) {
-	s.text(marginLeft, 22, "start", "title", title)
-	for i, line := range caption {
-		y := Height - 10 - 14*float64(len(caption)-1-i)
-		s.text(10, y, "start", "caption", line)
+// legendRows splits the legend's entries into lines that fit above the plot.
+func legendRows(entries []legendEntry) [][]legendEntry {
+	var rows [][]legendEntry
+	x := float64(marginLeft)
+	for _, e := range entries {
+		if len(rows) == 0 || x+e.width() > Width-marginRight {
+			rows, x = append(rows, nil), marginLeft
+		}
+		rows[len(rows)-1] = append(rows[len(rows)-1], e)
+		x += e.width()
 	}
+	return rows
 }
 
-// legend writes one entry per series, left to right above the plot, and returns where the
-// next entry would go.
-func (s *svg) legend(x float64, entries []legendEntry) float64 {
-	const y = 44
+// legend writes one line of the legend, left to right from x.
+func (s *svg) legend(x, y float64, entries []legendEntry) {
 	for _, e := range entries {
 		switch e.kind {
 		case "line":
@@ -99,24 +116,26 @@ func (s *svg) legend(x float64, entries []legendEntry) float64 {
 			if e.dashed {
 				dash = ` stroke-dasharray="6 4"`
 			}
-			s.printf("<line x1=\"%s\" y1=\"%d\" x2=\"%s\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n",
-				num(x), y-4, num(x+20), y-4, e.colour, dash)
+			s.printf("<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n",
+				num(x), num(y-4), num(x+20), num(y-4), e.colour, dash)
 		default:
-			s.printf("<rect x=\"%s\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", num(x+4), y-10, e.colour)
+			s.printf("<rect x=\"%s\" y=\"%s\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", num(x+4), num(y-10), e.colour)
 			if e.kind == "marked" {
-				s.printf("<rect x=\"%s\" y=\"%d\" width=\"12\" height=\"12\" fill=\"url(#hatch)\"/>\n", num(x+4), y-10)
+				s.printf("<rect x=\"%s\" y=\"%s\" width=\"12\" height=\"12\" fill=\"url(#hatch)\"/>\n", num(x+4), num(y-10))
 			}
 		}
 		s.text(x+26, y, "start", "", e.name)
-		x += 26 + textWidth(e.name) + 18
+		x += e.width()
 	}
-	return x
 }
 
 type legendEntry struct {
 	name, colour, kind string // kind: line, box, or marked (a box hatched)
 	dashed             bool
 }
+
+// width is the room the entry takes: its sample, its name, and a gap.
+func (e legendEntry) width() float64 { return 26 + textWidth(e.name) + 18 }
 
 func (s *svg) close() []byte {
 	s.b.WriteString("</svg>\n")
@@ -153,7 +172,7 @@ func niceAxis(low, high float64) axis {
 	if high <= low {
 		high = low + 1
 	}
-	raw := (high - low) / 5
+	raw := (high - low) / 5 * 0.99 // a hair past a round number (10.004) stays on it
 	power := math.Pow(10, math.Floor(math.Log10(raw)))
 	step := power * 10
 	for _, m := range []float64{1, 2, 2.5, 5, 10} {
@@ -162,8 +181,7 @@ func niceAxis(low, high float64) axis {
 			break
 		}
 	}
-	// A value a hair past a round number (a ten-second run's last sample ends at 10.004 s)
-	// does not stretch the axis by a whole step.
+	// Nor does it stretch the axis by a whole step.
 	return axis{min: math.Floor(low/step) * step, max: math.Ceil(high/step-0.01) * step, step: step}
 }
 
@@ -196,10 +214,6 @@ func (a axis) scale(v, from, to float64) float64 {
 
 // plot is the rectangle the data is drawn in.
 type plot struct{ left, top, right, bottom float64 }
-
-func defaultPlot() plot {
-	return plot{marginLeft, marginTop, Width - marginRight, Height - marginBottom}
-}
 
 // yAxis draws the horizontal grid lines, the tick labels and the rotated axis label.
 func (s *svg) yAxis(p plot, a axis, label string) {

@@ -56,19 +56,15 @@ func (c Line) SVG() []byte {
 		}
 	}
 	xAxis, yAxis := niceAxis(0, xMax), niceAxis(0, yMax)
-	p := defaultPlot()
-	p.top += 18 // room for the bands' names
-	x := func(v float64) float64 { return xAxis.scale(v, p.left, p.right) }
-	y := func(v float64) float64 { return yAxis.scale(v, p.bottom, p.top) }
-
-	var s svg
-	s.open(c.Title, c.Desc, "")
-	s.heading(c.Title, c.Caption)
 	var entries []legendEntry
 	for i, series := range c.Series {
 		entries = append(entries, legendEntry{name: series.Name, colour: Palette[i%len(Palette)], kind: "line", dashed: series.Dashed})
 	}
-	s.legend(p.left, entries)
+	var s svg
+	p := s.begin(c.Title, c.Desc, "", c.Caption, entries)
+	p.top += 18 // room for the bands' names
+	x := func(v float64) float64 { return xAxis.scale(v, p.left, p.right) }
+	y := func(v float64) float64 { return yAxis.scale(v, p.bottom, p.top) }
 
 	for i, band := range c.Bands {
 		from, to := x(band.From), x(math.Min(band.To, xAxis.max))

@@ -27,9 +27,9 @@ const (
 // one client connected and silent, then a few lines sent by that client.
 type CPURun struct {
 	Stage   string
-	Machine string // the CPU model, the number of CPUs, the system
-	Date    string // when it was measured: "2026-12-06 20:05 UTC"
-	Command string // the command that measured it
+	Machine string  // the CPU model, the number of CPUs, the system
+	Date    string  // when it was measured: "2026-12-06 20:05 UTC"
+	Command string  // the command that measured it
 	Window  float64 // seconds each sample measures
 	Samples []CPUSample
 	LinesAt []float64 // seconds from the start, when each line was sent

@@ -63,7 +63,7 @@ var floodWorkloads = []struct{ name, label string }{
 	{"flood N=10", "10 receivers"},
 	{"flood N=100", "100 receivers"},
 	{"flood N=1000", "1000 receivers"},
-	{"flood N=100 P=4", "4 senders, 100"},
+	{"flood N=100 P=4", "100, 4 senders"},
 }
 
 // fanoutNames are the benchmark's target names as a reader knows them.
@@ -132,7 +132,8 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 
 	caption := []string{
 		fmt.Sprintf("Measured %s on %s.", d.Fact("date"), d.Fact("machine")),
-		fmt.Sprintf("%s; %d-byte lines, best of %s. Redraw: %s", d.Fact("command"), size, d.Fact("rounds"), RedrawCommand),
+		fmt.Sprintf("%s: %d-byte lines, the best of %s round(s) each.", d.Fact("command"), size, d.Fact("rounds")),
+		"Redraw: " + RedrawCommand,
 	}
 	c := chart.Bars{
 		Caption: caption,

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
 )
@@ -28,6 +29,7 @@ type FloodRun struct {
 	Rate                   int     // the budget's -max-rate, bytes a second
 	FloodAt                float64 // seconds from the start when the flooder starts
 	ReaderRate             int     // how fast the reader reads, bytes a second
+	Window                 float64 // seconds each sample covers
 	Samples                []FloodSample
 	Dropped                map[string]float64 // by budget: when the reader was dropped; absent if never
 }
@@ -51,6 +53,7 @@ func (r *FloodRun) Data() *chart.Data {
 	d.AddFact("budget (bytes/s)", strconv.Itoa(r.Rate))
 	d.AddFact("reader reads (bytes/s)", strconv.Itoa(r.ReaderRate))
 	d.AddFact("flood starts at (s)", strconv.FormatFloat(r.FloodAt, 'f', 3, 64))
+	d.AddFact("window (s)", strconv.FormatFloat(r.Window, 'f', -1, 64))
 	for _, budget := range []string{BudgetOn, BudgetOff} {
 		dropped := "never"
 		if at, ok := r.Dropped[budget]; ok {
@@ -80,7 +83,7 @@ func ReadFloodRun(d *chart.Data) (*FloodRun, error) {
 		return v
 	}
 	r.Rate, r.ReaderRate = int(number("budget (bytes/s)")), int(number("reader reads (bytes/s)"))
-	r.FloodAt = number("flood starts at (s)")
+	r.FloodAt, r.Window = number("flood starts at (s)"), number("window (s)")
 	for _, budget := range []string{BudgetOn, BudgetOff} {
 		if fact := "reader dropped, budget " + budget + " (s)"; d.Fact(fact) != "never" {
 			r.Dropped[budget] = number(fact)
@@ -118,11 +121,16 @@ func (r *FloodRun) series(budget string, pick func(FloodSample) float64) []chart
 	return points
 }
 
-// flooded are one budget's values, by pick, over the windows after the flood started.
+// flooded are one budget's values, by pick, over the windows after the flood began (and
+// before the reader was dropped, if it was), smallest first.
 func (r *FloodRun) flooded(budget string, pick func(FloodSample) float64) []float64 {
+	until := math.Inf(1)
+	if at, ok := r.Dropped[budget]; ok {
+		until = at
+	}
 	var values []float64
 	for _, s := range r.Samples {
-		if v := pick(s); s.Budget == budget && s.End > r.FloodAt && !math.IsNaN(v) {
+		if v := pick(s); s.Budget == budget && s.End > r.FloodAt && s.End <= until && !math.IsNaN(v) {
 			values = append(values, v)
 		}
 	}
@@ -132,32 +140,31 @@ func (r *FloodRun) flooded(budget string, pick func(FloodSample) float64) []floa
 
 // floodText is the runs' figures in a few sentences.
 func (r *FloodRun) floodText() string {
-	text := ""
+	var sentences []string
 	for _, budget := range []string{BudgetOn, BudgetOff} {
 		trips := r.flooded(budget, func(s FloodSample) float64 { return s.Trip })
 		reader := r.flooded(budget, func(s FloodSample) float64 { return s.Reader })
-		name := fmt.Sprintf("With the budget (%s bytes/s)", strconv.Itoa(r.Rate))
+		text := fmt.Sprintf("With the budget (-max-rate %d), once the flood began, ", r.Rate)
 		if budget == BudgetOff {
-			name = " Without it (-max-rate 0)"
+			text = "Without it (-max-rate 0), "
 		}
-		text += name + ", once the flood began: "
 		if len(trips) > 0 {
-			text += fmt.Sprintf("ping round trips of %s at the median window and %s at the worst; ",
-				seconds(trips[len(trips)/2]), seconds(trips[len(trips)-1]))
+			text += fmt.Sprintf("a ping's round trip was %s in the median %s s window and %s in the worst; ",
+				seconds(trips[len(trips)/2]), strconv.FormatFloat(r.Window, 'f', -1, 64), seconds(trips[len(trips)-1]))
 		} else {
 			text += "no ping came back; "
 		}
 		if len(reader) > 0 {
-			text += fmt.Sprintf("the reader received %s kB/s at the median window, %s at most",
-				strconv.FormatFloat(reader[len(reader)/2]/1000, 'f', 0, 64), strconv.FormatFloat(reader[len(reader)-1]/1000, 'f', 0, 64))
+			text += fmt.Sprintf("the reader received %.0f kB/s in the median window", reader[len(reader)/2]/1000)
 		}
 		if at, ok := r.Dropped[budget]; ok {
-			text += fmt.Sprintf(", and was dropped as not reading %.1f s after the flood began.", at-r.FloodAt)
+			text += fmt.Sprintf(", until it was dropped as not reading, %.1f s after the flood began.", at-r.FloodAt)
 		} else {
 			text += ", and was never dropped."
 		}
+		sentences = append(sentences, text)
 	}
-	return text
+	return strings.Join(sentences, " ")
 }
 
 // seconds formats a round trip: "1.2 ms", "340 ms", "1.4 s".

@@ -60,6 +60,7 @@ func main() {
 	natsServer := flag.String("nats-server", "nats-server", "the nats-server executable (looked for on PATH, then in $GOBIN, $GOPATH/bin and ~/go/bin)")
 	rounds := flag.Int("rounds", 3, "run every throughput workload this many times and keep the best")
 	stall := flag.Duration("stall", 10*time.Second, "give up on a run when nothing arrives for this long")
+	drawChart := flag.Bool("chart", false, "write the throughput figures to fanout.tsv beside this command, and draw its README's charts from them")
 	flag.Parse()
 
 	if *addr != "" {
@@ -136,7 +137,11 @@ func main() {
 	// Ctrl-C must not leave servers or builds behind: the harness kills every process it
 	// started, those started from now on included, and deletes the builds.
 	harness.CleanUpOnSignal()
+	began := time.Now()
 	err := b.run()
+	if err == nil && *drawChart {
+		err = b.writeChart(began)
+	}
 	b.stopAll()
 	harness.RemoveBuilds()
 	if err != nil && harness.Stopping() {

@@ -100,7 +100,7 @@ const (
 func measureFlood() (*pictures.FloodRun, error) {
 	run := &pictures.FloodRun{
 		Machine: harness.Machine(), Command: "go run ./harness/cmd/pictures -only flood",
-		Rate: floodBudget, FloodAt: floodAt.Seconds(), ReaderRate: int(float64(readerChunk) / readerTick.Seconds()),
+		Rate: floodBudget, FloodAt: floodAt.Seconds(), Window: floodWindow.Seconds(), ReaderRate: int(float64(readerChunk) / readerTick.Seconds()),
 		Dropped: map[string]float64{},
 	}
 	for _, budget := range []string{pictures.BudgetOn, pictures.BudgetOff} {
