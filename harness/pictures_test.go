@@ -120,7 +120,8 @@ func requireCPUPicture(t *testing.T, stage string, live float64) {
 	}
 }
 
-// firstDifference says where two files first differ, by line.
+// firstDifference says where two files first differ: the line, and a few characters of
+// each around the first difference.
 func firstDifference(want, got []byte) string {
 	wantLines, gotLines := strings.Split(string(want), "\n"), strings.Split(string(got), "\n")
 	for i := range max(len(wantLines), len(gotLines)) {
@@ -131,16 +132,15 @@ func firstDifference(want, got []byte) string {
 		if i < len(gotLines) {
 			g = gotLines[i]
 		}
-		if w != g {
-			return fmt.Sprintf("line %d: the data draws %q, the file has %q", i+1, clip(w), clip(g))
+		if w == g {
+			continue
 		}
+		at := 0
+		for at < min(len(w), len(g)) && w[at] == g[at] {
+			at++
+		}
+		around := func(s string) string { return s[max(at-30, 0):min(at+30, len(s))] }
+		return fmt.Sprintf("line %d, column %d: the data draws %q, the file has %q", i+1, at+1, around(w), around(g))
 	}
 	return "the same lines"
-}
-
-func clip(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "..."
-	}
-	return s
 }
