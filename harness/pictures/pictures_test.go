@@ -31,7 +31,7 @@ func TestCPURun(t *testing.T) {
 	require.InDelta(t, 0.025, back.Mean(PhaseSilent), 1e-9)
 	require.InDelta(t, 0.05, back.Peak(PhaseLinesSent), 1e-9)
 	require.True(t, math.IsNaN(back.Mean("no such phase")))
-	require.Equal(t, []chart.Band{{0, 0.2, PhaseNoClient}, {0.2, 0.4, PhaseSilent}, {0.4, 0.6, PhaseLinesSent}}, back.bands())
+	require.Equal(t, []chart.Band{{From: 0, To: 0.2, Label: PhaseNoClient}, {From: 0.2, To: 0.4, Label: PhaseSilent}, {From: 0.4, To: 0.6, Label: PhaseLinesSent}}, back.bands())
 
 	drawing, err := drawCPU(d)
 	require.NoError(t, err)
