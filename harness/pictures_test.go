@@ -28,10 +28,12 @@ func TestPictures(t *testing.T) {
 
 	t.Run("drawn from their data", func(t *testing.T) {
 		drawn := map[string]bool{}
+		drawings := map[string]pictures.Drawing{}
 		for _, p := range pictures.All() {
 			drawn[p.SVG] = true
 			drawing, err := p.Render(root)
 			require.NoError(t, err)
+			drawings[p.SVG] = drawing
 			onDisk, err := os.ReadFile(filepath.Join(root, p.SVG))
 			require.NoError(t, err)
 			if !bytes.Equal(drawing.SVG, onDisk) {
@@ -56,6 +58,29 @@ func TestPictures(t *testing.T) {
 			return nil
 		})
 		require.NoError(t, err)
+
+		// Every picture is shown in a README, with its figures beside it as they are now.
+		blocks, err := pictures.ReadmeBlocks(root)
+		require.NoError(t, err)
+		shown := map[string]bool{}
+		for _, b := range blocks {
+			shown[b.SVG] = true
+			drawing, ok := drawings[b.SVG]
+			if !ok {
+				t.Errorf("%s shows %s, which is not one of the pictures drawn from data", b.README, b.SVG)
+				continue
+			}
+			ref, _ := filepath.Rel(filepath.Dir(filepath.Join(root, b.README)), filepath.Join(root, b.SVG))
+			if want := pictures.BlockText(ref, drawing, func(s string) string { return s }); !pictures.SameText(want, b.Text) {
+				t.Errorf("%s: the text beside %s does not say what the picture shows: run `%s`\nwant: %s\nhave: %s",
+					b.README, ref, pictures.RedrawCommand, want, b.Text)
+			}
+		}
+		for _, p := range pictures.All() {
+			if !shown[p.SVG] {
+				t.Errorf("%s is shown in no README (a block <!-- picture: ... --> ... <!-- end of picture -->)", p.SVG)
+			}
+		}
 	})
 
 	for _, stage := range pictures.CPUStages {

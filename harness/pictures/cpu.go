@@ -181,12 +181,17 @@ func percent(use float64) string {
 	return "0%"
 }
 
-// cpuText is the run's figures in one sentence.
+// cpuText is the run's figures in one sentence. For a loop that sleeps, the busiest window
+// shows that it woke for the lines; for one that spins, it would say only that the Go runtime
+// has threads of its own.
 func (r *CPURun) cpuText() string {
-	return fmt.Sprintf("%s used %s of a core with no client, %s with one client connected and silent, "+
-		"and %s while it sent %d lines (at most %s in one sample); means over each phase.",
-		r.Stage, percent(r.Mean(PhaseNoClient)), percent(r.Mean(PhaseSilent)), percent(r.Mean(PhaseLinesSent)),
-		len(r.LinesAt), percent(r.Peak(PhaseLinesSent)))
+	text := fmt.Sprintf("%s used %s of a core with no client, %s with one client connected and silent, "+
+		"and %s while that client sent %d lines (the mean of each phase",
+		r.Stage, percent(r.Mean(PhaseNoClient)), percent(r.Mean(PhaseSilent)), percent(r.Mean(PhaseLinesSent)), len(r.LinesAt))
+	if r.Mean(PhaseNoClient) < 0.1 {
+		text += fmt.Sprintf("; %s in its busiest %.0f ms", percent(r.Peak(PhaseLinesSent)), r.Window*1000)
+	}
+	return text + ")."
 }
 
 func drawCPU(d *chart.Data) (Drawing, error) {
@@ -206,7 +211,7 @@ func drawCPU(d *chart.Data) (Drawing, error) {
 		Bands:   r.bands(),
 		Marks:   r.marks(),
 	}
-	return Drawing{SVG: c.SVG(), Text: text}, nil
+	return Drawing{SVG: c.SVG(), Title: c.Title, Measured: c.Caption[0], Text: text}, nil
 }
 
 // drawCPUStages draws the four stages' runs on one chart: the polling loops at the top, the
@@ -251,5 +256,5 @@ func drawCPUStages(in []*chart.Data) (Drawing, error) {
 		Bands:   first.bands(),
 		Marks:   first.marks(),
 	}
-	return Drawing{SVG: c.SVG(), Text: text}, nil
+	return Drawing{SVG: c.SVG(), Title: c.Title, Measured: c.Caption[0], Text: text}, nil
 }

@@ -154,5 +154,5 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 		c.Desc = "Server CPU seconds per million deliveries, flooded, " + strconv.Itoa(size) + "-byte lines. " +
 			strings.Join(sentences, ". ") + "."
 	}
-	return Drawing{SVG: c.SVG(), Text: c.Desc}, nil
+	return Drawing{SVG: c.SVG(), Title: c.Title, Measured: c.Caption[0], Text: c.Desc}, nil
 }

@@ -218,5 +218,5 @@ func drawFlood(d *chart.Data, which string) (Drawing, error) {
 		},
 		Marks: marks,
 	}
-	return Drawing{SVG: c.SVG(), Text: text}, nil
+	return Drawing{SVG: c.SVG(), Title: c.Title, Measured: c.Caption[0], Text: text}, nil
 }

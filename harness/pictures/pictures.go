@@ -16,11 +16,14 @@ import (
 // MaxSize is the most an SVG may weigh: a README's picture must load at once.
 const MaxSize = 50 << 10
 
-// Drawing is a picture drawn: the SVG, and its text alternative, the figures in a sentence,
-// which is also the SVG's description (<desc>) and what a README says beside the picture.
+// Drawing is a picture drawn: the SVG, its title, the line that says when and where it was
+// measured, and its text alternative, the figures in a sentence or two, which is also the
+// SVG's description (<desc>).
 type Drawing struct {
-	SVG  []byte
-	Text string
+	SVG      []byte
+	Title    string
+	Measured string // "Measured 2026-12-06 20:05 UTC on ..."
+	Text     string
 }
 
 // Picture is one SVG of the repository and the data files it is drawn from, by paths

@@ -36,7 +36,7 @@ func TestCPURun(t *testing.T) {
 	drawing, err := drawCPU(d)
 	require.NoError(t, err)
 	require.Equal(t, "stage5-select used 0.5% of a core with no client, 2.5% with one client connected and "+
-		"silent, and 4.5% while it sent 1 lines (at most 5.0% in one sample); means over each phase.", drawing.Text)
+		"silent, and 4.5% while that client sent 1 lines (the mean of each phase; 5.0% in its busiest 100 ms).", drawing.Text)
 	require.Contains(t, string(drawing.SVG), "<desc id=\"d\">"+drawing.Text+"</desc>")
 	require.Contains(t, string(drawing.SVG), "Measured 2026-12-06 20:05 UTC on a CPU, 2 CPUs, linux/amd64.")
 

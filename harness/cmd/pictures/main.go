@@ -96,26 +96,50 @@ func measure(root string, chosen []string) error {
 	return nil
 }
 
-// redraw draws every picture whose data files exist, and prints its text alternative, for
-// the README beside it.
+// redraw draws every picture whose data files exist, and rewrites the text beside each in
+// the READMEs that show it: the date, the machine and the figures.
 func redraw(root string) error {
 	failed := 0
+	drawings := map[string]pictures.Drawing{}
 	for _, p := range pictures.All() {
 		drawing, written, err := p.Redraw(root)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			fmt.Printf("\n%s: not drawn, no data file (%v)\n", p.SVG, err)
+			fmt.Printf("%s: not drawn, no data file (%v)\n", p.SVG, err)
 			continue
 		case err != nil:
-			fmt.Printf("\nnot drawn: %v\n", err)
+			fmt.Printf("not drawn: %v\n", err)
 			failed++
 			continue
-		case written:
-			fmt.Printf("\n%s: drawn, %d bytes\n", p.SVG, len(drawing.SVG))
-		default:
-			fmt.Printf("\n%s: unchanged\n", p.SVG)
 		}
-		fmt.Print(harness.Wrap(drawing.Text, "  ", 80))
+		drawings[p.SVG] = drawing
+		if written {
+			fmt.Printf("%s: drawn, %d bytes\n", p.SVG, len(drawing.SVG))
+		} else {
+			fmt.Printf("%s: unchanged\n", p.SVG)
+		}
+	}
+
+	// The READMEs' blocks of text beside the pictures say what the pictures now show.
+	blocks, err := pictures.ReadmeBlocks(root)
+	if err != nil {
+		return err
+	}
+	var readmes []string
+	for _, b := range blocks {
+		if !slices.Contains(readmes, b.README) {
+			readmes = append(readmes, b.README)
+		}
+	}
+	wrap := func(text string) string { return harness.Wrap(text, "", 95) }
+	for _, readme := range readmes {
+		changed, err := pictures.UpdateReadme(root, readme, drawings, wrap)
+		if err != nil {
+			fmt.Println(err)
+			failed++
+		} else if changed {
+			fmt.Printf("%s: the text beside its pictures rewritten\n", readme)
+		}
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of the pictures could not be drawn (above)", failed)
