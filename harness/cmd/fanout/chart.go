@@ -24,25 +24,7 @@ func (b *bench) writeChart(began time.Time) error {
 	if err != nil {
 		return err
 	}
-	d := &chart.Data{Columns: pictures.FanoutColumns}
-	d.AddFact("what", "the benchmark's throughput rows: deliveries a second, the server's CPU seconds per million "+
-		"deliveries, and whether the generator's core was full (then the rate is a lower bound)")
-	d.AddFact("machine", harness.Machine())
-	d.AddFact("date", began.UTC().Format("2006-01-02 15:04 UTC"))
-	d.AddFact("command", strings.Join(append([]string{"go run ./harness/cmd/fanout"}, os.Args[1:]...), " "))
-	d.AddFact("rounds", strconv.Itoa(b.rounds))
-	for _, r := range b.rows {
-		if r.res.err != nil || r.res.delivered == 0 {
-			continue
-		}
-		cpu := r.res.serverCPU.Seconds() / (float64(r.res.delivered) / 1e6)
-		saturated := "no"
-		if r.res.generatorSaturated() {
-			saturated = "yes"
-		}
-		d.AddRow(r.workload, r.size, r.target, strconv.FormatFloat(r.res.deliveriesPerSecond(), 'f', 0, 64),
-			strconv.FormatFloat(cpu, 'f', 4, 64), saturated)
-	}
+	d := b.chartData(began, harness.Machine(), strings.Join(append([]string{"go run ./harness/cmd/fanout"}, os.Args[1:]...), " "))
 	if err := pictures.Write(root, pictures.FanoutFile, d); err != nil {
 		return err
 	}
@@ -57,4 +39,29 @@ func (b *bench) writeChart(began time.Time) error {
 		fmt.Printf("drew %s\n", filepath.ToSlash(p.SVG))
 	}
 	return nil
+}
+
+// chartData is the data file of the run's throughput rows; a row that failed has no figures
+// and is left out.
+func (b *bench) chartData(began time.Time, machine, command string) *chart.Data {
+	d := &chart.Data{Columns: pictures.FanoutColumns}
+	d.AddFact("what", "the benchmark's throughput rows: deliveries a second, the server's CPU seconds per million "+
+		"deliveries, and whether the generator's core was full (then the rate is a lower bound)")
+	d.AddFact("machine", machine)
+	d.AddFact("date", began.UTC().Format("2006-01-02 15:04 UTC"))
+	d.AddFact("command", command)
+	d.AddFact("rounds", strconv.Itoa(b.rounds))
+	for _, r := range b.rows {
+		if r.res.err != nil || r.res.delivered == 0 {
+			continue
+		}
+		cpu := r.res.serverCPU.Seconds() / (float64(r.res.delivered) / 1e6)
+		saturated := "no"
+		if r.res.generatorSaturated() {
+			saturated = "yes"
+		}
+		d.AddRow(r.workload, r.size, r.target, strconv.FormatFloat(r.res.deliveriesPerSecond(), 'f', 0, 64),
+			strconv.FormatFloat(cpu, 'f', 4, 64), saturated)
+	}
+	return d
 }
