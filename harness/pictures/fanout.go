@@ -104,30 +104,38 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 	if len(groups) == 0 {
 		return Drawing{}, fmt.Errorf("no flood workload at %d bytes in the data", size)
 	}
+	// The figures three ways: bars, a sentence per server for the SVG's description, and a
+	// table for the README.
 	var series []chart.BarSeries
 	var sentences []string
+	table := "| server | " + strings.Join(groups, " | ") + " |\n| --- |" + strings.Repeat(" ---: |", len(groups)) + "\n"
 	for _, target := range targets {
 		s := chart.BarSeries{Name: fanoutName(target)}
-		var figures []string
+		var figures, cells []string
 		for g, w := range workloads {
 			i := slices.IndexFunc(rows, func(r fanoutRow) bool { return r.workload == w && r.size == size && r.target == target })
 			if i < 0 {
 				s.Values, s.Marked = append(s.Values, math.NaN()), append(s.Marked, false)
+				cells = append(cells, "-")
 				continue
 			}
 			r := rows[i]
-			v, figure := r.rate/1e6, fmt.Sprintf("%s %.1f M/s", groups[g], r.rate/1e6)
+			v, cell := r.rate/1e6, fmt.Sprintf("%.1f M", r.rate/1e6)
 			if which == fanoutCPU {
-				v, figure = r.cpu, fmt.Sprintf("%s %.3f s", groups[g], r.cpu)
+				v, cell = r.cpu, fmt.Sprintf("%.3f", r.cpu)
 			}
-			if r.saturated && which == fanoutRate {
+			marked := r.saturated && which == fanoutRate
+			figure := groups[g] + " " + cell
+			if marked {
 				figure += " (generator at its limit)"
+				cell += "*"
 			}
-			s.Values, s.Marked = append(s.Values, v), append(s.Marked, r.saturated && which == fanoutRate)
-			figures = append(figures, figure)
+			s.Values, s.Marked = append(s.Values, v), append(s.Marked, marked)
+			figures, cells = append(figures, figure), append(cells, cell)
 		}
 		series = append(series, s)
 		sentences = append(sentences, s.Name+": "+strings.Join(figures, ", "))
+		table += "| " + s.Name + " | " + strings.Join(cells, " | ") + " |\n"
 	}
 
 	caption := []string{
@@ -141,6 +149,7 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 		Groups:  groups,
 		Series:  series,
 	}
+	var text string
 	if which == fanoutRate {
 		c.Title = "Fan-out: lines delivered per second"
 		c.YLabel = "deliveries per second (millions)"
@@ -148,11 +157,15 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 		c.Format = func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 		c.Desc = "Deliveries per second, flooded, " + strconv.Itoa(size) + "-byte lines. " +
 			strings.Join(sentences, ". ") + ". Where the generator was at its limit, the figure is a lower bound."
+		text = fmt.Sprintf("Deliveries per second, flooded with %d-byte lines, by number of receivers; "+
+			"`*` marks a run whose generator was at its limit, so that the figure is a lower bound:", size)
 	} else {
 		c.Title = "Fan-out: the server's CPU per delivery"
 		c.YLabel = "server CPU seconds per million deliveries"
 		c.Desc = "Server CPU seconds per million deliveries, flooded, " + strconv.Itoa(size) + "-byte lines. " +
 			strings.Join(sentences, ". ") + "."
+		text = fmt.Sprintf("The server's CPU seconds per million deliveries, flooded with %d-byte lines, "+
+			"by number of receivers:", size)
 	}
-	return Drawing{SVG: c.SVG(), Title: c.Title, Measured: c.Caption[0], Text: c.Desc}, nil
+	return Drawing{SVG: c.SVG(), Title: c.Title, Measured: c.Caption[0], Text: text, Table: table}, nil
 }

@@ -121,11 +121,11 @@ func (r *FloodRun) series(budget string, pick func(FloodSample) float64) []chart
 	return points
 }
 
-// flooded are one budget's values, by pick, over the windows after the flood began (and
-// before the reader was dropped, if it was), smallest first.
-func (r *FloodRun) flooded(budget string, pick func(FloodSample) float64) []float64 {
+// flooded are one budget's values, by pick, over the windows after the flood began,
+// smallest first; for the reader, only those before it was dropped, if it was.
+func (r *FloodRun) flooded(budget string, pick func(FloodSample) float64, reader bool) []float64 {
 	until := math.Inf(1)
-	if at, ok := r.Dropped[budget]; ok {
+	if at, ok := r.Dropped[budget]; ok && reader {
 		until = at
 	}
 	var values []float64
@@ -138,27 +138,34 @@ func (r *FloodRun) flooded(budget string, pick func(FloodSample) float64) []floa
 	return values
 }
 
-// floodText is the runs' figures in a few sentences.
-func (r *FloodRun) floodText() string {
+// floodText is the figures of one of the pictures (floodTrips or floodRate), both runs, in
+// a sentence each.
+func (r *FloodRun) floodText(which string) string {
 	var sentences []string
 	for _, budget := range []string{BudgetOn, BudgetOff} {
-		trips := r.flooded(budget, func(s FloodSample) float64 { return s.Trip })
-		reader := r.flooded(budget, func(s FloodSample) float64 { return s.Reader })
 		text := fmt.Sprintf("With the budget (-max-rate %d), once the flood began, ", r.Rate)
 		if budget == BudgetOff {
 			text = "Without it (-max-rate 0), "
 		}
-		if len(trips) > 0 {
-			text += fmt.Sprintf("a ping's round trip was %s in the median %s s window and %s in the worst; ",
-				seconds(trips[len(trips)/2]), strconv.FormatFloat(r.Window, 'f', -1, 64), seconds(trips[len(trips)-1]))
-		} else {
-			text += "no ping came back; "
+		window := strconv.FormatFloat(r.Window, 'f', -1, 64) + " s"
+		if which == floodTrips {
+			trips := r.flooded(budget, func(s FloodSample) float64 { return s.Trip }, false)
+			if len(trips) == 0 {
+				sentences = append(sentences, text+"no ping came back.")
+				continue
+			}
+			sentences = append(sentences, text+fmt.Sprintf("a ping's round trip (the median of each %s window) was %s in a typical window and %s in the worst.",
+				window, seconds(trips[len(trips)/2]), seconds(trips[len(trips)-1])))
+			continue
 		}
+		reader := r.flooded(budget, func(s FloodSample) float64 { return s.Reader }, true)
 		if len(reader) > 0 {
-			text += fmt.Sprintf("the reader received %.0f kB/s in the median window", reader[len(reader)/2]/1000)
+			text += fmt.Sprintf("the reader received %.0f kB/s in a typical %s window (the median)", reader[len(reader)/2]/1000, window)
+		} else {
+			text += "the reader received nothing"
 		}
 		if at, ok := r.Dropped[budget]; ok {
-			text += fmt.Sprintf(", until it was dropped as not reading, %.1f s after the flood began.", at-r.FloodAt)
+			text += fmt.Sprintf(", until the server dropped it as not reading, %.1f s after the flood began.", at-r.FloodAt)
 		} else {
 			text += ", and was never dropped."
 		}
@@ -202,7 +209,7 @@ func drawFlood(d *chart.Data, which string) (Drawing, error) {
 	if at, ok := r.Dropped[BudgetOn]; ok {
 		marks = append(marks, chart.Mark{X: at, Label: "reader dropped (budget on)"})
 	}
-	text := r.floodText()
+	text := r.floodText(which)
 	c := chart.Line{
 		Title: title,
 		Desc:  text,

@@ -17,13 +17,14 @@ import (
 const MaxSize = 50 << 10
 
 // Drawing is a picture drawn: the SVG, its title, the line that says when and where it was
-// measured, and its text alternative, the figures in a sentence or two, which is also the
-// SVG's description (<desc>).
+// measured, and its text alternative for the README: the figures in a sentence or two (the
+// SVG's description, <desc>, says the same), or a sentence and a table.
 type Drawing struct {
 	SVG      []byte
 	Title    string
 	Measured string // "Measured 2026-12-06 20:05 UTC on ..."
 	Text     string
+	Table    string // a Markdown table, or ""
 }
 
 // Picture is one SVG of the repository and the data files it is drawn from, by paths

@@ -2,7 +2,6 @@ package pictures
 
 import (
 	"math"
-	"strings"
 	"testing"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
@@ -67,8 +66,13 @@ func TestFloodRun(t *testing.T) {
 	require.True(t, math.IsNaN(back.Samples[11].Trip))
 	back.Samples[11].Trip, r.Samples[11].Trip = 0, 0 // NaN equals nothing, not even NaN
 	require.Equal(t, r, back)
-	text := back.floodText()
-	require.True(t, strings.HasPrefix(text, "With the budget (-max-rate 65536), once the flood began, a ping's round trip was 1.0 ms"), text)
-	require.Contains(t, text, "Without it (-max-rate 0), a ping's round trip was 300 ms in the median 0.25 s window")
-	require.Contains(t, text, "until it was dropped as not reading, 0.5 s after the flood began.")
+	require.Equal(t, "With the budget (-max-rate 65536), once the flood began, a ping's round trip (the median "+
+		"of each 0.25 s window) was 1.0 ms in a typical window and 1.0 ms in the worst. Without it (-max-rate 0), "+
+		"a ping's round trip (the median of each 0.25 s window) was 300 ms in a typical window and 400 ms in the "+
+		"worst.", back.floodText(floodTrips))
+	require.Equal(t, "With the budget (-max-rate 65536), once the flood began, the reader received 98 kB/s in "+
+		"a typical 0.25 s window (the median), and was never dropped. Without it (-max-rate 0), the reader "+
+		"received 98 kB/s in a typical 0.25 s window (the median), until the server dropped it as not reading, "+
+		"0.5 s after the flood began.",
+		back.floodText(floodRate))
 }

@@ -59,7 +59,11 @@ func ReadmeBlocks(root string) ([]Block, error) {
 // BlockText is what a README's block for the drawing holds, the paragraph wrapped by wrap;
 // ref is the SVG's path from the README's folder.
 func BlockText(ref string, d Drawing, wrap func(string) string) string {
-	return fmt.Sprintf("![%s](%s)\n\n%s", d.Title, ref, wrap("*"+d.Measured+"* "+d.Text))
+	text := fmt.Sprintf("![%s](%s)\n\n%s", d.Title, ref, wrap("*"+d.Measured+"* "+d.Text))
+	if d.Table != "" {
+		text += "\n" + d.Table
+	}
+	return text
 }
 
 // SameText reports whether two texts differ only in where their lines break.

@@ -35,7 +35,8 @@ func TestChartData(t *testing.T) {
 			drawing, err := p.Draw([]*chart.Data{d})
 			require.NoError(t, err)
 			require.Equal(t, 1+1, strings.Count(string(drawing.SVG), "url(#hatch)"), "the bar at the limit, and the legend")
-			require.Contains(t, drawing.Text, "stage 5, epoll: 10 receivers 60.0 M/s (generator at its limit)")
+			require.Contains(t, string(drawing.SVG), "stage 5, epoll: 10 receivers 60.0 M (generator at its limit)")
+			require.Equal(t, "| server | 10 receivers |\n| --- | ---: |\n| stage 5, epoll | 60.0 M* |\n| Redis | 7.0 M |\n", drawing.Table)
 			return
 		}
 	}
