@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func measure(root string, chosen []string) error {
 				return fmt.Errorf("%s: %w", stage, err)
 			}
 			run.Date = date
-			if err := pictures.Write(root, stage+"/"+pictures.CPUFile, run.Data()); err != nil {
+			if err := pictures.Write(root, filepath.Join(stage, pictures.CPUFile), run.Data()); err != nil {
 				return err
 			}
 		}
@@ -105,7 +106,7 @@ func redraw(root string) error {
 		drawing, written, err := p.Redraw(root)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			fmt.Printf("%s: not drawn, no data file (%v)\n", p.SVG, err)
+			fmt.Printf("%s: not drawn, no data file yet (%s)\n", p.SVG, strings.Join(p.Inputs, ", "))
 			continue
 		case err != nil:
 			fmt.Printf("not drawn: %v\n", err)
@@ -142,7 +143,7 @@ func redraw(root string) error {
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of the pictures could not be drawn (above)", failed)
+		return fmt.Errorf("%d of the pictures or READMEs could not be drawn or written (above)", failed)
 	}
 	return nil
 }
