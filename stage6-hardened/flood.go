@@ -64,7 +64,7 @@ func (s *server) spend(c *client, n int) {
 		c.slowedDown = true // once per episode, not once per read
 		fmt.Fprintf(s.out, "Server: client slowed down: sending faster than %d bytes/s\n", s.maxRate)
 		// One try that never waits, and only between two lines, as sayGoodbye does (limits.go).
-		if c.sent == 0 {
+		if !c.output.cut {
 			unix.Write(c.fd, []byte(fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", s.maxRate)))
 		}
 	}

@@ -98,10 +98,10 @@ func (s *server) finishStopping() {
 	over := !time.Now().Before(s.deadline)
 	cut := 0
 	for fd, c := range s.clients {
-		if c.queued > 0 && !over {
+		if c.output.queued > 0 && !over {
 			continue
 		}
-		if c.queued > 0 {
+		if c.output.queued > 0 {
 			cut++
 		}
 		s.poller.remove(fd)
@@ -132,6 +132,6 @@ func (s *server) printQueues() {
 	for _, fd := range fds {
 		c := s.clients[fd]
 		fmt.Fprintf(s.out, "Server: client on descriptor %d: %d bytes waiting in %d batches, room for %d\n",
-			fd, c.queued, len(c.output), cap(c.output))
+			fd, c.output.queued, len(c.output.batches), cap(c.output.batches))
 	}
 }
