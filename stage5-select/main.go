@@ -51,9 +51,9 @@ func main() {
 		log.Print(err)
 		os.Exit(2) // like any misused flag
 	}
-	listener, port, err := listenNonblocking(options.addr)
+	listener, port, err := listenNonblocking(options.addr, options.reuseAddr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err))
+		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err, options.reuseAddr))
 	}
 	if err := poller.add(listener); err != nil {
 		log.Fatalf("cannot start waiting for sockets: %v", err)
@@ -107,7 +107,7 @@ func main() {
 // from the program's side every call blocks. To poll sockets ourselves, as the article does with
 // nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
 // for us: socket, setsockopt, bind, listen.
-func listenNonblocking(addr string) (listener, port int, err error) {
+func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err error) {
 	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return -1, 0, err
@@ -140,8 +140,11 @@ func listenNonblocking(addr string) (listener, port int, err error) {
 	// otherwise inherit the listener.
 	unix.CloseOnExec(listener)
 	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
-	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return -1, 0, err
+	// A new socket starts without it, so -reuseaddr=false brings the failure back.
+	if reuseAddr {
+		if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return -1, 0, err
+		}
 	}
 	if err = unix.Bind(listener, sockaddr); err != nil {
 		return -1, 0, err
@@ -322,30 +325,26 @@ func stopOnSignal(out io.Writer) {
 	}()
 }
 
-// reason cuts an error from the net package down to its cause: "address already in use"
-// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
-// already names the address.
+// reason cuts an address error down to its cause: "missing port in address" rather than
+// "address 127.0.0.1: missing port in address", since our message already names the address.
+// An error from a system call, such as "address already in use", is its cause already.
 func reason(err error) error {
 	var addrErr *net.AddrError
 	if errors.As(err, &addrErr) {
 		return errors.New(addrErr.Err)
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		return opErr.Err
-	}
 	return err
 }
 
-// hint adds a guess to "address already in use": most often, a server from an earlier stage
-// is still running in another terminal.
-func hint(addr string, err error) string {
+// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely this
+// stage's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
+// from an earlier stage is probably still running in another terminal.
+func hint(addr string, err error, reuseAddr bool) string {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		return ""
+	}
+	if !reuseAddr {
+		return "\n(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
 	}
 	next := ":5556"
 	if host, port, err := net.SplitHostPort(addr); err == nil {

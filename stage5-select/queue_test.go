@@ -80,7 +80,8 @@ func TestOutputQueuePartialWrites(t *testing.T) {
 	// The socket takes part of the first batch: the rest waits, and the poller must watch.
 	rewatch, err := q.writeTo(fd)
 	if err != nil || !rewatch || !q.watching {
-		t.Fatalf("a partial write: rewatch %v, watching %v, err %v; want true, true, nil", rewatch, q.watching, err)
+		t.Fatalf("a partial write: rewatch %v, watching %v, err %v; want true, true, nil",
+			rewatch, q.watching, err)
 	}
 	took := len(a) + len(b) - q.queued
 	if took <= 0 || took >= len(a) || !q.cut {
@@ -129,7 +130,8 @@ func TestOutputQueueSharesBatches(t *testing.T) {
 	if q2.queued != len(batch) || len(q2.batches[0]) != len(batch) {
 		t.Fatalf("the other queue holds %d bytes of %d", len(q2.batches[0]), len(batch))
 	}
-	if got := deliver(t, &q1, fd1, peer1); len(got) == 0 || !bytes.Equal(got, batch[len(batch)-len(got):]) {
+	got := deliver(t, &q1, fd1, peer1)
+	if len(got) == 0 || !bytes.Equal(got, batch[len(batch)-len(got):]) {
 		t.Fatal("the first receiver did not get the rest of the batch")
 	}
 	if got := deliver(t, &q2, fd2, peer2); !bytes.Equal(got, batch) {

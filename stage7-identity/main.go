@@ -27,7 +27,7 @@ type client struct {
 	pending      []byte
 	output       outputQueue // what its socket has not taken yet: queue.go
 	disconnected bool        // the client left, or was dropped, during this pass
-	budget                   // what it may send before the server reads it more slowly: see flood.go
+	budget       budget      // what it may send before it is read more slowly: flood.go
 	// name is what the client answered to the welcome, and "" until then: a client without a
 	// name has not joined the room yet, and hears nothing of it.
 	name string
@@ -36,20 +36,20 @@ type client struct {
 // server is the loop's state, shared by the functions below.
 type server struct {
 	options
-	poller      poller
-	listener    int
-	clients     map[int]*client // by descriptor: events name descriptors
-	joined      []*client       // the clients with a name, in the order they joined: the room
-	writers     []*client       // clients to write to at the end of this pass
-	throttled   []*client       // clients over their budget, not read for now: see flood.go
-	buffer      []byte          // one buffer for every read: an idle client costs no buffer
-	out         *bytes.Buffer   // what this pass printed: see log.go
-	log         *logWriter
-	descriptors // out of descriptors: see descriptors.go
-	stopping    // shutting down: see shutdown.go
+	poller           poller
+	listener         int
+	clients          map[int]*client // by descriptor: events name descriptors
+	joined           []*client       // the clients with a name, in the order they joined: the room
+	writers          []*client       // clients to write to at the end of this pass
+	waitingForBudget []*client       // clients over their budget, not read for now: see flood.go
+	buffer           []byte          // one buffer for every read: an idle client costs no buffer
+	out              *bytes.Buffer   // what this pass printed: see log.go
+	log              *logWriter
+	descriptors      descriptors // for running out of them: see descriptors.go
+	shutdown         shutdown    // signals, and shutting down: see shutdown.go
 }
 
-// errLeft is why a client that went away by itself is disconnected (no reason is printed).
+// errLeft is why a client that went away by itself is disconnected.
 var errLeft = errors.New("left")
 
 func main() {
@@ -59,9 +59,9 @@ func main() {
 		log.Print(err)
 		os.Exit(2) // like any misused flag
 	}
-	listener, port, err := listenNonblocking(options.addr)
+	listener, port, err := listenNonblocking(options.addr, options.reuseAddr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err))
+		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err, options.reuseAddr))
 	}
 	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
 		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
@@ -72,13 +72,10 @@ func main() {
 	fmt.Fprintf(s.out, "Server: waiting for sockets with %s (-poller %[1]s)\n", options.poller)
 
 	for {
-		// What the loop printed goes out once per pass, and never holds the loop up.
-		s.handLog()
-		s.readAgain() // flood.go: clients whose budget has come back are read again
-		// The lesson of this stage: sleep in the kernel, with no timeout, until a socket is
+		// The lesson of stage 5: sleep in the kernel, with no timeout, until a socket is
 		// ready. An idle server uses no CPU at all. (Only a shutdown, or a client waiting for
-		// its budget, sets a timeout.)
-		events, err := s.poller.wait(s.timeout())
+		// its budget, sets a timeout: see beforeWait.)
+		events, err := s.poller.wait(s.beforeWait())
 		if err == unix.EINTR {
 			continue // a signal cut the sleep short: sleep again
 		}
@@ -89,7 +86,7 @@ func main() {
 		for _, e := range events {
 			sender := s.clients[e.fd]
 			switch {
-			case e.fd == s.signals:
+			case e.fd == s.shutdown.signals:
 				s.onSignal()
 			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
@@ -105,18 +102,25 @@ func main() {
 				}
 			}
 		}
-		// A storm of connections must not hold up everyone else: a bounded number per pass,
-		// as Redis does; the rest wait in the queue for the next pass.
 		for i := 0; listenerReady && i < acceptsPerPass; i++ {
 			listenerReady = s.acceptClient()
 		}
 		s.flush() // after accepting, so that a newcomer's welcome goes out in this pass
-		s.finishStopping()
+		s.finishShutdown()
 	}
 }
 
-// acceptsPerPass bounds the connections one pass accepts.
+// acceptsPerPass bounds the connections one pass accepts: a storm of connections must not
+// hold up everyone else, so the rest wait in the queue for the next pass, as in Redis.
 const acceptsPerPass = 64
+
+// beforeWait is the hardening's work before each wait, and returns how long the wait may last
+// in milliseconds (-1: for ever).
+func (s *server) beforeWait() (timeout int) {
+	s.handLog()        // log.go: what the last pass printed goes out, and never holds the loop up
+	s.readAgain()      // flood.go: clients whose budget has come back are read again
+	return s.timeout() // shutdown.go: a shutdown's last second, or a client waiting for budget
+}
 
 // listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
 // returns the socket and the port it is bound to (the real one when addr asks for port 0).
@@ -126,7 +130,7 @@ const acceptsPerPass = 64
 // from the program's side every call blocks. To poll sockets ourselves, as the article does with
 // nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
 // for us: socket, setsockopt, bind, listen.
-func listenNonblocking(addr string) (listener, port int, err error) {
+func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err error) {
 	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return -1, 0, err
@@ -159,8 +163,11 @@ func listenNonblocking(addr string) (listener, port int, err error) {
 	// otherwise inherit the listener.
 	unix.CloseOnExec(listener)
 	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
-	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return -1, 0, err
+	// A new socket starts without it, so -reuseaddr=false brings the failure back.
+	if reuseAddr {
+		if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return -1, 0, err
+		}
 	}
 	if err = unix.Bind(listener, sockaddr); err != nil {
 		return -1, 0, err
@@ -214,14 +221,13 @@ func (s *server) acceptClient() (again bool) {
 }
 
 // receive reads what sender has sent, routes every complete line, and disconnects sender if
-// it has left or broke a limit. It reports whether sender may have more to read.
-func (s *server) receive(sender *client) (more bool) {
+// it has left or broke a limit.
+func (s *server) receive(sender *client) {
 	lines, err := s.readLines(sender)
 	s.route(sender, lines)
 	if err != nil && err != unix.EAGAIN {
 		s.disconnect(sender, err)
 	}
-	return err == nil && !sender.disconnected // a refused name disconnects it, for one
 }
 
 // readLines reads what the client has sent since the last pass, without waiting, and returns
@@ -229,7 +235,7 @@ func (s *server) receive(sender *client) (more bool) {
 // next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
 // client has left, or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
-	if s.shuttingDown {
+	if s.shutdown.begun {
 		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
 	}
 	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
@@ -296,7 +302,8 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 		batch = append(append(batch, message...), '\n')
 	}
 	for _, receiver := range s.joined {
-		if receiver != sender && !receiver.disconnected { // disconnected: dropped while this loop ran (see leave)
+		// disconnected: dropped while this loop ran (see leave)
+		if receiver != sender && !receiver.disconnected {
 			s.queue(receiver, batch)
 		}
 	}
@@ -504,30 +511,26 @@ func (s *server) names() string {
 	return strings.Join(names, ", ")
 }
 
-// reason cuts an error from the net package down to its cause: "address already in use"
-// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
-// already names the address.
+// reason cuts an address error down to its cause: "missing port in address" rather than
+// "address 127.0.0.1: missing port in address", since our message already names the address.
+// An error from a system call, such as "address already in use", is its cause already.
 func reason(err error) error {
 	var addrErr *net.AddrError
 	if errors.As(err, &addrErr) {
 		return errors.New(addrErr.Err)
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		return opErr.Err
-	}
 	return err
 }
 
-// hint adds a guess to "address already in use": most often, a server from an earlier stage
-// is still running in another terminal.
-func hint(addr string, err error) string {
+// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely this
+// stage's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
+// from an earlier stage is probably still running in another terminal.
+func hint(addr string, err error, reuseAddr bool) string {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		return ""
+	}
+	if !reuseAddr {
+		return "\n(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
 	}
 	next := ":5556"
 	if host, port, err := net.SplitHostPort(addr); err == nil {
