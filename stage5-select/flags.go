@@ -25,7 +25,7 @@ func parseFlags() options {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"The finished chat server: one loop that sleeps in select (or epoll, kqueue)\n"+
+			"Stage 5 of the chat workshop: one loop that sleeps in select (or epoll, kqueue)\n"+
 			"until a socket is ready, and relays every line to every other client.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}

@@ -213,10 +213,9 @@ func (s *server) receive(sender *client) {
 }
 
 // readLines reads what the client has sent since the last pass, without waiting, and returns
-// the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
-// next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
-// client has left (the start of a line it never finished is dropped with it), or says why the
-// server drops it.
+// the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
+// was nothing to read, errLeft once the client has left (the start of a line it never finished
+// is dropped with it), or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	n, err := unix.Read(c.fd, s.buffer)
 	if err == unix.EAGAIN {

@@ -9,9 +9,8 @@ import (
 )
 
 // The limits guard the server's memory against one client: a line that never ends (a pasted
-// megabyte, a binary file) and a client that never reads (a laptop closed mid-stream) would
-// each make a buffer grow without end. Past -max-line or -max-pending the client is dropped,
-// and everyone else goes on as before.
+// megabyte, a binary file) or a client that never reads (a laptop closed mid-stream) would
+// make a buffer grow without end. Past -max-line or -max-pending the client is dropped.
 
 // drop is why the server drops a client: what the log says, and what the client is told.
 type drop struct{ log, goodbye string }

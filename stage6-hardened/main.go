@@ -229,9 +229,8 @@ func (s *server) receive(sender *client) {
 }
 
 // readLines reads what the client has sent since the last pass, without waiting, and returns
-// the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
-// next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
-// client has left, or says why the server drops it.
+// the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
+// was nothing to read, errLeft once the client has left, or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	if s.shutdown.begun {
 		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages

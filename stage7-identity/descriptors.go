@@ -89,7 +89,6 @@ func (s *server) outOfDescriptors(err error) (again bool) {
 // turnAway tells a connection the server cannot take it, and closes it.
 func turnAway(fd int) {
 	unix.SetNonblock(fd, true)
-	// "\n", not "\r\n": stage 7's lines are Budget Chat's.
 	unix.Write(fd, []byte("Server: too many connections, try again later\n"))
 	discardInput(fd, make([]byte, 512)) // limits.go: so that the close does not reset it
 	unix.Close(fd)

@@ -68,7 +68,6 @@ func (s *server) spend(c *client, n int) {
 		}
 		fmt.Fprintf(s.out, "Server: %s slowed down: sending faster than %d bytes/s\n", who, s.maxRate)
 		// One try that never waits, and only between two lines, as sayGoodbye does (limits.go).
-		// "\n", not "\r\n": stage 7's lines are Budget Chat's.
 		if !c.output.cut {
 			unix.Write(c.fd, []byte(fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", s.maxRate)))
 		}

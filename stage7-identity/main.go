@@ -231,9 +231,8 @@ func (s *server) receive(sender *client) {
 }
 
 // readLines reads what the client has sent since the last pass, without waiting, and returns
-// the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
-// next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
-// client has left, or says why the server drops it.
+// the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
+// was nothing to read, errLeft once the client has left, or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	if s.shutdown.begun {
 		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
@@ -289,8 +288,9 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 // lines of one read are framed once, into one batch, and every receiver's queue gets that one
 // batch.
 //
-// Stage 7's lines end in "\n" alone, where stages 4 to 6 sent "\r\n": Protohackers' Budget
-// Chat protocol, which stage 7 speaks, ends every line with "\n", and its clients compare whole
+// Stage 7's lines end in "\n" alone, where stages 4 to 6 sent "\r\n", and so do the server's
+// own lines to a client (limits.go, descriptors.go, flood.go): Protohackers' Budget Chat
+// protocol, which stage 7 speaks, ends every line with "\n", and its clients compare whole
 // lines. Our own clients and nc accept either.
 func (s *server) broadcast(sender *client, lines [][]byte) {
 	if len(lines) == 0 {
