@@ -86,13 +86,12 @@ func main() {
 		for _, e := range events {
 			sender := s.clients[e.fd]
 			switch {
-			case e.fd == s.shutdown.signals:
-				s.onSignal()
 			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
 			case sender == nil:
 				// Disconnected earlier in this pass: a stale event, ignore it. Accepting last
-				// keeps a new client from taking over its descriptor number before now.
+				// keeps a new client from taking over its descriptor number before now. (Or
+				// the pipe that signals arrive on: it is read before the next wait.)
 			default:
 				if e.readable {
 					s.receive(sender)
@@ -106,7 +105,6 @@ func main() {
 			listenerReady = s.acceptClient()
 		}
 		s.flush() // after accepting, so that a newcomer's welcome goes out in this pass
-		s.finishShutdown()
 	}
 }
 
@@ -114,9 +112,11 @@ func main() {
 // hold up everyone else, so the rest wait in the queue for the next pass, as in Redis.
 const acceptsPerPass = 64
 
-// beforeWait is the hardening's work before each wait, and returns how long the wait may last
-// in milliseconds (-1: for ever).
+// beforeWait is the hardening's work between two passes, and returns how long the next wait
+// may last, in milliseconds (-1: for ever).
 func (s *server) beforeWait() (timeout int) {
+	s.onSignal()       // shutdown.go: the signals that arrived, through a pipe the poller watches
+	s.finishShutdown() // shutdown.go: while shutting down, close each client that has its output
 	s.handLog()        // log.go: what the last pass printed goes out, and never holds the loop up
 	s.readAgain()      // flood.go: clients whose budget has come back are read again
 	return s.timeout() // shutdown.go: a shutdown's last second, or a client waiting for budget

@@ -49,11 +49,10 @@ func pipeOnSignal() (int, error) {
 	return pipe[0], nil
 }
 
-// onSignal reads the signals that arrived.
+// onSignal reads the signals that have arrived, if any: the pipe is non-blocking.
 func (s *server) onSignal() {
-	received := make([]byte, 16)
-	n, _ := unix.Read(s.shutdown.signals, received)
-	for _, b := range received[:max(n, 0)] {
+	n, _ := unix.Read(s.shutdown.signals, s.buffer[:16])
+	for _, b := range s.buffer[:max(n, 0)] {
 		switch {
 		case b == 'q':
 			s.printQueues()
