@@ -353,8 +353,8 @@ func reason(err error) error {
 	return err
 }
 
-// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely this
-// stage's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
+// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely stage
+// 2's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
 // from an earlier stage is probably still running in another terminal.
 func hint(addr string, err error, reuseAddr bool) string {
 	if !errors.Is(err, syscall.EADDRINUSE) {
