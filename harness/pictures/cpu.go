@@ -237,7 +237,7 @@ func drawCPUStages(in []*chart.Data) (Drawing, error) {
 			percent(r.Mean(PhaseNoClient)), percent(r.Mean(PhaseSilent)), percent(r.Mean(PhaseLinesSent))))
 	}
 	text := "CPU used with no client, with one silent client, and while lines were sent (means " +
-		"over each phase): " + strings.Join(sentences, "; ") + "."
+		"of each phase): " + strings.Join(sentences, "; ") + "."
 	first := runs[0]
 	caption := first.caption()
 	for _, r := range runs[1:] {
