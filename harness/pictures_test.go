@@ -111,8 +111,8 @@ var cpuBurners = map[string]bool{"stage3-nonblocking": true, "stage4-broadcast":
 // requireCPUPicture fails unless stage's CPU data file says what the stage does while idle,
 // with no client and with one client silent: most of a core for a polling loop (at least
 // half, as checkBurnsCPU asks), under 2% for a loop that sleeps (as the idle-cpu check
-// asks). live is the share of a core measured now with one client connected and silent,
-// or -1 for none; it must fall on the same side.
+// asks). live is the share of a core measured now while the stage is idle, or -1 for none;
+// it must fall on the same side.
 func requireCPUPicture(t *testing.T, stage string, live float64) {
 	t.Helper()
 	root, err := Root()
@@ -140,7 +140,7 @@ func requireCPUPicture(t *testing.T, stage string, live float64) {
 			path, stage, claim, mean*100, phase, run.Date)
 	}
 	if live >= 0 {
-		require.True(t, says(live), "%s's picture shows that it %s while idle, but now, with one client connected and silent, it used %.1f%% of a core",
+		require.True(t, says(live), "%s's picture shows that it %s while idle, but now, idle, it used %.1f%% of a core",
 			stage, claim, live*100)
 	}
 }

@@ -236,7 +236,7 @@ func drawCPUStages(in []*chart.Data) (Drawing, error) {
 		sentences = append(sentences, fmt.Sprintf("%s %s, %s and %s", r.Stage,
 			percent(r.Mean(PhaseNoClient)), percent(r.Mean(PhaseSilent)), percent(r.Mean(PhaseLinesSent))))
 	}
-	text := "CPU used with no client, with one silent client, and while lines were sent (means " +
+	text := "CPU used with no client, with one silent client, and while lines were sent (the mean " +
 		"of each phase): " + strings.Join(sentences, "; ") + "."
 	first := runs[0]
 	caption := first.caption()
