@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
 	"github.com/go-chat-workshop/simple-chat-server/harness/pictures"
 )
 
@@ -67,9 +68,11 @@ func main() {
 	}
 }
 
-// measure runs what chosen names and writes the data files.
+// measure runs what chosen names and then writes the data files, all at once: a run cut
+// short by Ctrl-C or an error leaves the pictures as they were.
 func measure(root string, chosen []string) error {
 	date := time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	files := map[string]*chart.Data{}
 	if slices.Contains(chosen, "cpu") {
 		for _, stage := range pictures.CPUStages {
 			fmt.Printf("measuring %s's CPU for %v...\n", stage, cpuRunLength)
@@ -78,9 +81,7 @@ func measure(root string, chosen []string) error {
 				return fmt.Errorf("%s: %w", stage, err)
 			}
 			run.Date = date
-			if err := pictures.Write(root, filepath.Join(stage, pictures.CPUFile), run.Data()); err != nil {
-				return err
-			}
+			files[filepath.Join(stage, pictures.CPUFile)] = run.Data()
 		}
 	}
 	if slices.Contains(chosen, "flood") {
@@ -90,7 +91,10 @@ func measure(root string, chosen []string) error {
 			return fmt.Errorf("%s: %w", pictures.FloodStage, err)
 		}
 		run.Date = date
-		if err := pictures.Write(root, pictures.FloodFile, run.Data()); err != nil {
+		files[pictures.FloodFile] = run.Data()
+	}
+	for name, d := range files {
+		if err := pictures.Write(root, name, d); err != nil {
 			return err
 		}
 	}
