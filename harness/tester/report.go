@@ -22,6 +22,7 @@ func (res *Result) Report(verbose, colour bool) string {
 type Reporter struct {
 	Verbose, Colour bool
 	hinted          map[string]string // a hint printed, and the check it was printed under
+	styled          bool              // the server's house style has been reported
 }
 
 // Report is res as the check command prints it.
@@ -99,6 +100,10 @@ func (rp *Reporter) Report(res *Result) string {
 	}
 	if res.Observation != "" && res.Passed {
 		b.WriteString(wrap(res.Observation, "  ", "  "))
+	}
+	if res.Style != "" && !rp.styled {
+		rp.styled = true
+		b.WriteString(wrap(paint("36", "house style: ")+res.Style, "  ", "  "))
 	}
 	if res.Killed && res.Passed {
 		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  "))

@@ -354,9 +354,9 @@ func isLine(got, want string) bool { return got == want+"\n" || got == want+"\r\
 // expectRelayed reads the line message (without its ending) that a client should have been
 // sent, and notes which ending it came with.
 func expectRelayed(c *Client, message string) {
-	got, err := c.ReadLine(Deadline)
-	if err == nil && isLine(got, message) {
-		if strings.HasSuffix(got, "\r\n") {
+	got, err := c.readRelayed(Deadline, true)
+	if err == nil && got.Message == message {
+		if strings.HasSuffix(got.Line, "\r\n") {
 			c.run.Note("ending", `\r\n`)
 		} else {
 			c.run.Note("ending", `\n`)
@@ -364,8 +364,13 @@ func expectRelayed(c *Client, message string) {
 		return
 	}
 	hint := "send each line to every client except its sender"
-	if err != nil {
+	switch {
+	case err != nil:
 		hint = fmt.Sprintf("%s heard nothing: %s", c.Name, hint)
+	case got.Message != "" && c.sent[got.Message]:
+		c.run.Fail(fmt.Sprintf("%s to receive %s, not its own line", c.Name, quote(message)), echoHint)
+	case got.Message == "":
+		hint = "the line came cut, or run into another: " + hint + ", whole"
 	}
 	c.run.Fail(fmt.Sprintf("%s to receive %s, ended by \"\\n\" or \"\\r\\n\"", c.Name, quote(message)), hint)
 }
@@ -408,7 +413,7 @@ func stillHeard(r *Run, a, b *Client, hint string) {
 		message := "still here? says " + turn.from.Name
 		turn.from.Send(message + "\r\n")
 		got, err := turn.to.ReadOthers(Deadline, true)
-		if err != nil || !isLine(got, message) {
+		if err != nil || got.Message != message {
 			r.Fail(fmt.Sprintf("%s to receive %q", turn.to.Name, message), turn.to.Name+" heard nothing "+hint)
 		}
 	}
@@ -493,14 +498,13 @@ func sendInTurns(a, b *Client, lineA, lineB string) {
 func expectWhole(r *Run, c *Client, want map[string]bool, hint string) {
 	for range len(want) {
 		got, err := c.ReadOthers(Deadline, false)
-		message := strings.TrimSuffix(strings.TrimSuffix(got, "\n"), "\r")
-		if err == nil && want[message] {
-			delete(want, message)
+		if err == nil && want[got.Message] {
+			delete(want, got.Message)
 			continue
 		}
 		if err == nil {
-			c.run.say("[%s] received %s", c.Name, quote(got))
-			r.Say("%s", mixedWhere(message, want))
+			c.run.say("[%s] received %s", c.Name, quote(got.Line))
+			r.Say("%s", mixedWhere(r.unstyled(got.Text), want))
 		}
 		r.Fail(fmt.Sprintf("%s to receive each long line whole", c.Name), hint)
 	}
@@ -555,8 +559,8 @@ func wholeLinesBetween(r *Run, a, b, c *Client, size int, tagA, tagB string) {
 // sequence that would clear a terminal.
 const NotTextLine = "caf\xe9 \xff\xfe\x00\x01\x07 \x1b[2J bytes\n"
 
-const notTextHint = "a line that is not text (invalid UTF-8, control bytes) must not end " +
-	"your server or stop it serving the others: relay the bytes as they came, or drop that " +
+const notTextHint = "a line that is not text (invalid UTF-8, control bytes) must not stop " +
+	"your server serving the others: relay the bytes as they came, or drop that " +
 	"line; a decoder that raises on invalid UTF-8 (Python's bytes.decode(), say) needs its " +
 	"error caught, or decode with errors=\"replace\""
 
@@ -584,8 +588,8 @@ func skipTo(c *Client, want string, skip int) string {
 		if err != nil {
 			return ""
 		}
-		if isLine(got, want) {
-			return got
+		if got.Message == want {
+			return got.Line
 		}
 	}
 	return ""
@@ -593,8 +597,12 @@ func skipTo(c *Client, want string, skip int) string {
 
 func checkIdleCPU(r *Run) {
 	clients := r.Clients(50)
+	// One line through the room first, so that the server has done its work of greeting
+	// and relaying; whether it arrives is the broadcast check's lesson, not this one's.
 	clients[49].Send("are you all there?\r\n")
-	expectRelayed(clients[0], "are you all there?")
+	if got, err := clients[0].readRelayed(Deadline, true); err != nil || got.Message != "are you all there?" {
+		r.Say("%s did not receive the line; the CPU is measured all the same", clients[0].Name)
+	}
 	// A client that left: stage 3's loop would spin on a socket that reads 0 bytes forever.
 	leaver := r.Client()
 	leaver.Close()
@@ -612,8 +620,8 @@ func checkFraming(r *Run) {
 	sender.Send("first\r\nsecond\n")
 	expectRelayed(receiver, "first")
 	// The second line came in the same write as the first, which has arrived: it is due now.
-	got, err := receiver.ReadLine(time.Second)
-	if err != nil || !isLine(got, "second") {
+	got, err := receiver.readRelayed(time.Second, true)
+	if err != nil || got.Message != "second" {
 		r.Fail(fmt.Sprintf("%s to receive %q", receiver.Name, "second"),
 			"only the first of two lines sent in one write came through: keep everything a read "+
 				"returns and relay every complete line in it (the article's last listing lost the rest)")
@@ -623,8 +631,8 @@ func checkFraming(r *Run) {
 		"half a line was relayed as if it were a line: keep the bytes after the last \"\\n\" "+
 			"until the rest of the line arrives")
 	sender.Send("two writes\r\n")
-	got, err = receiver.ReadLine(Deadline)
-	if err != nil || !isLine(got, "a line in two writes") {
+	got, err = receiver.readRelayed(Deadline, true)
+	if err != nil || got.Message != "a line in two writes" {
 		r.Fail(fmt.Sprintf("%s to receive %q", receiver.Name, "a line in two writes"),
 			"a line that came in two writes was lost or cut: keep the unfinished end of each "+
 				"client's input until the rest of its line arrives")
@@ -813,35 +821,85 @@ const heldUpHint = "a client that does not read held up the others: never wait f
 
 // receiveFlood reads count flood lines, each within wait, sent by senders that each sent
 // linesPerSender of them (numbered s*linesPerSender on), and fails at the first that is
-// missing,
-// cut or out of its sender's order: with lost as the hint, or with late if none came in time.
+// missing, cut or out of its sender's order, showing it and what came instead: with lost as
+// the hint, or with late if nothing came in time. Up to stage 5 a line may come with a prefix
+// of the server's, and lines of the server's own are passed over (see style.go).
 func receiveFlood(c *Client, count int, received *atomic.Int64, wait time.Duration, late, lost string) {
-	per := c.run.linesPerSender(count)
-	next := make([]int, c.run.floodSenders(count))
+	r := c.run
+	per := r.linesPerSender(count)
+	next := make([]int, r.floodSenders(count))
 	for s := range next {
 		next[s] = s * per
 	}
-	for i := 0; i < count; i++ {
+	// due names the lines each sender still owes, for a failure.
+	due := func() string {
+		var lines []string
+		for s, n := range next {
+			if n < min((s+1)*per, count) && len(lines) < 2 {
+				lines = append(lines, fmt.Sprintf("line %07d", n))
+			}
+		}
+		return strings.Join(lines, " and ")
+	}
+	own := 0
+	for i := 0; i < count; {
 		line, err := c.readLine(wait, false)
-		n := -1
-		if err == nil {
-			fmt.Sscanf(line, "line %d ", &n)
+		text := trimEnding(line)
+		n, prefix := r.floodNumber(text)
+		if err == nil && n < 0 && r.styled() && !r.looksFlood(text) && own < maxStyleLines {
+			r.noteOwn(text)
+			own++
+			continue
 		}
 		s := n / per
-		if err != nil || n < 0 || s >= len(next) || n != next[s] || strings.TrimRight(line, "\r\n") != strings.TrimRight(FloodLine(n), "\r\n") {
-			hint := lost
-			if err == nil {
-				c.run.say("[%s] received %s", c.Name, quote(line))
-			} else {
-				hint = late
-			}
-			c.run.say("[%s] had received %d lines, whole and in each sender's order", c.Name, i)
-			c.run.Fail(fmt.Sprintf("%s to receive every line of every sender, in each one's order", c.Name), hint)
+		if err != nil {
+			r.say("[%s] had received %d of %d lines; due next: %s", c.Name, i, count, due())
+			r.Fail(fmt.Sprintf("%s to receive every line of every sender, in each one's order", c.Name), late)
 		}
+		if n < 0 || s >= len(next) || n != next[s] {
+			r.say("[%s] received %s", c.Name, quote(line))
+			switch {
+			case n < 0 || s >= len(next):
+				r.say("[%s] that is not one whole line of the flood: cut, or run into another; due next: %s", c.Name, due())
+			case n > next[s]:
+				r.say("[%s] line %07d of that sender was due before it: lost", c.Name, next[s])
+			default:
+				r.say("[%s] that line came before, or out of its sender's order", c.Name)
+			}
+			r.say("[%s] had received %d lines before it, whole and in order", c.Name, i)
+			r.Fail(fmt.Sprintf("%s to receive every line of every sender, in each one's order", c.Name), lost)
+		}
+		r.notePrefix(prefix, text)
 		next[s]++
-		received.Store(int64(i + 1))
+		i++
+		received.Store(int64(i))
 	}
-	c.run.say("[%s] received all %d lines, whole and in order", c.Name, count)
+	r.say("[%s] received all %d lines, whole and in order", c.Name, count)
+}
+
+// floodLength is the length of a flood line without its ending.
+var floodLength = len(trimEnding(FloodLine(0)))
+
+// floodNumber is the number of the flood line that text relays whole, and the prefix the
+// server put in front of it (none from stage 6 on); -1 if it relays none.
+func (r *Run) floodNumber(text string) (int, string) {
+	if len(text) < floodLength {
+		return -1, ""
+	}
+	prefix, line := text[:len(text)-floodLength], text[len(text)-floodLength:]
+	n := -1
+	if _, err := fmt.Sscanf(line, "line %d ", &n); err != nil || n < 0 || line != trimEnding(FloodLine(n)) {
+		return -1, ""
+	}
+	if prefix != "" && (!r.styled() || r.looksFlood(prefix)) {
+		return -1, ""
+	}
+	return n, prefix
+}
+
+// looksFlood reports whether text holds a piece of a flood line.
+func (r *Run) looksFlood(text string) bool {
+	return strings.Contains(text, "---") || strings.Contains(text, "line 0")
 }
 
 // CatchUpLines is how many lines the catch-up check sends: 4 MB, about 1 MB more than the
@@ -993,11 +1051,10 @@ func checkWholeLinesAtOnce(r *Run) {
 		if err != nil {
 			r.Fail(fmt.Sprintf("%s to receive %q", receiver.Name, whole), wholeHint)
 		}
-		message := strings.TrimSuffix(strings.TrimSuffix(got, "\n"), "\r")
-		if message == whole {
+		if got.Message == whole {
 			continue
 		}
-		if strings.HasPrefix(message, unfinished) {
+		if strings.Contains(got.Text, unfinished) {
 			r.Say("%s's unfinished line came first, and %s's ran on from byte %d", a.Name, b.Name, len(unfinished))
 		}
 		r.Fail(fmt.Sprintf("%s to receive %q whole", receiver.Name, whole), wholeHint)
@@ -1012,13 +1069,12 @@ func readWhole(c *Client, want map[string]bool) string {
 		if err != nil {
 			return fmt.Sprintf("%s did not receive every line", c.Name)
 		}
-		message := strings.TrimSuffix(strings.TrimSuffix(got, "\n"), "\r")
-		if !want[message] {
-			c.run.say("[%s] received %s", c.Name, quote(got))
-			return mixedWhere(message, want)
+		if !want[got.Message] {
+			c.run.say("[%s] received %s", c.Name, quote(got.Line))
+			return mixedWhere(c.run.unstyled(got.Text), want)
 		}
-		c.run.say("[%s] received %s ✓", c.Name, quote(got))
-		delete(want, message)
+		c.run.say("[%s] received %s ✓", c.Name, quote(got.Line))
+		delete(want, got.Message)
 	}
 	return ""
 }
