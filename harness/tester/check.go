@@ -71,14 +71,12 @@ type Result struct {
 }
 
 // maxOutputLines caps what is kept of a server's output per check; maxShownLines what a
-// transcript keeps of it (a failure shows only an excerpt unless -v, see excerpt); tailLines how many of its last lines a failure shows whole when
-// the server ended; longestShown how long a server's line may be before the transcript
-// shortens it (a traceback's lines are shorter, a flood's are not).
+// transcript keeps of it (a failure shows only an excerpt unless -v, see excerpt); tailLines
+// how many of its last lines a failure shows when the server ended.
 const (
 	maxOutputLines = 20_000
 	maxShownLines  = 1000
 	tailLines      = 25
-	longestShown   = 300
 )
 
 // Run is one run of one check: the server it started and the clients it connected.
@@ -330,14 +328,7 @@ func (r *Run) serverLine(line string) {
 	if len(r.output) < maxOutputLines {
 		r.output = append(r.output, line)
 	}
-	shown := "[your server] " + printable(line)
-	if len(line) > longestShown {
-		cut := shown[:longestShown]
-		for !utf8.ValidString(cut) {
-			cut = cut[:len(cut)-1] // not in the middle of a character
-		}
-		shown = fmt.Sprintf("%s... (%d bytes)", cut, len(line))
-	}
+	shown := fit(serverPrefix+printable(line), len(line), excerptWidth)
 	switch {
 	case r.hidden >= 0:
 		r.hidden++
@@ -431,7 +422,7 @@ func (r *Run) Fail(expected, hint string) {
 		r.result.Ended = status
 		expected = "your server to keep running until the check was over"
 		hint = fmt.Sprintf("your server ended (%s) in the middle of the check; its last lines "+
-			"are below. Whatever one client does (leave, vanish with a reset, send bytes that "+
+			"are above. Whatever one client does (leave, vanish with a reset, send bytes that "+
 			"are not text), the server must go on serving the others", status)
 	}
 	r.result.Expected, r.result.Hint = expected, hint

@@ -525,6 +525,9 @@ func mixedWhere(got string, want map[string]bool) string {
 	if at <= 0 {
 		return fmt.Sprintf("that line starts as no line sent did (%s): the start of a line was lost, or lines were mixed", quote(got[:min(len(got), 20)]))
 	}
+	if at == len(got) && len(got) < len(best) {
+		return fmt.Sprintf("the line stops after %d of its %d bytes: it was cut", len(got), len(best))
+	}
 	if at == len(best) && len(got) > len(best) {
 		return fmt.Sprintf("the line was %d bytes long, not %d: another line's bytes run on from byte %d", len(got), len(best), at)
 	}
