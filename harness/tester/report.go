@@ -321,14 +321,25 @@ func Wrap(text string) string { return wrap(text, "", "  ") }
 // Rewrap undoes the wrapping of a report's transcript lines and wraps them again, for the
 // tests that put a shorter name in place of a long path.
 func Rewrap(report string, replace func(string) string) string {
-	report = replace(strings.ReplaceAll(report, "\n      ", " "))
+	report = strings.ReplaceAll(report, "\n      ", " ")
+	// The check command's heading wraps with an indent of two (see Wrap).
+	for headed.MatchString(report) {
+		report = headed.ReplaceAllString(report, "$1 $2")
+	}
+	report = replace(report)
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(report, "\n") {
-		if strings.HasPrefix(line, "    [") && !strings.HasPrefix(line, "    "+serverPrefix) {
+		switch {
+		case strings.HasPrefix(line, "    [") && !strings.HasPrefix(line, "    "+serverPrefix):
 			b.WriteString(wrap(strings.TrimSuffix(strings.TrimPrefix(line, "    "), "\n"), "    ", "      "))
-			continue
+		case strings.HasPrefix(line, "Your server: "):
+			b.WriteString(Wrap(strings.TrimSuffix(line, "\n")))
+		default:
+			b.WriteString(line)
 		}
-		b.WriteString(line)
 	}
 	return b.String()
 }
+
+// headed matches the heading's first line and the next, its continuation.
+var headed = regexp.MustCompile(`(?m)^(Your server: .*)\n  (\S.*)$`)

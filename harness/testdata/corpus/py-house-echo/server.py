@@ -54,7 +54,7 @@ def handle(sock):
         del clients[sock]
     q.put(None)
     sock.close()
-    tell_others(sock, f"* {name} left\r\n".encode())
+    tell_others(sock, f"{name} disconnected\r\n".encode())
     print(f"{name} disconnected", flush=True)
 
 
