@@ -716,11 +716,17 @@ func (c *Client) ReadLine(d time.Duration) (string, error) {
 func (c *Client) readLine(d time.Duration, show bool) (string, error) {
 	c.Conn.SetReadDeadline(time.Now().Add(d))
 	line, err := c.reader.ReadString('\n')
+	if err == nil && show {
+		c.run.say("[%s] received %s", c.Name, quote(line))
+	}
+	c.sayRead(line, err, d)
+	return line, err
+}
+
+// sayRead puts into the transcript why a read of a line within d ended without one.
+func (c *Client) sayRead(line string, err error, d time.Duration) {
 	if err == nil {
-		if show {
-			c.run.say("[%s] received %s", c.Name, quote(line))
-		}
-		return line, nil
+		return
 	}
 	if line != "" {
 		c.run.say("[%s] received %s, with no end of line", c.Name, quote(line))
@@ -734,7 +740,6 @@ func (c *Client) readLine(d time.Duration, show bool) (string, error) {
 	default:
 		c.run.say("[%s] %v", c.Name, reasonOf(err))
 	}
-	return line, err
 }
 
 // ExpectNothing proves that nothing arrives for d, which must be positive; up to stage 5,

@@ -151,26 +151,45 @@ func (r *Run) isRelay(text string) bool {
 // own lines (up to stage 5). Message is set when the line relays a line a client sent whole.
 func (c *Client) readRelayed(d time.Duration, show bool) (Relayed, error) {
 	deadline := time.Now().Add(d)
-	for range maxStyleLines {
-		line, err := c.readLine(max(time.Until(deadline), time.Millisecond), show)
-		if err != nil {
-			return Relayed{Line: line, Text: trimEnding(line)}, err
+	var own []string // passed over; many (fifty arrivals) are shown in one line
+	flush := func() {
+		switch {
+		case len(own) > 3:
+			c.run.say("[%s] received %s and %d more lines of your server's own", c.Name, quote(own[0]), len(own)-1)
+		case show:
+			for _, line := range own {
+				c.run.say("[%s] received %s", c.Name, quote(line))
+			}
 		}
-		got := Relayed{Line: line, Text: trimEnding(line)}
-		if !c.run.styled() {
-			got.Message = got.Text
-			return got, nil
-		}
-		if got.Message, got.Prefix = c.run.relays(got.Text); got.Message != "" {
-			c.run.notePrefix(got.Prefix, got.Text)
-			return got, nil
-		}
-		if c.run.isRelay(got.Text) {
-			return got, nil
-		}
-		c.run.noteOwn(got.Text)
 	}
-	c.run.say("[%s] received %d lines of your server's own, and nothing else", c.Name, maxStyleLines)
+	for range maxStyleLines {
+		wait := max(time.Until(deadline), time.Millisecond)
+		c.Conn.SetReadDeadline(time.Now().Add(wait))
+		line, err := c.reader.ReadString('\n')
+		got := Relayed{Line: line, Text: trimEnding(line)}
+		if err != nil {
+			flush()
+			c.sayRead(line, err, d)
+			return got, err
+		}
+		if c.run.styled() {
+			got.Message, got.Prefix = c.run.relays(got.Text)
+		} else {
+			got.Message = got.Text
+		}
+		if got.Message == "" && !c.run.isRelay(got.Text) {
+			c.run.noteOwn(got.Text)
+			own = append(own, line)
+			continue
+		}
+		flush()
+		c.run.notePrefix(got.Prefix, got.Text)
+		if show {
+			c.run.say("[%s] received %s", c.Name, quote(line))
+		}
+		return got, nil
+	}
+	flush()
 	return Relayed{}, fmt.Errorf("only lines of the server's own")
 }
 
