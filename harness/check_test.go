@@ -159,6 +159,10 @@ func TestCheckBrokenServers(t *testing.T) {
 				if len(failed) == 0 {
 					require.Contains(t, res.Hint, tc.hint, "%s", res.Report(false, false))
 				}
+				if name := res.Check.Name; (name == "catch-up" || name == "stalled") && !strings.Contains(res.Hint, "of a core") {
+					// A line lost: the one that went wrong, not the last that came right.
+					require.Regexp(t, `due next: line \d{7}`, res.Report(false, false))
+				}
 				failed = append(failed, res.Check.Name)
 			}
 			require.Equal(t, tc.fails, failed)
