@@ -27,7 +27,8 @@ var StageTitles = map[int]string{
 // StageChecks lists the checks of a stage, required ones first. Stages 1 to 3 show their
 // lesson only in the server's log, so their checks read it, looking for lines that end with
 // each message (`Server: received from client: Hello`); from stage 4 on, the checks look only
-// at what the clients receive. Each check says what the lesson (or, at stage 7, Budget Chat's
+// at what the clients receive, and up to stage 5 past the server's house style (style.go).
+// Each check says what the lesson (or, at stage 7, Budget Chat's
 // statement) requires, and what is only how our stages do it. Stage 8 has no checks: what it
 // adds (servers that share a room) cannot be seen from one server's clients.
 func StageChecks(stage int) []Check {
