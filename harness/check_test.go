@@ -509,8 +509,8 @@ os.kill(os.getpid(), signal.SIGSEGV)
 // Every line the check command prints fits an 80-column terminal, when checks fail too: a
 // server's long lines are cut in the middle with their length, a traceback is shown once,
 // and the summary wraps. Real checks, real failures: a relay of reads at stage 5 (lines of
-// 6000 bytes, floods), and with -v a server that prints a 1530-byte line and dies with a
-// traceback at stage 1.
+// 6000 bytes, floods) in the house style of chapter 8 of The Go Programming Language, and
+// with -v a server that prints a 1530-byte line and dies with a traceback at stage 1.
 func TestCheckOutputFits80Columns(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("python3"); err != nil {
@@ -543,6 +543,9 @@ raise ValueError("a traceback line that goes on and on " + "y" * 120)
 			require.Equal(t, 1, strings.Count(out, "ValueError: a traceback line"), out)
 		} else {
 			require.Contains(t, out, "\nStage 5: 4 of 9 required checks failed (whole-lines, framing, catch-up,\n  stalled).\n", out)
+			// Its greeting and the address before each line are told once, as house style.
+			require.Equal(t, 1, strings.Count(out, "house style: "), out)
+			require.Contains(t, out, `("You are 127.0.0.1:`, out)
 		}
 	}
 }
