@@ -61,7 +61,7 @@ type Result struct {
 	// of each line), which stages 1 to 5 look past; the check command reports it once.
 	Style      string
 	Transcript []string
-	Tail       []string           // the server's last lines, whole, when it ended by itself
+	Tail       []string           // the server's last lines, when it ended by itself
 	Notes      map[string]string  // facts a test may assert: "last piece": "after close"
 	Values     map[string]float64 // figures a test may assert: "cpu": 0.97
 	Output     []string           // what the server printed, capped at maxOutputLines
