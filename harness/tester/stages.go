@@ -1063,8 +1063,11 @@ func checkWholeLinesAtOnce(r *Run) {
 		if got.Message == whole {
 			continue
 		}
-		if strings.Contains(got.Text, unfinished) {
-			r.Say("%s's unfinished line came first, and %s's ran on from byte %d", a.Name, b.Name, len(unfinished))
+		switch {
+		case got.Message == unfinished:
+			r.Say("%s's unfinished line came as a line of its own, ended by your server", a.Name)
+		case strings.Contains(got.Text, unfinished):
+			r.Say("%s's unfinished line came first, and %s's ran on from it", a.Name, b.Name)
 		}
 		r.Fail(fmt.Sprintf("%s to receive %q whole", receiver.Name, whole), wholeHint)
 	}
