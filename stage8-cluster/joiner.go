@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -41,12 +42,12 @@ func (j *joiner) run() {
 	accepted, said := false, "" // NATS took our secret once; why we wait, as said last
 	for {
 		closed := make(chan error, 1)
-		var lostWith error
+		lostWith := errors.New("closed by NATS") // unless the client says why
 		nc, err := nats.Connect(j.urls, append(j.options, nats.NoReconnect(),
 			// A NATS gone without a word is found out within 30 s, or writeWithin if we talk.
 			nats.PingInterval(10*time.Second), nats.FlusherTimeout(writeWithin),
 			// Both run on one goroutine of the client's, in this order.
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { lostWith = err }),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { lostWith = cmp.Or(err, lostWith) }),
 			nats.ClosedHandler(func(*nats.Conn) { closed <- lostWith }))...)
 		if err == nil {
 			accepted, said = true, ""

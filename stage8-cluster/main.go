@@ -109,8 +109,6 @@ func main() {
 			switch {
 			case e.fd == s.signals:
 				s.onSignal()
-			case e.fd == s.newsPipe:
-				s.hearNews() // cluster.go: what NATS brought
 			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
 			case sender == nil:
@@ -125,6 +123,7 @@ func main() {
 				}
 			}
 		}
+		s.hearNews() // cluster.go: what NATS brought, after what this pass's sockets did
 		// A storm of connections must not hold up everyone else: a bounded number per pass,
 		// as Redis does; the rest wait in the queue for the next pass.
 		for i := 0; listenerReady && i < acceptsPerPass; i++ {
