@@ -131,6 +131,7 @@ func readmeScenario(t *testing.T) map[string]string {
 	hub.interrupt() // and NATS goes with it
 	bob.expect("* The room is split: only the users on this server hear you, until it rejoins")
 	second.waitLog(`^Server: lost NATS`)
+	second.waitLog(`^Server: NATS does not answer`) // while terminal 1 is being restarted
 
 	// The same file: the same secret, which the others still have.
 	again := startServer(t, "-addr", fmt.Sprintf("127.0.0.1:%d", hub.port),
