@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -129,7 +130,9 @@ func TestHubListensOnOneAddress(t *testing.T) {
 func TestMaxLineOverNATS(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
-	out, err := exec.Command(stageBinary, "-addr", "127.0.0.1:0", "-nats", ns.ClientURL(),
+	ctx, cancel := context.WithTimeout(context.Background(), patience) // it must not run on
+	defer cancel()
+	out, err := exec.CommandContext(ctx, stageBinary, "-addr", "127.0.0.1:0", "-nats", ns.ClientURL(),
 		"-max-line", "1048300").CombinedOutput()
 	exit, _ := err.(*exec.ExitError)
 	want := fmt.Sprintf("stage8-cluster: -max-line 1048300 is over what NATS at %s carries in one message (1048576 bytes)\n", strings.TrimPrefix(ns.ClientURL(), "nats://"))
