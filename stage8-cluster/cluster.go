@@ -243,11 +243,13 @@ func (s *server) publish(subject string, data []byte) {
 	}
 }
 
-// caughtUp: the outbox is empty again, after it dropped lines.
+// caughtUp: the outbox is empty again, after it dropped lines (and if NATS is lost, the room
+// is split: that is what the users hear).
 func (s *server) caughtUp() {
-	s.dropping = false
-	fmt.Fprintln(s.out, "Server: NATS keeps up again")
-	s.tellHere("* The other servers hear you again (they missed what was said meanwhile)\n")
+	if s.dropping = false; s.inRoom {
+		fmt.Fprintln(s.out, "Server: NATS keeps up again")
+		s.tellHere("* The other servers hear you again (they missed what was said meanwhile)\n")
+	}
 }
 
 func (s *server) tellHere(line string) {
@@ -284,8 +286,7 @@ var ( // why a member on another server leaves, as the log says
 // onJoined: NATS at at took us on connection; the bucket's watcher says next who is there.
 func (s *server) onJoined(connection, maxPayload int, at string) {
 	if s.maxLine+len("[] \n")+32 > maxPayload-headroom { // the longest line, framed
-		usageError("-max-line %d is over what NATS at %s carries in one message (%d bytes)",
-			s.maxLine, at, maxPayload)
+		usageError("-max-line %d does not fit in a NATS message (%d bytes)", s.maxLine, maxPayload)
 	}
 	s.connection, s.maxPayload, s.shownURL, s.inRoom = connection, maxPayload, at, true
 	if s.wasInRoom {
