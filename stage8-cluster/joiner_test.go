@@ -20,20 +20,6 @@ func startNATSWithSecret(t *testing.T, port int, secret string) *natsserver.Serv
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true, Authorization: secret})
 }
 
-func startNATSOptions(t *testing.T, options *natsserver.Options) *natsserver.Server {
-	t.Helper()
-	ns, err := natsserver.NewServer(options)
-	if err != nil {
-		t.Fatalf("cannot start NATS: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(patience) {
-		t.Fatal("NATS did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
-
 // refuser is a NATS server's check of its clients that refuses everyone, and counts them.
 type refuser struct{ refused atomic.Int32 }
 
