@@ -69,14 +69,6 @@ func (r *registry) run() {
 	}
 }
 
-// stop, at shutdown, gives every name back.
-func (r *registry) stop() {
-	for name := range r.owned {
-		r.release(name)
-	}
-	close(r.stopped)
-}
-
 // join runs on each new connection: it finds or creates the bucket (a restarted hub lost it),
 // writes our names again, and watches. If it fails, it closes nc, and the joiner retries.
 func (r *registry) join(nc *nats.Conn) {
@@ -238,14 +230,6 @@ func (s *server) claim(c *client, name string) {
 	c.claiming = true
 	s.updateReads(c) // flood.go: the lines that follow stay in the socket meanwhile
 	s.registry.todo.push(func() { s.registry.claim(c, name) })
-}
-
-// hold keeps the lines a claiming client sent in the same read as its name: one read at most
-// (the loop's 64 KiB buffer), since it is not read again until the answer comes.
-func (s *server) hold(c *client, lines [][]byte) {
-	for _, line := range lines {
-		c.held = append(c.held, append([]byte(nil), line...))
-	}
 }
 
 // claimed is the registry's answer, in the loop: err is nil if name is c's.

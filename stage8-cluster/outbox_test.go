@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"slices"
@@ -139,5 +140,40 @@ func TestOutboxLimit(t *testing.T) {
 	waitFor(t, "the outbox to empty", func() bool { return o.bytes.Load() == 0 })
 	if caughtUp.Load() != 1 {
 		t.Fatalf("the outbox said %d times that it caught up, want once", caughtUp.Load())
+	}
+}
+
+// TestFromNATSLimit hands listen, the goroutine between NATS and the loop, more of the room's
+// lines than fromNATS while the loop takes none: past the bound they are dropped, and the log
+// says so once; once the loop has taken what waited, lines are handed on again.
+func TestFromNATSLimit(t *testing.T) {
+	t.Parallel()
+	s := &server{out: &bytes.Buffer{}}
+	s.news = newQueue()
+	messages := make(chan *nats.Msg)
+	go s.listen(messages)
+	line := []byte(strings.Repeat("x", 1000) + "\n")
+	for range 2 * fromNATS / len(line) {
+		messages <- &nats.Msg{Subject: subjectSay, Data: line}
+	}
+	messages <- &nats.Msg{Subject: subjectSay, Data: line} // listen has handled the one before
+	waiting := s.news.take()
+	if want := fromNATS/len(line) + 1; len(waiting) != want { // the lines that fit, and the log line
+		t.Fatalf("listen handed the loop %d things to do, want %d", len(waiting), want)
+	}
+	for _, do := range waiting {
+		do() // out of the room: the lines go nowhere, and the log says why they were lost
+	}
+	if s.heard.Load() != 0 {
+		t.Fatalf("%d bytes still counted as waiting for the loop, want 0", s.heard.Load())
+	}
+	if want := "Server: this server is behind the room: lines from other servers are dropped\n"; s.out.String() != want {
+		t.Fatalf("the log says %q, want %q", s.out, want)
+	}
+	for range 3 { // the third: listen has handled the second
+		messages <- &nats.Msg{Subject: subjectSay, Data: line}
+	}
+	if got := len(s.news.take()); got < 2 {
+		t.Fatalf("after the loop caught up, listen handed it %d lines, want 2 or more", got)
 	}
 }
