@@ -98,7 +98,6 @@ func (s *server) hearNews() {
 	}
 }
 
-// logLater prints a line, from any goroutine, through the loop.
 func (s *server) logLater(line string) { s.news.push(func() { fmt.Fprintln(s.out, line) }) }
 
 // joinCluster starts the hub (without -nats or NATS_URL), the outbox, the registry and the
@@ -223,8 +222,7 @@ func (s *server) listen(messages chan *nats.Msg) {
 	}
 }
 
-// tellRoom queues data for a subject of the room, for the outbox to publish; out of the room,
-// nothing (it would be lost anyway).
+// tellRoom queues data for the outbox to publish; out of the room, nothing: it would be lost.
 func (s *server) tellRoom(subject string, data []byte) {
 	if !s.inRoom {
 		return

@@ -51,6 +51,7 @@ type registry struct {
 	connection int               // counts the connections: news from an older one is stale
 	owned      map[string]uint64 // our names, and the revision of the entry we last wrote
 	stopped    chan struct{}     // closed once our names are given back, at shutdown
+	said       string            // why the last join failed, as logged
 }
 
 // run sleeps until there is something to do, or until its names need rewriting.
@@ -77,7 +78,14 @@ func (r *registry) join(nc *nats.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), joinWithin)
 	defer cancel()
 	if err := r.open(ctx, nc); err != nil {
-		r.s.logLater(fmt.Sprintf("Server: NATS at %s cannot keep the room's names: %v", nc.ConnectedAddr(), err))
+		why := fmt.Sprintf("Server: NATS at %s cannot keep the names: %v", nc.ConnectedAddr(), err)
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+			why = fmt.Sprintf("Server: NATS at %s has JetStream off (nats-server -js)", nc.ConnectedAddr())
+		}
+		if why != r.said {
+			r.s.logLater(why) // once, not every second
+			r.said = why
+		}
 		r.kv = nil
 		nc.Close()
 		return
@@ -156,16 +164,11 @@ func (r *registry) leave(err error) {
 	r.s.news.push(func() { r.s.onLost(err) })
 }
 
-// operation gives one operation on the bucket answerWithin.
-func (r *registry) operation() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), answerWithin(r.lease))
-}
-
 // claim asks the bucket for name: create-if-absent, so exactly one claim of a name wins.
 func (r *registry) claim(c *client, name string) {
 	err := errors.New("NATS is away")
 	if r.kv != nil {
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		var revision uint64
 		if revision, err = r.kv.Create(ctx, name, []byte(r.id)); err == nil {
 			r.owned[name] = revision
@@ -180,7 +183,7 @@ func (r *registry) release(name string) {
 	revision, ok := r.owned[name]
 	delete(r.owned, name)
 	if ok && r.kv != nil { // else it runs out by itself
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		defer cancel()
 		r.kv.Delete(ctx, name, jetstream.LastRevision(revision))
 	}
@@ -193,7 +196,7 @@ func (r *registry) rewrite() {
 		if r.kv == nil {
 			return
 		}
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		err := r.keep(ctx, name, revision)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -50,7 +50,6 @@ func (o *outbox) push(m *nats.Msg) bool {
 	return true
 }
 
-// run publishes what the loop queued, in order.
 func (o *outbox) run() {
 	for range o.woken {
 		for _, publish := range o.take() {
