@@ -152,16 +152,15 @@ func (s *server) joinCluster() {
 // command runs a room. It listens on every interface (the room is on other laptops), so it asks
 // for a secret, without which nobody reads the room or writes to it. It returns our URL.
 func (s *server) startHub() string {
-	// A busy port or a bad address is said in one line; port 0 picks a free port. net.Listen
-	// sets SO_REUSEADDR, as -reuseaddr does: hint's true.
-	probe, err := net.Listen("tcp", s.natsListen)
+	// A busy port or a bad address is said in one line, as for -addr; port 0 picks a free port.
+	// SO_REUSEADDR (true) as the NATS server's listener has it: Go's net package sets it.
+	probe, port, err := listenNonblocking(s.natsListen, true) // main.go
 	if err != nil {
 		log.Fatalf("cannot start NATS on %s: %v%s", s.natsListen, reason(err),
-			strings.Replace(hint(s.natsListen, err, true), "-addr", "-nats-listen", 1)) // main.go
+			strings.Replace(hint(s.natsListen, err, true), "-addr", "-nats-listen", 1))
 	}
+	unix.Close(probe)
 	host, _, _ := net.SplitHostPort(s.natsListen)
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
 	// Restarted with the same -nats-url-file, the same room; else 130 random bits.
 	secret := cmp.Or(secretInURLFile(s.natsURLFile), rand.Text()) // natsurl.go
 	storeDir, err := os.MkdirTemp("", "stage8-nats-")
