@@ -47,7 +47,7 @@ const headroom = 256 // what a message to NATS needs beside its lines: subject, 
 type cluster struct {
 	hub        *natsserver.Server // the NATS server this one runs, without -nats or NATS_URL
 	shownURL   string             // where NATS is, as the log shows it (host:port)
-	news       queue              // what the other goroutines hand the loop to do
+	news       todoList           // what the other goroutines hand the loop to do
 	newsPipe   int                // the pipe's end that the poller watches
 	outbox     *outbox            // outbox.go
 	joiner     *joiner            // joiner.go
@@ -60,17 +60,17 @@ type cluster struct {
 	heard      atomic.Int64       // bytes of the room's lines handed to the loop, not yet taken
 }
 
-// queue is a list of things to do that any goroutine adds to without waiting, and one runs in
+// todoList is what any goroutine hands one other to do, without waiting; that one does it in
 // order, woken by woken: once is enough for any number of pushes.
-type queue struct {
+type todoList struct {
 	mu    sync.Mutex
 	list  []func()
 	woken chan struct{}
 }
 
-func newQueue() queue { return queue{woken: make(chan struct{}, 1)} }
+func newTodoList() todoList { return todoList{woken: make(chan struct{}, 1)} }
 
-func (q *queue) push(do func()) {
+func (q *todoList) push(do func()) {
 	q.mu.Lock()
 	q.list = append(q.list, do)
 	q.mu.Unlock()
@@ -80,7 +80,7 @@ func (q *queue) push(do func()) {
 	}
 }
 
-func (q *queue) take() []func() {
+func (q *todoList) take() []func() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	list := q.list
@@ -115,7 +115,7 @@ func (s *server) joinCluster() {
 	if err != nil {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
-	s.cluster.newsPipe, s.cluster.news = pipe[0], newQueue()
+	s.cluster.newsPipe, s.cluster.news = pipe[0], newTodoList()
 	go func() {
 		for range s.cluster.news.woken {
 			unix.Write(pipe[1], []byte{1})
@@ -125,10 +125,10 @@ func (s *server) joinCluster() {
 	if urls == "" {
 		urls = s.startHub()
 	}
-	s.cluster.outbox = &outbox{queue: newQueue(), caughtUp: func() { s.cluster.news.push(s.caughtUp) }}
+	s.cluster.outbox = &outbox{todoList: newTodoList(), caughtUp: func() { s.cluster.news.push(s.caughtUp) }}
 	go s.cluster.outbox.run()
 	s.cluster.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.lease,
-		todo: newQueue(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
+		todo: newTodoList(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
 	go s.cluster.registry.run()
 	messages := make(chan *nats.Msg, 64) // past it, NATS drops them too, and says so
 	go s.listen(messages)

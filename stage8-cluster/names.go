@@ -44,7 +44,7 @@ type registry struct {
 	s          *server       // for its news and outbox (s.cluster), s.lease and logLater: the rest is the loop's
 	id         string        // this server's mark on its entries
 	lease      time.Duration // the bucket's TTL: the room's lease, as its first server set it
-	todo       queue
+	todo       todoList
 	timer      *time.Ticker       // when to rewrite our names: every third of a lease
 	kv         jetstream.KeyValue // nil while out of the room
 	watcher    jetstream.KeyWatcher

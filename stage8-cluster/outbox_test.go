@@ -124,7 +124,7 @@ func readAll(u *user, got func(string)) {
 func TestOutboxLimit(t *testing.T) {
 	t.Parallel()
 	var caughtUp atomic.Int32
-	o := &outbox{queue: newQueue(), caughtUp: func() { caughtUp.Add(1) }}
+	o := &outbox{todoList: newTodoList(), caughtUp: func() { caughtUp.Add(1) }}
 	line := []byte(strings.Repeat("x", 1000))
 	queued := 0
 	for ; o.push(&nats.Msg{Subject: subjectSay, Data: line}); queued++ {
@@ -149,7 +149,7 @@ func TestOutboxLimit(t *testing.T) {
 func TestFromNATSLimit(t *testing.T) {
 	t.Parallel()
 	s := &server{out: &bytes.Buffer{}}
-	s.cluster.news = newQueue()
+	s.cluster.news = newTodoList()
 	messages := make(chan *nats.Msg)
 	go s.listen(messages)
 	line := []byte(strings.Repeat("x", 1000) + "\n")
