@@ -64,9 +64,15 @@ const testLease = 2 * time.Second
 // stops it at the end of the test.
 func startNATS(t *testing.T, port int) *natsserver.Server {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{
+	return startNATSOptions(t, &natsserver.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 	})
+}
+
+// startNATSOptions starts a NATS server with options, and stops it at the end of the test.
+func startNATSOptions(t *testing.T, options *natsserver.Options) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(options)
 	if err != nil {
 		t.Fatalf("cannot start NATS: %v", err)
 	}
@@ -83,14 +89,15 @@ func natsPort(ns *natsserver.Server) int { return ns.Addr().(*net.TCPAddr).Port 
 
 // process is a running stage 8 server.
 type process struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	port int // where its clients connect
-	mu   sync.Mutex
-	log  []string // what it printed so far
-	seen int      // how much of log waitLog has looked at
-	more chan struct{}
-	done chan struct{} // closed when its output ends
+	t      *testing.T
+	cmd    *exec.Cmd
+	port   int    // where its clients connect
+	tmpDir string // its TMPDIR
+	mu     sync.Mutex
+	log    []string // what it printed so far
+	seen   int      // how much of log waitLog has looked at
+	more   chan struct{}
+	done   chan struct{} // closed when its output ends
 }
 
 var startedLine = regexp.MustCompile(`port (\d+)\.\.\.$`)
@@ -99,9 +106,26 @@ var startedLine = regexp.MustCompile(`port (\d+)\.\.\.$`)
 // kills it at the end of the test.
 func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
+	s := startServerWaiting(t, args...)
+	s.waitLog(`^Server: in the room through NATS`)
+	return s
+}
+
+// startServerWaiting starts the stageBinary as startServer does, but returns as soon as it
+// listens for clients, before it joins the room.
+func startServerWaiting(t *testing.T, args ...string) *process {
+	t.Helper()
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv starts the stageBinary as startServerWaiting does, with env added to its
+// environment.
+func startServerEnv(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
 	s := &process{t: t, more: make(chan struct{}, 1), done: make(chan struct{})}
 	s.cmd = exec.Command(stageBinary, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
-	s.cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // where a killed hub leaves its NATS files
+	s.tmpDir = t.TempDir()
+	s.cmd.Env = append(append(os.Environ(), env...), "TMPDIR="+s.tmpDir) // where a hub puts its NATS files
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +160,6 @@ func startServer(t *testing.T, args ...string) *process {
 	}()
 	started := s.waitLog(startedLine.String())
 	s.port, _ = strconv.Atoi(startedLine.FindStringSubmatch(started)[1])
-	s.waitLog(`^Server: in the room through NATS`)
 	return s
 }
 
@@ -152,6 +175,12 @@ func startServers(t *testing.T, n int, url string, args ...string) []*process {
 // waitLog waits for the next line of the server's log, after those seen so far, that matches
 // pattern, and returns it.
 func (s *process) waitLog(pattern string) string {
+	s.t.Helper()
+	return s.waitLogWithin(pattern, patience)
+}
+
+// waitLogWithin is waitLog with a wait of its own.
+func (s *process) waitLogWithin(pattern string, patience time.Duration) string {
 	s.t.Helper()
 	re := regexp.MustCompile(pattern)
 	deadline := time.After(patience)
@@ -198,7 +227,7 @@ type user struct {
 	said   []string // a transcript: what it typed and what came, as nc shows them
 }
 
-func connect(t *testing.T, s *process, name string) *user {
+func arrive(t *testing.T, s *process, name string) *user {
 	t.Helper()
 	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
 	if err != nil {
@@ -213,7 +242,7 @@ func connect(t *testing.T, s *process, name string) *user {
 // join connects a user to s and answers the welcome with name; the next line says who is there.
 func join(t *testing.T, s *process, name, presence string) *user {
 	t.Helper()
-	u := connect(t, s, name)
+	u := arrive(t, s, name)
 	u.send(name)
 	u.expect(presence)
 	return u
