@@ -15,7 +15,7 @@ type Bars struct {
 	Groups  []string // the categories, left to right
 	Series  []BarSeries
 	// Marked names what a hatched bar means ("generator at its limit: a lower bound"); it is
-	// the legend's last entry when a bar is marked.
+	// the legend's last entry, also when no bar is marked, so that the reader knows.
 	Marked string
 	// Format writes a bar's value above it; nil writes no values.
 	Format func(float64) string
@@ -46,14 +46,14 @@ func (c Bars) SVG() []byte {
 	}
 	yAxis := niceAxis(0, yMax*1.08) // room for the values above the bars
 	defs := ""
-	if anyMarked {
+	if anyMarked || c.Marked != "" {
 		defs = hatch
 	}
 	var entries []legendEntry
 	for i, series := range c.Series {
 		entries = append(entries, legendEntry{name: series.Name, colour: Palette[i%len(Palette)], kind: "box"})
 	}
-	if anyMarked && c.Marked != "" {
+	if c.Marked != "" {
 		entries = append(entries, legendEntry{name: c.Marked, colour: "#8b949e", kind: "marked"})
 	}
 	var s svg

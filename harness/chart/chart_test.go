@@ -144,7 +144,9 @@ func TestBarChart(t *testing.T) {
 	require.Contains(t, text, `y="62">generator at its limit</text>`, "on the legend's second line")
 
 	c.Series[0].Marked = nil
-	require.NotContains(t, string(c.SVG()), "hatch", "no pattern when no bar is marked")
+	require.Equal(t, 1, strings.Count(string(c.SVG()), `fill="url(#hatch)"`), "the legend says what a hatch means, though no bar has one")
+	c.Marked = ""
+	require.NotContains(t, string(c.SVG()), "hatch", "no pattern when no bar is marked and the legend does not name it")
 }
 
 // A chart of a thousand points stays far under the 50 KB a README's picture may weigh.
@@ -162,10 +164,11 @@ func TestChartSize(t *testing.T) {
 func TestData(t *testing.T) {
 	d := &Data{Columns: []string{"time_s", "cpu_percent", "phase"}}
 	d.AddFact("machine", "a CPU: 2 cores")
+	d.AddFact("nothing", "")
 	d.AddRow(0.1, 99.5, "no client")
 	d.AddRow(0.2, math.NaN(), "no client")
 	text := d.Bytes()
-	require.Equal(t, "# machine: a CPU: 2 cores\ntime_s\tcpu_percent\tphase\n0.1\t99.5\tno client\n0.2\t-\tno client\n", string(text))
+	require.Equal(t, "# machine: a CPU: 2 cores\n# nothing: \ntime_s\tcpu_percent\tphase\n0.1\t99.5\tno client\n0.2\t-\tno client\n", string(text))
 	back, err := Parse(text)
 	require.NoError(t, err)
 	require.Equal(t, d, back)

@@ -87,11 +87,11 @@ func Parse(text []byte) (*Data, error) {
 	for n, line := range strings.Split(strings.TrimSuffix(string(text), "\n"), "\n") {
 		switch {
 		case strings.HasPrefix(line, "#") && d.Columns == nil:
-			name, value, ok := strings.Cut(strings.TrimSpace(strings.TrimPrefix(line, "#")), ": ")
+			name, value, ok := strings.Cut(strings.TrimPrefix(line, "# "), ":")
 			if !ok {
 				return nil, fmt.Errorf("line %d: want \"# name: value\", got %q", n+1, line)
 			}
-			d.AddFact(name, value)
+			d.AddFact(name, strings.TrimPrefix(value, " "))
 		case d.Columns == nil:
 			d.Columns = strings.Split(line, "\t")
 		default:

@@ -30,6 +30,7 @@ type CPURun struct {
 	Machine string  // the CPU model, the number of CPUs, the system
 	Date    string  // when it was measured: "2026-12-06 20:05 UTC"
 	Command string  // the command that measured it
+	Load    string  // the machine's load average when the run began (/proc/loadavg), or ""
 	Window  float64 // seconds each sample measures
 	Samples []CPUSample
 	LinesAt []float64 // seconds from the start, when each line was sent
@@ -50,6 +51,7 @@ func (r *CPURun) Data() *chart.Data {
 	d.AddFact("machine", r.Machine)
 	d.AddFact("date", r.Date)
 	d.AddFact("command", r.Command)
+	d.AddFact("load average before", r.Load)
 	d.AddFact("window (s)", strconv.FormatFloat(r.Window, 'f', -1, 64))
 	var lines []string
 	for _, at := range r.LinesAt {
@@ -64,7 +66,8 @@ func (r *CPURun) Data() *chart.Data {
 
 // ReadCPURun reads a stage's CPU data file.
 func ReadCPURun(d *chart.Data) (*CPURun, error) {
-	r := &CPURun{Stage: d.Fact("stage"), Machine: d.Fact("machine"), Date: d.Fact("date"), Command: d.Fact("command")}
+	r := &CPURun{Stage: d.Fact("stage"), Machine: d.Fact("machine"), Date: d.Fact("date"), Command: d.Fact("command"),
+		Load: d.Fact("load average before")}
 	ends, err := d.Floats("time_s")
 	if err != nil {
 		return nil, err
@@ -163,8 +166,17 @@ func (r *CPURun) marks() []chart.Mark {
 func (r *CPURun) caption() []string {
 	return []string{
 		fmt.Sprintf("Measured %s on %s.", r.Date, r.Machine),
-		fmt.Sprintf("The server's CPU time from /proc, every %.0f ms. Redraw: %s", r.Window*1000, RedrawCommand),
+		fmt.Sprintf("The server's CPU time from /proc, every %.0f ms%s. Redraw: %s", r.Window*1000, loadNote(r.Load), RedrawCommand),
 	}
+}
+
+// loadNote says how busy the machine was when a run began: a polling loop shares its core
+// with whatever else runs, and its figure dips when that takes the core.
+func loadNote(load string) string {
+	if load == "" {
+		return ""
+	}
+	return "; load average " + load + " at the start"
 }
 
 // RedrawCommand redraws every picture from its data file, measuring nothing.

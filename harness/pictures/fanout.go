@@ -154,6 +154,9 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 		c.Title = "Fan-out: lines delivered per second"
 		c.YLabel = "deliveries per second (millions)"
 		c.Marked = "generator at its limit"
+		if !slices.ContainsFunc(rows, func(r fanoutRow) bool { return r.saturated && r.size == size && slices.Contains(workloads, r.workload) }) {
+			c.Marked += " (no run here)"
+		}
 		c.Format = func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 		c.Desc = "Deliveries per second, flooded, " + strconv.Itoa(size) + "-byte lines. " +
 			strings.Join(sentences, ". ") + ". Where the generator was at its limit, the figure is a lower bound."

@@ -26,6 +26,7 @@ const (
 // twice: with the stage's budget and without (-max-rate 0). Each sample covers a short window.
 type FloodRun struct {
 	Machine, Date, Command string
+	Load                   string  // the machine's load average when the run began, or ""
 	Rate                   int     // the budget's -max-rate, bytes a second
 	FloodAt                float64 // seconds from the start when the flooder starts
 	ReaderRate             int     // how fast the reader reads, bytes a second
@@ -50,6 +51,7 @@ func (r *FloodRun) Data() *chart.Data {
 	d.AddFact("machine", r.Machine)
 	d.AddFact("date", r.Date)
 	d.AddFact("command", r.Command)
+	d.AddFact("load average before", r.Load)
 	d.AddFact("budget (bytes/s)", strconv.Itoa(r.Rate))
 	d.AddFact("reader reads (bytes/s)", strconv.Itoa(r.ReaderRate))
 	d.AddFact("flood starts at (s)", strconv.FormatFloat(r.FloodAt, 'f', 3, 64))
@@ -73,7 +75,8 @@ func (r *FloodRun) Data() *chart.Data {
 
 // ReadFloodRun reads the flood's data file.
 func ReadFloodRun(d *chart.Data) (*FloodRun, error) {
-	r := &FloodRun{Machine: d.Fact("machine"), Date: d.Fact("date"), Command: d.Fact("command"), Dropped: map[string]float64{}}
+	r := &FloodRun{Machine: d.Fact("machine"), Date: d.Fact("date"), Command: d.Fact("command"),
+		Load: d.Fact("load average before"), Dropped: map[string]float64{}}
 	var err error
 	number := func(fact string) float64 {
 		v, e := strconv.ParseFloat(d.Fact(fact), 64)
@@ -215,7 +218,7 @@ func drawFlood(d *chart.Data, which string) (Drawing, error) {
 		Desc:  text,
 		Caption: []string{
 			fmt.Sprintf("Measured %s on %s.", r.Date, r.Machine),
-			fmt.Sprintf("A reader taking %d kB/s, a ping every 20 ms. Redraw: %s", r.ReaderRate/1000, RedrawCommand),
+			fmt.Sprintf("A reader taking %d kB/s, a ping every 20 ms%s. Redraw: %s", r.ReaderRate/1000, loadNote(r.Load), RedrawCommand),
 		},
 		XLabel: "time (s)",
 		YLabel: label,

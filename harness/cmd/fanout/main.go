@@ -371,7 +371,7 @@ func (b *bench) run() error {
 		}
 	}
 	b.goals()
-	fmt.Printf("\nfinished in %v; load average %s\n", time.Since(began).Round(time.Second), loadAverage())
+	fmt.Printf("\nfinished in %v; load average %s\n", time.Since(began).Round(time.Second), harness.LoadAverage())
 	return nil
 }
 
@@ -379,7 +379,7 @@ func (b *bench) header() {
 	fmt.Printf("fanout: relay benchmark, %s\n", time.Now().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("machine: %s\n", harness.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
-	fmt.Printf("load average before: %s\n", loadAverage())
+	fmt.Printf("load average before: %s\n", harness.LoadAverage())
 	fmt.Printf("flood control: stage 5 has none; off in stage 7 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
 	if b.pin {
 		if err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run(); err != nil {
