@@ -166,7 +166,8 @@ func (r *CPURun) marks() []chart.Mark {
 func (r *CPURun) caption() []string {
 	return []string{
 		fmt.Sprintf("Measured %s on %s.", r.Date, r.Machine),
-		fmt.Sprintf("The server's CPU time from /proc, every %.0f ms%s. Redraw: %s", r.Window*1000, loadNote(r.Load), RedrawCommand),
+		fmt.Sprintf("The server's CPU time from /proc, every %.0f ms%s.", r.Window*1000, loadNote(r.Load)),
+		"Redraw: " + RedrawCommand,
 	}
 }
 

@@ -218,7 +218,8 @@ func drawFlood(d *chart.Data, which string) (Drawing, error) {
 		Desc:  text,
 		Caption: []string{
 			fmt.Sprintf("Measured %s on %s.", r.Date, r.Machine),
-			fmt.Sprintf("A reader taking %d kB/s, a ping every 20 ms%s. Redraw: %s", r.ReaderRate/1000, loadNote(r.Load), RedrawCommand),
+			fmt.Sprintf("A reader taking %d kB/s, a ping every 20 ms%s.", r.ReaderRate/1000, loadNote(r.Load)),
+			"Redraw: " + RedrawCommand,
 		},
 		XLabel: "time (s)",
 		YLabel: label,

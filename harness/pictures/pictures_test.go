@@ -38,7 +38,7 @@ func TestCPURun(t *testing.T) {
 		"silent, and 4.5% while that client sent 1 lines (the mean of each phase; 5.0% in its busiest 100 ms).", drawing.Text)
 	require.Contains(t, string(drawing.SVG), "<desc id=\"d\">"+drawing.Text+"</desc>")
 	require.Contains(t, string(drawing.SVG), "Measured 2026-12-06 20:05 UTC on a CPU, 2 CPUs, linux/amd64.")
-	require.Contains(t, string(drawing.SVG), "every 100 ms; load average 0.50 0.40 0.30 at the start.")
+	require.Contains(t, string(drawing.SVG), "every 100 ms; load average 0.50 0.40 0.30 at the start.<")
 
 	d.Facts = d.Facts[:1]
 	_, err = ReadCPURun(d)
