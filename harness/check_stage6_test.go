@@ -13,7 +13,7 @@ import (
 // it misses as the hint: a check that passed a server without the lesson would prove nothing.
 func TestStage6Checks(t *testing.T) {
 	t.Parallel()
-	for _, poller := range []string{"select", nativePoller()} {
+	for _, poller := range []string{"select", NativePoller()} {
 		for _, check := range StageChecks(6) {
 			t.Run(poller+"/"+check.Name, func(t *testing.T) {
 				t.Parallel()

@@ -7,9 +7,6 @@ package harness
 // this package say what they always said.
 
 import (
-	"net"
-	"sync/atomic"
-
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
@@ -23,17 +20,11 @@ type (
 )
 
 const (
-	DefaultPort      = tester.DefaultPort
-	StopGrace        = tester.StopGrace
-	GroupCPUMeasured = tester.ProcReadable
-	CatchUpLines     = tester.CatchUpLines
-	StalledLines     = tester.StalledLines
+	DefaultPort = tester.DefaultPort
+	StopGrace   = tester.StopGrace
 )
 
-var (
-	ArticlePieces      = tester.ArticlePieces
-	smallReceiveBuffer = tester.SmallReceiveBuffer
-)
+var smallReceiveBuffer = tester.SmallReceiveBuffer
 
 // RunCheck starts program, runs check of stage against it and stops it.
 func RunCheck(program *Program, stage int, check Check) *CheckResult {
@@ -42,11 +33,6 @@ func RunCheck(program *Program, stage int, check Check) *CheckResult {
 
 // StageChecks lists the checks of a stage.
 func StageChecks(stage int) []Check { return tester.StageChecks(stage) }
-
-// CheckStage runs every check of a stage against program.
-func CheckStage(program *Program, stage int, report func(*CheckResult)) error {
-	return tester.CheckStage(program, stage, report)
-}
 
 // FreePort asks the kernel for a port nobody listens on.
 func FreePort() (int, error) { return tester.FreePort() }
@@ -59,8 +45,3 @@ func ShellWords(words []string) string { return tester.ShellWords(words) }
 
 // FloodLine is the i-th line of a flood.
 func FloodLine(i int) string { return tester.FloodLine(i) }
-
-// sendFlood sends count numbered lines on conn (see tester.SendFlood).
-func sendFlood(conn net.Conn, count int, received *atomic.Int64) <-chan error {
-	return tester.SendFlood(conn, count, received)
-}

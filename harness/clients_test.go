@@ -610,7 +610,7 @@ func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", s.Addr, "-name", "bob")
 		receiver.ExpectLines(t, connectedLine(s.Addr), "Message: "+strings.TrimSuffix(stage7Welcome, "\n"))
 		s.WaitLine(t, "Server: bob joined")
-		alice := joinStage6(t, s, "alice", "bob")
+		alice := joinStage7(t, s, "alice", "bob")
 		alice.Send(t, line+"\n")
 		logged, ok := strings.CutPrefix(s.NextLine(t), "Server: received from alice: ")
 		require.True(t, ok, "not a received line: %q", logged)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,6 +186,14 @@ func StartServerProcess(pkg string, args ...string) (*Server, error) {
 		s.Poller = m[1]
 	}
 	return s, nil
+}
+
+// NativePoller is the poller stages 5 to 7 offer besides select on this system.
+func NativePoller() string {
+	if runtime.GOOS == "darwin" {
+		return "kqueue"
+	}
+	return "epoll"
 }
 
 // Stages 5 to 7 say on their second line which poller they wait with.

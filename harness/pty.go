@@ -156,9 +156,6 @@ func (p *PTYProcess) Signal(t testing.TB, sig os.Signal) {
 	require.NoError(t, p.cmd.Process.Signal(sig))
 }
 
-// PID is the program's process id.
-func (p *PTYProcess) PID() int { return p.cmd.Process.Pid }
-
 // Kill stops the program if it still runs, and closes the terminal.
 func (p *PTYProcess) Kill() {
 	select {

@@ -661,7 +661,7 @@ func TestRoomSelectLimit(t *testing.T) {
 				switch line := r.log(t); line {
 				case stage5Connected:
 					clients = append(clients, c)
-				case "Server: refused a connection: descriptor 1024 is past select's limit of 1024 (FD_SETSIZE); try -poller " + nativePoller():
+				case "Server: refused a connection: descriptor 1024 is past select's limit of 1024 (FD_SETSIZE); try -poller " + NativePoller():
 					refused++
 					c.ExpectClosed(t)
 					c.Close()

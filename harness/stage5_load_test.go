@@ -49,7 +49,7 @@ func TestStage5ManyClients(t *testing.T) {
 	t.Parallel()
 	const count = 2000
 	needDescriptors(t, count+100)
-	s := StartServer(t, stage5, "-poller", nativePoller())
+	s := StartServer(t, stage5, "-poller", NativePoller())
 	var before int64
 	if CPUSupported {
 		var err error

@@ -354,9 +354,6 @@ func human(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }
 
-// Human is human for the check command.
-func Human(d time.Duration) string { return human(d) }
-
 // ShellWords writes a command the way it would be typed, quoting words with spaces or quotes.
 func ShellWords(words []string) string {
 	quoted := make([]string, len(words))

@@ -44,9 +44,10 @@ func StageChecks(stage int) []Check {
 	case 5:
 		return []Check{broadcast, leave, reset, wholeLines, notText, idleCPUSelect, framing, catchUp, stalled}
 	case 6:
-		return stage6Checks()
+		return []Check{broadcast, floodControl, pausedOutput, shutdown}
 	case 7:
-		return stage7Checks()
+		return []Check{prompt, illegalName, presence, left, notJoined, messages, longMessage,
+			resetBudget, takenName, wholeBudget, notTextBudget, commands}
 	}
 	return nil
 }
@@ -141,8 +142,8 @@ const (
 	articleSecond = "Lorem ipsum dolor sit amet, consectetur adipiscing elit."
 )
 
-// ArticlePieces are the pieces, the last one short.
-var ArticlePieces = []string{
+// articlePieces are the pieces, the last one short.
+var articlePieces = []string{
 	"Hello, wor", "ldLorem ip", "sum dolor ", "sit amet, ", "consectetu", "r adipisci", "ng elit.",
 }
 
@@ -167,19 +168,19 @@ func checkPieces(r *Run) {
 	hint := "stage 1 reads exactly 10 bytes at a time and prints each piece as it comes " +
 		"(`Server: received from client: Hello, wor`): TCP is a stream of bytes, and the pieces " +
 		"show that nothing in it marks where a message ends"
-	last := len(ArticlePieces) - 1
-	for _, piece := range ArticlePieces[:last] {
+	last := len(articlePieces) - 1
+	for _, piece := range articlePieces[:last] {
 		r.waitLog(piece, hint)
 	}
 	// The last 8 bytes: a read of exactly 10 bytes (Nim's recv(10), Go's io.ReadFull) waits
 	// for 2 more, until the client leaves; a plain read returns them at once.
-	if _, ok := r.WaitLog(300*time.Millisecond, endsWith(ArticlePieces[last])); ok {
+	if _, ok := r.WaitLog(300*time.Millisecond, endsWith(articlePieces[last])); ok {
 		r.Note("last piece", "before close")
 		c.Close()
 	} else {
 		r.Say("the last 8 bytes did not come out within 300 ms: the read waits for 10 bytes")
 		c.Close()
-		r.waitLog(ArticlePieces[last], "when the client leaves, print the last, shorter piece too")
+		r.waitLog(articlePieces[last], "when the client leaves, print the last, shorter piece too")
 		r.Note("last piece", "after close")
 	}
 }
@@ -664,14 +665,6 @@ func FloodLine(i int) string {
 	return fmt.Sprintf("line %07d %s\r\n", i, strings.Repeat("-", 85))
 }
 
-// SendFlood sends count numbered lines on conn from its own goroutine, never more than a
-// megabyte ahead of what the reader has counted in received: the client that plays a healthy
-// reader reads as fast as the checker can, which may be slower than the server. The channel
-// yields the write error, or nil once everything is sent.
-func SendFlood(conn net.Conn, count int, received *atomic.Int64) <-chan error {
-	return sendLines(conn, 0, count, new(atomic.Int64), received, newTurns(1), 0)
-}
-
 // turns has the senders of a flood write one after the other, a write each in turn: a relay
 // that passes on its reads then has another sender's write between each write's unfinished
 // last line and its end.
@@ -713,7 +706,9 @@ func (t *turns) pass(s int, finished bool) {
 	t.mu.Unlock()
 }
 
-// sendLines sends lines first to first+count-1, as SendFlood does. sent counts the lines that
+// sendLines sends lines first to first+count-1 on conn from its own goroutine, never more
+// than 10,000 lines ahead of what the reader has counted in received, and yields the write
+// error, or nil once everything is sent. sent counts the lines that
 // every sender of the flood has sent, this one's among them: together they stay within 10,000
 // lines of the reader, and so they all send at once.
 func sendLines(conn net.Conn, first, count int, sent, received *atomic.Int64, turn *turns, me int) <-chan error {

@@ -1,4 +1,4 @@
-package harness
+package main
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness"
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
@@ -99,7 +100,7 @@ type SoakReport struct {
 	WholeMissed, TailMissed, Scatter int               // a receiver missed all of a sender's lines, its last ones, others
 
 	// The server's open descriptors before the run, at the most during it (sampled), after it.
-	DescriptorsBefore, DescriptorsPeak, DescriptorsAfter Descriptors
+	DescriptorsBefore, DescriptorsPeak, DescriptorsAfter harness.Descriptors
 	DescriptorsChecked                                   bool
 	IdleCPU                                              float64 // share of one core after the run
 	IdleChecked                                          bool
@@ -342,13 +343,13 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 
 	// Descriptors: a baseline before we connect anything, and the most seen during the run.
 	if c.ServerPID > 0 {
-		if n, err := OpenDescriptors(c.ServerPID); err == nil {
+		if n, err := harness.OpenDescriptors(c.ServerPID); err == nil {
 			report.DescriptorsChecked = true
 			report.DescriptorsBefore, report.DescriptorsPeak = n, n
 		}
 	}
 	stopSampling := make(chan struct{})
-	sampled := make(chan Descriptors, 1)
+	sampled := make(chan harness.Descriptors, 1)
 	go func() {
 		peak := report.DescriptorsPeak
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -359,7 +360,7 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 				sampled <- peak
 				return
 			case <-tick.C:
-				if n, err := OpenDescriptors(c.ServerPID); err == nil {
+				if n, err := harness.OpenDescriptors(c.ServerPID); err == nil {
 					peak.All, peak.Sockets = max(peak.All, n.All), max(peak.Sockets, n.Sockets)
 				}
 			}
@@ -378,7 +379,7 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 		}
 	}
 	for i := range c.Receivers {
-		conn, err := net.DialTimeout("tcp", c.Addr, Deadline)
+		conn, err := net.DialTimeout("tcp", c.Addr, harness.Deadline)
 		if err != nil {
 			closeReceivers()
 			close(stopSampling)
@@ -535,9 +536,9 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 	close(stopSampling)
 	report.DescriptorsPeak = <-sampled
 	if report.DescriptorsChecked {
-		deadline := time.Now().Add(Deadline)
+		deadline := time.Now().Add(harness.Deadline)
 		for {
-			n, err := OpenDescriptors(c.ServerPID)
+			n, err := harness.OpenDescriptors(c.ServerPID)
 			if err != nil {
 				report.fail("server descriptors: %v", err)
 				break
@@ -548,13 +549,13 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 			}
 			if time.Now().After(deadline) {
 				report.fail("server sockets: %d before the run, still %d %v after it: connections the server never closed",
-					report.DescriptorsBefore.Sockets, n.Sockets, Deadline)
+					report.DescriptorsBefore.Sockets, n.Sockets, harness.Deadline)
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if c.ServerPID > 0 && CPUSupported {
+	if c.ServerPID > 0 && harness.CPUSupported {
 		use, err := tester.CPUShare(c.IdleWindow, func() (time.Duration, error) { return tester.CPUTime(c.ServerPID) })
 		if err != nil {
 			report.fail("server CPU: %v", err)
@@ -618,13 +619,13 @@ func numberList(numbers []int) string {
 // the server relays to all of them, and no sender's line can reach a receiver it has not
 // registered yet.
 func soakSync(addr string, receivers []*soakReceiver) error {
-	conn, err := net.DialTimeout("tcp", addr, Deadline)
+	conn, err := net.DialTimeout("tcp", addr, harness.Deadline)
 	if err != nil {
 		return fmt.Errorf("sync connection: %w", err)
 	}
 	defer conn.Close()
 	go io.Copy(io.Discard, conn) // ends when conn is closed
-	deadline := time.Now().Add(Deadline)
+	deadline := time.Now().Add(harness.Deadline)
 	for {
 		synced := 0
 		for _, r := range receivers {
@@ -636,9 +637,9 @@ func soakSync(addr string, receivers []*soakReceiver) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d receivers heard a line from the server within %v", synced, len(receivers), Deadline)
+			return fmt.Errorf("only %d of %d receivers heard a line from the server within %v", synced, len(receivers), harness.Deadline)
 		}
-		conn.SetWriteDeadline(time.Now().Add(Deadline))
+		conn.SetWriteDeadline(time.Now().Add(harness.Deadline))
 		if _, err := io.WriteString(conn, soakSyncLine+"\n"); err != nil {
 			return fmt.Errorf("sync connection: %w", err)
 		}
@@ -650,13 +651,13 @@ func soakSync(addr string, receivers []*soakReceiver) error {
 // soakSend is one sender connection: it connects, sends its lines and leaves as s.kind says,
 // and records in s what it sent.
 func soakSend(addr string, id int, s *soakSender, random *rand.Rand, maxLines int) {
-	conn, err := net.DialTimeout("tcp", addr, Deadline)
+	conn, err := net.DialTimeout("tcp", addr, harness.Deadline)
 	if err != nil {
 		s.err = err
 		return
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(Deadline))
+	conn.SetDeadline(time.Now().Add(harness.Deadline))
 	terminator := "\n"
 	if random.IntN(2) == 0 {
 		terminator = "\r\n"
@@ -710,7 +711,7 @@ func soakSend(addr string, id int, s *soakSender, random *rand.Rand, maxLines in
 // SoakServerLog sums up what a workshop server logged about connections during a soak that
 // started it: every connection must have been logged as disconnected again, and a client the
 // server dropped for a reason (none should be, in a soak) is named.
-func SoakServerLog(p *Process) (summary string, ok bool) {
+func SoakServerLog(p *harness.Process) (summary string, ok bool) {
 	connected, disconnected := 0, 0
 	reasons := map[string]int{}
 	for _, line := range p.Lines() {
