@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 // The harness's commands (cputable, fanout, soak, relaymem) build programs into a folder in
@@ -114,7 +116,7 @@ func SetUsage(name, what string) {
 	flag.CommandLine.Init(name, flag.ExitOnError)
 	flag.CommandLine.Usage = func() {
 		out := flag.CommandLine.Output()
-		fmt.Fprintf(out, "Usage: go run ./harness/cmd/%s [flags]\n\n%s\nFlags:\n", name, Wrap(what, "", 80))
+		fmt.Fprintf(out, "Usage: go run ./harness/cmd/%s [flags]\n\n%s\nFlags:\n", name, tester.Wrap(what, "", "", 80))
 		PrintFlags(out, flag.CommandLine)
 	}
 }
@@ -136,28 +138,8 @@ func PrintFlags(out io.Writer, flags *flag.FlagSet) {
 			usage += fmt.Sprintf(" (default %v)", f.DefValue)
 		}
 		fmt.Fprintln(out, line)
-		fmt.Fprint(out, Wrap(usage, "        ", 80))
+		fmt.Fprint(out, tester.Wrap(usage, "        ", "        ", 80))
 	})
-}
-
-// Wrap breaks text into lines of at most width columns, each starting with indent.
-func Wrap(text, indent string, width int) string {
-	var b strings.Builder
-	line := ""
-	for _, word := range strings.Fields(text) {
-		if line != "" && len([]rune(indent+line+" "+word)) > width {
-			b.WriteString(indent + line + "\n")
-			line = ""
-		}
-		if line != "" {
-			line += " "
-		}
-		line += word
-	}
-	if line != "" {
-		b.WriteString(indent + line + "\n")
-	}
-	return b.String()
 }
 
 // Thousands formats 1234567.8 as "1,234,568", for the reports of the benchmark commands.
