@@ -128,8 +128,6 @@ type server struct {
 	lines            []string
 }
 
-var startedLine = regexp.MustCompile(`port (\d+)\.\.\.$`)
-
 // start starts bin on 127.0.0.1:0 and waits for its start-up lines: until ready matches one.
 func start(bin, ready string, args ...string) (*server, error) {
 	args = append([]string{"-addr", "127.0.0.1:0", "-poller", "epoll", "-quiet", "-max-pending", strconv.Itoa(64 << 20)}, args...)
@@ -144,8 +142,8 @@ func start(bin, ready string, args ...string) (*server, error) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !p.Exited(); time.Sleep(10 * time.Millisecond) {
 		s.lines = p.Lines()
 		for _, line := range s.lines {
-			if m := startedLine.FindStringSubmatch(line); m != nil {
-				s.addr = "127.0.0.1:" + m[1]
+			if port := harness.StartedPort(line); port != "" {
+				s.addr = "127.0.0.1:" + port
 			}
 			if strings.Contains(line, ready) && s.addr != "" {
 				return s, nil

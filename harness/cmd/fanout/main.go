@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -396,8 +395,8 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 	command, args := "", []string{}
 	switch t.protocol {
 	case natsProtocol:
-		port, err1 := freePort()
-		monitor, err2 := freePort()
+		port, err1 := harness.FreePort()
+		monitor, err2 := harness.FreePort()
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
@@ -405,7 +404,7 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		s.monitor = net.JoinHostPort("127.0.0.1", strconv.Itoa(monitor))
 		command, args = b.natsServer, natsArgs(port, monitor)
 	case redisProtocol:
-		port, err := freePort()
+		port, err := harness.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -440,33 +439,12 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		}
 		return s, nil
 	}
-	port, err := startedPort(s.process)
+	listening, err := harness.Listening(s.process, t.pkg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.pkg, err)
+		return nil, err
 	}
-	s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.addr = listening.Addr
 	return s, nil
-}
-
-var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connections on port (\d+)\.\.\.$`)
-
-// startedPort waits for a workshop server's first line and reads the port from it (what
-// harness.StartServerProcess does, for a server started under taskset).
-func startedPort(p *harness.Process) (int, error) {
-	deadline := time.Now().Add(harness.Deadline)
-	for {
-		if lines := p.Lines(); len(lines) > 0 {
-			m := startedLine.FindStringSubmatch(lines[0])
-			if m == nil {
-				return 0, fmt.Errorf("first line %q is not the started line; stderr: %q", lines[0], p.Stderr())
-			}
-			return strconv.Atoi(m[1])
-		}
-		if p.Exited() || time.Now().After(deadline) {
-			return 0, fmt.Errorf("no started line within %v; stderr: %q", harness.Deadline, p.Stderr())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (b *bench) track(s *server) {
@@ -789,15 +767,6 @@ func slicesContain(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // dialRedis waits for a freshly started Redis to answer PING.
