@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -586,7 +587,7 @@ func TestFloodControlReset(t *testing.T) {
 		var cpuBefore time.Duration
 		if CPUSupported {
 			var err error
-			cpuBefore, err = CPUTime(room.PID())
+			cpuBefore, err = tester.CPUTime(room.PID())
 			require.NoError(t, err)
 		}
 		left := "Server: client disconnected"
@@ -608,7 +609,7 @@ func TestFloodControlReset(t *testing.T) {
 			// Over the whole wait, and a second at least, so that the few reads it takes
 			// are no more than a trace.
 			time.Sleep(time.Until(start.Add(time.Second)))
-			cpuAfter, err := CPUTime(room.PID())
+			cpuAfter, err := tester.CPUTime(room.PID())
 			require.NoError(t, err)
 			use := float64(cpuAfter-cpuBefore) / float64(time.Since(start))
 			t.Logf("%.1f%% of a core from the reset until it was noticed", use*100)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -89,7 +90,7 @@ func waitSent(t testing.TB, c *Client) {
 // queue, not copied into each. One line of 64 KiB to 2,000 receivers (900 under select, whose
 // limit is 1,024 descriptors; 400 in stage 7, where every join is told to everyone) raises
 // the server's resident memory at its peak by less than 4 MiB, where a copy per receiver
-// would need receivers x 64 KiB (125 MiB for 2,000). Memory is the kernel's own count, from
+// would need receivers x 64 KiB (125 MiB for 2,000). tester.Memory is the kernel's own count, from
 // /proc/<pid>/status: the peak (VmHWM) is reset once everyone has joined.
 func TestRoomBroadcastMemory(t *testing.T) {
 	t.Parallel()
@@ -131,7 +132,7 @@ func TestRoomBroadcastMemory(t *testing.T) {
 		for failure := range failures {
 			t.Fatal(failure)
 		}
-		after, err := ReadMemory(r.s.PID())
+		after, err := tester.ReadMemory(r.s.PID())
 		require.NoError(t, err)
 		extra := after.Peak - before.RSS
 		t.Logf("%d receivers: resident %d KiB before, peak %d KiB (+%d KiB); a copy each would be +%d KiB",
@@ -175,7 +176,7 @@ func TestRoomStalledReadersMemory(t *testing.T) {
 			}
 		}
 		require.Equal(t, stalledCount, countDropped(), "stalled readers dropped after %d senders' floods", used)
-		after, err := ReadMemory(r.s.PID())
+		after, err := tester.ReadMemory(r.s.PID())
 		require.NoError(t, err)
 		extra := after.Peak - before.RSS
 		t.Logf("%d stalled readers behind %d senders' %d KB: resident %d KiB before, peak %d KiB (+%d KiB); -max-pending is %d KiB",
@@ -186,12 +187,12 @@ func TestRoomStalledReadersMemory(t *testing.T) {
 
 // settledMemory waits for the server's resident memory to stop moving, resets its peak to
 // now (clear_refs 5) and returns it.
-func settledMemory(t testing.TB, pid int) Memory {
+func settledMemory(t testing.TB, pid int) tester.Memory {
 	t.Helper()
-	var m Memory
+	var m tester.Memory
 	for deadline, last := time.Now().Add(Deadline), int64(-1); ; time.Sleep(200 * time.Millisecond) {
 		var err error
-		m, err = ReadMemory(pid)
+		m, err = tester.ReadMemory(pid)
 		require.NoError(t, err)
 		if m.RSS == last || !time.Now().Before(deadline) {
 			break
@@ -199,7 +200,7 @@ func settledMemory(t testing.TB, pid int) Memory {
 		last = m.RSS
 	}
 	require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0))
-	m, err := ReadMemory(pid)
+	m, err := tester.ReadMemory(pid)
 	require.NoError(t, err)
 	return m
 }

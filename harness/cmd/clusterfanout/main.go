@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 func main() {
@@ -67,7 +68,7 @@ func main() {
 
 	fmt.Printf("clusterfanout: one sender's flood, %d lines of %d bytes, best of %d, %s\n",
 		*lines, *size, *rounds, time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("machine: %s\n", harness.Machine())
+	fmt.Printf("machine: %s\n", tester.Machine())
 	fmt.Println("Every server runs with -poller epoll -quiet -max-pending 64 MiB (and -max-rate 0 where it exists).")
 	fmt.Printf("\n%-10s %-46s %s\n", "receivers", "setup", "deliveries/s")
 	for _, n := range counts {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 func main() {
@@ -371,7 +372,7 @@ func (b *bench) run() error {
 
 func (b *bench) header() {
 	fmt.Printf("fanout: relay benchmark, %s\n", time.Now().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("machine: %s\n", harness.Machine())
+	fmt.Printf("machine: %s\n", tester.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
 	fmt.Printf("load average before: %s\n", loadAverage())
 	fmt.Printf("flood control: stage 5 has none; off in stage 7 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
@@ -647,7 +648,7 @@ func (b *bench) memory() error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		time.Sleep(300 * time.Millisecond)
-		before, err := harness.RSS(s.pid())
+		before, err := tester.RSS(s.pid())
 		if err != nil {
 			return err
 		}
@@ -657,7 +658,7 @@ func (b *bench) memory() error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		time.Sleep(500 * time.Millisecond)
-		after, err := harness.RSS(s.pid())
+		after, err := tester.RSS(s.pid())
 		closeAll(fds)
 		b.stop(s)
 		if err != nil {
@@ -734,7 +735,7 @@ func (b *bench) idle() error {
 	}
 	time.Sleep(time.Second) // let start-up work (the Go runtime's, Redis's) finish
 	for _, is := range servers {
-		ticks, err := harness.CPUTicks(is.s.pid())
+		ticks, err := tester.CPUTicks(is.s.pid())
 		if err != nil {
 			return err
 		}
@@ -743,7 +744,7 @@ func (b *bench) idle() error {
 	time.Sleep(b.idleWindow)
 	fmt.Printf("%-14s %6s\n", "server", "ticks")
 	for _, is := range servers {
-		ticks, err := harness.CPUTicks(is.s.pid())
+		ticks, err := tester.CPUTicks(is.s.pid())
 		if err != nil {
 			return err
 		}

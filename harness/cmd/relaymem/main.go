@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +55,7 @@ func main() {
 	harness.CleanUpOnSignal()
 
 	fmt.Printf("relaymem: stage 5's memory for one broadcast to many, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("machine: %s\n", harness.Machine())
+	fmt.Printf("machine: %s\n", tester.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"go run ./harness/cmd/relaymem"}, os.Args[1:]...), " "))
 	fmt.Println("Memory is the server's, from /proc/<pid>/status: VmRSS (resident now) and VmHWM (the most it was ever resident).")
 	fmt.Println("\"extra\" is above the server's VmRSS just before the broadcast, with every client already connected.")
@@ -158,7 +159,7 @@ func bigLine(poller string, receivers, lineSize int, after time.Duration) (strin
 		return "", err
 	}
 	time.Sleep(300 * time.Millisecond) // let the server settle after the accepts
-	before, err := harness.ReadMemory(s.PID())
+	before, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
@@ -187,12 +188,12 @@ func bigLine(poller string, receivers, lineSize int, after time.Duration) (strin
 	if err, _ := failed.Load().(error); err != nil {
 		return "", err
 	}
-	peak, err := harness.ReadMemory(s.PID())
+	peak, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
 	time.Sleep(after)
-	later, err := harness.ReadMemory(s.PID())
+	later, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
@@ -243,7 +244,7 @@ func stalledFlood(poller string, stalled, maxPending, floodLimit int) (string, e
 		return "", err
 	}
 	time.Sleep(300 * time.Millisecond)
-	before, err := harness.ReadMemory(s.PID())
+	before, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
@@ -299,12 +300,12 @@ func stalledFlood(poller string, stalled, maxPending, floodLimit int) (string, e
 		}
 		time.Sleep(time.Millisecond)
 	}
-	peak, err := harness.ReadMemory(s.PID())
+	peak, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
 	time.Sleep(time.Second)
-	later, err := harness.ReadMemory(s.PID())
+	later, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}

@@ -100,7 +100,7 @@ type SoakReport struct {
 	WholeMissed, TailMissed, Scatter int               // a receiver missed all of a sender's lines, its last ones, others
 
 	// The server's open descriptors before the run, at the most during it (sampled), after it.
-	DescriptorsBefore, DescriptorsPeak, DescriptorsAfter harness.Descriptors
+	DescriptorsBefore, DescriptorsPeak, DescriptorsAfter tester.Descriptors
 	DescriptorsChecked                                   bool
 	IdleCPU                                              float64 // share of one core after the run
 	IdleChecked                                          bool
@@ -343,13 +343,13 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 
 	// Descriptors: a baseline before we connect anything, and the most seen during the run.
 	if c.ServerPID > 0 {
-		if n, err := harness.OpenDescriptors(c.ServerPID); err == nil {
+		if n, err := tester.OpenDescriptors(c.ServerPID); err == nil {
 			report.DescriptorsChecked = true
 			report.DescriptorsBefore, report.DescriptorsPeak = n, n
 		}
 	}
 	stopSampling := make(chan struct{})
-	sampled := make(chan harness.Descriptors, 1)
+	sampled := make(chan tester.Descriptors, 1)
 	go func() {
 		peak := report.DescriptorsPeak
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -360,7 +360,7 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 				sampled <- peak
 				return
 			case <-tick.C:
-				if n, err := harness.OpenDescriptors(c.ServerPID); err == nil {
+				if n, err := tester.OpenDescriptors(c.ServerPID); err == nil {
 					peak.All, peak.Sockets = max(peak.All, n.All), max(peak.Sockets, n.Sockets)
 				}
 			}
@@ -538,7 +538,7 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 	if report.DescriptorsChecked {
 		deadline := time.Now().Add(harness.Deadline)
 		for {
-			n, err := harness.OpenDescriptors(c.ServerPID)
+			n, err := tester.OpenDescriptors(c.ServerPID)
 			if err != nil {
 				report.fail("server descriptors: %v", err)
 				break
