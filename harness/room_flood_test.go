@@ -414,7 +414,7 @@ func TestFloodControlOrder(t *testing.T) {
 		}
 		const total = 100_000 // 10 MB: more than the kernels hold, on either side
 		var sent atomic.Int64
-		floodNumbered(flooder, total, &sent)
+		tester.Flood{Conn: flooder.Conn, Line: FloodLine, Count: total, Sent: &sent, Patience: 2 * Deadline}.Send()
 
 		const window = 3 * time.Second
 		var start time.Time
@@ -505,7 +505,7 @@ func TestFloodControlShutdown(t *testing.T) {
 		defer close(stop)
 		floodWith(flooder, bytes.Repeat([]byte("y\n"), 32<<10), stop)
 		room.WaitLine(t, room.slowedDown("flooder"))
-		require.NoError(t, <-spreadFlood(senders, count, false))
+		require.NoError(t, <-spreadFlood(senders, count))
 		// Wait until only the stalled client has output waiting: the flooder, with none, is
 		// closed at the shutdown's first pass, while it waits for its budget.
 		for deadline := time.Now().Add(Deadline); ; time.Sleep(50 * time.Millisecond) {
@@ -547,7 +547,7 @@ func TestFloodControlReset(t *testing.T) {
 			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
 			require.Equal(t, "* marker has entered the room\n", receiver.ReadLine(t))
 		}
-		floodNumbered(flooder, 100_000, new(atomic.Int64))
+		tester.Flood{Conn: flooder.Conn, Line: FloodLine, Count: 100_000, Patience: 2 * Deadline}.Send()
 		room.WaitLine(t, room.slowedDown("flooder"))
 
 		// The receiver reads on its own, checking each line, until the marker. The reset throws
@@ -662,27 +662,6 @@ func TestFloodControlLastWords(t *testing.T) {
 		t.Logf("the last of 50 lines arrived %v after the poke", took.Round(time.Millisecond))
 		require.Less(t, took, 2*time.Second, "at its rate the rest would take 4 s")
 	}, "-quiet", "-max-rate", "1000", "-max-burst", "1000")
-}
-
-// floodNumbered sends flood lines 0 to total-1 from c, 64 KiB to a write, as fast as its
-// socket takes them, from a goroutine of its own, and counts in sent the lines its kernel took.
-// It stops at the first error: the test's end closes c.
-func floodNumbered(c *Client, total int, sent *atomic.Int64) {
-	go func() {
-		var batch []byte
-		for i := range total {
-			batch = append(batch, FloodLine(i)...)
-			if len(batch) < 64<<10 && i < total-1 {
-				continue
-			}
-			c.Conn.SetWriteDeadline(time.Now().Add(2 * Deadline))
-			if _, err := c.Conn.Write(batch); err != nil {
-				return
-			}
-			sent.Store(int64(i + 1))
-			batch = batch[:0]
-		}
-	}()
 }
 
 // A paste of 300 lines, 75 KB, is within the burst: it arrives at once, and nobody is slowed.
@@ -843,39 +822,13 @@ const floodShare = 2500
 func floodSenderCount(count int) int { return (count + floodShare - 1) / floodShare }
 
 // spreadFlood sends flood lines 0 to count-1 from senders, sender k lines k*floodShare on, all
-// at once, each from its own goroutine; with oneLinePerWrite each line is a write of its own,
-// so that the server reads them in many small batches. The channel yields the first write
-// error, or nil once everything is sent.
-func spreadFlood(senders []*Client, count int, oneLinePerWrite bool) <-chan error {
-	done := make(chan error, 1)
-	errs := make(chan error, len(senders))
+// at once. Each sender reads what it is sent, as a chat client does. The channel yields the
+// first write error, or nil once everything is sent.
+func spreadFlood(senders []*Client, count int) <-chan error {
+	floods := make([]tester.Flood, len(senders))
 	for k, c := range senders {
-		go io.Copy(io.Discard, c.Conn) // the others' lines: a sender reads, as a chat client does
-		go func() {
-			var batch []byte
-			for i := k * floodShare; i < min((k+1)*floodShare, count); i++ {
-				batch = append(batch, FloodLine(i)...)
-				if len(batch) < 64<<10 && !oneLinePerWrite && i < min((k+1)*floodShare, count)-1 {
-					continue
-				}
-				c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
-				if _, err := c.Conn.Write(batch); err != nil {
-					errs <- err
-					return
-				}
-				batch = batch[:0]
-			}
-			errs <- nil
-		}()
+		go io.Copy(io.Discard, c.Conn)
+		floods[k] = tester.Flood{Conn: c.Conn, Line: FloodLine, First: k * floodShare, Count: min(floodShare, count-k*floodShare)}
 	}
-	go func() {
-		var first error
-		for range senders {
-			if err := <-errs; err != nil && first == nil {
-				first = err
-			}
-		}
-		done <- first
-	}()
-	return done
+	return tester.Floods(floods)
 }

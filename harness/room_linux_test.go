@@ -42,7 +42,7 @@ func TestRoomLastWords(t *testing.T) {
 		const count, size = 1000, 100 // 100 KB: more than one read, less than a fresh window
 		var last strings.Builder
 		for i := range count {
-			last.WriteString(volumeLine(0, i, size))
+			last.WriteString(tester.NumberedLine(0, i, size, "\n"))
 		}
 		last.WriteString("no newline at the end")
 		leaver.Send(t, last.String())
@@ -58,7 +58,7 @@ func TestRoomLastWords(t *testing.T) {
 				spoken = true
 				continue
 			}
-			require.Equal(t, r.relayed(leaver, strings.TrimSuffix(volumeLine(0, next, size), "\n")), line,
+			require.Equal(t, r.relayed(leaver, strings.TrimSuffix(tester.NumberedLine(0, next, size, "\n"), "\n")), line,
 				"line %d of the leaver's last %d", next, count)
 			next++
 		}

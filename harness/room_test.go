@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -229,64 +230,24 @@ const senderBudget = 250_000
 // floodLinesPerSender is how many volume lines fit in a sender's budget.
 func floodLinesPerSender(size int) int { return senderBudget / size }
 
-// volumeLine is line i of sender k, size bytes with the "\n"; the receiver tells the sender
-// and the order from it, also in stage 5 where the relayed line does not name its sender.
-func volumeLine(k, i, size int) string {
-	head := fmt.Sprintf("from %03d line %06d ", k, i)
-	return head + strings.Repeat("-", size-len(head)-1) + "\n"
-}
-
-var volumeLinePattern = regexp.MustCompile(`^from (\d{3}) line (\d{6}) -*$`)
-
-// sendVolume makes each sender send count volume lines of size bytes, all from goroutines, in
-// writes of about 64 KiB; or, given a pause, one line per write with that pause after each, so
-// that the server reads them in many small batches. Given a reader to pace them by, the
-// senders together stay at most 2,000 lines ahead of what expectVolume has read at it: a test
-// that reads as fast as it can is still slower than the server, and must not be taken for a
-// client that does not read. Each sender also reads and throws away what it is sent, so that
-// it never counts as a client that does not read. The channel gets the first error, or nil
-// once all is sent.
+// sendVolume makes each sender send count numbered lines of size bytes, sender k naming
+// itself k (also in stage 5, where the relayed line does not name its sender), all at once,
+// in writes of about 64 KiB; or, given a pause, one line per write with that pause after
+// each, so that the server reads them in many small batches. Given a reader to pace them by,
+// the senders together stay at most 2,000 lines ahead of what expectVolume has read at it: a
+// test that reads as fast as it can is still slower than the server, and must not be taken
+// for a client that does not read. The channel gets the first error, or nil once all is sent.
 func sendVolume(senders []*member, count, size int, pause time.Duration, pace *member) <-chan error {
-	done := make(chan error, len(senders))
+	floods := make([]tester.Flood, len(senders))
 	var sent atomic.Int64
 	for k, sender := range senders {
-		go func() {
-			var batch strings.Builder
-			for i := range count {
-				batch.WriteString(volumeLine(k, i, size))
-				if pause == 0 && batch.Len() < 64<<10 && i < count-1 {
-					continue
-				}
-				for deadline := time.Now().Add(3 * Deadline); pace != nil && sent.Load()-pace.got.Load() > 2000; {
-					if time.Now().After(deadline) {
-						done <- fmt.Errorf("sender %d: the reader fell behind for good", k)
-						return
-					}
-					time.Sleep(time.Millisecond)
-				}
-				sender.Conn.SetWriteDeadline(time.Now().Add(3 * Deadline))
-				if _, err := sender.Conn.Write([]byte(batch.String())); err != nil {
-					done <- fmt.Errorf("sender %d: %w", k, err)
-					return
-				}
-				sent.Add(int64(strings.Count(batch.String(), "\n")))
-				batch.Reset()
-				time.Sleep(pause)
-			}
-			done <- nil
-		}()
-	}
-	all := make(chan error, 1)
-	go func() {
-		var first error
-		for range senders {
-			if err := <-done; err != nil && first == nil {
-				first = err
-			}
+		floods[k] = tester.Flood{Conn: sender.Conn, Line: func(i int) string { return tester.NumberedLine(k, i, size, "\n") },
+			Count: count, OneLinePerWrite: pause > 0, Pause: pause, Sent: &sent, Patience: 3 * Deadline}
+		if pace != nil {
+			floods[k].Read, floods[k].Ahead = &pace.got, 2000
 		}
-		all <- first
-	}()
-	return all
+	}
+	return tester.Floods(floods)
 }
 
 // drainInput reads and throws away everything ms are sent, until the test ends.
@@ -313,12 +274,10 @@ func (r *room) expectVolume(t testing.TB, m *member, senders []*member, count, s
 	for range len(senders) * count {
 		line := r.read(t, m)
 		name, message := r.message(line)
-		match := volumeLinePattern.FindStringSubmatch(message)
-		if match == nil || len(message) != size-1 {
+		k, i, ok := tester.ParseNumbered(message)
+		if !ok || k < 0 || len(message) != size-1 {
 			t.Fatalf("%s got %d bytes %.60q..., not a volume line of %d bytes", m.name, len(line), line, size)
 		}
-		k, _ := strconv.Atoi(match[1])
-		i, _ := strconv.Atoi(match[2])
 		require.Less(t, k, len(senders), "%s got a line from sender %d", m.name, k)
 		require.Equal(t, senders[k].name, name, "line %d of sender %d comes under another name", i, k)
 		if i != next[k] {
@@ -411,7 +370,7 @@ func TestRoomBlockedLog(t *testing.T) {
 
 		// Read the log again: everything it kept comes out, then the count of what it dropped.
 		dropped := regexp.MustCompile(`^Server: \d+ log lines dropped: standard output is not being read$`)
-		kept := regexp.MustCompile(`^Server: received from \w+: from 0(0\d|1[01]) line \d{6} -+$`)
+		kept := regexp.MustCompile(`^Server: received from \w+: from 0(0\d|1[01]) line \d{7} -+$`)
 		for {
 			line := r.log(t)
 			if dropped.MatchString(line) {

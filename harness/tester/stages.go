@@ -5,7 +5,6 @@ package tester
 import (
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -659,107 +658,6 @@ func (r *Run) idleCPU() float64 {
 	return use
 }
 
-// FloodLine is the i-th line of a flood: 100 bytes with its terminator, numbered so that a
-// lost, cut or reordered line shows.
-func FloodLine(i int) string {
-	return fmt.Sprintf("line %07d %s\r\n", i, strings.Repeat("-", 85))
-}
-
-// turns has the senders of a flood write one after the other, a write each in turn: a relay
-// that passes on its reads then has another sender's write between each write's unfinished
-// last line and its end.
-type turns struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	next int    // whose turn it is
-	done []bool // senders that have sent everything, or given up
-}
-
-func newTurns(senders int) *turns {
-	t := &turns{done: make([]bool, senders)}
-	t.cond = sync.NewCond(&t.mu)
-	return t
-}
-
-// wait waits for sender s's turn.
-func (t *turns) wait(s int) {
-	t.mu.Lock()
-	for t.next != s {
-		t.cond.Wait()
-	}
-	t.mu.Unlock()
-}
-
-// pass gives the turn to the next sender still sending; finished says s is done.
-func (t *turns) pass(s int, finished bool) {
-	t.mu.Lock()
-	t.done[s] = t.done[s] || finished
-	if t.next == s {
-		for i := 1; i <= len(t.done); i++ {
-			if k := (s + i) % len(t.done); !t.done[k] {
-				t.next = k
-				break
-			}
-		}
-	}
-	t.cond.Broadcast()
-	t.mu.Unlock()
-}
-
-// sendLines sends lines first to first+count-1 on conn from its own goroutine, never more
-// than 10,000 lines ahead of what the reader has counted in received, and yields the write
-// error, or nil once everything is sent. sent counts the lines that
-// every sender of the flood has sent, this one's among them: together they stay within 10,000
-// lines of the reader, and so they all send at once.
-func sendLines(conn net.Conn, first, count int, sent, received *atomic.Int64, turn *turns, me int) <-chan error {
-	done := make(chan error, 1)
-	go func() {
-		defer turn.pass(me, true)
-		var batch []byte
-		lines := 0
-		for i := first; i < first+count; i++ {
-			batch = append(batch, FloodLine(i)...)
-			lines++
-			end := i == first+count-1
-			if len(batch) < 64<<10 && !end {
-				continue
-			}
-			turn.wait(me)
-			// The deadline counts from the reader's last progress: with several senders, one
-			// may wait its turn for as long as the others take.
-			last, deadline := received.Load(), time.Now().Add(Deadline)
-			for sent.Load()+int64(lines)-received.Load() > 10_000 {
-				if now := received.Load(); now != last {
-					last, deadline = now, time.Now().Add(Deadline)
-				}
-				if time.Now().After(deadline) {
-					done <- fmt.Errorf("the reader got no line for %s", human(Deadline))
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-			// Every write but the last stops in the middle of a line, and this sender's next
-			// write ends it, after the other senders' writes (turns): a relay that passes on
-			// its reads rather than whole lines then mixes the senders' lines up, however few
-			// they are.
-			n := len(batch)
-			if !end {
-				n -= 37
-			}
-			conn.SetWriteDeadline(time.Now().Add(Deadline))
-			if _, err := conn.Write(batch[:n]); err != nil {
-				done <- err
-				return
-			}
-			sent.Add(int64(lines))
-			batch, lines = append(batch[:0], batch[n:]...), 0
-			turn.pass(me, false)
-		}
-		done <- nil
-	}()
-	return done
-}
-
 // SenderLines is how many lines each sender of a flood sends: 250,000 bytes, within the
 // 262,144 bytes (256 KiB) that flood control lets a client send at once. A flood of
 // megabytes is shared by several senders, so that a server with flood control relays it at
@@ -792,23 +690,14 @@ func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan 
 	for _, c := range senders {
 		c.Drain() // each sender hears the others' lines
 	}
-	done := make(chan error, 1)
-	go func() {
-		var sending []<-chan error
-		var sent atomic.Int64
-		turn := newTurns(len(senders))
-		for s, c := range senders {
-			sending = append(sending, sendLines(c.Conn, s*per, min(per, count-s*per), &sent, received, turn, s))
-		}
-		for _, errs := range sending {
-			if err := <-errs; err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	return done
+	floods := make([]Flood, len(senders))
+	var sent atomic.Int64
+	turns := NewTurns(len(senders))
+	for s, c := range senders {
+		floods[s] = Flood{Conn: c.Conn, Line: FloodLine, First: s * per, Count: min(per, count-s*per),
+			CutShort: 37, Turns: turns, Me: s, Sent: &sent, Read: received, Ahead: 10_000}
+	}
+	return Floods(floods)
 }
 
 // lostHint is the lesson of a flood line that is missing or cut.

@@ -1,8 +1,11 @@
 package tester
 
 import (
+	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -58,4 +61,12 @@ func stripColour(s string) string {
 		}
 		s = s[:start] + s[start+end+1:]
 	}
+}
+
+// human writes a duration the way a person does: "300 ms", "2 s", "1.5 s".
+func human(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
 }

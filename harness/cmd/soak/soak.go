@@ -183,34 +183,21 @@ func (r *SoakReport) String() string {
 	return b.String()
 }
 
-// soakLine is line seq of sender id, with its terminator: a text that says who sent it and
-// a padding that depends on both, so that a line changed on the way shows as corrupted.
+// soakLine is line seq of sender id, with its terminator: a numbered line that names its
+// sender, its length depending on both, so that a line cut or changed on the way shows.
 func soakLine(id, seq int, terminator string) string {
 	return soakText(id, seq) + terminator
 }
 
 func soakText(id, seq int) string {
-	pad := make([]byte, (id*31+seq*17)%97)
-	for i := range pad {
-		pad[i] = byte('a' + (id+seq+i)%26)
-	}
-	return fmt.Sprintf("soak S%d %d %s", id, seq, pad)
+	return tester.NumberedLine(id, seq, 22+(id*31+seq*17)%97, "")
 }
 
 // parseSoakLine reads a relayed line without its terminator; ok is false for anything that
 // is not exactly a line some sender could have sent.
 func parseSoakLine(line []byte) (id, seq int, ok bool) {
-	rest, found := bytes.CutPrefix(line, []byte("soak S"))
-	if !found {
-		return 0, 0, false
-	}
-	fields := bytes.SplitN(rest, []byte(" "), 3)
-	if len(fields) != 3 {
-		return 0, 0, false
-	}
-	id, err1 := strconv.Atoi(string(fields[0]))
-	seq, err2 := strconv.Atoi(string(fields[1]))
-	if err1 != nil || err2 != nil || id < 0 || seq < 0 || seq > maxSoakLines {
+	id, seq, ok = tester.ParseNumbered(string(line))
+	if !ok || id < 0 || seq > maxSoakLines {
 		return 0, 0, false
 	}
 	return id, seq, string(line) == soakText(id, seq)

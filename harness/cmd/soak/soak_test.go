@@ -112,7 +112,7 @@ func brokenRelay(t *testing.T, mistake string) string {
 					case mistake == "duplicate" && n%10 == 0:
 						relay(conn, line)
 					case mistake == "corrupt" && n%10 == 0:
-						line = strings.Replace(line, "soak", "saok", 1)
+						line = strings.Replace(line, "line", "lien", 1)
 					case mistake == "drop" && n%10 == 0:
 						continue
 					case mistake == "reorder" && n%5 == 1 && held == "":
