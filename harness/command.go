@@ -110,6 +110,19 @@ func Stopping() bool {
 	return stopping
 }
 
+// Fatal ends a command that failed: it says why in one line, after the command's name, kills
+// what the command started, deletes its builds and exits with status 1. While a signal is
+// being handled it says nothing and waits: the failure is the signal's doing, and the handler
+// exits.
+func Fatal(format string, args ...any) {
+	if Stopping() {
+		select {}
+	}
+	fmt.Fprintf(os.Stderr, flag.CommandLine.Name()+": "+format+"\n", args...)
+	StopAll()
+	os.Exit(1)
+}
+
 // SetUsage gives the command's -h a first line with its own name and what it does, instead of
 // the path of the executable that `go run` built in its cache.
 func SetUsage(name, what string) {

@@ -36,12 +36,7 @@ func main() {
 	for _, stage := range stages {
 		use, err := idleCPU(stage, *clients, *window)
 		if err != nil {
-			if harness.Stopping() {
-				select {} // interrupted: the signal handler cleans up and exits
-			}
-			fmt.Fprintf(os.Stderr, "cputable: %s: %v\n", stage, err)
-			harness.RemoveBuilds()
-			os.Exit(1)
+			harness.Fatal("%s: %v", stage, err)
 		}
 		fmt.Println(Row(stage, use))
 	}

@@ -139,12 +139,8 @@ func main() {
 	err := b.run()
 	b.stopAll()
 	harness.RemoveBuilds()
-	if err != nil && harness.Stopping() {
-		select {} // interrupted: the signal handler cleans up and exits
-	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "fanout: %v\n", err)
-		os.Exit(1)
+		harness.Fatal("%v", err)
 	}
 }
 

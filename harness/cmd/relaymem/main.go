@@ -72,7 +72,7 @@ func main() {
 		}
 		row, err := bigLine(poller, *receivers, *lineSize, *after)
 		if err != nil {
-			fatal("(a) with %s: %v", poller, err)
+			harness.Fatal("(a) with %s: %v", poller, err)
 		}
 		fmt.Println(row)
 	}
@@ -85,20 +85,11 @@ func main() {
 	for _, poller := range pollerList {
 		row, err := stalledFlood(poller, *stalled, *maxPending, *floodLimit)
 		if err != nil {
-			fatal("(b) with %s: %v", poller, err)
+			harness.Fatal("(b) with %s: %v", poller, err)
 		}
 		fmt.Println(row)
 	}
 	harness.RemoveBuilds()
-}
-
-func fatal(format string, args ...any) {
-	if harness.Stopping() {
-		select {} // the signal handler cleans up and exits
-	}
-	fmt.Fprintf(os.Stderr, "relaymem: "+format+"\n", args...)
-	harness.StopAll()
-	os.Exit(1)
 }
 
 // startServer starts stage 5 and waits until it holds want clients, once they are dialled.

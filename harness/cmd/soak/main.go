@@ -58,7 +58,7 @@ func main() {
 				if server != nil {
 					server.Kill()
 				}
-				fatal("%v", err)
+				harness.Fatal("%v", err)
 			}
 			config.Addr, config.ServerPID = server.Addr, server.PID()
 			report, err := Soak(config)
@@ -79,17 +79,8 @@ func main() {
 // check prints the report and says whether the run failed.
 func check(report *SoakReport, err error) bool {
 	if err != nil {
-		fatal("%v", err)
+		harness.Fatal("%v", err)
 	}
 	fmt.Print(report)
 	return report.Failed()
-}
-
-func fatal(format string, args ...any) {
-	if harness.Stopping() {
-		select {} // the signal handler cleans up and exits
-	}
-	fmt.Fprintf(os.Stderr, "soak: "+format+"\n", args...)
-	harness.StopAll()
-	os.Exit(1)
 }
