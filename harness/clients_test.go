@@ -295,11 +295,11 @@ func TestClientsChatServerGone(t *testing.T) {
 
 }
 
-// startChatInTerminal starts clients/chat in a pseudo-terminal, waits for its prompt (drawn
-// once the terminal is in raw mode) and for the server to list it.
-func startChatInTerminal(t *testing.T, s *Server) *PTYProcess {
+// startChatInTerminal starts clients/chat in a pseudo-terminal of columns by 24, waits for
+// its prompt (drawn once the terminal is in raw mode) and for the server to list it.
+func startChatInTerminal(t *testing.T, s *Server, columns int) *PTYProcess {
 	t.Helper()
-	chat := StartInPTY(t, Binary(t, "clients/chat"), "-addr", s.Addr)
+	chat := StartInPTYOfSize(t, columns, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
 	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
 	s.WaitLine(t, "Server: client connected")
 	return chat
@@ -310,7 +310,7 @@ func startChatInTerminal(t *testing.T, s *Server) *PTYProcess {
 func TestClientsChatTerminal(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, clientsServer)
-	chat := startChatInTerminal(t, s)
+	chat := startChatInTerminal(t, s, 80)
 	other := Dial(t, s.Addr)
 	s.WaitLine(t, "Server: client connected")
 
@@ -367,7 +367,7 @@ func TestClientsChatTerminalWaysOut(t *testing.T) {
 		}, 0, "Client: the server closed the connection"},
 	} {
 		t.Run(way.name, func(t *testing.T) {
-			chat := startChatInTerminal(t, s)
+			chat := startChatInTerminal(t, s, 80)
 			way.leave(t, chat)
 			require.Equal(t, way.exitCode, chat.WaitExit(t, Deadline), "screen:\n%s", chat.Screen())
 			require.True(t, chat.TerminalRestored(), "the chat left the terminal in raw mode")
@@ -427,9 +427,7 @@ func inRows(text string, width int) []string {
 func TestClientsChatLongLine(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, clientsServer)
-	chat := StartInPTYOfSize(t, 40, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
-	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
-	s.WaitLine(t, "Server: client connected")
+	chat := startChatInTerminal(t, s, 40)
 	other := Dial(t, s.Addr)
 	s.WaitLine(t, "Server: client connected")
 
@@ -470,9 +468,7 @@ func TestClientsChatLongLine(t *testing.T) {
 func TestClientsChatResize(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, clientsServer)
-	chat := StartInPTYOfSize(t, 80, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
-	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
-	s.WaitLine(t, "Server: client connected")
+	chat := startChatInTerminal(t, s, 80)
 	other := Dial(t, s.Addr)
 	s.WaitLine(t, "Server: client connected")
 
@@ -494,7 +490,7 @@ func TestClientsChatResize(t *testing.T) {
 func TestClientsChatTab(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, clientsServer)
-	chat := startChatInTerminal(t, s)
+	chat := startChatInTerminal(t, s, 80)
 	other := Dial(t, s.Addr)
 	s.WaitLine(t, "Server: client connected")
 
@@ -568,7 +564,7 @@ func TestClientsScreenSafe(t *testing.T) {
 			})
 
 			t.Run("chat in a terminal", func(t *testing.T) {
-				chat := startChatInTerminal(t, s)
+				chat := startChatInTerminal(t, s, 80)
 				other.Send(t, class.sent+"\r\n")
 				// Every byte written to the terminal: the message, and the prompt below it.
 				chat.WaitOutput(t, "\x1b[J"+shown+"\r\n> ")

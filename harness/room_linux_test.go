@@ -262,11 +262,8 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		// The backlog: every sender's budget for the stalled client, which then reads it all.
 		reader, senders := ms[1], ms[2:]
 		drainInput(senders)
-		count := floodLinesPerSender(1000)
-		sent := sendVolume(senders, count, 1000, 0, reader)
-		r.expectVolume(t, reader, senders, count, 1000)
-		waitErr(t, sent, Deadline, "the backlog")
-		r.expectVolume(t, ms[0], senders, count, 1000) // the backlog, taken late
+		r.flood(t, reader, senders)
+		r.expectVolume(t, ms[0], senders, volumeLines, volumeSize) // the backlog, taken late
 
 		// Then the room goes on talking for a few seconds, 10 KB a sender every 400 ms, well
 		// within flood control's rate: the collections that follow wake the scavenger.

@@ -230,6 +230,22 @@ const senderBudget = 250_000
 // floodLinesPerSender is how many volume lines fit in a sender's budget.
 func floodLinesPerSender(size int) int { return senderBudget / size }
 
+// volumeSize is the size of most volume tests' lines, and volumeLines how many of them each
+// sender sends.
+const (
+	volumeSize  = 1000
+	volumeLines = senderBudget / volumeSize
+)
+
+// flood has senders send their volume lines, paced by reader, and proves that reader gets
+// every one, each sender's in order.
+func (r *room) flood(t testing.TB, reader *member, senders []*member) {
+	t.Helper()
+	sent := sendVolume(senders, volumeLines, volumeSize, 0, reader)
+	r.expectVolume(t, reader, senders, volumeLines, volumeSize)
+	waitErr(t, sent, Deadline, "the flood")
+}
+
 // sendVolume makes each sender send count numbered lines of size bytes, sender k naming
 // itself k (also in stage 5, where the relayed line does not name its sender), all at once,
 // in writes of about 64 KiB; or, given a pause, one line per write with that pause after
@@ -359,14 +375,7 @@ func TestRoomBlockedLog(t *testing.T) {
 
 		// From here on nobody reads the log. 3 MB of messages make 3 MB of log lines: more
 		// than the pipe holds and the server's backlog of 1 MiB together.
-		const size = 1000
-		count := floodLinesPerSender(size)
-		flood := func(senders []*member) {
-			sent := sendVolume(senders, count, size, 0, receiver)
-			r.expectVolume(t, receiver, senders, count, size)
-			waitErr(t, sent, Deadline, "the flood")
-		}
-		flood(senders[:12])
+		r.flood(t, receiver, senders[:12])
 
 		// Read the log again: everything it kept comes out, then the count of what it dropped.
 		dropped := regexp.MustCompile(`^Server: \d+ log lines dropped: standard output is not being read$`)
@@ -380,7 +389,7 @@ func TestRoomBlockedLog(t *testing.T) {
 		}
 
 		// Blocked again, a shutdown still happens, at once.
-		flood(senders[12:])
+		r.flood(t, receiver, senders[12:])
 		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 		select {
 		case <-exited:
@@ -408,11 +417,7 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		// 5 MB: more than the kernels buffer for late and stalled (about 3 MB on Linux), less
 		// than -max-pending. Once healthy has it all, the server has read it all, and queued
 		// the rest for late and stalled.
-		const size = 1000
-		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0, healthy)
-		r.expectVolume(t, healthy, senders, count, size)
-		waitErr(t, sent, Deadline, "the flood")
+		r.flood(t, healthy, senders)
 		waitBehind(t, r.s, 2) // the senders have taken what they were sent: late and stalled are behind
 
 		start := time.Now()
@@ -424,7 +429,7 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		stream, err := io.ReadAll(late.reader)
 		require.NoError(t, err, "late's stream should end in good order")
 		late.reader = bufio.NewReader(bytes.NewReader(stream))
-		r.expectVolume(t, late, senders, count, size)
+		r.expectVolume(t, late, senders, volumeLines, volumeSize)
 		late.ExpectEOF(t)
 		healthy.ExpectEOF(t)
 		require.Equal(t, 0, r.s.WaitExit(t, 5*time.Second))
@@ -480,9 +485,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 		drainInput(senders)
 		// One line per write, a millisecond apart, so that the server reads them in many small
 		// batches; 4 MB, more than the kernels buffer for late (about 3 MB on Linux).
-		const size = 1000
-		count := floodLinesPerSender(size)
-		waitErr(t, sendVolume(senders, count, size, time.Millisecond, nil), 3*Deadline, "the senders")
+		waitErr(t, sendVolume(senders, volumeLines, volumeSize, time.Millisecond, nil), 3*Deadline, "the senders")
 		var behind queueLine
 		for _, q := range waitBehind(t, r.s, 1) {
 			if q.bytes > 0 {
@@ -491,7 +494,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 		}
 		require.Greater(t, behind.batches, 64, "late should be far behind, in many batches")
 		t.Logf("behind: %+v", behind)
-		r.expectVolume(t, late, senders, count, size)
+		r.expectVolume(t, late, senders, volumeLines, volumeSize)
 		r.expectQuiet(t, late, 100*time.Millisecond)
 		for _, q := range printQueues(t, r.s) {
 			require.Zero(t, q.bytes)
@@ -547,11 +550,7 @@ func TestRoomSlowReader(t *testing.T) {
 		senders := r.members(t, 20)
 		drainInput(senders)
 		// 5 MB: more than the kernels buffer for stalled (about 3 MB on Linux) and the limit.
-		const size = 1000
-		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0, healthy)
-		r.expectVolume(t, healthy, senders, count, size)
-		waitErr(t, sent, Deadline, "the flood")
+		r.flood(t, healthy, senders)
 		require.Equal(t, r.left(stalled, "not reading: more than 1048576 bytes pending"), r.log(t))
 		stalled.ExpectClosed(t)
 		r.expectQuiet(t, healthy, 100*time.Millisecond)

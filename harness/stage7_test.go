@@ -174,6 +174,19 @@ func TestStage7OnlyJoinedHear(t *testing.T) {
 	})
 }
 
+// joinThree joins alice, bob and carol, in that order, and reads what each is told of those
+// who came after.
+func joinThree(t *testing.T, s *Server) (alice, bob, carol *Client) {
+	t.Helper()
+	alice = joinStage7(t, s, "alice")
+	bob = joinStage7(t, s, "bob", "alice")
+	carol = joinStage7(t, s, "carol", "alice", "bob")
+	require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+	require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
+	require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
+	return alice, bob, carol
+}
+
 // A joined user's lines go to every other joined user as "[NAME] message\n", never back to the
 // sender; "\r\n" from a client is stripped, lines are framed as in stage 5, and only /msg and
 // /who are commands: any other line, "/" or not, is a message.
@@ -181,12 +194,7 @@ func TestStage7Messages(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller)
-		alice := joinStage7(t, s, "alice")
-		bob := joinStage7(t, s, "bob", "alice")
-		carol := joinStage7(t, s, "carol", "alice", "bob")
-		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
+		alice, bob, carol := joinThree(t, s)
 
 		long := strings.Repeat("0123456789", 100)
 		messages := []string{
@@ -219,13 +227,8 @@ func TestStage7PrivateMessages(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller)
-		alice := joinStage7(t, s, "alice")
-		bob := joinStage7(t, s, "bob", "alice")
-		carol := joinStage7(t, s, "carol", "alice", "bob")
+		alice, bob, carol := joinThree(t, s)
 		lurker := connectStage7(t, s)
-		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
 
 		alice.Send(t, "before\n/msg bob just for you, bob\r\nafter\n")
 		require.Equal(t, "[alice] before\n", bob.ReadLine(t))
@@ -382,11 +385,7 @@ func TestStage7SlowReaderCatchesUp(t *testing.T) {
 
 		// More than the kernel buffers for a client that does not read (about 3 MB on Linux),
 		// less than the limit of 16 MiB.
-		const size = 1000
-		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0, bob)
-		r.expectVolume(t, bob, senders, count, size)
-		waitErr(t, sent, Deadline, "the flood")
+		r.flood(t, bob, senders)
 
 		// The private lines wait behind the flood, in the buffer this pass frames its lines
 		// in. The next pass must not frame its lines over them: its message, as long as both
@@ -400,7 +399,7 @@ func TestStage7SlowReaderCatchesUp(t *testing.T) {
 		alice.Send(t, message+"\n")
 		require.Equal(t, after, r.read(t, bob))
 
-		r.expectVolume(t, late, senders, count, size)
+		r.expectVolume(t, late, senders, volumeLines, volumeSize)
 		require.Equal(t, psst, r.read(t, late))
 		require.Equal(t, after, r.read(t, late))
 	})
