@@ -414,7 +414,7 @@ func TestFloodControlOrder(t *testing.T) {
 		}
 		const total = 100_000 // 10 MB: more than the kernels hold, on either side
 		var sent atomic.Int64
-		tester.Flood{Conn: flooder.Conn, Line: FloodLine, Count: total, Sent: &sent, Patience: 2 * Deadline}.Send()
+		tester.Flood{Conn: flooder.Conn, Line: tester.FloodLine, Count: total, Sent: &sent, Patience: 2 * Deadline}.Send()
 
 		const window = 3 * time.Second
 		var start time.Time
@@ -431,7 +431,7 @@ func TestFloodControlOrder(t *testing.T) {
 			if room.named && line == "* leaver has left the room\n" {
 				continue
 			}
-			want := room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n"))
+			want := room.relayed("flooder", strings.TrimSuffix(tester.FloodLine(received), "\r\n"))
 			if line != want {
 				t.Fatalf("line %d: got %q, want %q", received, line, want)
 			}
@@ -493,7 +493,7 @@ func TestFloodControlShutdown(t *testing.T) {
 					received <- fmt.Errorf("after %d lines: %w", n, err)
 					return
 				case line == room.relayed("flooder", "y"):
-				case i >= 0 && line == room.relayed(fmt.Sprintf("s%d", i/floodShare), strings.TrimSuffix(FloodLine(i), "\r\n")):
+				case i >= 0 && line == room.relayed(fmt.Sprintf("s%d", i/floodShare), strings.TrimSuffix(tester.FloodLine(i), "\r\n")):
 				case room.named && strings.HasPrefix(line, "* "):
 				default:
 					received <- fmt.Errorf("after %d lines: %q", n, line)
@@ -547,7 +547,7 @@ func TestFloodControlReset(t *testing.T) {
 			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
 			require.Equal(t, "* marker has entered the room\n", receiver.ReadLine(t))
 		}
-		tester.Flood{Conn: flooder.Conn, Line: FloodLine, Count: 100_000, Patience: 2 * Deadline}.Send()
+		tester.Flood{Conn: flooder.Conn, Line: tester.FloodLine, Count: 100_000, Patience: 2 * Deadline}.Send()
 		room.WaitLine(t, room.slowedDown("flooder"))
 
 		// The receiver reads on its own, checking each line, until the marker. The reset throws
@@ -560,7 +560,7 @@ func TestFloodControlReset(t *testing.T) {
 			cut := false
 			for i := 0; ; {
 				line, err := receiver.reader.ReadString('\n')
-				want := room.relayed("flooder", strings.TrimSuffix(FloodLine(i), "\r\n"))
+				want := room.relayed("flooder", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
 				end := len(room.relayed("flooder", "")) - len(room.relayed("", "")) // "[flooder] " or ""
 				switch {
 				case err != nil:
@@ -640,7 +640,7 @@ func TestFloodControlLastWords(t *testing.T) {
 		}
 		var lines strings.Builder
 		for i := range 50 {
-			lines.WriteString(FloodLine(i))
+			lines.WriteString(tester.FloodLine(i))
 		}
 		flooder.Send(t, lines.String())
 		room.WaitLine(t, room.slowedDown("flooder"))
@@ -655,7 +655,7 @@ func TestFloodControlLastWords(t *testing.T) {
 				poked = true
 				continue
 			}
-			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(FloodLine(i), "\r\n")), line, "line %d", i)
+			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(tester.FloodLine(i), "\r\n")), line, "line %d", i)
 			i++
 		}
 		took := time.Since(start)
@@ -717,12 +717,12 @@ func TestFloodControlIdle(t *testing.T) {
 		// 50 lines of 100 bytes: 10 at once, then 40 at 20 a second, for 2 seconds.
 		var lines strings.Builder
 		for i := range 50 {
-			lines.WriteString(FloodLine(i))
+			lines.WriteString(tester.FloodLine(i))
 		}
 		sender.Send(t, lines.String())
 		expect := func(from, to int) {
 			for i := from; i < to; i++ {
-				want := room.relayed("sender", strings.TrimSuffix(FloodLine(i), "\r\n"))
+				want := room.relayed("sender", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
 				require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
 			}
 		}
@@ -741,9 +741,9 @@ func TestFloodControlIdle(t *testing.T) {
 
 		// The bucket is full again after half a second at 2000 bytes/s: a new episode.
 		time.Sleep(time.Second)
-		sender.Send(t, strings.Repeat(FloodLine(0), 15))
+		sender.Send(t, strings.Repeat(tester.FloodLine(0), 15))
 		for range 15 {
-			require.Equal(t, room.relayed("sender", strings.TrimSuffix(FloodLine(0), "\r\n")), receiver.ReadLine(t))
+			require.Equal(t, room.relayed("sender", strings.TrimSuffix(tester.FloodLine(0), "\r\n")), receiver.ReadLine(t))
 		}
 		room.WaitLine(t, slowed)
 		require.Equal(t, 2, room.count(slowed), "a second episode: %q", room.Lines())
@@ -795,7 +795,7 @@ func TestFloodControlFlags(t *testing.T) {
 			}
 			var flood strings.Builder
 			for i := range 10_000 {
-				flood.WriteString(FloodLine(i))
+				flood.WriteString(tester.FloodLine(i))
 			}
 			go func() {
 				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
@@ -803,7 +803,7 @@ func TestFloodControlFlags(t *testing.T) {
 			}()
 			start := time.Now()
 			for i := range 10_000 {
-				want := room.relayed("sender", strings.TrimSuffix(FloodLine(i), "\r\n"))
+				want := room.relayed("sender", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
 				require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
 			}
 			require.Less(t, time.Since(start), 5*time.Second, "at the default rate it would take over 10 s")
@@ -828,7 +828,7 @@ func spreadFlood(senders []*Client, count int) <-chan error {
 	floods := make([]tester.Flood, len(senders))
 	for k, c := range senders {
 		go io.Copy(io.Discard, c.Conn)
-		floods[k] = tester.Flood{Conn: c.Conn, Line: FloodLine, First: k * floodShare, Count: min(floodShare, count-k*floodShare)}
+		floods[k] = tester.Flood{Conn: c.Conn, Line: tester.FloodLine, First: k * floodShare, Count: min(floodShare, count-k*floodShare)}
 	}
 	return tester.Floods(floods)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -81,10 +82,10 @@ func TestCheckIdleCPUWithNoClient(t *testing.T) {
 	}
 	root, err := Root()
 	require.NoError(t, err)
-	program := &Program{Args: []string{python, filepath.Join(root, "harness/testdata/recvline-timeout/server.py"), "{port}"}}
-	var res *CheckResult
+	program := &tester.Program{Args: []string{python, filepath.Join(root, "harness/testdata/recvline-timeout/server.py"), "{port}"}}
+	var res *tester.Result
 	for try := 1; try <= 2; try++ { // a busy machine may starve the loop once
-		res = RunCheck(program, 3, findCheck(t, 3, "idle-cpu"))
+		res = tester.RunCheck(program, 3, findCheck(t, 3, "idle-cpu"))
 		require.True(t, res.Passed, "%s", res.Report(true, false))
 		t.Logf("try %d: %.0f%% of a core alone, %.0f%% with a client", try, res.Values["cpu alone"]*100, res.Values["cpu"]*100)
 		if res.Values["cpu alone"] >= 0.5 {

@@ -17,4 +17,6 @@
 //   - proc_linux.go: the one /proc reader (CPU time, memory, descriptors, a process group,
 //     the accept queue); cpu.go: the one CPU meter.
 //   - terminal_*.go: opening a pseudo-terminal on Linux and macOS.
+//   - flood.go: the numbered lines of a flood and the one writer that sends them, which the
+//     tests of our stages and the soak command use too; wrap.go: the one word-wrapper.
 package tester

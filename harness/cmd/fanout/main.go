@@ -392,8 +392,8 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 	command, args := "", []string{}
 	switch t.protocol {
 	case natsProtocol:
-		port, err1 := harness.FreePort()
-		monitor, err2 := harness.FreePort()
+		port, err1 := tester.FreePort()
+		monitor, err2 := tester.FreePort()
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
@@ -401,7 +401,7 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		s.monitor = net.JoinHostPort("127.0.0.1", strconv.Itoa(monitor))
 		command, args = b.natsServer, natsArgs(port, monitor)
 	case redisProtocol:
-		port, err := harness.FreePort()
+		port, err := tester.FreePort()
 		if err != nil {
 			return nil, err
 		}
