@@ -305,14 +305,22 @@ func startChatInTerminal(t *testing.T, s *Server, columns int) *PTYProcess {
 	return chat
 }
 
+// chatWithOther starts the server, clients/chat in a terminal of columns by 24, and another
+// client to talk with, once the server has listed both.
+func chatWithOther(t *testing.T, columns int) (*Server, *PTYProcess, *Client) {
+	t.Helper()
+	s := StartServer(t, clientsServer)
+	chat := startChatInTerminal(t, s, columns)
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+	return s, chat, other
+}
+
 // In a terminal, a message that arrives while a line is half typed appears on a line of its
 // own above it, and the half-typed line is drawn again below, whole, ready to be finished.
 func TestClientsChatTerminal(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, clientsServer)
-	chat := startChatInTerminal(t, s, 80)
-	other := Dial(t, s.Addr)
-	s.WaitLine(t, "Server: client connected")
+	s, chat, other := chatWithOther(t, 80)
 
 	// Some editing on the way: Ctrl-U clears the line, Backspace removes a whole character
 	// even when it is several bytes long, an arrow key types nothing.
@@ -426,10 +434,7 @@ func inRows(text string, width int) []string {
 // the line once, whole, minus its last three characters.
 func TestClientsChatLongLine(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, clientsServer)
-	chat := startChatInTerminal(t, s, 40)
-	other := Dial(t, s.Addr)
-	s.WaitLine(t, "Server: client connected")
+	s, chat, other := chatWithOther(t, 40)
 
 	line := longLine()
 	chat.Type(t, line)
@@ -467,10 +472,7 @@ func TestClientsChatLongLine(t *testing.T) {
 // the redraw for a message must erase all three.
 func TestClientsChatResize(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, clientsServer)
-	chat := startChatInTerminal(t, s, 80)
-	other := Dial(t, s.Addr)
-	s.WaitLine(t, "Server: client connected")
+	s, chat, other := chatWithOther(t, 80)
 
 	line := longLine()
 	chat.Type(t, line)
@@ -489,10 +491,7 @@ func TestClientsChatResize(t *testing.T) {
 // spaces up to the next multiple of 8 columns, and erased by one Backspace.
 func TestClientsChatTab(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, clientsServer)
-	chat := startChatInTerminal(t, s, 80)
-	other := Dial(t, s.Addr)
-	s.WaitLine(t, "Server: client connected")
+	s, chat, other := chatWithOther(t, 80)
 
 	chat.Type(t, "a\tb")
 	waitForScreen(t, chat, []string{connectedLine(s.Addr), "> a     b"})
