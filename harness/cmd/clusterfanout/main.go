@@ -28,11 +28,12 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 func main() {
-	harness.SetUsage("clusterfanout", "clusterfanout measures one sender's flood to many receivers on stage 7, and on stage 8 with and without crossing NATS.")
+	cli.SetUsage("clusterfanout", "clusterfanout measures one sender's flood to many receivers on stage 7, and on stage 8 with and without crossing NATS.")
 	receiverCounts := flag.String("receivers", "10,100", "receiver counts to measure, comma-separated")
 	lines := flag.Int("lines", 100_000, "lines the sender floods")
 	size := flag.Int("size", 32, "bytes per line as sent, \"\\n\" included")
@@ -51,7 +52,7 @@ func main() {
 	check(err)
 	defer os.RemoveAll(stage8Dir)
 	defer harness.RemoveBuilds()
-	// Ctrl-C: what harness.CleanUpOnSignal does (kill the servers, delete the builds), and
+	// Ctrl-C: what cli.CleanUpOnSignal does (kill the servers, delete the builds), and
 	// stage 8's build too, which is not the harness's.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
@@ -91,7 +92,7 @@ func main() {
 				}
 				best = max(best, rate)
 			}
-			figure := harness.Thousands(best)
+			figure := cli.Thousands(best)
 			if best == 0 {
 				figure = "failed: " + lastErr.Error()
 			}

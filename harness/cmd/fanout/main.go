@@ -27,11 +27,12 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 func main() {
-	harness.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 7, a goroutine relay, Redis and NATS, side by side.")
+	cli.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 7, a goroutine relay, Redis and NATS, side by side.")
 	// One run against a server that is already running.
 	addr := flag.String("addr", "", "run one workload against the server at this host:port instead of the whole benchmark")
 	redis := flag.Bool("redis", false, "with -addr: the server is Redis (the same as -protocol redis)")
@@ -135,12 +136,12 @@ func main() {
 
 	// Ctrl-C must not leave servers or builds behind: the harness kills every process it
 	// started, those started from now on included, and deletes the builds.
-	harness.CleanUpOnSignal()
+	cli.CleanUpOnSignal()
 	err := b.run()
 	b.stopAll()
 	harness.RemoveBuilds()
 	if err != nil {
-		harness.Fatal("%v", err)
+		cli.Fatal("%v", err)
 	}
 }
 
@@ -502,7 +503,7 @@ func (b *bench) throughput() error {
 	}
 	fmt.Printf("Throughput and latency. Flood: each sender sends as fast as the slowest receiver allows (a window of\n")
 	fmt.Printf("at most 256 KiB per receiver, %d MiB in all) for %v. Paced: %s deliveries/s for %v. Latency is\n",
-		b.windowBytes>>20, b.duration, harness.Thousands(b.pacedRate), b.pacedDuration)
+		b.windowBytes>>20, b.duration, cli.Thousands(b.pacedRate), b.pacedDuration)
 	fmt.Printf("from the time each message was scheduled to its arrival. CPU s/M: the server's CPU seconds per million\n")
 	fmt.Printf("deliveries; srv CPU, gen CPU: the share of one core the server and this generator used during the run.\n")
 	fmt.Printf("A flooded server below 100%% waited: for the generator (gen CPU near 100%%), or for its core, which other\n")
@@ -624,7 +625,7 @@ func formatRow(workload string, size int, target string, r result) string {
 		cpuPerMillion = fmt.Sprintf("%.3f", r.serverCPU.Seconds()/(float64(r.delivered)/1e6))
 	}
 	return fmt.Sprintf("%-22s %4d  %-14s %13s %9s %9s %9s %8s %8s %8s",
-		workload, size, target, harness.Thousands(r.deliveriesPerSecond()),
+		workload, size, target, cli.Thousands(r.deliveriesPerSecond()),
 		latency(r.latency.quantile(0.5)), latency(r.latency.quantile(0.99)), latency(r.latency.quantile(0.999)),
 		cpuPerMillion, share(r.serverCPU), generator)
 }
@@ -632,7 +633,7 @@ func formatRow(workload string, size int, target string, r result) string {
 // memory connects idle clients to a fresh server and divides the growth of its resident
 // memory by their number.
 func (b *bench) memory() error {
-	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", harness.Thousands(float64(b.memoryConns)))
+	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", cli.Thousands(float64(b.memoryConns)))
 	fmt.Printf("%-14s %12s %12s %16s\n", "server", "RSS before", "RSS after", "per connection")
 	for _, t := range b.targets {
 		if t.pkg == "stage5-select" && slicesContain(t.args, "select") && b.memoryConns >= 1020 {
@@ -705,7 +706,7 @@ func (b *bench) connectIdle(s *server, n int) ([]int, error) {
 // The servers are measured side by side over the same window: an idle one cannot disturb
 // another.
 func (b *bench) idle() error {
-	fmt.Printf("Idle: CPU ticks (1/100 s) used in %v with %s idle connections.\n\n", b.idleWindow, harness.Thousands(float64(b.idleConns)))
+	fmt.Printf("Idle: CPU ticks (1/100 s) used in %v with %s idle connections.\n\n", b.idleWindow, cli.Thousands(float64(b.idleConns)))
 	type idleServer struct {
 		s     *server
 		fds   []int

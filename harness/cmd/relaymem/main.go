@@ -31,12 +31,13 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
-	harness.SetUsage("relaymem", "relaymem measures stage 5's memory when one big line goes to 2,000 receivers and when 64 stalled readers sit behind a flood.")
+	cli.SetUsage("relaymem", "relaymem measures stage 5's memory when one big line goes to 2,000 receivers and when 64 stalled readers sit behind a flood.")
 	pollers := flag.String("poller", "epoll,select", "stage 5's pollers to measure, in turn")
 	receivers := flag.Int("receivers", 2000, "(a): receivers of the big line")
 	lineSize := flag.Int("line", 64<<10, "(a): bytes of the big line, \"\\r\\n\" included (stage 5 takes lines of up to 65536 bytes before the terminator)")
@@ -52,7 +53,7 @@ func main() {
 	if *floodLimit <= 0 {
 		*floodLimit = 16**maxPending + 64<<20
 	}
-	harness.CleanUpOnSignal()
+	cli.CleanUpOnSignal()
 
 	fmt.Printf("relaymem: stage 5's memory for one broadcast to many, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("machine: %s\n", tester.Machine())
@@ -63,7 +64,7 @@ func main() {
 
 	pollerList := strings.Split(*pollers, ",")
 	fmt.Printf("(a) one line of %s bytes to %s receivers that read it; one copy per receiver would be %s\n\n",
-		harness.Thousands(float64(*lineSize)), harness.Thousands(float64(*receivers)), size(int64(*lineSize)*int64(*receivers)))
+		cli.Thousands(float64(*lineSize)), cli.Thousands(float64(*receivers)), size(int64(*lineSize)*int64(*receivers)))
 	fmt.Printf("%-8s %11s %11s %11s %13s %11s\n", "poller", "RSS before", "peak", "extra peak", "RSS "+after.String()+" on", "extra then")
 	for _, poller := range pollerList {
 		if poller == "select" && *receivers+10 >= 1024 {
@@ -72,7 +73,7 @@ func main() {
 		}
 		row, err := bigLine(poller, *receivers, *lineSize, *after)
 		if err != nil {
-			harness.Fatal("(a) with %s: %v", poller, err)
+			cli.Fatal("(a) with %s: %v", poller, err)
 		}
 		fmt.Println(row)
 	}
@@ -85,7 +86,7 @@ func main() {
 	for _, poller := range pollerList {
 		row, err := stalledFlood(poller, *stalled, *maxPending, *floodLimit)
 		if err != nil {
-			harness.Fatal("(b) with %s: %v", poller, err)
+			cli.Fatal("(b) with %s: %v", poller, err)
 		}
 		fmt.Println(row)
 	}

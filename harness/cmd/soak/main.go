@@ -17,10 +17,11 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 )
 
 func main() {
-	harness.SetUsage("soak", "soak churns connections against a chat server (stage 6, or one at -addr) and checks that every receiver got every line, in order, once.")
+	cli.SetUsage("soak", "soak churns connections against a chat server (stage 6, or one at -addr) and checks that every receiver got every line, in order, once.")
 	native := harness.NativePoller()
 	d := DefaultSoakConfig
 	seconds := flag.Float64("seconds", d.Duration.Seconds(), "how long senders churn, per server")
@@ -42,7 +43,7 @@ func main() {
 		Duration: time.Duration(*seconds * float64(time.Second)), Receivers: *receivers, Senders: *senders,
 		MaxConnections: *maxConnections, MaxLines: *maxLines, Seed: *seed, RequireLastLine: *requireLast,
 	}
-	harness.CleanUpOnSignal()
+	cli.CleanUpOnSignal()
 
 	failed := false
 	if *addr != "" {
@@ -58,7 +59,7 @@ func main() {
 				if server != nil {
 					server.Kill()
 				}
-				harness.Fatal("%v", err)
+				cli.Fatal("%v", err)
 			}
 			config.Addr, config.ServerPID = server.Addr, server.PID()
 			report, err := Soak(config)
@@ -79,7 +80,7 @@ func main() {
 // check prints the report and says whether the run failed.
 func check(report *SoakReport, err error) bool {
 	if err != nil {
-		harness.Fatal("%v", err)
+		cli.Fatal("%v", err)
 	}
 	fmt.Print(report)
 	return report.Failed()
