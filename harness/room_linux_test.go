@@ -229,10 +229,9 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 				t.Logf("the server's stderr: %.2500s", p.Stderr())
 			}
 		})
-		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(p.NextLine(t))
-		require.NotNil(t, m, "stderr: %q", p.Stderr())
-		require.Contains(t, p.NextLine(t), "waiting for sockets with")
-		r.s = &Server{Process: p, Addr: net.JoinHostPort("127.0.0.1", m[1])}
+		s, err := Listening(p, r.pkg)
+		require.NoError(t, err)
+		r.s = s
 		r.log = p.NextLine
 
 		full := "Server: cannot accept connections: too many open files; turning new clients away until one leaves"

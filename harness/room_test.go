@@ -365,10 +365,10 @@ func TestRoomBlockedLog(t *testing.T) {
 				return ""
 			}
 		}
-		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(r.log(t))
-		require.NotNil(t, m)
+		port := StartedPort(r.log(t))
+		require.NotEmpty(t, port, "the started line")
 		r.log(t) // the poller's line
-		r.s = &Server{Addr: "127.0.0.1:" + m[1]}
+		r.s = &Server{Addr: "127.0.0.1:" + port}
 		receiver := r.join(t)
 		senders := r.members(t, 24)
 		drainInput(senders)
