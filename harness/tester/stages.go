@@ -793,6 +793,18 @@ func (r *Run) looksFlood(text string) bool {
 	return strings.Contains(text, "---") || strings.Contains(text, "line 0")
 }
 
+// floodPast has senders send count numbered lines, and proves that healthy receives every
+// one, whole and in order, whatever another client does meanwhile.
+func floodPast(r *Run, senders []*Client, healthy *Client, count int) {
+	var received atomic.Int64
+	sent := flood(r, senders, count, &received)
+	receiveFlood(healthy, count, &received, 5*time.Second, heldUpHint, lostHint)
+	if err := <-sent; err != nil {
+		r.Say("the senders could not send: %v", err)
+		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
+	}
+}
+
 // CatchUpLines is how many lines the catch-up check sends: 4 MB, about 1 MB more than the
 // kernel holds for a client that does not read (a 4 KiB receive buffer, and the server's
 // send buffer, which Linux grows up to about 3 MB on loopback), and under 4 MiB, the limit
@@ -808,15 +820,9 @@ func checkCatchUp(r *Run) {
 	// The bound is well above what a server that sleeps uses, and well below what one that
 	// spins does, even on a machine so busy that it gets a fifth of a core.
 	spins := ProcReadable && r.CPU(300*time.Millisecond) >= 0.05
-	var received atomic.Int64
 	r.HideOutput()
 	defer r.ShowOutput()
-	sent := flood(r, senders, CatchUpLines, &received)
-	receiveFlood(healthy, CatchUpLines, &received, 5*time.Second, heldUpHint, lostHint)
-	if err := <-sent; err != nil {
-		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
-	}
+	floodPast(r, senders, healthy, CatchUpLines)
 	r.Say("%s reads now", late.Name)
 	behind := "a client that fell behind lost lines: when a write takes only part of what you " +
 		"give it (or none: EAGAIN), keep the rest for that client and send it when its socket " +
@@ -841,15 +847,9 @@ func checkStalled(r *Run) {
 	healthy, stalled := r.Client(), r.SlowClient()
 	senders := r.Clients(r.floodSenders(StalledLines))
 	r.Say("%s never reads; it may be dropped", stalled.Name)
-	var received atomic.Int64
 	r.HideOutput()
 	defer r.ShowOutput()
-	sent := flood(r, senders, StalledLines, &received)
-	receiveFlood(healthy, StalledLines, &received, 5*time.Second, heldUpHint, lostHint)
-	if err := <-sent; err != nil {
-		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
-	}
+	floodPast(r, senders, healthy, StalledLines)
 	healthy.ExpectNothing(100*time.Millisecond, "every line was to arrive once")
 }
 
