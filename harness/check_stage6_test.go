@@ -5,6 +5,7 @@ package harness
 import (
 	"testing"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,8 +14,8 @@ import (
 // it misses as the hint: a check that passed a server without the lesson would prove nothing.
 func TestStage6Checks(t *testing.T) {
 	t.Parallel()
-	for _, poller := range []string{"select", nativePoller()} {
-		for _, check := range StageChecks(6) {
+	for _, poller := range []string{"select", NativePoller()} {
+		for _, check := range tester.StageChecks(6) {
 			t.Run(poller+"/"+check.Name, func(t *testing.T) {
 				t.Parallel()
 				heavyIf(t, check.Name == "shutdown")
@@ -47,7 +48,7 @@ func TestStage6Checks(t *testing.T) {
 			}
 			program := ourServer(t, "stage6-hardened", args...)
 			program.Pipe = true
-			res := RunCheck(program, 6, findCheck(t, 6, name))
+			res := tester.RunCheck(program, 6, findCheck(t, 6, name))
 			require.True(t, res.Passed, "%s", res.Report(true, false))
 		})
 	}

@@ -5,6 +5,7 @@ package harness
 import (
 	"testing"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,7 +14,7 @@ import (
 func TestStage7Checks(t *testing.T) {
 	t.Parallel()
 	notes := map[string]string{}
-	for _, check := range StageChecks(7) {
+	for _, check := range tester.StageChecks(7) {
 		t.Run(check.Name, func(t *testing.T) {
 			for key, value := range runCheck(t, 7, check.Name, stage7).Notes {
 				notes[key] = value

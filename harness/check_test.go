@@ -26,28 +26,28 @@ import (
 // the right hint, on servers that make the mistakes people make.
 
 // findCheck returns the check of stage called name.
-func findCheck(t testing.TB, stage int, name string) Check {
+func findCheck(t testing.TB, stage int, name string) tester.Check {
 	t.Helper()
-	for _, c := range StageChecks(stage) {
+	for _, c := range tester.StageChecks(stage) {
 		if c.Name == name {
 			return c
 		}
 	}
 	t.Fatalf("stage %d has no check %q", stage, name)
-	return Check{}
+	return tester.Check{}
 }
 
 // ourServer is one of our programs as the checks start it: on the address they choose.
-func ourServer(t testing.TB, pkg string, args ...string) *Program {
+func ourServer(t testing.TB, pkg string, args ...string) *tester.Program {
 	t.Helper()
-	return &Program{Args: append([]string{Binary(t, pkg), "-addr", "{addr}"}, args...)}
+	return &tester.Program{Args: append([]string{Binary(t, pkg), "-addr", "{addr}"}, args...)}
 }
 
 // runCheck runs the check called name of stage against our program pkg, started with args
 // besides -addr, and fails the test with the check's report unless it passes.
-func runCheck(t testing.TB, stage int, name, pkg string, args ...string) *CheckResult {
+func runCheck(t testing.TB, stage int, name, pkg string, args ...string) *tester.Result {
 	t.Helper()
-	res := RunCheck(ourServer(t, pkg, args...), stage, findCheck(t, stage, name))
+	res := tester.RunCheck(ourServer(t, pkg, args...), stage, findCheck(t, stage, name))
 	if res.Err != nil || !res.Passed {
 		t.Fatalf("check %q of stage %d failed against %s:\n%s", name, stage, pkg, res.Report(false, false))
 	}
@@ -58,9 +58,9 @@ func runCheck(t testing.TB, stage int, name, pkg string, args ...string) *CheckR
 }
 
 // failsCheck runs the check and requires it to fail with a hint that contains hint.
-func failsCheck(t testing.TB, program *Program, stage int, name, hint string) *CheckResult {
+func failsCheck(t testing.TB, program *tester.Program, stage int, name, hint string) *tester.Result {
 	t.Helper()
-	res := RunCheck(program, stage, findCheck(t, stage, name))
+	res := tester.RunCheck(program, stage, findCheck(t, stage, name))
 	require.NoError(t, res.Err)
 	require.False(t, res.Passed, "check %q of stage %d should have failed:\n%s", name, stage, res.Report(true, false))
 	require.Contains(t, res.Hint, hint, "check %q of stage %d:\n%s", name, stage, res.Report(false, false))
@@ -68,7 +68,7 @@ func failsCheck(t testing.TB, program *Program, stage int, name, hint string) *C
 }
 
 // output is what the server printed without its first line (the started line names a port).
-func output(res *CheckResult) []string {
+func output(res *tester.Result) []string {
 	if len(res.Output) == 0 {
 		return nil
 	}
@@ -99,7 +99,7 @@ func logOnly(lines []string, want []string) []string {
 }
 
 // broken is the small relay of testdata/broken with one mistake.
-func broken(t testing.TB, mistake string) *Program {
+func broken(t testing.TB, mistake string) *tester.Program {
 	t.Helper()
 	return ourServer(t, "harness/testdata/broken", "-mistake", mistake)
 }
@@ -127,7 +127,7 @@ func TestCheckBrokenServers(t *testing.T) {
 	// The servers are checked four at a time: most of a check is waiting (for a CPU window, or
 	// for a line that a broken server never sends), and each server has its own port and
 	// process group, and is measured alone.
-	results := make([][]*CheckResult, len(cases))
+	results := make([][]*tester.Result, len(cases))
 	running := make(chan struct{}, 4)
 	var wg sync.WaitGroup
 	for i, tc := range cases {
@@ -137,9 +137,9 @@ func TestCheckBrokenServers(t *testing.T) {
 			defer wg.Done()
 			running <- struct{}{}
 			defer func() { <-running }()
-			for _, check := range StageChecks(tc.stage) {
+			for _, check := range tester.StageChecks(tc.stage) {
 				if check.Required {
-					results[i] = append(results[i], RunCheck(program, tc.stage, check))
+					results[i] = append(results[i], tester.RunCheck(program, tc.stage, check))
 				}
 			}
 		}()
@@ -147,7 +147,7 @@ func TestCheckBrokenServers(t *testing.T) {
 	wg.Wait()
 	for i, tc := range cases {
 		t.Run(tc.mistake, func(t *testing.T) {
-			if (tc.mistake == "zero-timeout" || tc.mistake == "keep-watching") && !GroupCPUMeasured {
+			if (tc.mistake == "zero-timeout" || tc.mistake == "keep-watching") && !CPUSupported {
 				t.Skip("CPU use is not measured on this system")
 			}
 			var failed []string
@@ -268,8 +268,8 @@ func TestCheckCommand(t *testing.T) {
 	t.Run("port-5555-taken", func(t *testing.T) {
 		port5555.Lock()
 		defer port5555.Unlock()
-		if !PortTaken(DefaultPort) {
-			listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", DefaultPort))
+		if !tester.PortTaken(tester.DefaultPort) {
+			listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", tester.DefaultPort))
 			require.NoError(t, err)
 			defer listener.Close()
 		}
@@ -290,9 +290,9 @@ func TestCheckCommand(t *testing.T) {
 func TestCheckShellScript(t *testing.T) {
 	t.Parallel()
 	bin := Binary(t, "stage5-select")
-	program := &Program{Args: []string{"sh", "-c", `echo "starting on $PORT"; "$0" -addr "127.0.0.1:$1"; echo never`, bin, "{port}"}}
+	program := &tester.Program{Args: []string{"sh", "-c", `echo "starting on $PORT"; "$0" -addr "127.0.0.1:$1"; echo never`, bin, "{port}"}}
 	for _, check := range []string{"broadcast", "idle-cpu"} {
-		res := RunCheck(program, 5, findCheck(t, 5, check))
+		res := tester.RunCheck(program, 5, findCheck(t, 5, check))
 		require.True(t, res.Passed, "%s", res.Report(true, false))
 		require.Regexp(t, `^starting on \d+$`, res.Output[0])
 		require.False(t, program.GroupAlive(), "the script's process group is still running")
@@ -308,15 +308,15 @@ func TestCheckFixedPort(t *testing.T) {
 	t.Parallel()
 	port5555.Lock()
 	defer port5555.Unlock()
-	if PortTaken(DefaultPort) {
+	if tester.PortTaken(tester.DefaultPort) {
 		t.Skipf("port %d is taken on this machine (a server of yours, perhaps, still running): "+
-			"this test starts a server that listens there, as the article's do; stop the other and run it again", DefaultPort)
+			"this test starts a server that listens there, as the article's do; stop the other and run it again", tester.DefaultPort)
 	}
-	program := &Program{Args: []string{Binary(t, "stage3-nonblocking")}}
+	program := &tester.Program{Args: []string{Binary(t, "stage3-nonblocking")}}
 	require.True(t, program.FixedPort())
-	for _, check := range StageChecks(3) {
+	for _, check := range tester.StageChecks(3) {
 		if check.Required {
-			res := RunCheck(program, 3, check)
+			res := tester.RunCheck(program, 3, check)
 			require.True(t, res.Passed, "%s", res.Report(true, false))
 		}
 	}
@@ -367,16 +367,16 @@ func TestCheckPortTakenWithoutConnecting(t *testing.T) {
 	require.NoError(t, err)
 	defer listener.Close()
 	port := listener.Addr().(*net.TCPAddr).Port
-	require.True(t, PortTaken(port))
+	require.True(t, tester.PortTaken(port))
 	listener.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
 	conn, err := listener.Accept()
 	if err == nil {
 		conn.Close()
 		t.Fatal("PortTaken connected to the port")
 	}
-	free, err := FreePort()
+	free, err := tester.FreePort()
 	require.NoError(t, err)
-	require.False(t, PortTaken(free))
+	require.False(t, tester.PortTaken(free))
 }
 
 // A server whose port never opens: the message says how long the tester waited, and names
@@ -388,7 +388,7 @@ func TestCheckWait(t *testing.T) {
 	out = strings.Join(strings.Fields(out), " ")
 	require.Contains(t, out, "did not accept a connection within 1 s of the start")
 	require.NotContains(t, out, "-wait 2m", "a wait that was asked for is not the default")
-	message := (&ErrNotReady{Port: 4242, Waited: 30 * time.Second, Default: true}).Error()
+	message := (&tester.ErrNotReady{Port: 4242, Waited: 30 * time.Second, Default: true}).Error()
 	require.Equal(t, "port 4242 did not accept a connection within 30 s of the start (the default; "+
 		"a server that starts slowly can be given longer with -wait, as in -wait 2m)", message)
 }
@@ -418,10 +418,10 @@ while True:
         print("left: reset", flush=True)
     c.close()
 `
-	program := &Program{Args: []string{"python3", "-c", script, "{port}"}}
+	program := &tester.Program{Args: []string{"python3", "-c", script, "{port}"}}
 	var ways []string
-	res := RunCheck(program, 2, Check{Name: "goodbye", Required: true, Run: func(r *CheckRun) {
-		for _, leave := range []func(*CheckClient){(*CheckClient).Close, (*CheckClient).Reset} {
+	res := tester.RunCheck(program, 2, tester.Check{Name: "goodbye", Required: true, Run: func(r *tester.Run) {
+		for _, leave := range []func(*tester.Client){(*tester.Client).Close, (*tester.Client).Reset} {
 			c := r.Client()
 			c.ReadLine(Deadline) // the rest is left unread
 			leave(c)
@@ -451,8 +451,8 @@ while True:
     s.accept()
 `
 	for _, pipe := range []bool{false, true} {
-		program := &Program{Args: []string{"python3", "-c", script, "{port}"}, Pipe: pipe}
-		res := RunCheck(program, 1, Check{Name: "output", Required: true, Run: func(r *CheckRun) {}})
+		program := &tester.Program{Args: []string{"python3", "-c", script, "{port}"}, Pipe: pipe}
+		res := tester.RunCheck(program, 1, tester.Check{Name: "output", Required: true, Run: func(r *tester.Run) {}})
 		require.True(t, res.Passed, "%s", res.Report(true, false))
 		want := "terminal"
 		if pipe {
@@ -485,8 +485,8 @@ if sys.argv[2] == "exit":
 os.kill(os.getpid(), signal.SIGSEGV)
 `
 	for _, end := range []struct{ how, status string }{{"exit", "exit status 3"}, {"signal", "signal: segmentation fault"}} {
-		program := &Program{Args: []string{"python3", "-c", script, "{port}", end.how}}
-		res := RunCheck(program, 4, Check{Name: "ends", Required: true, Run: func(r *CheckRun) {
+		program := &tester.Program{Args: []string{"python3", "-c", script, "{port}", end.how}}
+		res := tester.RunCheck(program, 4, tester.Check{Name: "ends", Required: true, Run: func(r *tester.Run) {
 			c := r.Client()
 			c.Send("Hello\n")
 			c.ReadLine(Deadline)
@@ -563,7 +563,7 @@ func TestCheckEveryCheckSaysWhy(t *testing.T) {
 		}
 	}
 	for stage := 1; stage <= 7; stage++ {
-		for _, check := range StageChecks(stage) {
+		for _, check := range tester.StageChecks(stage) {
 			if check.Required {
 				require.NotEmpty(t, check.Requires, "stage %d, %s: what does the lesson require?", stage, check.Name)
 			} else {

@@ -295,24 +295,32 @@ func TestClientsChatServerGone(t *testing.T) {
 
 }
 
-// startChatInTerminal starts clients/chat in a pseudo-terminal, waits for its prompt (drawn
-// once the terminal is in raw mode) and for the server to list it.
-func startChatInTerminal(t *testing.T, s *Server) *PTYProcess {
+// startChatInTerminal starts clients/chat in a pseudo-terminal of columns by 24, waits for
+// its prompt (drawn once the terminal is in raw mode) and for the server to list it.
+func startChatInTerminal(t *testing.T, s *Server, columns int) *PTYProcess {
 	t.Helper()
-	chat := StartInPTY(t, Binary(t, "clients/chat"), "-addr", s.Addr)
+	chat := StartInPTYOfSize(t, columns, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
 	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
 	s.WaitLine(t, "Server: client connected")
 	return chat
+}
+
+// chatWithOther starts the server, clients/chat in a terminal of columns by 24, and another
+// client to talk with, once the server has listed both.
+func chatWithOther(t *testing.T, columns int) (*Server, *PTYProcess, *Client) {
+	t.Helper()
+	s := StartServer(t, clientsServer)
+	chat := startChatInTerminal(t, s, columns)
+	other := Dial(t, s.Addr)
+	s.WaitLine(t, "Server: client connected")
+	return s, chat, other
 }
 
 // In a terminal, a message that arrives while a line is half typed appears on a line of its
 // own above it, and the half-typed line is drawn again below, whole, ready to be finished.
 func TestClientsChatTerminal(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, clientsServer)
-	chat := startChatInTerminal(t, s)
-	other := Dial(t, s.Addr)
-	s.WaitLine(t, "Server: client connected")
+	s, chat, other := chatWithOther(t, 80)
 
 	// Some editing on the way: Ctrl-U clears the line, Backspace removes a whole character
 	// even when it is several bytes long, an arrow key types nothing.
@@ -367,7 +375,7 @@ func TestClientsChatTerminalWaysOut(t *testing.T) {
 		}, 0, "Client: the server closed the connection"},
 	} {
 		t.Run(way.name, func(t *testing.T) {
-			chat := startChatInTerminal(t, s)
+			chat := startChatInTerminal(t, s, 80)
 			way.leave(t, chat)
 			require.Equal(t, way.exitCode, chat.WaitExit(t, Deadline), "screen:\n%s", chat.Screen())
 			require.True(t, chat.TerminalRestored(), "the chat left the terminal in raw mode")
@@ -426,12 +434,7 @@ func inRows(text string, width int) []string {
 // the line once, whole, minus its last three characters.
 func TestClientsChatLongLine(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, clientsServer)
-	chat := StartInPTYOfSize(t, 40, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
-	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
-	s.WaitLine(t, "Server: client connected")
-	other := Dial(t, s.Addr)
-	s.WaitLine(t, "Server: client connected")
+	s, chat, other := chatWithOther(t, 40)
 
 	line := longLine()
 	chat.Type(t, line)
@@ -469,12 +472,7 @@ func TestClientsChatLongLine(t *testing.T) {
 // the redraw for a message must erase all three.
 func TestClientsChatResize(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, clientsServer)
-	chat := StartInPTYOfSize(t, 80, 24, Binary(t, "clients/chat"), "-addr", s.Addr)
-	chat.WaitOutput(t, connectedLine(s.Addr)+"\r\n> ")
-	s.WaitLine(t, "Server: client connected")
-	other := Dial(t, s.Addr)
-	s.WaitLine(t, "Server: client connected")
+	s, chat, other := chatWithOther(t, 80)
 
 	line := longLine()
 	chat.Type(t, line)
@@ -493,10 +491,7 @@ func TestClientsChatResize(t *testing.T) {
 // spaces up to the next multiple of 8 columns, and erased by one Backspace.
 func TestClientsChatTab(t *testing.T) {
 	t.Parallel()
-	s := StartServer(t, clientsServer)
-	chat := startChatInTerminal(t, s)
-	other := Dial(t, s.Addr)
-	s.WaitLine(t, "Server: client connected")
+	s, chat, other := chatWithOther(t, 80)
 
 	chat.Type(t, "a\tb")
 	waitForScreen(t, chat, []string{connectedLine(s.Addr), "> a     b"})
@@ -568,7 +563,7 @@ func TestClientsScreenSafe(t *testing.T) {
 			})
 
 			t.Run("chat in a terminal", func(t *testing.T) {
-				chat := startChatInTerminal(t, s)
+				chat := startChatInTerminal(t, s, 80)
 				other.Send(t, class.sent+"\r\n")
 				// Every byte written to the terminal: the message, and the prompt below it.
 				chat.WaitOutput(t, "\x1b[J"+shown+"\r\n> ")
@@ -610,7 +605,7 @@ func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 		receiver := Start(t, Binary(t, "clients/receiver"), nil, "-addr", s.Addr, "-name", "bob")
 		receiver.ExpectLines(t, connectedLine(s.Addr), "Message: "+strings.TrimSuffix(stage7Welcome, "\n"))
 		s.WaitLine(t, "Server: bob joined")
-		alice := joinStage6(t, s, "alice", "bob")
+		alice := joinStage7(t, s, "alice", "bob")
 		alice.Send(t, line+"\n")
 		logged, ok := strings.CutPrefix(s.NextLine(t), "Server: received from alice: ")
 		require.True(t, ok, "not a received line: %q", logged)

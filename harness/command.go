@@ -3,23 +3,17 @@ package harness
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
-// The harness's commands (cputable, fanout, soak, relaymem) build programs into a folder in
-// the temporary directory and start servers. Ctrl-C must not leave either behind: the
-// commands call CleanUpOnSignal, and every process started through StartProcess is tracked
-// here so that it can be killed from the signal handler.
+// The harness's commands (harness/cmd) build programs into a folder in the temporary
+// directory and start servers. Ctrl-C must not leave either behind: the commands call
+// cli.CleanUpOnSignal, and every process started through StartProcess is tracked here so that
+// StopAll can kill it from the signal handler.
 
 var (
 	liveMu   sync.Mutex
@@ -65,24 +59,6 @@ func buildCommand(dir, buildDir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// CleanUpOnSignal makes SIGINT (Ctrl-C) and SIGTERM end a command without leaving anything
-// behind: every process it started through this package is killed, a build under way is
-// interrupted, the programs built so far are deleted, and the command exits with 130 or 143,
-// the status a shell gives a program that such a signal killed.
-func CleanUpOnSignal() {
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		sig := <-signals
-		StopAll()
-		code := 130
-		if sig == syscall.SIGTERM {
-			code = 143
-		}
-		os.Exit(code)
-	}()
-}
-
 // StopAll kills every process started through this package that still runs (and any started
 // from now on), and deletes the programs built so far.
 func StopAll() {
@@ -106,69 +82,4 @@ func Stopping() bool {
 	liveMu.Lock()
 	defer liveMu.Unlock()
 	return stopping
-}
-
-// SetUsage gives the command's -h a first line with its own name and what it does, instead of
-// the path of the executable that `go run` built in its cache.
-func SetUsage(name, what string) {
-	flag.CommandLine.Init(name, flag.ExitOnError)
-	flag.CommandLine.Usage = func() {
-		out := flag.CommandLine.Output()
-		fmt.Fprintf(out, "Usage: go run ./harness/cmd/%s [flags]\n\n%s\nFlags:\n", name, Wrap(what, "", 80))
-		PrintFlags(out, flag.CommandLine)
-	}
-}
-
-// PrintFlags is flag.PrintDefaults with each flag's text wrapped to 80 columns, since -h is
-// read in terminals of that width.
-func PrintFlags(out io.Writer, flags *flag.FlagSet) {
-	flags.VisitAll(func(f *flag.Flag) {
-		name, usage := flag.UnquoteUsage(f)
-		line := "  -" + f.Name
-		if name != "" {
-			line += " " + name
-		}
-		switch {
-		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" || f.DefValue == "0s":
-		case fmt.Sprintf("%T", f.Value) == "*flag.stringValue":
-			usage += fmt.Sprintf(" (default %q)", f.DefValue)
-		default:
-			usage += fmt.Sprintf(" (default %v)", f.DefValue)
-		}
-		fmt.Fprintln(out, line)
-		fmt.Fprint(out, Wrap(usage, "        ", 80))
-	})
-}
-
-// Wrap breaks text into lines of at most width columns, each starting with indent.
-func Wrap(text, indent string, width int) string {
-	var b strings.Builder
-	line := ""
-	for _, word := range strings.Fields(text) {
-		if line != "" && len([]rune(indent+line+" "+word)) > width {
-			b.WriteString(indent + line + "\n")
-			line = ""
-		}
-		if line != "" {
-			line += " "
-		}
-		line += word
-	}
-	if line != "" {
-		b.WriteString(indent + line + "\n")
-	}
-	return b.String()
-}
-
-// Thousands formats 1234567.8 as "1,234,568", for the reports of the benchmark commands.
-func Thousands(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }

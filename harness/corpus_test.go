@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -58,7 +59,7 @@ func TestCheckCorpus(t *testing.T) {
 	type entry struct {
 		name    string
 		verdict corpusVerdict
-		program *Program
+		program *tester.Program
 		stages  []int
 		failed  map[int][]string          // required checks that failed, by stage
 		hints   map[int]map[string]string // their hints, by stage and check
@@ -95,10 +96,10 @@ func TestCheckCorpus(t *testing.T) {
 			cmd := exec.Command(build[0], build[1:]...)
 			cmd.Dir = root // a Go build runs inside this module
 			if output, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("%s: %s: %v\n%s", e.name, ShellWords(build), err, output)
+				t.Fatalf("%s: %s: %v\n%s", e.name, tester.ShellWords(build), err, output)
 			}
 		}
-		e.program = &Program{Args: fill(e.verdict.Run)}
+		e.program = &tester.Program{Args: fill(e.verdict.Run)}
 		// A version manager's shim (pyenv's python3 is a shell script) costs more to start
 		// than the server it starts, and the corpus starts its servers over a hundred times:
 		// start the interpreter the shim would choose, directly.
@@ -147,16 +148,16 @@ func TestCheckCorpus(t *testing.T) {
 			defer func() { e.took = time.Since(start) }()
 			// A check that is the same at two stages (broadcast at 4 and at 5, say) is run
 			// once, and its verdict counts at both.
-			done := map[string]*CheckResult{}
+			done := map[string]*tester.Result{}
 			for _, stage := range e.stages {
-				for _, check := range StageChecks(stage) {
+				for _, check := range tester.StageChecks(stage) {
 					if !check.Required {
 						continue
 					}
 					same := fmt.Sprint(check.Name, reflect.ValueOf(check.Run).Pointer(), check.Requires)
 					res, ok := done[same]
 					if !ok {
-						res = RunCheck(e.program, stage, check)
+						res = tester.RunCheck(e.program, stage, check)
 						done[same] = res
 					}
 					if res.Err != nil {

@@ -38,3 +38,7 @@ func MeasureCPU(p *Process, window time.Duration) (float64, error) {
 	}
 	return float64(state.UserTime()+state.SystemTime()) / float64(time.Since(p.started)), nil
 }
+
+// CPUSupported reports whether a running process's CPU time can be read on this OS (through
+// Linux's /proc: see tester.CPUTime).
+const CPUSupported = tester.ProcReadable

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"testing"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -11,7 +12,7 @@ import (
 // read fills up quickly and the server has to hold the rest.
 func dialSmallReceiveBuffer(t *testing.T, addr string) *Client {
 	t.Helper()
-	conn, err := smallReceiveBuffer.Dial("tcp", addr)
+	conn, err := tester.SmallReceiveBuffer.Dial("tcp", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	return &Client{Conn: conn, reader: bufio.NewReader(conn)}

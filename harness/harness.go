@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,17 +166,24 @@ func StartServerProcess(pkg string, args ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Listening(p, pkg)
+}
+
+// Listening waits for the "started" line of the workshop server p, the program of folder pkg
+// (and, from stage 5 on, for the line that names its poller), and learns its port from it. On
+// an error the server is returned too, so that the caller can kill it.
+func Listening(p *Process, pkg string) (*Server, error) {
 	s := &Server{Process: p}
 	first, ok := p.nextLine(Deadline)
 	if !ok {
 		return s, fmt.Errorf("%s printed no started line within %v; stderr: %q", pkg, Deadline, p.Stderr())
 	}
-	m := startedLine.FindStringSubmatch(first)
-	if m == nil {
+	port := StartedPort(first)
+	if port == "" {
 		return s, fmt.Errorf("%s: first line %q is not the started line; stderr: %q", pkg, first, p.Stderr())
 	}
-	s.Port, _ = strconv.Atoi(m[1])
-	s.Addr = net.JoinHostPort("127.0.0.1", m[1])
+	s.Port, _ = strconv.Atoi(port)
+	s.Addr = net.JoinHostPort("127.0.0.1", port)
 	if announcesPoller[pkg] {
 		second, ok := p.nextLine(Deadline)
 		m := pollerLine.FindStringSubmatch(second)
@@ -185,6 +193,23 @@ func StartServerProcess(pkg string, args ...string) (*Server, error) {
 		s.Poller = m[1]
 	}
 	return s, nil
+}
+
+// StartedPort is the port that a workshop server's "started" line names, or "" if line is
+// not that line.
+func StartedPort(line string) string {
+	if m := startedLine.FindStringSubmatch(line); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// NativePoller is the poller stages 5 to 7 offer besides select on this system.
+func NativePoller() string {
+	if runtime.GOOS == "darwin" {
+		return "kqueue"
+	}
+	return "epoll"
 }
 
 // Stages 5 to 7 say on their second line which poller they wait with.

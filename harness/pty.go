@@ -108,24 +108,42 @@ func (p *PTYProcess) WaitScreen(t testing.TB, want string) {
 // failing the test after the Deadline; what says what was awaited.
 func (p *PTYProcess) WaitUntil(t testing.TB, what string, done func() bool) {
 	t.Helper()
-	timeout := time.NewTimer(Deadline)
+	if p.waitFor(Deadline, done) {
+		return
+	}
+	if p.isCollected() {
+		t.Fatalf("the program's terminal closed without %s:\n%s\nraw: %q", what, p.Screen(), p.Output())
+	}
+	t.Fatalf("no %s within %v:\n%s\nraw: %q", what, Deadline, p.Screen(), p.Output())
+}
+
+// waitFor waits up to d until done reports true, looking again each time the program writes,
+// and says whether it did; it gives up early once the terminal's output is all collected.
+func (p *PTYProcess) waitFor(d time.Duration, done func() bool) bool {
+	timeout := time.NewTimer(d)
 	defer timeout.Stop()
 	for {
 		p.mu.Lock()
 		grew, collected := p.grew, p.collected
 		p.mu.Unlock()
 		if done() {
-			return
+			return true
 		}
 		if collected {
-			t.Fatalf("the program's terminal closed without %s:\n%s\nraw: %q", what, p.Screen(), p.Output())
+			return false
 		}
 		select {
 		case <-grew:
 		case <-timeout.C:
-			t.Fatalf("no %s within %v:\n%s\nraw: %q", what, Deadline, p.Screen(), p.Output())
+			return false
 		}
 	}
+}
+
+func (p *PTYProcess) isCollected() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.collected
 }
 
 // WaitExit waits up to timeout for the program to end and returns its exit status (128+N
@@ -156,9 +174,6 @@ func (p *PTYProcess) Signal(t testing.TB, sig os.Signal) {
 	require.NoError(t, p.cmd.Process.Signal(sig))
 }
 
-// PID is the program's process id.
-func (p *PTYProcess) PID() int { return p.cmd.Process.Pid }
-
 // Kill stops the program if it still runs, and closes the terminal.
 func (p *PTYProcess) Kill() {
 	select {
@@ -175,20 +190,4 @@ func (p *PTYProcess) Kill() {
 }
 
 // waitCollected waits up to d for the collector to have read everything.
-func (p *PTYProcess) waitCollected(d time.Duration) {
-	timeout := time.NewTimer(d)
-	defer timeout.Stop()
-	for {
-		p.mu.Lock()
-		grew, collected := p.grew, p.collected
-		p.mu.Unlock()
-		if collected {
-			return
-		}
-		select {
-		case <-grew:
-		case <-timeout.C:
-			return
-		}
-	}
-}
+func (p *PTYProcess) waitCollected(d time.Duration) { p.waitFor(d, p.isCollected) }

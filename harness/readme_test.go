@@ -29,7 +29,7 @@ var readmeFiles = []string{
 	"stage1-blocking/README.md", "stage2-recvline/README.md", "stage3-nonblocking/README.md",
 	"stage4-broadcast/README.md", "stage5-select/README.md", "stage6-hardened/README.md",
 	"stage7-identity/README.md", "clients/README.md", "harness/cmd/check/README.md",
-	"harness/cmd/fanout/README.md",
+	"harness/cmd/fanout/README.md", "harness/README.md",
 }
 
 // readme is one README's path and text.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -413,7 +414,7 @@ func TestFloodControlOrder(t *testing.T) {
 		}
 		const total = 100_000 // 10 MB: more than the kernels hold, on either side
 		var sent atomic.Int64
-		floodNumbered(flooder, total, &sent)
+		tester.Flood{Conn: flooder.Conn, Line: tester.FloodLine, Count: total, Sent: &sent, Patience: 2 * Deadline}.Send()
 
 		const window = 3 * time.Second
 		var start time.Time
@@ -430,7 +431,7 @@ func TestFloodControlOrder(t *testing.T) {
 			if room.named && line == "* leaver has left the room\n" {
 				continue
 			}
-			want := room.relayed("flooder", strings.TrimSuffix(FloodLine(received), "\r\n"))
+			want := room.relayed("flooder", strings.TrimSuffix(tester.FloodLine(received), "\r\n"))
 			if line != want {
 				t.Fatalf("line %d: got %q, want %q", received, line, want)
 			}
@@ -492,7 +493,7 @@ func TestFloodControlShutdown(t *testing.T) {
 					received <- fmt.Errorf("after %d lines: %w", n, err)
 					return
 				case line == room.relayed("flooder", "y"):
-				case i >= 0 && line == room.relayed(fmt.Sprintf("s%d", i/floodShare), strings.TrimSuffix(FloodLine(i), "\r\n")):
+				case i >= 0 && line == room.relayed(fmt.Sprintf("s%d", i/floodShare), strings.TrimSuffix(tester.FloodLine(i), "\r\n")):
 				case room.named && strings.HasPrefix(line, "* "):
 				default:
 					received <- fmt.Errorf("after %d lines: %q", n, line)
@@ -504,7 +505,7 @@ func TestFloodControlShutdown(t *testing.T) {
 		defer close(stop)
 		floodWith(flooder, bytes.Repeat([]byte("y\n"), 32<<10), stop)
 		room.WaitLine(t, room.slowedDown("flooder"))
-		require.NoError(t, <-spreadFlood(senders, count, false))
+		require.NoError(t, <-spreadFlood(senders, count))
 		// Wait until only the stalled client has output waiting: the flooder, with none, is
 		// closed at the shutdown's first pass, while it waits for its budget.
 		for deadline := time.Now().Add(Deadline); ; time.Sleep(50 * time.Millisecond) {
@@ -546,7 +547,7 @@ func TestFloodControlReset(t *testing.T) {
 			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
 			require.Equal(t, "* marker has entered the room\n", receiver.ReadLine(t))
 		}
-		floodNumbered(flooder, 100_000, new(atomic.Int64))
+		tester.Flood{Conn: flooder.Conn, Line: tester.FloodLine, Count: 100_000, Patience: 2 * Deadline}.Send()
 		room.WaitLine(t, room.slowedDown("flooder"))
 
 		// The receiver reads on its own, checking each line, until the marker. The reset throws
@@ -559,7 +560,7 @@ func TestFloodControlReset(t *testing.T) {
 			cut := false
 			for i := 0; ; {
 				line, err := receiver.reader.ReadString('\n')
-				want := room.relayed("flooder", strings.TrimSuffix(FloodLine(i), "\r\n"))
+				want := room.relayed("flooder", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
 				end := len(room.relayed("flooder", "")) - len(room.relayed("", "")) // "[flooder] " or ""
 				switch {
 				case err != nil:
@@ -586,7 +587,7 @@ func TestFloodControlReset(t *testing.T) {
 		var cpuBefore time.Duration
 		if CPUSupported {
 			var err error
-			cpuBefore, err = CPUTime(room.PID())
+			cpuBefore, err = tester.CPUTime(room.PID())
 			require.NoError(t, err)
 		}
 		left := "Server: client disconnected"
@@ -608,7 +609,7 @@ func TestFloodControlReset(t *testing.T) {
 			// Over the whole wait, and a second at least, so that the few reads it takes
 			// are no more than a trace.
 			time.Sleep(time.Until(start.Add(time.Second)))
-			cpuAfter, err := CPUTime(room.PID())
+			cpuAfter, err := tester.CPUTime(room.PID())
 			require.NoError(t, err)
 			use := float64(cpuAfter-cpuBefore) / float64(time.Since(start))
 			t.Logf("%.1f%% of a core from the reset until it was noticed", use*100)
@@ -639,7 +640,7 @@ func TestFloodControlLastWords(t *testing.T) {
 		}
 		var lines strings.Builder
 		for i := range 50 {
-			lines.WriteString(FloodLine(i))
+			lines.WriteString(tester.FloodLine(i))
 		}
 		flooder.Send(t, lines.String())
 		room.WaitLine(t, room.slowedDown("flooder"))
@@ -654,34 +655,13 @@ func TestFloodControlLastWords(t *testing.T) {
 				poked = true
 				continue
 			}
-			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(FloodLine(i), "\r\n")), line, "line %d", i)
+			require.Equal(t, room.relayed("flooder", strings.TrimSuffix(tester.FloodLine(i), "\r\n")), line, "line %d", i)
 			i++
 		}
 		took := time.Since(start)
 		t.Logf("the last of 50 lines arrived %v after the poke", took.Round(time.Millisecond))
 		require.Less(t, took, 2*time.Second, "at its rate the rest would take 4 s")
 	}, "-quiet", "-max-rate", "1000", "-max-burst", "1000")
-}
-
-// floodNumbered sends flood lines 0 to total-1 from c, 64 KiB to a write, as fast as its
-// socket takes them, from a goroutine of its own, and counts in sent the lines its kernel took.
-// It stops at the first error: the test's end closes c.
-func floodNumbered(c *Client, total int, sent *atomic.Int64) {
-	go func() {
-		var batch []byte
-		for i := range total {
-			batch = append(batch, FloodLine(i)...)
-			if len(batch) < 64<<10 && i < total-1 {
-				continue
-			}
-			c.Conn.SetWriteDeadline(time.Now().Add(2 * Deadline))
-			if _, err := c.Conn.Write(batch); err != nil {
-				return
-			}
-			sent.Store(int64(i + 1))
-			batch = batch[:0]
-		}
-	}()
 }
 
 // A paste of 300 lines, 75 KB, is within the burst: it arrives at once, and nobody is slowed.
@@ -737,12 +717,12 @@ func TestFloodControlIdle(t *testing.T) {
 		// 50 lines of 100 bytes: 10 at once, then 40 at 20 a second, for 2 seconds.
 		var lines strings.Builder
 		for i := range 50 {
-			lines.WriteString(FloodLine(i))
+			lines.WriteString(tester.FloodLine(i))
 		}
 		sender.Send(t, lines.String())
 		expect := func(from, to int) {
 			for i := from; i < to; i++ {
-				want := room.relayed("sender", strings.TrimSuffix(FloodLine(i), "\r\n"))
+				want := room.relayed("sender", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
 				require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
 			}
 		}
@@ -761,9 +741,9 @@ func TestFloodControlIdle(t *testing.T) {
 
 		// The bucket is full again after half a second at 2000 bytes/s: a new episode.
 		time.Sleep(time.Second)
-		sender.Send(t, strings.Repeat(FloodLine(0), 15))
+		sender.Send(t, strings.Repeat(tester.FloodLine(0), 15))
 		for range 15 {
-			require.Equal(t, room.relayed("sender", strings.TrimSuffix(FloodLine(0), "\r\n")), receiver.ReadLine(t))
+			require.Equal(t, room.relayed("sender", strings.TrimSuffix(tester.FloodLine(0), "\r\n")), receiver.ReadLine(t))
 		}
 		room.WaitLine(t, slowed)
 		require.Equal(t, 2, room.count(slowed), "a second episode: %q", room.Lines())
@@ -815,7 +795,7 @@ func TestFloodControlFlags(t *testing.T) {
 			}
 			var flood strings.Builder
 			for i := range 10_000 {
-				flood.WriteString(FloodLine(i))
+				flood.WriteString(tester.FloodLine(i))
 			}
 			go func() {
 				sender.Conn.SetWriteDeadline(time.Now().Add(Deadline))
@@ -823,7 +803,7 @@ func TestFloodControlFlags(t *testing.T) {
 			}()
 			start := time.Now()
 			for i := range 10_000 {
-				want := room.relayed("sender", strings.TrimSuffix(FloodLine(i), "\r\n"))
+				want := room.relayed("sender", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
 				require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
 			}
 			require.Less(t, time.Since(start), 5*time.Second, "at the default rate it would take over 10 s")
@@ -842,39 +822,13 @@ const floodShare = 2500
 func floodSenderCount(count int) int { return (count + floodShare - 1) / floodShare }
 
 // spreadFlood sends flood lines 0 to count-1 from senders, sender k lines k*floodShare on, all
-// at once, each from its own goroutine; with oneLinePerWrite each line is a write of its own,
-// so that the server reads them in many small batches. The channel yields the first write
-// error, or nil once everything is sent.
-func spreadFlood(senders []*Client, count int, oneLinePerWrite bool) <-chan error {
-	done := make(chan error, 1)
-	errs := make(chan error, len(senders))
+// at once. Each sender reads what it is sent, as a chat client does. The channel yields the
+// first write error, or nil once everything is sent.
+func spreadFlood(senders []*Client, count int) <-chan error {
+	floods := make([]tester.Flood, len(senders))
 	for k, c := range senders {
-		go io.Copy(io.Discard, c.Conn) // the others' lines: a sender reads, as a chat client does
-		go func() {
-			var batch []byte
-			for i := k * floodShare; i < min((k+1)*floodShare, count); i++ {
-				batch = append(batch, FloodLine(i)...)
-				if len(batch) < 64<<10 && !oneLinePerWrite && i < min((k+1)*floodShare, count)-1 {
-					continue
-				}
-				c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
-				if _, err := c.Conn.Write(batch); err != nil {
-					errs <- err
-					return
-				}
-				batch = batch[:0]
-			}
-			errs <- nil
-		}()
+		go io.Copy(io.Discard, c.Conn)
+		floods[k] = tester.Flood{Conn: c.Conn, Line: tester.FloodLine, First: k * floodShare, Count: min(floodShare, count-k*floodShare)}
 	}
-	go func() {
-		var first error
-		for range senders {
-			if err := <-errs; err != nil && first == nil {
-				first = err
-			}
-		}
-		done <- first
-	}()
-	return done
+	return tester.Floods(floods)
 }

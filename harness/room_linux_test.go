@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -41,7 +42,7 @@ func TestRoomLastWords(t *testing.T) {
 		const count, size = 1000, 100 // 100 KB: more than one read, less than a fresh window
 		var last strings.Builder
 		for i := range count {
-			last.WriteString(volumeLine(0, i, size))
+			last.WriteString(tester.NumberedLine(0, i, size, "\n"))
 		}
 		last.WriteString("no newline at the end")
 		leaver.Send(t, last.String())
@@ -57,7 +58,7 @@ func TestRoomLastWords(t *testing.T) {
 				spoken = true
 				continue
 			}
-			require.Equal(t, r.relayed(leaver, strings.TrimSuffix(volumeLine(0, next, size), "\n")), line,
+			require.Equal(t, r.relayed(leaver, strings.TrimSuffix(tester.NumberedLine(0, next, size, "\n"), "\n")), line,
 				"line %d of the leaver's last %d", next, count)
 			next++
 		}
@@ -89,7 +90,7 @@ func waitSent(t testing.TB, c *Client) {
 // queue, not copied into each. One line of 64 KiB to 2,000 receivers (900 under select, whose
 // limit is 1,024 descriptors; 400 in stage 7, where every join is told to everyone) raises
 // the server's resident memory at its peak by less than 4 MiB, where a copy per receiver
-// would need receivers x 64 KiB (125 MiB for 2,000). Memory is the kernel's own count, from
+// would need receivers x 64 KiB (125 MiB for 2,000). tester.Memory is the kernel's own count, from
 // /proc/<pid>/status: the peak (VmHWM) is reset once everyone has joined.
 func TestRoomBroadcastMemory(t *testing.T) {
 	t.Parallel()
@@ -131,7 +132,7 @@ func TestRoomBroadcastMemory(t *testing.T) {
 		for failure := range failures {
 			t.Fatal(failure)
 		}
-		after, err := ReadMemory(r.s.PID())
+		after, err := tester.ReadMemory(r.s.PID())
 		require.NoError(t, err)
 		extra := after.Peak - before.RSS
 		t.Logf("%d receivers: resident %d KiB before, peak %d KiB (+%d KiB); a copy each would be +%d KiB",
@@ -175,7 +176,7 @@ func TestRoomStalledReadersMemory(t *testing.T) {
 			}
 		}
 		require.Equal(t, stalledCount, countDropped(), "stalled readers dropped after %d senders' floods", used)
-		after, err := ReadMemory(r.s.PID())
+		after, err := tester.ReadMemory(r.s.PID())
 		require.NoError(t, err)
 		extra := after.Peak - before.RSS
 		t.Logf("%d stalled readers behind %d senders' %d KB: resident %d KiB before, peak %d KiB (+%d KiB); -max-pending is %d KiB",
@@ -186,12 +187,12 @@ func TestRoomStalledReadersMemory(t *testing.T) {
 
 // settledMemory waits for the server's resident memory to stop moving, resets its peak to
 // now (clear_refs 5) and returns it.
-func settledMemory(t testing.TB, pid int) Memory {
+func settledMemory(t testing.TB, pid int) tester.Memory {
 	t.Helper()
-	var m Memory
+	var m tester.Memory
 	for deadline, last := time.Now().Add(Deadline), int64(-1); ; time.Sleep(200 * time.Millisecond) {
 		var err error
-		m, err = ReadMemory(pid)
+		m, err = tester.ReadMemory(pid)
 		require.NoError(t, err)
 		if m.RSS == last || !time.Now().Before(deadline) {
 			break
@@ -199,7 +200,7 @@ func settledMemory(t testing.TB, pid int) Memory {
 		last = m.RSS
 	}
 	require.NoError(t, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0))
-	m, err := ReadMemory(pid)
+	m, err := tester.ReadMemory(pid)
 	require.NoError(t, err)
 	return m
 }
@@ -228,10 +229,9 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 				t.Logf("the server's stderr: %.2500s", p.Stderr())
 			}
 		})
-		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(p.NextLine(t))
-		require.NotNil(t, m, "stderr: %q", p.Stderr())
-		require.Contains(t, p.NextLine(t), "waiting for sockets with")
-		r.s = &Server{Process: p, Addr: net.JoinHostPort("127.0.0.1", m[1])}
+		s, err := Listening(p, r.pkg)
+		require.NoError(t, err)
+		r.s = s
 		r.log = p.NextLine
 
 		full := "Server: cannot accept connections: too many open files; turning new clients away until one leaves"
@@ -261,11 +261,8 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		// The backlog: every sender's budget for the stalled client, which then reads it all.
 		reader, senders := ms[1], ms[2:]
 		drainInput(senders)
-		count := floodLinesPerSender(1000)
-		sent := sendVolume(senders, count, 1000, 0, reader)
-		r.expectVolume(t, reader, senders, count, 1000)
-		waitErr(t, sent, Deadline, "the backlog")
-		r.expectVolume(t, ms[0], senders, count, 1000) // the backlog, taken late
+		r.flood(t, reader, senders)
+		r.expectVolume(t, ms[0], senders, volumeLines, volumeSize) // the backlog, taken late
 
 		// Then the room goes on talking for a few seconds, 10 KB a sender every 400 ms, well
 		// within flood control's rate: the collections that follow wake the scavenger.

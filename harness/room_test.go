@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -229,64 +230,40 @@ const senderBudget = 250_000
 // floodLinesPerSender is how many volume lines fit in a sender's budget.
 func floodLinesPerSender(size int) int { return senderBudget / size }
 
-// volumeLine is line i of sender k, size bytes with the "\n"; the receiver tells the sender
-// and the order from it, also in stage 5 where the relayed line does not name its sender.
-func volumeLine(k, i, size int) string {
-	head := fmt.Sprintf("from %03d line %06d ", k, i)
-	return head + strings.Repeat("-", size-len(head)-1) + "\n"
+// volumeSize is the size of most volume tests' lines, and volumeLines how many of them each
+// sender sends.
+const (
+	volumeSize  = 1000
+	volumeLines = senderBudget / volumeSize
+)
+
+// flood has senders send their volume lines, paced by reader, and proves that reader gets
+// every one, each sender's in order.
+func (r *room) flood(t testing.TB, reader *member, senders []*member) {
+	t.Helper()
+	sent := sendVolume(senders, volumeLines, volumeSize, 0, reader)
+	r.expectVolume(t, reader, senders, volumeLines, volumeSize)
+	waitErr(t, sent, Deadline, "the flood")
 }
 
-var volumeLinePattern = regexp.MustCompile(`^from (\d{3}) line (\d{6}) -*$`)
-
-// sendVolume makes each sender send count volume lines of size bytes, all from goroutines, in
-// writes of about 64 KiB; or, given a pause, one line per write with that pause after each, so
-// that the server reads them in many small batches. Given a reader to pace them by, the
-// senders together stay at most 2,000 lines ahead of what expectVolume has read at it: a test
-// that reads as fast as it can is still slower than the server, and must not be taken for a
-// client that does not read. Each sender also reads and throws away what it is sent, so that
-// it never counts as a client that does not read. The channel gets the first error, or nil
-// once all is sent.
+// sendVolume makes each sender send count numbered lines of size bytes, sender k naming
+// itself k (also in stage 5, where the relayed line does not name its sender), all at once,
+// in writes of about 64 KiB; or, given a pause, one line per write with that pause after
+// each, so that the server reads them in many small batches. Given a reader to pace them by,
+// the senders together stay at most 2,000 lines ahead of what expectVolume has read at it: a
+// test that reads as fast as it can is still slower than the server, and must not be taken
+// for a client that does not read. The channel gets the first error, or nil once all is sent.
 func sendVolume(senders []*member, count, size int, pause time.Duration, pace *member) <-chan error {
-	done := make(chan error, len(senders))
+	floods := make([]tester.Flood, len(senders))
 	var sent atomic.Int64
 	for k, sender := range senders {
-		go func() {
-			var batch strings.Builder
-			for i := range count {
-				batch.WriteString(volumeLine(k, i, size))
-				if pause == 0 && batch.Len() < 64<<10 && i < count-1 {
-					continue
-				}
-				for deadline := time.Now().Add(3 * Deadline); pace != nil && sent.Load()-pace.got.Load() > 2000; {
-					if time.Now().After(deadline) {
-						done <- fmt.Errorf("sender %d: the reader fell behind for good", k)
-						return
-					}
-					time.Sleep(time.Millisecond)
-				}
-				sender.Conn.SetWriteDeadline(time.Now().Add(3 * Deadline))
-				if _, err := sender.Conn.Write([]byte(batch.String())); err != nil {
-					done <- fmt.Errorf("sender %d: %w", k, err)
-					return
-				}
-				sent.Add(int64(strings.Count(batch.String(), "\n")))
-				batch.Reset()
-				time.Sleep(pause)
-			}
-			done <- nil
-		}()
-	}
-	all := make(chan error, 1)
-	go func() {
-		var first error
-		for range senders {
-			if err := <-done; err != nil && first == nil {
-				first = err
-			}
+		floods[k] = tester.Flood{Conn: sender.Conn, Line: func(i int) string { return tester.NumberedLine(k, i, size, "\n") },
+			Count: count, OneLinePerWrite: pause > 0, Pause: pause, Sent: &sent, Patience: 3 * Deadline}
+		if pace != nil {
+			floods[k].Read, floods[k].Ahead = &pace.got, 2000
 		}
-		all <- first
-	}()
-	return all
+	}
+	return tester.Floods(floods)
 }
 
 // drainInput reads and throws away everything ms are sent, until the test ends.
@@ -313,12 +290,10 @@ func (r *room) expectVolume(t testing.TB, m *member, senders []*member, count, s
 	for range len(senders) * count {
 		line := r.read(t, m)
 		name, message := r.message(line)
-		match := volumeLinePattern.FindStringSubmatch(message)
-		if match == nil || len(message) != size-1 {
+		k, i, ok := tester.ParseNumbered(message)
+		if !ok || k < 0 || len(message) != size-1 {
 			t.Fatalf("%s got %d bytes %.60q..., not a volume line of %d bytes", m.name, len(line), line, size)
 		}
-		k, _ := strconv.Atoi(match[1])
-		i, _ := strconv.Atoi(match[2])
 		require.Less(t, k, len(senders), "%s got a line from sender %d", m.name, k)
 		require.Equal(t, senders[k].name, name, "line %d of sender %d comes under another name", i, k)
 		if i != next[k] {
@@ -390,28 +365,21 @@ func TestRoomBlockedLog(t *testing.T) {
 				return ""
 			}
 		}
-		m := regexp.MustCompile(`port (\d+)\.\.\.$`).FindStringSubmatch(r.log(t))
-		require.NotNil(t, m)
+		port := StartedPort(r.log(t))
+		require.NotEmpty(t, port, "the started line")
 		r.log(t) // the poller's line
-		r.s = &Server{Addr: "127.0.0.1:" + m[1]}
+		r.s = &Server{Addr: "127.0.0.1:" + port}
 		receiver := r.join(t)
 		senders := r.members(t, 24)
 		drainInput(senders)
 
 		// From here on nobody reads the log. 3 MB of messages make 3 MB of log lines: more
 		// than the pipe holds and the server's backlog of 1 MiB together.
-		const size = 1000
-		count := floodLinesPerSender(size)
-		flood := func(senders []*member) {
-			sent := sendVolume(senders, count, size, 0, receiver)
-			r.expectVolume(t, receiver, senders, count, size)
-			waitErr(t, sent, Deadline, "the flood")
-		}
-		flood(senders[:12])
+		r.flood(t, receiver, senders[:12])
 
 		// Read the log again: everything it kept comes out, then the count of what it dropped.
 		dropped := regexp.MustCompile(`^Server: \d+ log lines dropped: standard output is not being read$`)
-		kept := regexp.MustCompile(`^Server: received from \w+: from 0(0\d|1[01]) line \d{6} -+$`)
+		kept := regexp.MustCompile(`^Server: received from \w+: from 0(0\d|1[01]) line \d{7} -+$`)
 		for {
 			line := r.log(t)
 			if dropped.MatchString(line) {
@@ -421,7 +389,7 @@ func TestRoomBlockedLog(t *testing.T) {
 		}
 
 		// Blocked again, a shutdown still happens, at once.
-		flood(senders[12:])
+		r.flood(t, receiver, senders[12:])
 		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 		select {
 		case <-exited:
@@ -449,11 +417,7 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		// 5 MB: more than the kernels buffer for late and stalled (about 3 MB on Linux), less
 		// than -max-pending. Once healthy has it all, the server has read it all, and queued
 		// the rest for late and stalled.
-		const size = 1000
-		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0, healthy)
-		r.expectVolume(t, healthy, senders, count, size)
-		waitErr(t, sent, Deadline, "the flood")
+		r.flood(t, healthy, senders)
 		waitBehind(t, r.s, 2) // the senders have taken what they were sent: late and stalled are behind
 
 		start := time.Now()
@@ -465,7 +429,7 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		stream, err := io.ReadAll(late.reader)
 		require.NoError(t, err, "late's stream should end in good order")
 		late.reader = bufio.NewReader(bytes.NewReader(stream))
-		r.expectVolume(t, late, senders, count, size)
+		r.expectVolume(t, late, senders, volumeLines, volumeSize)
 		late.ExpectEOF(t)
 		healthy.ExpectEOF(t)
 		require.Equal(t, 0, r.s.WaitExit(t, 5*time.Second))
@@ -521,9 +485,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 		drainInput(senders)
 		// One line per write, a millisecond apart, so that the server reads them in many small
 		// batches; 4 MB, more than the kernels buffer for late (about 3 MB on Linux).
-		const size = 1000
-		count := floodLinesPerSender(size)
-		waitErr(t, sendVolume(senders, count, size, time.Millisecond, nil), 3*Deadline, "the senders")
+		waitErr(t, sendVolume(senders, volumeLines, volumeSize, time.Millisecond, nil), 3*Deadline, "the senders")
 		var behind queueLine
 		for _, q := range waitBehind(t, r.s, 1) {
 			if q.bytes > 0 {
@@ -532,7 +494,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 		}
 		require.Greater(t, behind.batches, 64, "late should be far behind, in many batches")
 		t.Logf("behind: %+v", behind)
-		r.expectVolume(t, late, senders, count, size)
+		r.expectVolume(t, late, senders, volumeLines, volumeSize)
 		r.expectQuiet(t, late, 100*time.Millisecond)
 		for _, q := range printQueues(t, r.s) {
 			require.Zero(t, q.bytes)
@@ -588,11 +550,7 @@ func TestRoomSlowReader(t *testing.T) {
 		senders := r.members(t, 20)
 		drainInput(senders)
 		// 5 MB: more than the kernels buffer for stalled (about 3 MB on Linux) and the limit.
-		const size = 1000
-		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0, healthy)
-		r.expectVolume(t, healthy, senders, count, size)
-		waitErr(t, sent, Deadline, "the flood")
+		r.flood(t, healthy, senders)
 		require.Equal(t, r.left(stalled, "not reading: more than 1048576 bytes pending"), r.log(t))
 		stalled.ExpectClosed(t)
 		r.expectQuiet(t, healthy, 100*time.Millisecond)
@@ -661,7 +619,7 @@ func TestRoomSelectLimit(t *testing.T) {
 				switch line := r.log(t); line {
 				case stage5Connected:
 					clients = append(clients, c)
-				case "Server: refused a connection: descriptor 1024 is past select's limit of 1024 (FD_SETSIZE); try -poller " + nativePoller():
+				case "Server: refused a connection: descriptor 1024 is past select's limit of 1024 (FD_SETSIZE); try -poller " + NativePoller():
 					refused++
 					c.ExpectClosed(t)
 					c.Close()

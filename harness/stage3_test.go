@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -55,7 +56,7 @@ func TestStage3ListenErrors(t *testing.T) {
 // measurement is taken a second time before the test fails.
 func checkBurnsCPU(t *testing.T, stage int, pkg string) {
 	t.Helper()
-	if !GroupCPUMeasured {
+	if !CPUSupported {
 		t.Skip("CPU use is not measured on this system")
 	}
 	use := 0.0
@@ -73,7 +74,7 @@ func checkBurnsCPU(t *testing.T, stage int, pkg string) {
 // burns a core with nobody connected. A server like it must not be told that it "already
 // sleeps". Not parallel: it measures a CPU burning.
 func TestCheckIdleCPUWithNoClient(t *testing.T) {
-	if !GroupCPUMeasured {
+	if !CPUSupported {
 		t.Skip("CPU use is not measured on this system")
 	}
 	python, err := exec.LookPath("python3")
@@ -82,10 +83,10 @@ func TestCheckIdleCPUWithNoClient(t *testing.T) {
 	}
 	root, err := Root()
 	require.NoError(t, err)
-	program := &Program{Args: []string{python, filepath.Join(root, "harness/testdata/recvline-timeout/server.py"), "{port}"}}
-	var res *CheckResult
+	program := &tester.Program{Args: []string{python, filepath.Join(root, "harness/testdata/recvline-timeout/server.py"), "{port}"}}
+	var res *tester.Result
 	for try := 1; try <= 2; try++ { // a busy machine may starve the loop once
-		res = RunCheck(program, 3, findCheck(t, 3, "idle-cpu"))
+		res = tester.RunCheck(program, 3, findCheck(t, 3, "idle-cpu"))
 		require.True(t, res.Passed, "%s", res.Report(true, false))
 		t.Logf("try %d: %.0f%% of a core alone, %.0f%% with a client", try, res.Values["cpu alone"]*100, res.Values["cpu"]*100)
 		if res.Values["cpu alone"] >= 0.5 {

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,16 +50,16 @@ func TestStage5ManyClients(t *testing.T) {
 	t.Parallel()
 	const count = 2000
 	needDescriptors(t, count+100)
-	s := StartServer(t, stage5, "-poller", nativePoller())
+	s := StartServer(t, stage5, "-poller", NativePoller())
 	var before int64
 	if CPUSupported {
 		var err error
-		before, err = RSS(s.PID())
+		before, err = tester.RSS(s.PID())
 		require.NoError(t, err)
 	}
 	clients := s.DialClients(t, count)
 	if CPUSupported {
-		after, err := RSS(s.PID())
+		after, err := tester.RSS(s.PID())
 		require.NoError(t, err)
 		perClient := (after - before) / count
 		t.Logf("resident memory: %d KiB before, %d KiB with %d clients (%d bytes each)", before>>10, after>>10, count, perClient)

@@ -23,18 +23,10 @@ const (
 	stage5Disconnected = "Server: client disconnected"
 )
 
-// nativePoller is the poller stage 5 offers besides select on this system.
-func nativePoller() string {
-	if runtime.GOOS == "darwin" {
-		return "kqueue"
-	}
-	return "epoll"
-}
-
 // forEachPoller runs test as one subtest per poller, side by side: each has a server of its
 // own, and waits on sockets, not on a CPU.
 func forEachPoller(t *testing.T, test func(t *testing.T, poller string)) {
-	for _, poller := range []string{"select", nativePoller()} {
+	for _, poller := range []string{"select", NativePoller()} {
 		t.Run(poller, func(t *testing.T) {
 			t.Parallel()
 			test(t, poller)
@@ -45,7 +37,7 @@ func forEachPoller(t *testing.T, test func(t *testing.T, poller string)) {
 // forEachPollerInTurn is forEachPoller one poller after the other, for a test that measures
 // time and must not share the cores with its twin.
 func forEachPollerInTurn(t *testing.T, test func(t *testing.T, poller string)) {
-	for _, poller := range []string{"select", nativePoller()} {
+	for _, poller := range []string{"select", NativePoller()} {
 		t.Run(poller, func(t *testing.T) { test(t, poller) })
 	}
 }
@@ -187,7 +179,7 @@ func TestStage5Idle(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		res := runCheck(t, 5, "idle-cpu", stage5, "-poller", poller)
-		if GroupCPUMeasured {
+		if CPUSupported {
 			require.Contains(t, res.Output, stage5Disconnected, "the client that left was noticed")
 		}
 	})
@@ -225,7 +217,7 @@ func waitStopped(t *testing.T, pid int) {
 // -poller names a poller this system has; anything else is misuse of the flag: one line, exit 2.
 func TestStage5BadPoller(t *testing.T) {
 	t.Parallel()
-	other := map[string]string{"epoll": "kqueue", "kqueue": "epoll"}[nativePoller()]
+	other := map[string]string{"epoll": "kqueue", "kqueue": "epoll"}[NativePoller()]
 	for _, name := range []string{"nope", other} {
 		p := Start(t, Binary(t, stage5), nil, "-addr", "127.0.0.1:0", "-poller", name)
 		require.Equal(t, 2, p.WaitExit(t, Deadline), "-poller %s", name)
@@ -233,6 +225,6 @@ func TestStage5BadPoller(t *testing.T) {
 		stderr := p.Stderr()
 		require.Equal(t, 1, strings.Count(stderr, "\n"), "one line on stderr, got %q", stderr)
 		require.True(t, strings.HasPrefix(stderr, stage5+": -poller "+name+" "), "got %q", stderr)
-		require.Contains(t, stderr, "select or "+nativePoller())
+		require.Contains(t, stderr, "select or "+NativePoller())
 	}
 }

@@ -23,8 +23,8 @@ const (
 	stage7Illegal = "* Sorry, a name is 1 to 32 letters and digits.\n"
 )
 
-// connectStage6 connects a client and reads the welcome; the client has not joined yet.
-func connectStage6(t *testing.T, s *Server) *Client {
+// connectStage7 connects a client and reads the welcome; the client has not joined yet.
+func connectStage7(t *testing.T, s *Server) *Client {
 	t.Helper()
 	c := Dial(t, s.Addr)
 	require.Equal(t, "Server: client connected", s.NextLine(t))
@@ -32,11 +32,11 @@ func connectStage6(t *testing.T, s *Server) *Client {
 	return c
 }
 
-// joinStage6 connects a client and joins it as name. others are the names it must find in
+// joinStage7 connects a client and joins it as name. others are the names it must find in
 // the room, in the order they joined.
-func joinStage6(t *testing.T, s *Server, name string, others ...string) *Client {
+func joinStage7(t *testing.T, s *Server, name string, others ...string) *Client {
 	t.Helper()
-	c := connectStage6(t, s)
+	c := connectStage7(t, s)
 	c.Send(t, name+"\n")
 	require.Equal(t, "Server: "+name+" joined", s.NextLine(t))
 	require.Equal(t, presenceLine(others...), c.ReadLine(t))
@@ -58,8 +58,8 @@ func TestStage7Names(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller)
-		watcher := joinStage6(t, s, "watcher")
-		lurker := connectStage6(t, s) // connected, not named
+		watcher := joinStage7(t, s, "watcher")
+		lurker := connectStage7(t, s) // connected, not named
 
 		for _, name := range []struct{ sent, logged string }{
 			{"", ""},
@@ -71,7 +71,7 @@ func TestStage7Names(t *testing.T) {
 			{"\x1b[2Jred", `\x1b[2Jred`},
 			{"bad\xffbyte", `bad\xffbyte`},
 		} {
-			c := connectStage6(t, s)
+			c := connectStage7(t, s)
 			c.Send(t, name.sent+"\n")
 			require.Equal(t, stage7Illegal, c.ReadLine(t), "name %q", name.sent)
 			c.ExpectEOF(t)
@@ -81,8 +81,8 @@ func TestStage7Names(t *testing.T) {
 
 		long := strings.Repeat("Z", 32)
 		mid := "Alice0123456789x" // 16
-		joinStage6(t, s, long, "watcher")
-		joinStage6(t, s, mid, "watcher", long)
+		joinStage7(t, s, long, "watcher")
+		joinStage7(t, s, mid, "watcher", long)
 		require.Equal(t, "* "+long+" has entered the room\n", watcher.ReadLine(t))
 		require.Equal(t, "* "+mid+" has entered the room\n", watcher.ReadLine(t))
 		watcher.ExpectNothing(t, 200*time.Millisecond) // not a word about the refused ones
@@ -94,11 +94,11 @@ func TestStage7Names(t *testing.T) {
 func TestStage7NameTaken(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, stage7)
-	alice := joinStage6(t, s, "alice")
-	bob := joinStage6(t, s, "bob", "alice")
+	alice := joinStage7(t, s, "alice")
+	bob := joinStage7(t, s, "bob", "alice")
 	require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
 
-	second := connectStage6(t, s)
+	second := connectStage7(t, s)
 	second.Send(t, "alice\r\n")
 	require.Equal(t, "* Sorry, the name alice is taken.\n", second.ReadLine(t))
 	second.ExpectEOF(t)
@@ -109,7 +109,7 @@ func TestStage7NameTaken(t *testing.T) {
 	alice.Close()
 	require.Equal(t, "Server: alice left", s.NextLine(t))
 	require.Equal(t, "* alice has left the room\n", bob.ReadLine(t))
-	joinStage6(t, s, "alice", "bob")
+	joinStage7(t, s, "alice", "bob")
 	require.Equal(t, "* alice has entered the room\n", bob.ReadLine(t))
 }
 
@@ -120,12 +120,12 @@ func TestStage7Presence(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller)
-		bob := joinStage6(t, s, "bob")
-		charlie := joinStage6(t, s, "charlie", "bob")
-		dave := joinStage6(t, s, "dave", "bob", "charlie")
+		bob := joinStage7(t, s, "bob")
+		charlie := joinStage7(t, s, "charlie", "bob")
+		dave := joinStage7(t, s, "dave", "bob", "charlie")
 		charlie.Close()
 		require.Equal(t, "Server: charlie left", s.NextLine(t))
-		alice := joinStage6(t, s, "alice", "bob", "dave")
+		alice := joinStage7(t, s, "alice", "bob", "dave")
 
 		require.Equal(t, "* charlie has entered the room\n", bob.ReadLine(t))
 		require.Equal(t, "* dave has entered the room\n", bob.ReadLine(t))
@@ -149,15 +149,15 @@ func TestStage7OnlyJoinedHear(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller)
-		alice := joinStage6(t, s, "alice")
-		lurker := connectStage6(t, s)
+		alice := joinStage7(t, s, "alice")
+		lurker := connectStage7(t, s)
 
-		bob := joinStage6(t, s, "bob", "alice")
+		bob := joinStage7(t, s, "bob", "alice")
 		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
 		bob.Send(t, "hello, who is here?\n")
 		require.Equal(t, "[bob] hello, who is here?\n", alice.ReadLine(t))
 		require.Equal(t, "Server: received from bob: hello, who is here?", s.NextLine(t))
-		quitter := connectStage6(t, s)
+		quitter := connectStage7(t, s)
 		quitter.Close()
 		require.Equal(t, "Server: client disconnected", s.NextLine(t))
 		bob.Close()
@@ -174,6 +174,19 @@ func TestStage7OnlyJoinedHear(t *testing.T) {
 	})
 }
 
+// joinThree joins alice, bob and carol, in that order, and reads what each is told of those
+// who came after.
+func joinThree(t *testing.T, s *Server) (alice, bob, carol *Client) {
+	t.Helper()
+	alice = joinStage7(t, s, "alice")
+	bob = joinStage7(t, s, "bob", "alice")
+	carol = joinStage7(t, s, "carol", "alice", "bob")
+	require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+	require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
+	require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
+	return alice, bob, carol
+}
+
 // A joined user's lines go to every other joined user as "[NAME] message\n", never back to the
 // sender; "\r\n" from a client is stripped, lines are framed as in stage 5, and only /msg and
 // /who are commands: any other line, "/" or not, is a message.
@@ -181,12 +194,7 @@ func TestStage7Messages(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller)
-		alice := joinStage6(t, s, "alice")
-		bob := joinStage6(t, s, "bob", "alice")
-		carol := joinStage6(t, s, "carol", "alice", "bob")
-		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
+		alice, bob, carol := joinThree(t, s)
 
 		long := strings.Repeat("0123456789", 100)
 		messages := []string{
@@ -219,13 +227,8 @@ func TestStage7PrivateMessages(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller)
-		alice := joinStage6(t, s, "alice")
-		bob := joinStage6(t, s, "bob", "alice")
-		carol := joinStage6(t, s, "carol", "alice", "bob")
-		lurker := connectStage6(t, s)
-		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
+		alice, bob, carol := joinThree(t, s)
+		lurker := connectStage7(t, s)
 
 		alice.Send(t, "before\n/msg bob just for you, bob\r\nafter\n")
 		require.Equal(t, "[alice] before\n", bob.ReadLine(t))
@@ -266,7 +269,7 @@ func TestStage7LastWords(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller)
-		bob := joinStage6(t, s, "bob")
+		bob := joinStage7(t, s, "bob")
 		alice := Dial(t, s.Addr)
 		alice.Send(t, "alice\nHello\r\nbye")
 		alice.Close()
@@ -285,7 +288,7 @@ func TestStage7LastWords(t *testing.T) {
 func TestStage7Log(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, stage7)
-	alice := connectStage6(t, s)
+	alice := connectStage7(t, s)
 	alice.Send(t, "alice\n")
 	require.Equal(t, "Server: alice joined", s.NextLine(t))
 	alice.Send(t, "Hello\n")
@@ -304,11 +307,11 @@ func TestStage7Limits(t *testing.T) {
 	t.Parallel()
 	forEachPoller(t, func(t *testing.T, poller string) {
 		s := StartServer(t, stage7, "-poller", poller, "-max-line", "2000", "-max-pending", "1100")
-		alice := joinStage6(t, s, "alice")
-		bob := joinStage6(t, s, "bob", "alice")
-		carol := joinStage6(t, s, "carol", "alice", "bob")
-		dave := joinStage6(t, s, "dave", "alice", "bob", "carol")
-		erin := joinStage6(t, s, "erin", "alice", "bob", "carol", "dave")
+		alice := joinStage7(t, s, "alice")
+		bob := joinStage7(t, s, "bob", "alice")
+		carol := joinStage7(t, s, "carol", "alice", "bob")
+		dave := joinStage7(t, s, "dave", "alice", "bob", "carol")
+		erin := joinStage7(t, s, "erin", "alice", "bob", "carol", "dave")
 		room := []*Client{alice, bob, carol, dave, erin}
 		names := []string{"alice", "bob", "carol", "dave", "erin"}
 		for i, c := range room {
@@ -382,11 +385,7 @@ func TestStage7SlowReaderCatchesUp(t *testing.T) {
 
 		// More than the kernel buffers for a client that does not read (about 3 MB on Linux),
 		// less than the limit of 16 MiB.
-		const size = 1000
-		count := floodLinesPerSender(size)
-		sent := sendVolume(senders, count, size, 0, bob)
-		r.expectVolume(t, bob, senders, count, size)
-		waitErr(t, sent, Deadline, "the flood")
+		r.flood(t, bob, senders)
 
 		// The private lines wait behind the flood, in the buffer this pass frames its lines
 		// in. The next pass must not frame its lines over them: its message, as long as both
@@ -400,7 +399,7 @@ func TestStage7SlowReaderCatchesUp(t *testing.T) {
 		alice.Send(t, message+"\n")
 		require.Equal(t, after, r.read(t, bob))
 
-		r.expectVolume(t, late, senders, count, size)
+		r.expectVolume(t, late, senders, volumeLines, volumeSize)
 		require.Equal(t, psst, r.read(t, late))
 		require.Equal(t, after, r.read(t, late))
 	})
@@ -418,11 +417,11 @@ func TestStage7Chatter(t *testing.T) {
 		name := func(i int) string { return fmt.Sprintf("c%02d", i) }
 		said := func(i, round int) string { return fmt.Sprintf("line %d from %s", round, name(i)) }
 
-		lurker := connectStage6(t, s) // never joins: must hear nothing
+		lurker := connectStage7(t, s) // never joins: must hear nothing
 		room := make([]*Client, clients)
 		var names []string
 		for i := range room {
-			room[i] = joinStage6(t, s, name(i), names...)
+			room[i] = joinStage7(t, s, name(i), names...)
 			names = append(names, name(i))
 		}
 
@@ -462,7 +461,7 @@ func TestStage7Chatter(t *testing.T) {
 			firstHalf = append(firstHalf, readLines(t, room[i], clients-1-i+(clients-1)*half))
 		}
 
-		late := joinStage6(t, s, "late", names...)
+		late := joinStage7(t, s, "late", names...)
 		room[leaver].Close()
 		require.Equal(t, "Server: "+name(leaver)+" left", s.NextLine(t))
 		var stayers []int

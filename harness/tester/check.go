@@ -98,9 +98,11 @@ type Run struct {
 	probe   net.Conn
 	clients []*Client
 	closing sync.WaitGroup // clients saying goodbye in the background
-	quiet   bool           // Clients is connecting many: one line says so
-	hidden  int            // server lines not shown since HideOutput, or -1 when they are shown
-	result  *Result
+	// connectingMany is set while Clients connects several: one line says so, and the
+	// accepts are waited for once, after the last.
+	connectingMany bool
+	hidden         int // server lines not shown since HideOutput, or -1 when they are shown
+	result         *Result
 
 	// The lines the clients sent, and every styleWindow bytes of them, to find them in what
 	// the server sends (see style.go); what was seen of the server's house style.
@@ -546,7 +548,9 @@ func (r *Run) connect(dial func() (net.Conn, error)) *Client {
 		r.Fail(name+" to connect", "your server stopped accepting connections")
 	}
 	c := r.addClient(name, conn)
-	r.waitAccepted(name)
+	if !r.connectingMany {
+		r.waitAccepted(name)
+	}
 	return c
 }
 
@@ -581,14 +585,12 @@ func (r *Run) waitAccepted(name string) {
 
 // Clients connects n new clients, and says so in one line.
 func (r *Run) Clients(n int) []*Client {
-	stage := r.stage
-	r.stage = 0 // wait for the accepts once, at the end
-	r.quiet = true
+	r.connectingMany = true
 	clients := make([]*Client, n)
 	for i := range clients {
 		clients[i] = r.Client()
 	}
-	r.stage, r.quiet = stage, false
+	r.connectingMany = false
 	r.say("[tester] connected %s to %s", clients[0].Name, clients[n-1].Name)
 	r.waitAccepted(clients[n-1].Name)
 	return clients
@@ -612,7 +614,7 @@ func (r *Run) addClient(name string, conn net.Conn) *Client {
 	c := &Client{run: r, Name: name, Conn: conn, reader: bufio.NewReaderSize(conn, 64<<10)}
 	r.clients = append(r.clients, c)
 	local, remote := conn.LocalAddr().(*net.TCPAddr), conn.RemoteAddr().(*net.TCPAddr)
-	if !r.quiet {
+	if !r.connectingMany {
 		r.say("[%s] connected (port %d -> port %d)", name, local.Port, remote.Port)
 	}
 	return c

@@ -10,9 +10,13 @@
 //     output on a pseudo-terminal or a pipe, its process group, its stop and its CPU).
 //   - program.go: Program, somebody's server as the checks start, stop and restart it.
 //   - check.go: a check's run and its clients; report.go: a result as the command prints it.
-//   - stages.go and stage6.go: the checks of stages 1 to 5 and of stage 6 (Budget Chat),
-//     each with what the lesson or the statement requires and what is only ours.
+//   - stages.go: the list of every stage's checks, and the checks of stages 1 to 5;
+//     stage6.go: those of stage 6 (a room you do not trust); stage7.go: those of stage 7
+//     (Budget Chat). Each check says what the lesson or the statement requires and what is
+//     only ours; style.go: how a check looks past a server's house style.
 //   - proc_linux.go: the one /proc reader (CPU time, memory, descriptors, a process group,
 //     the accept queue); cpu.go: the one CPU meter.
 //   - terminal_*.go: opening a pseudo-terminal on Linux and macOS.
+//   - flood.go: the numbered lines of a flood and the one writer that sends them, which the
+//     tests of our stages and the soak command use too; wrap.go: the one word-wrapper.
 package tester

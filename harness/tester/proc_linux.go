@@ -173,6 +173,16 @@ func Machine() string {
 	return fmt.Sprintf("%s, %d CPUs, %s/%s, Linux %s, %s", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, release, runtime.Version())
 }
 
+// LoadAverage is the machine's load average over the last 1, 5 and 15 minutes, from
+// /proc/loadavg, or "unknown": how busy the machine was, beside a benchmark's figures.
+func LoadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if fields := strings.Fields(string(data)); err == nil && len(fields) >= 3 {
+		return strings.Join(fields[:3], " ")
+	}
+	return "unknown"
+}
+
 // groupProcesses calls f with the pid and the fields of /proc/<pid>/stat after the command
 // name (state first) of every process in process group pgid that has not ended.
 func groupProcesses(pgid int, f func(pid int, fields []string)) {
@@ -222,27 +232,34 @@ func GroupCPUTime(pgid int) (time.Duration, error) {
 // rx_queue column is that count. ok is false if no listening socket on port is found.
 func acceptQueue(port int) (waiting int, ok bool) {
 	suffix := fmt.Sprintf(":%04X", port)
+	listeningSockets(func(fields []string) {
+		if !strings.HasSuffix(fields[1], suffix) {
+			return
+		}
+		_, rx, _ := strings.Cut(fields[4], ":")
+		if n, err := strconv.ParseInt(rx, 16, 64); err == nil {
+			waiting += int(n)
+			ok = true
+		}
+	})
+	return waiting, ok
+}
+
+// listeningSockets calls each with the fields of every socket that /proc/net/tcp and tcp6
+// show in the LISTEN state (st 0A): sl local_address rem_address st tx_queue:rx_queue
+// tr:when retrnsmt uid timeout inode.
+func listeningSockets(each func(fields []string)) {
 	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			continue
 		}
 		for _, line := range strings.Split(string(data), "\n")[1:] {
-			fields := strings.Fields(line)
-			// sl local_address rem_address st tx_queue:rx_queue ...; st 0A is LISTEN.
-			if len(fields) < 5 || fields[3] != "0A" || !strings.HasSuffix(fields[1], suffix) {
-				continue
+			if fields := strings.Fields(line); len(fields) >= 10 && fields[3] == "0A" {
+				each(fields)
 			}
-			_, rx, _ := strings.Cut(fields[4], ":")
-			n, err := strconv.ParseInt(rx, 16, 64)
-			if err != nil {
-				continue
-			}
-			waiting += int(n)
-			ok = true
 		}
 	}
-	return waiting, ok
 }
 
 // groupListens returns the TCP ports on which the processes of group pgid listen: the sockets
@@ -258,26 +275,15 @@ func groupListens(pgid int) []int {
 			}
 		}
 	})
-	var ports []int
 	if len(inodes) == 0 {
 		return nil
 	}
-	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			continue
+	var ports []int
+	listeningSockets(func(fields []string) {
+		_, hex, _ := strings.Cut(fields[1], ":")
+		if port, err := strconv.ParseInt(hex, 16, 32); err == nil && inodes[fields[9]] && !slices.Contains(ports, int(port)) {
+			ports = append(ports, int(port))
 		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-			fields := strings.Fields(line)
-			if len(fields) < 10 || fields[3] != "0A" || !inodes[fields[9]] {
-				continue
-			}
-			_, hex, _ := strings.Cut(fields[1], ":")
-			if port, err := strconv.ParseInt(hex, 16, 32); err == nil && !slices.Contains(ports, int(port)) {
-				ports = append(ports, int(port))
-			}
-		}
-	}
+	})
 	return ports
 }

@@ -346,17 +346,6 @@ func (p *Program) GroupAlive() bool {
 	return pgid != 0 && groupAlive(pgid)
 }
 
-// human writes a duration the way a person does: "300 ms", "2 s", "1.5 s".
-func human(d time.Duration) string {
-	if d < time.Second {
-		return fmt.Sprintf("%d ms", d.Milliseconds())
-	}
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " s"
-}
-
-// Human is human for the check command.
-func Human(d time.Duration) string { return human(d) }
-
 // ShellWords writes a command the way it would be typed, quoting words with spaces or quotes.
 func ShellWords(words []string) string {
 	quoted := make([]string, len(words))

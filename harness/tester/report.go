@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"unicode/utf8"
 )
 
 // Report is a result as the check command prints it: a headline, then for a failure (or
@@ -73,7 +72,7 @@ func (rp *Reporter) Report(res *Result) string {
 			} else {
 				// The tester's and the clients' lines wrap between words, not in the middle
 				// of one, as an 80-column terminal would.
-				b.WriteString(wrap(line, "    ", "      "))
+				b.WriteString(Wrap(line, "    ", "      ", ReportWidth))
 			}
 		}
 		if left > 0 {
@@ -92,25 +91,25 @@ func (rp *Reporter) Report(res *Result) string {
 	}
 	switch {
 	case res.Err != nil:
-		b.WriteString(wrap("could not run: "+res.Err.Error(), "  ", "    "))
+		b.WriteString(Wrap("could not run: "+res.Err.Error(), "  ", "    ", ReportWidth))
 	case !res.Passed && !res.Check.Required:
-		b.WriteString(wrap("not seen: "+res.Expected, "  ", "    "))
-		b.WriteString(wrap(paint("1", "hint: ")+rp.hint(res), "  ", "    "))
+		b.WriteString(Wrap("not seen: "+res.Expected, "  ", "    ", ReportWidth))
+		b.WriteString(Wrap(paint("1", "hint: ")+rp.hint(res), "  ", "    ", ReportWidth))
 	case !res.Passed:
-		b.WriteString(wrap(paint("1", "expected: ")+res.Expected, "  ", "    "))
-		b.WriteString(wrap(paint("1", "hint: ")+rp.hint(res), "  ", "    "))
+		b.WriteString(Wrap(paint("1", "expected: ")+res.Expected, "  ", "    ", ReportWidth))
+		b.WriteString(Wrap(paint("1", "hint: ")+rp.hint(res), "  ", "    ", ReportWidth))
 	case res.Skipped != "":
-		b.WriteString(wrap(res.Skipped, "  ", "  "))
+		b.WriteString(Wrap(res.Skipped, "  ", "  ", ReportWidth))
 	}
 	if res.Observation != "" && res.Passed {
-		b.WriteString(wrap(res.Observation, "  ", "  "))
+		b.WriteString(Wrap(res.Observation, "  ", "  ", ReportWidth))
 	}
 	if res.Style != "" && !rp.styled {
 		rp.styled = true
-		b.WriteString(wrap(paint("36", "house style: ")+res.Style, "  ", "  "))
+		b.WriteString(Wrap(paint("36", "house style: ")+res.Style, "  ", "  ", ReportWidth))
 	}
 	if res.Killed && res.Passed {
-		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  "))
+		b.WriteString(Wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  ", ReportWidth))
 	}
 	return b.String()
 }
@@ -263,61 +262,6 @@ func (rp *Reporter) hint(res *Result) string {
 	return res.Hint
 }
 
-// wrap breaks text into lines of at most 78 columns, the first indented by first, the rest
-// by rest.
-func wrap(text, first, rest string) string {
-	// A quoted string is one word: its spaces are bytes to show, not places to break.
-	const nbsp = "\x00"
-	text = quoted.ReplaceAllStringFunc(text, func(q string) string { return strings.ReplaceAll(q, " ", nbsp) })
-	var b strings.Builder
-	line := first
-	empty := true
-	var words []string
-	for _, word := range strings.Fields(text) {
-		// A word wider than a line (a long path) is cut where the line ends.
-		for room := 78 - len(rest); utf8.RuneCountInString(stripColour(word)) > room; {
-			runes := []rune(word)
-			words, word = append(words, string(runes[:room])), string(runes[room:])
-		}
-		words = append(words, word)
-	}
-	for _, word := range words {
-		word = strings.ReplaceAll(word, nbsp, " ")
-		if !empty && utf8.RuneCountInString(stripColour(line))+1+utf8.RuneCountInString(stripColour(word)) > 78 {
-			b.WriteString(line + "\n")
-			line, empty = rest, true
-		}
-		if !empty {
-			line += " "
-		}
-		line += word
-		empty = false
-	}
-	b.WriteString(line + "\n")
-	return b.String()
-}
-
-// quoted matches a string as strconv.Quote writes it.
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
-
-func stripColour(s string) string {
-	for {
-		start := strings.Index(s, "\x1b[")
-		if start < 0 {
-			return s
-		}
-		end := strings.IndexByte(s[start:], 'm')
-		if end < 0 {
-			return s
-		}
-		s = s[:start] + s[start+end+1:]
-	}
-}
-
-// Wrap breaks text between words into lines of at most 78 columns, the lines after the
-// first indented by two spaces.
-func Wrap(text string) string { return wrap(text, "", "  ") }
-
 // Rewrap undoes the wrapping of a report's transcript lines and wraps them again, for the
 // tests that put a shorter name in place of a long path.
 func Rewrap(report string, replace func(string) string) string {
@@ -331,9 +275,9 @@ func Rewrap(report string, replace func(string) string) string {
 	for _, line := range strings.SplitAfter(report, "\n") {
 		switch {
 		case strings.HasPrefix(line, "    [") && !strings.HasPrefix(line, "    "+serverPrefix):
-			b.WriteString(wrap(strings.TrimSuffix(strings.TrimPrefix(line, "    "), "\n"), "    ", "      "))
+			b.WriteString(Wrap(strings.TrimSuffix(strings.TrimPrefix(line, "    "), "\n"), "    ", "      ", ReportWidth))
 		case strings.HasPrefix(line, "Your server: "):
-			b.WriteString(Wrap(strings.TrimSuffix(line, "\n")))
+			b.WriteString(Wrap(strings.TrimSuffix(line, "\n"), "", "  ", ReportWidth))
 		default:
 			b.WriteString(line)
 		}

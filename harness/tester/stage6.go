@@ -19,10 +19,6 @@ import (
 // client can see of that: the basics still hold, one client's flood does not bury the others,
 // a server whose own output is not read still relays, and a stop delivers what was queued.
 // How a server does each (a token bucket, a log goroutine, a second's grace) is its own affair.
-func stage6Checks() []Check {
-	return []Check{broadcast, floodControl, pausedOutput, shutdown}
-}
-
 var (
 	floodControl = Check{Name: "flood", Title: "one client floods: slow readers still hear the others", Required: true,
 		Requires: "one client's flood does not bury the others: while it sends as fast as it " +

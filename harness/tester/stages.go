@@ -5,7 +5,6 @@ package tester
 import (
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,9 +43,10 @@ func StageChecks(stage int) []Check {
 	case 5:
 		return []Check{broadcast, leave, reset, wholeLines, notText, idleCPUSelect, framing, catchUp, stalled}
 	case 6:
-		return stage6Checks()
+		return []Check{broadcast, floodControl, pausedOutput, shutdown}
 	case 7:
-		return stage7Checks()
+		return []Check{prompt, illegalName, presence, left, notJoined, messages, longMessage,
+			resetBudget, takenName, wholeBudget, notTextBudget, commands}
 	}
 	return nil
 }
@@ -141,8 +141,8 @@ const (
 	articleSecond = "Lorem ipsum dolor sit amet, consectetur adipiscing elit."
 )
 
-// ArticlePieces are the pieces, the last one short.
-var ArticlePieces = []string{
+// articlePieces are the pieces, the last one short.
+var articlePieces = []string{
 	"Hello, wor", "ldLorem ip", "sum dolor ", "sit amet, ", "consectetu", "r adipisci", "ng elit.",
 }
 
@@ -167,19 +167,19 @@ func checkPieces(r *Run) {
 	hint := "stage 1 reads exactly 10 bytes at a time and prints each piece as it comes " +
 		"(`Server: received from client: Hello, wor`): TCP is a stream of bytes, and the pieces " +
 		"show that nothing in it marks where a message ends"
-	last := len(ArticlePieces) - 1
-	for _, piece := range ArticlePieces[:last] {
+	last := len(articlePieces) - 1
+	for _, piece := range articlePieces[:last] {
 		r.waitLog(piece, hint)
 	}
 	// The last 8 bytes: a read of exactly 10 bytes (Nim's recv(10), Go's io.ReadFull) waits
 	// for 2 more, until the client leaves; a plain read returns them at once.
-	if _, ok := r.WaitLog(300*time.Millisecond, endsWith(ArticlePieces[last])); ok {
+	if _, ok := r.WaitLog(300*time.Millisecond, endsWith(articlePieces[last])); ok {
 		r.Note("last piece", "before close")
 		c.Close()
 	} else {
 		r.Say("the last 8 bytes did not come out within 300 ms: the read waits for 10 bytes")
 		c.Close()
-		r.waitLog(ArticlePieces[last], "when the client leaves, print the last, shorter piece too")
+		r.waitLog(articlePieces[last], "when the client leaves, print the last, shorter piece too")
 		r.Note("last piece", "after close")
 	}
 }
@@ -658,113 +658,6 @@ func (r *Run) idleCPU() float64 {
 	return use
 }
 
-// FloodLine is the i-th line of a flood: 100 bytes with its terminator, numbered so that a
-// lost, cut or reordered line shows.
-func FloodLine(i int) string {
-	return fmt.Sprintf("line %07d %s\r\n", i, strings.Repeat("-", 85))
-}
-
-// SendFlood sends count numbered lines on conn from its own goroutine, never more than a
-// megabyte ahead of what the reader has counted in received: the client that plays a healthy
-// reader reads as fast as the checker can, which may be slower than the server. The channel
-// yields the write error, or nil once everything is sent.
-func SendFlood(conn net.Conn, count int, received *atomic.Int64) <-chan error {
-	return sendLines(conn, 0, count, new(atomic.Int64), received, newTurns(1), 0)
-}
-
-// turns has the senders of a flood write one after the other, a write each in turn: a relay
-// that passes on its reads then has another sender's write between each write's unfinished
-// last line and its end.
-type turns struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	next int    // whose turn it is
-	done []bool // senders that have sent everything, or given up
-}
-
-func newTurns(senders int) *turns {
-	t := &turns{done: make([]bool, senders)}
-	t.cond = sync.NewCond(&t.mu)
-	return t
-}
-
-// wait waits for sender s's turn.
-func (t *turns) wait(s int) {
-	t.mu.Lock()
-	for t.next != s {
-		t.cond.Wait()
-	}
-	t.mu.Unlock()
-}
-
-// pass gives the turn to the next sender still sending; finished says s is done.
-func (t *turns) pass(s int, finished bool) {
-	t.mu.Lock()
-	t.done[s] = t.done[s] || finished
-	if t.next == s {
-		for i := 1; i <= len(t.done); i++ {
-			if k := (s + i) % len(t.done); !t.done[k] {
-				t.next = k
-				break
-			}
-		}
-	}
-	t.cond.Broadcast()
-	t.mu.Unlock()
-}
-
-// sendLines sends lines first to first+count-1, as SendFlood does. sent counts the lines that
-// every sender of the flood has sent, this one's among them: together they stay within 10,000
-// lines of the reader, and so they all send at once.
-func sendLines(conn net.Conn, first, count int, sent, received *atomic.Int64, turn *turns, me int) <-chan error {
-	done := make(chan error, 1)
-	go func() {
-		defer turn.pass(me, true)
-		var batch []byte
-		lines := 0
-		for i := first; i < first+count; i++ {
-			batch = append(batch, FloodLine(i)...)
-			lines++
-			end := i == first+count-1
-			if len(batch) < 64<<10 && !end {
-				continue
-			}
-			turn.wait(me)
-			// The deadline counts from the reader's last progress: with several senders, one
-			// may wait its turn for as long as the others take.
-			last, deadline := received.Load(), time.Now().Add(Deadline)
-			for sent.Load()+int64(lines)-received.Load() > 10_000 {
-				if now := received.Load(); now != last {
-					last, deadline = now, time.Now().Add(Deadline)
-				}
-				if time.Now().After(deadline) {
-					done <- fmt.Errorf("the reader got no line for %s", human(Deadline))
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-			// Every write but the last stops in the middle of a line, and this sender's next
-			// write ends it, after the other senders' writes (turns): a relay that passes on
-			// its reads rather than whole lines then mixes the senders' lines up, however few
-			// they are.
-			n := len(batch)
-			if !end {
-				n -= 37
-			}
-			conn.SetWriteDeadline(time.Now().Add(Deadline))
-			if _, err := conn.Write(batch[:n]); err != nil {
-				done <- err
-				return
-			}
-			sent.Add(int64(lines))
-			batch, lines = append(batch[:0], batch[n:]...), 0
-			turn.pass(me, false)
-		}
-		done <- nil
-	}()
-	return done
-}
-
 // SenderLines is how many lines each sender of a flood sends: 250,000 bytes, within the
 // 262,144 bytes (256 KiB) that flood control lets a client send at once. A flood of
 // megabytes is shared by several senders, so that a server with flood control relays it at
@@ -797,23 +690,14 @@ func flood(r *Run, senders []*Client, count int, received *atomic.Int64) <-chan 
 	for _, c := range senders {
 		c.Drain() // each sender hears the others' lines
 	}
-	done := make(chan error, 1)
-	go func() {
-		var sending []<-chan error
-		var sent atomic.Int64
-		turn := newTurns(len(senders))
-		for s, c := range senders {
-			sending = append(sending, sendLines(c.Conn, s*per, min(per, count-s*per), &sent, received, turn, s))
-		}
-		for _, errs := range sending {
-			if err := <-errs; err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	return done
+	floods := make([]Flood, len(senders))
+	var sent atomic.Int64
+	turns := NewTurns(len(senders))
+	for s, c := range senders {
+		floods[s] = Flood{Conn: c.Conn, Line: FloodLine, First: s * per, Count: min(per, count-s*per),
+			CutShort: 37, Turns: turns, Me: s, Sent: &sent, Read: received, Ahead: 10_000}
+	}
+	return Floods(floods)
 }
 
 // lostHint is the lesson of a flood line that is missing or cut.
@@ -909,6 +793,18 @@ func (r *Run) looksFlood(text string) bool {
 	return strings.Contains(text, "---") || strings.Contains(text, "line 0")
 }
 
+// floodPast has senders send count numbered lines, and proves that healthy receives every
+// one, whole and in order, whatever another client does meanwhile.
+func floodPast(r *Run, senders []*Client, healthy *Client, count int) {
+	var received atomic.Int64
+	sent := flood(r, senders, count, &received)
+	receiveFlood(healthy, count, &received, 5*time.Second, heldUpHint, lostHint)
+	if err := <-sent; err != nil {
+		r.Say("the senders could not send: %v", err)
+		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
+	}
+}
+
 // CatchUpLines is how many lines the catch-up check sends: 4 MB, about 1 MB more than the
 // kernel holds for a client that does not read (a 4 KiB receive buffer, and the server's
 // send buffer, which Linux grows up to about 3 MB on loopback), and under 4 MiB, the limit
@@ -924,15 +820,9 @@ func checkCatchUp(r *Run) {
 	// The bound is well above what a server that sleeps uses, and well below what one that
 	// spins does, even on a machine so busy that it gets a fifth of a core.
 	spins := ProcReadable && r.CPU(300*time.Millisecond) >= 0.05
-	var received atomic.Int64
 	r.HideOutput()
 	defer r.ShowOutput()
-	sent := flood(r, senders, CatchUpLines, &received)
-	receiveFlood(healthy, CatchUpLines, &received, 5*time.Second, heldUpHint, lostHint)
-	if err := <-sent; err != nil {
-		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
-	}
+	floodPast(r, senders, healthy, CatchUpLines)
 	r.Say("%s reads now", late.Name)
 	behind := "a client that fell behind lost lines: when a write takes only part of what you " +
 		"give it (or none: EAGAIN), keep the rest for that client and send it when its socket " +
@@ -957,15 +847,9 @@ func checkStalled(r *Run) {
 	healthy, stalled := r.Client(), r.SlowClient()
 	senders := r.Clients(r.floodSenders(StalledLines))
 	r.Say("%s never reads; it may be dropped", stalled.Name)
-	var received atomic.Int64
 	r.HideOutput()
 	defer r.ShowOutput()
-	sent := flood(r, senders, StalledLines, &received)
-	receiveFlood(healthy, StalledLines, &received, 5*time.Second, heldUpHint, lostHint)
-	if err := <-sent; err != nil {
-		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
-	}
+	floodPast(r, senders, healthy, StalledLines)
 	healthy.ExpectNothing(100*time.Millisecond, "every line was to arrive once")
 }
 

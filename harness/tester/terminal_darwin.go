@@ -15,11 +15,10 @@ import (
 // started on it sees as its terminal. macOS names the slave with its own ioctls
 // (posix_openpt, grantpt, unlockpt and ptsname are built on them).
 func OpenTerminal(columns, rows int) (master, slave *os.File, err error) {
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	master, fd, err := openMaster()
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening /dev/ptmx: %w", err)
+		return nil, nil, err
 	}
-	master = os.NewFile(uintptr(fd), "/dev/ptmx")
 	for _, request := range []uint{unix.TIOCPTYGRANT, unix.TIOCPTYUNLK} {
 		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), uintptr(request), 0); errno != 0 {
 			master.Close()

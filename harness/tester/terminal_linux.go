@@ -14,11 +14,10 @@ import (
 func OpenTerminal(columns, rows int) (master, slave *os.File, err error) {
 	// Opening /dev/ptmx creates a new pair. The slave side is locked until unlocked, and its
 	// number N is asked with TIOCGPTN.
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	master, fd, err := openMaster()
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening /dev/ptmx: %w", err)
+		return nil, nil, err
 	}
-	master = os.NewFile(uintptr(fd), "/dev/ptmx")
 	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
 		master.Close()
 		return nil, nil, fmt.Errorf("unlocking the pseudo-terminal: %w", err)

@@ -10,6 +10,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// openMaster opens /dev/ptmx, which creates a new pair of pseudo-terminal sides, and returns
+// the master side, non-blocking, with its descriptor.
+func openMaster() (*os.File, int, error) {
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, 0, fmt.Errorf("opening /dev/ptmx: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/ptmx"), fd, nil
+}
+
 // openSlave opens the slave side called name of master's pair, and gives it its size.
 func openSlave(master *os.File, name string, columns, rows int) (*os.File, *os.File, error) {
 	slave, err := os.OpenFile(name, os.O_RDWR|syscall.O_NOCTTY, 0)

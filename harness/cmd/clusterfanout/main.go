@@ -28,10 +28,12 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 func main() {
-	harness.SetUsage("clusterfanout", "clusterfanout measures one sender's flood to many receivers on stage 7, and on stage 8 with and without crossing NATS.")
+	cli.SetUsage("clusterfanout", "clusterfanout measures one sender's flood to many receivers on stage 7, and on stage 8 with and without crossing NATS.")
 	receiverCounts := flag.String("receivers", "10,100", "receiver counts to measure, comma-separated")
 	lines := flag.Int("lines", 100_000, "lines the sender floods")
 	size := flag.Int("size", 32, "bytes per line as sent, \"\\n\" included")
@@ -50,7 +52,7 @@ func main() {
 	check(err)
 	defer os.RemoveAll(stage8Dir)
 	defer harness.RemoveBuilds()
-	// Ctrl-C: what harness.CleanUpOnSignal does (kill the servers, delete the builds), and
+	// Ctrl-C: what cli.CleanUpOnSignal does (kill the servers, delete the builds), and
 	// stage 8's build too, which is not the harness's.
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
@@ -67,7 +69,7 @@ func main() {
 
 	fmt.Printf("clusterfanout: one sender's flood, %d lines of %d bytes, best of %d, %s\n",
 		*lines, *size, *rounds, time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("machine: %s\n", harness.Machine())
+	fmt.Printf("machine: %s\n", tester.Machine())
 	fmt.Println("Every server runs with -poller epoll -quiet -max-pending 64 MiB (and -max-rate 0 where it exists).")
 	fmt.Printf("\n%-10s %-46s %s\n", "receivers", "setup", "deliveries/s")
 	for _, n := range counts {
@@ -90,7 +92,7 @@ func main() {
 				}
 				best = max(best, rate)
 			}
-			figure := harness.Thousands(best)
+			figure := cli.Thousands(best)
 			if best == 0 {
 				figure = "failed: " + lastErr.Error()
 			}
@@ -128,8 +130,6 @@ type server struct {
 	lines            []string
 }
 
-var startedLine = regexp.MustCompile(`port (\d+)\.\.\.$`)
-
 // start starts bin on 127.0.0.1:0 and waits for its start-up lines: until ready matches one.
 func start(bin, ready string, args ...string) (*server, error) {
 	args = append([]string{"-addr", "127.0.0.1:0", "-poller", "epoll", "-quiet", "-max-pending", strconv.Itoa(64 << 20)}, args...)
@@ -144,8 +144,8 @@ func start(bin, ready string, args ...string) (*server, error) {
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !p.Exited(); time.Sleep(10 * time.Millisecond) {
 		s.lines = p.Lines()
 		for _, line := range s.lines {
-			if m := startedLine.FindStringSubmatch(line); m != nil {
-				s.addr = "127.0.0.1:" + m[1]
+			if port := harness.StartedPort(line); port != "" {
+				s.addr = "127.0.0.1:" + port
 			}
 			if strings.Contains(line, ready) && s.addr != "" {
 				return s, nil

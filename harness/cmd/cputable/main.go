@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 )
 
 var stages = []string{"stage1-blocking", "stage2-recvline", "stage3-nonblocking", "stage4-broadcast", "stage5-select"}
 
 func main() {
-	harness.SetUsage("cputable", "cputable starts each stage's server with idle clients connected and prints how much of a core each burns while nothing happens.")
+	cli.SetUsage("cputable", "cputable starts each stage's server with idle clients connected and prints how much of a core each burns while nothing happens.")
 	clients := flag.Int("clients", 5, "idle clients connected to each server")
 	window := flag.Duration("window", time.Second, "how long to measure each server")
 	flag.Parse()
@@ -29,19 +30,14 @@ func main() {
 		os.Exit(2)
 	}
 	// Ctrl-C kills the server being measured and deletes the programs built for the table.
-	harness.CleanUpOnSignal()
+	cli.CleanUpOnSignal()
 
 	fmt.Printf("CPU used while idle, %d clients connected, over %v (%s/%s, %d cores)\n\n",
 		*clients, *window, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	for _, stage := range stages {
 		use, err := idleCPU(stage, *clients, *window)
 		if err != nil {
-			if harness.Stopping() {
-				select {} // interrupted: the signal handler cleans up and exits
-			}
-			fmt.Fprintf(os.Stderr, "cputable: %s: %v\n", stage, err)
-			harness.RemoveBuilds()
-			os.Exit(1)
+			cli.Fatal("%s: %v", stage, err)
 		}
 		fmt.Println(Row(stage, use))
 	}

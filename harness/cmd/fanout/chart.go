@@ -14,6 +14,7 @@ import (
 	"github.com/go-chat-workshop/simple-chat-server/harness"
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
 	"github.com/go-chat-workshop/simple-chat-server/harness/pictures"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 // writeChart writes the run's throughput figures to fanout.tsv beside this command, and
@@ -24,7 +25,7 @@ func (b *bench) writeChart(began time.Time) error {
 	if err != nil {
 		return err
 	}
-	d := b.chartData(began, harness.Machine(), strings.Join(append([]string{"go run ./harness/cmd/fanout"}, os.Args[1:]...), " "))
+	d := b.chartData(began, tester.Machine(), strings.Join(append([]string{"go run ./harness/cmd/fanout"}, os.Args[1:]...), " "))
 	if err := pictures.Write(root, pictures.FanoutFile, d); err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -28,10 +27,12 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 func main() {
-	harness.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 7, a goroutine relay, Redis and NATS, side by side.")
+	cli.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 7, a goroutine relay, Redis and NATS, side by side.")
 	// One run against a server that is already running.
 	addr := flag.String("addr", "", "run one workload against the server at this host:port instead of the whole benchmark")
 	redis := flag.Bool("redis", false, "with -addr: the server is Redis (the same as -protocol redis)")
@@ -136,7 +137,7 @@ func main() {
 
 	// Ctrl-C must not leave servers or builds behind: the harness kills every process it
 	// started, those started from now on included, and deletes the builds.
-	harness.CleanUpOnSignal()
+	cli.CleanUpOnSignal()
 	began := time.Now()
 	err := b.run()
 	if err == nil && *drawChart {
@@ -144,12 +145,8 @@ func main() {
 	}
 	b.stopAll()
 	harness.RemoveBuilds()
-	if err != nil && harness.Stopping() {
-		select {} // interrupted: the signal handler cleans up and exits
-	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "fanout: %v\n", err)
-		os.Exit(1)
+		cli.Fatal("%v", err)
 	}
 }
 
@@ -371,15 +368,15 @@ func (b *bench) run() error {
 		}
 	}
 	b.goals()
-	fmt.Printf("\nfinished in %v; load average %s\n", time.Since(began).Round(time.Second), harness.LoadAverage())
+	fmt.Printf("\nfinished in %v; load average %s\n", time.Since(began).Round(time.Second), tester.LoadAverage())
 	return nil
 }
 
 func (b *bench) header() {
 	fmt.Printf("fanout: relay benchmark, %s\n", time.Now().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("machine: %s\n", harness.Machine())
+	fmt.Printf("machine: %s\n", tester.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
-	fmt.Printf("load average before: %s\n", harness.LoadAverage())
+	fmt.Printf("load average before: %s\n", tester.LoadAverage())
 	fmt.Printf("flood control: stage 5 has none; off in stage 7 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
 	if b.pin {
 		if err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run(); err != nil {
@@ -401,8 +398,8 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 	command, args := "", []string{}
 	switch t.protocol {
 	case natsProtocol:
-		port, err1 := freePort()
-		monitor, err2 := freePort()
+		port, err1 := tester.FreePort()
+		monitor, err2 := tester.FreePort()
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
@@ -410,7 +407,7 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		s.monitor = net.JoinHostPort("127.0.0.1", strconv.Itoa(monitor))
 		command, args = b.natsServer, natsArgs(port, monitor)
 	case redisProtocol:
-		port, err := freePort()
+		port, err := tester.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -445,33 +442,12 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		}
 		return s, nil
 	}
-	port, err := startedPort(s.process)
+	listening, err := harness.Listening(s.process, t.pkg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.pkg, err)
+		return nil, err
 	}
-	s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	s.addr = listening.Addr
 	return s, nil
-}
-
-var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connections on port (\d+)\.\.\.$`)
-
-// startedPort waits for a workshop server's first line and reads the port from it (what
-// harness.StartServerProcess does, for a server started under taskset).
-func startedPort(p *harness.Process) (int, error) {
-	deadline := time.Now().Add(harness.Deadline)
-	for {
-		if lines := p.Lines(); len(lines) > 0 {
-			m := startedLine.FindStringSubmatch(lines[0])
-			if m == nil {
-				return 0, fmt.Errorf("first line %q is not the started line; stderr: %q", lines[0], p.Stderr())
-			}
-			return strconv.Atoi(m[1])
-		}
-		if p.Exited() || time.Now().After(deadline) {
-			return 0, fmt.Errorf("no started line within %v; stderr: %q", harness.Deadline, p.Stderr())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (b *bench) track(s *server) {
@@ -532,7 +508,7 @@ func (b *bench) throughput() error {
 	}
 	fmt.Printf("Throughput and latency. Flood: each sender sends as fast as the slowest receiver allows (a window of\n")
 	fmt.Printf("at most 256 KiB per receiver, %d MiB in all) for %v. Paced: %s deliveries/s for %v. Latency is\n",
-		b.windowBytes>>20, b.duration, harness.Thousands(b.pacedRate), b.pacedDuration)
+		b.windowBytes>>20, b.duration, cli.Thousands(b.pacedRate), b.pacedDuration)
 	fmt.Printf("from the time each message was scheduled to its arrival. CPU s/M: the server's CPU seconds per million\n")
 	fmt.Printf("deliveries; srv CPU, gen CPU: the share of one core the server and this generator used during the run.\n")
 	fmt.Printf("A flooded server below 100%% waited: for the generator (gen CPU near 100%%), or for its core, which other\n")
@@ -654,7 +630,7 @@ func formatRow(workload string, size int, target string, r result) string {
 		cpuPerMillion = fmt.Sprintf("%.3f", r.serverCPU.Seconds()/(float64(r.delivered)/1e6))
 	}
 	return fmt.Sprintf("%-22s %4d  %-14s %13s %9s %9s %9s %8s %8s %8s",
-		workload, size, target, harness.Thousands(r.deliveriesPerSecond()),
+		workload, size, target, cli.Thousands(r.deliveriesPerSecond()),
 		latency(r.latency.quantile(0.5)), latency(r.latency.quantile(0.99)), latency(r.latency.quantile(0.999)),
 		cpuPerMillion, share(r.serverCPU), generator)
 }
@@ -662,7 +638,7 @@ func formatRow(workload string, size int, target string, r result) string {
 // memory connects idle clients to a fresh server and divides the growth of its resident
 // memory by their number.
 func (b *bench) memory() error {
-	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", harness.Thousands(float64(b.memoryConns)))
+	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", cli.Thousands(float64(b.memoryConns)))
 	fmt.Printf("%-14s %12s %12s %16s\n", "server", "RSS before", "RSS after", "per connection")
 	for _, t := range b.targets {
 		if t.pkg == "stage5-select" && slicesContain(t.args, "select") && b.memoryConns >= 1020 {
@@ -674,7 +650,7 @@ func (b *bench) memory() error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		time.Sleep(300 * time.Millisecond)
-		before, err := harness.RSS(s.pid())
+		before, err := tester.RSS(s.pid())
 		if err != nil {
 			return err
 		}
@@ -684,7 +660,7 @@ func (b *bench) memory() error {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		time.Sleep(500 * time.Millisecond)
-		after, err := harness.RSS(s.pid())
+		after, err := tester.RSS(s.pid())
 		closeAll(fds)
 		b.stop(s)
 		if err != nil {
@@ -735,7 +711,7 @@ func (b *bench) connectIdle(s *server, n int) ([]int, error) {
 // The servers are measured side by side over the same window: an idle one cannot disturb
 // another.
 func (b *bench) idle() error {
-	fmt.Printf("Idle: CPU ticks (1/100 s) used in %v with %s idle connections.\n\n", b.idleWindow, harness.Thousands(float64(b.idleConns)))
+	fmt.Printf("Idle: CPU ticks (1/100 s) used in %v with %s idle connections.\n\n", b.idleWindow, cli.Thousands(float64(b.idleConns)))
 	type idleServer struct {
 		s     *server
 		fds   []int
@@ -761,7 +737,7 @@ func (b *bench) idle() error {
 	}
 	time.Sleep(time.Second) // let start-up work (the Go runtime's, Redis's) finish
 	for _, is := range servers {
-		ticks, err := harness.CPUTicks(is.s.pid())
+		ticks, err := tester.CPUTicks(is.s.pid())
 		if err != nil {
 			return err
 		}
@@ -770,7 +746,7 @@ func (b *bench) idle() error {
 	time.Sleep(b.idleWindow)
 	fmt.Printf("%-14s %6s\n", "server", "ticks")
 	for _, is := range servers {
-		ticks, err := harness.CPUTicks(is.s.pid())
+		ticks, err := tester.CPUTicks(is.s.pid())
 		if err != nil {
 			return err
 		}
@@ -794,15 +770,6 @@ func slicesContain(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // dialRedis waits for a freshly started Redis to answer PING.

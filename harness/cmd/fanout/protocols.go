@@ -64,7 +64,7 @@ func (g *generator) greet(p *peer) error {
 		if !p.receiver {
 			name = g.senderName(p.index)
 		}
-		rest, err := joinStage6(p.fd, name)
+		rest, err := joinStage7(p.fd, name)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -90,10 +90,10 @@ func (g *generator) stage7Header() ([]byte, int) {
 	return []byte(h), len(h) - 3 // the last character of the name
 }
 
-// joinStage6 reads the welcome line, sends the name and reads the presence line, on a socket
+// joinStage7 reads the welcome line, sends the name and reads the presence line, on a socket
 // made blocking (with a timeout) for the time it takes. It returns what came after the
 // presence line: the entered lines of clients that joined since.
-func joinStage6(fd int, name string) ([]byte, error) {
+func joinStage7(fd int, name string) ([]byte, error) {
 	timeout := unix.NsecToTimeval(int64(syncTimeout))
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &timeout); err != nil {
 		return nil, err

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 type memoryRow struct {
@@ -134,7 +134,7 @@ func serverCPU(pid int) time.Duration {
 	if pid <= 0 {
 		return 0
 	}
-	d, err := harness.CPUTime(pid)
+	d, err := tester.CPUTime(pid)
 	if err != nil {
 		return 0
 	}

@@ -22,14 +22,16 @@ import (
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 	"github.com/go-chat-workshop/simple-chat-server/harness/pictures"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 // measurements are the runs the command knows, by the name -only takes.
 var measurements = []string{"cpu", "flood"}
 
 func main() {
-	harness.SetUsage("pictures", "pictures measures the runs the READMEs' charts are drawn from (the CPU of stages 3 to 6, stage 6's flood control), writes each run's data file beside its picture, and draws the pictures. With -draw it only redraws them from their data files.")
+	cli.SetUsage("pictures", "pictures measures the runs the READMEs' charts are drawn from (the CPU of stages 3 to 6, stage 6's flood control), writes each run's data file beside its picture, and draws the pictures. With -draw it only redraws them from their data files.")
 	draw := flag.Bool("draw", false, "measure nothing: redraw every picture from its data file")
 	only := flag.String("only", "cpu,flood", "what to measure: cpu (stages 3 to 6), flood (stage 6)")
 	flag.Parse()
@@ -46,25 +48,19 @@ func main() {
 	}
 	root, err := harness.Root()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "pictures: %v\n", err)
-		os.Exit(1)
+		cli.Fatal("%v", err)
 	}
 	if !*draw {
 		// Ctrl-C kills the server being measured and deletes the programs built for it.
-		harness.CleanUpOnSignal()
+		cli.CleanUpOnSignal()
 		err := measure(root, chosen)
 		harness.RemoveBuilds()
-		if err != nil && harness.Stopping() {
-			select {} // interrupted: the signal handler cleans up and exits
-		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "pictures: %v\n", err)
-			os.Exit(1)
+			cli.Fatal("%v", err)
 		}
 	}
 	if err := redraw(root); err != nil {
-		fmt.Fprintf(os.Stderr, "pictures: %v\n", err)
-		os.Exit(1)
+		cli.Fatal("%v", err)
 	}
 }
 
@@ -136,7 +132,7 @@ func redraw(root string) error {
 			readmes = append(readmes, b.README)
 		}
 	}
-	wrap := func(text string) string { return harness.Wrap(text, "", 95) }
+	wrap := func(text string) string { return tester.Wrap(text, "", "", 95) }
 	for _, readme := range readmes {
 		changed, err := pictures.UpdateReadme(root, readme, drawings, wrap)
 		if err != nil {

@@ -43,8 +43,8 @@ func measureCPU(stage string) (*pictures.CPURun, error) {
 	if err != nil {
 		return nil, err
 	}
-	run := &pictures.CPURun{Stage: stage, Machine: harness.Machine(), Command: "go run ./harness/cmd/pictures -only cpu",
-		Load: harness.LoadAverage(), Window: cpuInterval.Seconds()}
+	run := &pictures.CPURun{Stage: stage, Machine: tester.Machine(), Command: "go run ./harness/cmd/pictures -only cpu",
+		Load: tester.LoadAverage(), Window: cpuInterval.Seconds()}
 	var client net.Conn
 	defer func() {
 		if client != nil {
@@ -100,7 +100,7 @@ const (
 // measureFlood runs the room twice, with the budget and without, and samples each.
 func measureFlood() (*pictures.FloodRun, error) {
 	run := &pictures.FloodRun{
-		Machine: harness.Machine(), Command: "go run ./harness/cmd/pictures -only flood", Load: harness.LoadAverage(),
+		Machine: tester.Machine(), Command: "go run ./harness/cmd/pictures -only flood", Load: tester.LoadAverage(),
 		Rate: floodBudget, FloodAt: floodAt.Seconds(), Window: floodWindow.Seconds(), ReaderRate: int(float64(readerChunk) / readerTick.Seconds()),
 		Dropped: map[string]float64{},
 	}

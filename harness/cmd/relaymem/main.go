@@ -31,11 +31,13 @@ import (
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
-	harness.SetUsage("relaymem", "relaymem measures stage 5's memory when one big line goes to 2,000 receivers and when 64 stalled readers sit behind a flood.")
+	cli.SetUsage("relaymem", "relaymem measures stage 5's memory when one big line goes to 2,000 receivers and when 64 stalled readers sit behind a flood.")
 	pollers := flag.String("poller", "epoll,select", "stage 5's pollers to measure, in turn")
 	receivers := flag.Int("receivers", 2000, "(a): receivers of the big line")
 	lineSize := flag.Int("line", 64<<10, "(a): bytes of the big line, \"\\r\\n\" included (stage 5 takes lines of up to 65536 bytes before the terminator)")
@@ -51,10 +53,10 @@ func main() {
 	if *floodLimit <= 0 {
 		*floodLimit = 16**maxPending + 64<<20
 	}
-	harness.CleanUpOnSignal()
+	cli.CleanUpOnSignal()
 
 	fmt.Printf("relaymem: stage 5's memory for one broadcast to many, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("machine: %s\n", harness.Machine())
+	fmt.Printf("machine: %s\n", tester.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"go run ./harness/cmd/relaymem"}, os.Args[1:]...), " "))
 	fmt.Println("Memory is the server's, from /proc/<pid>/status: VmRSS (resident now) and VmHWM (the most it was ever resident).")
 	fmt.Println("\"extra\" is above the server's VmRSS just before the broadcast, with every client already connected.")
@@ -62,7 +64,7 @@ func main() {
 
 	pollerList := strings.Split(*pollers, ",")
 	fmt.Printf("(a) one line of %s bytes to %s receivers that read it; one copy per receiver would be %s\n\n",
-		harness.Thousands(float64(*lineSize)), harness.Thousands(float64(*receivers)), size(int64(*lineSize)*int64(*receivers)))
+		cli.Thousands(float64(*lineSize)), cli.Thousands(float64(*receivers)), size(int64(*lineSize)*int64(*receivers)))
 	fmt.Printf("%-8s %11s %11s %11s %13s %11s\n", "poller", "RSS before", "peak", "extra peak", "RSS "+after.String()+" on", "extra then")
 	for _, poller := range pollerList {
 		if poller == "select" && *receivers+10 >= 1024 {
@@ -71,7 +73,7 @@ func main() {
 		}
 		row, err := bigLine(poller, *receivers, *lineSize, *after)
 		if err != nil {
-			fatal("(a) with %s: %v", poller, err)
+			cli.Fatal("(a) with %s: %v", poller, err)
 		}
 		fmt.Println(row)
 	}
@@ -84,20 +86,11 @@ func main() {
 	for _, poller := range pollerList {
 		row, err := stalledFlood(poller, *stalled, *maxPending, *floodLimit)
 		if err != nil {
-			fatal("(b) with %s: %v", poller, err)
+			cli.Fatal("(b) with %s: %v", poller, err)
 		}
 		fmt.Println(row)
 	}
 	harness.RemoveBuilds()
-}
-
-func fatal(format string, args ...any) {
-	if harness.Stopping() {
-		select {} // the signal handler cleans up and exits
-	}
-	fmt.Fprintf(os.Stderr, "relaymem: "+format+"\n", args...)
-	harness.StopAll()
-	os.Exit(1)
 }
 
 // startServer starts stage 5 and waits until it holds want clients, once they are dialled.
@@ -158,7 +151,7 @@ func bigLine(poller string, receivers, lineSize int, after time.Duration) (strin
 		return "", err
 	}
 	time.Sleep(300 * time.Millisecond) // let the server settle after the accepts
-	before, err := harness.ReadMemory(s.PID())
+	before, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
@@ -187,12 +180,12 @@ func bigLine(poller string, receivers, lineSize int, after time.Duration) (strin
 	if err, _ := failed.Load().(error); err != nil {
 		return "", err
 	}
-	peak, err := harness.ReadMemory(s.PID())
+	peak, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
 	time.Sleep(after)
-	later, err := harness.ReadMemory(s.PID())
+	later, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
@@ -243,7 +236,7 @@ func stalledFlood(poller string, stalled, maxPending, floodLimit int) (string, e
 		return "", err
 	}
 	time.Sleep(300 * time.Millisecond)
-	before, err := harness.ReadMemory(s.PID())
+	before, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
@@ -299,12 +292,12 @@ func stalledFlood(poller string, stalled, maxPending, floodLimit int) (string, e
 		}
 		time.Sleep(time.Millisecond)
 	}
-	peak, err := harness.ReadMemory(s.PID())
+	peak, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}
 	time.Sleep(time.Second)
-	later, err := harness.ReadMemory(s.PID())
+	later, err := tester.ReadMemory(s.PID())
 	if err != nil {
 		return "", err
 	}

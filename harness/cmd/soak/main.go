@@ -13,20 +13,17 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 )
 
 func main() {
-	harness.SetUsage("soak", "soak churns connections against a chat server (stage 6, or one at -addr) and checks that every receiver got every line, in order, once.")
-	native := "epoll"
-	if runtime.GOOS == "darwin" {
-		native = "kqueue"
-	}
-	d := harness.DefaultSoakConfig
+	cli.SetUsage("soak", "soak churns connections against a chat server (stage 6, or one at -addr) and checks that every receiver got every line, in order, once.")
+	native := harness.NativePoller()
+	d := DefaultSoakConfig
 	seconds := flag.Float64("seconds", d.Duration.Seconds(), "how long senders churn, per server")
 	addr := flag.String("addr", "", "soak the server already running at this host:port instead of starting stage 6")
 	serverPID := flag.Int("server-pid", 0, "with -addr: the server's process id, to check its descriptors and CPU afterwards (Linux)")
@@ -42,17 +39,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "soak: -seconds must be positive, -receivers, -senders and -max-connections at least 1, -max-lines 1 to 60, and no arguments")
 		os.Exit(2)
 	}
-	config := harness.SoakConfig{
+	config := SoakConfig{
 		Duration: time.Duration(*seconds * float64(time.Second)), Receivers: *receivers, Senders: *senders,
 		MaxConnections: *maxConnections, MaxLines: *maxLines, Seed: *seed, RequireLastLine: *requireLast,
 	}
-	harness.CleanUpOnSignal()
+	cli.CleanUpOnSignal()
 
 	failed := false
 	if *addr != "" {
 		config.Addr, config.ServerPID = *addr, *serverPID
 		fmt.Printf("soak: the server at %s for %v\n", *addr, config.Duration)
-		report, err := harness.Soak(config)
+		report, err := Soak(config)
 		failed = check(report, err)
 	} else {
 		for _, poller := range strings.Split(*pollers, ",") {
@@ -62,13 +59,13 @@ func main() {
 				if server != nil {
 					server.Kill()
 				}
-				fatal("%v", err)
+				cli.Fatal("%v", err)
 			}
 			config.Addr, config.ServerPID = server.Addr, server.PID()
-			report, err := harness.Soak(config)
+			report, err := Soak(config)
 			failed = check(report, err) || failed
 			server.Kill() // its log is complete once it has ended
-			summary, ok := harness.SoakServerLog(server.Process)
+			summary, ok := SoakServerLog(server.Process)
 			fmt.Println(summary)
 			failed = failed || !ok
 			fmt.Println()
@@ -81,19 +78,10 @@ func main() {
 }
 
 // check prints the report and says whether the run failed.
-func check(report *harness.SoakReport, err error) bool {
+func check(report *SoakReport, err error) bool {
 	if err != nil {
-		fatal("%v", err)
+		cli.Fatal("%v", err)
 	}
 	fmt.Print(report)
 	return report.Failed()
-}
-
-func fatal(format string, args ...any) {
-	if harness.Stopping() {
-		select {} // the signal handler cleans up and exits
-	}
-	fmt.Fprintf(os.Stderr, "soak: "+format+"\n", args...)
-	harness.StopAll()
-	os.Exit(1)
 }

@@ -1,17 +1,19 @@
 //go:build linux || darwin
 
-package harness
+package main
 
 import (
 	"bufio"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,31 +23,34 @@ import (
 // ./harness/cmd/soak` is the long form.
 func TestStage6Soak(t *testing.T) {
 	t.Parallel()
-	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller, "-quiet")
-		report, err := Soak(SoakConfig{
-			Addr:           s.Addr,
-			ServerPID:      s.PID(),
-			Duration:       1500 * time.Millisecond,
-			Receivers:      6,
-			Senders:        6,
-			MaxConnections: 20_000,
-			IdleWindow:     500 * time.Millisecond,
-			Quiet:          time.Second,
-			// Stage 6 promises to relay a last line that has no terminator once the client has
-			// closed: that is what such a client meant.
-			RequireLastLine: true,
+	for _, poller := range []string{"select", harness.NativePoller()} {
+		t.Run(poller, func(t *testing.T) {
+			t.Parallel()
+			s := harness.StartServer(t, "stage6-hardened", "-poller", poller, "-quiet")
+			report, err := Soak(SoakConfig{
+				Addr:           s.Addr,
+				ServerPID:      s.PID(),
+				Duration:       1500 * time.Millisecond,
+				Receivers:      6,
+				Senders:        6,
+				MaxConnections: 20_000,
+				IdleWindow:     500 * time.Millisecond,
+				Quiet:          time.Second,
+				// Stage 6 promises to relay a last line that has no terminator once the client has
+				// closed: that is what such a client meant.
+				RequireLastLine: true,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Kill() // its log is complete once it has ended
+			summary, ok := SoakServerLog(s.Process)
+			if report.Failed() || !ok {
+				t.Fatalf("\n%s%s", report, summary)
+			}
+			t.Logf("\n%s%s", report, summary)
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Kill() // its log is complete once it has ended
-		summary, ok := SoakServerLog(s.Process)
-		if report.Failed() || !ok {
-			t.Fatalf("\n%s%s", report, summary)
-		}
-		t.Logf("\n%s%s", report, summary)
-	})
+	}
 }
 
 // brokenRelay is a goroutine-per-connection relay, in this process, that makes one mistake on
@@ -69,7 +74,7 @@ func brokenRelay(t *testing.T, mistake string) string {
 		defer mu.Unlock()
 		for c := range conns {
 			if c != from {
-				c.SetWriteDeadline(time.Now().Add(Deadline))
+				c.SetWriteDeadline(time.Now().Add(harness.Deadline))
 				io.WriteString(c, line+"\r\n")
 			}
 		}
@@ -107,7 +112,7 @@ func brokenRelay(t *testing.T, mistake string) string {
 					case mistake == "duplicate" && n%10 == 0:
 						relay(conn, line)
 					case mistake == "corrupt" && n%10 == 0:
-						line = strings.Replace(line, "soak", "saok", 1)
+						line = strings.Replace(line, "line", "lien", 1)
 					case mistake == "drop" && n%10 == 0:
 						continue
 					case mistake == "reorder" && n%5 == 1 && held == "":
@@ -154,4 +159,10 @@ func TestSoakCatchesMistakes(t *testing.T) {
 			require.Positive(t, c.count(report), "%s", report)
 		})
 	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	harness.RemoveBuilds()
+	os.Exit(code)
 }

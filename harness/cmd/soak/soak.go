@@ -1,4 +1,4 @@
-package harness
+package main
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness"
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
@@ -99,7 +100,7 @@ type SoakReport struct {
 	WholeMissed, TailMissed, Scatter int               // a receiver missed all of a sender's lines, its last ones, others
 
 	// The server's open descriptors before the run, at the most during it (sampled), after it.
-	DescriptorsBefore, DescriptorsPeak, DescriptorsAfter Descriptors
+	DescriptorsBefore, DescriptorsPeak, DescriptorsAfter tester.Descriptors
 	DescriptorsChecked                                   bool
 	IdleCPU                                              float64 // share of one core after the run
 	IdleChecked                                          bool
@@ -182,34 +183,21 @@ func (r *SoakReport) String() string {
 	return b.String()
 }
 
-// soakLine is line seq of sender id, with its terminator: a text that says who sent it and
-// a padding that depends on both, so that a line changed on the way shows as corrupted.
+// soakLine is line seq of sender id, with its terminator: a numbered line that names its
+// sender, its length depending on both, so that a line cut or changed on the way shows.
 func soakLine(id, seq int, terminator string) string {
 	return soakText(id, seq) + terminator
 }
 
 func soakText(id, seq int) string {
-	pad := make([]byte, (id*31+seq*17)%97)
-	for i := range pad {
-		pad[i] = byte('a' + (id+seq+i)%26)
-	}
-	return fmt.Sprintf("soak S%d %d %s", id, seq, pad)
+	return tester.NumberedLine(id, seq, 22+(id*31+seq*17)%97, "")
 }
 
 // parseSoakLine reads a relayed line without its terminator; ok is false for anything that
 // is not exactly a line some sender could have sent.
 func parseSoakLine(line []byte) (id, seq int, ok bool) {
-	rest, found := bytes.CutPrefix(line, []byte("soak S"))
-	if !found {
-		return 0, 0, false
-	}
-	fields := bytes.SplitN(rest, []byte(" "), 3)
-	if len(fields) != 3 {
-		return 0, 0, false
-	}
-	id, err1 := strconv.Atoi(string(fields[0]))
-	seq, err2 := strconv.Atoi(string(fields[1]))
-	if err1 != nil || err2 != nil || id < 0 || seq < 0 || seq > maxSoakLines {
+	id, seq, ok = tester.ParseNumbered(string(line))
+	if !ok || id < 0 || seq > maxSoakLines {
 		return 0, 0, false
 	}
 	return id, seq, string(line) == soakText(id, seq)
@@ -342,13 +330,13 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 
 	// Descriptors: a baseline before we connect anything, and the most seen during the run.
 	if c.ServerPID > 0 {
-		if n, err := OpenDescriptors(c.ServerPID); err == nil {
+		if n, err := tester.OpenDescriptors(c.ServerPID); err == nil {
 			report.DescriptorsChecked = true
 			report.DescriptorsBefore, report.DescriptorsPeak = n, n
 		}
 	}
 	stopSampling := make(chan struct{})
-	sampled := make(chan Descriptors, 1)
+	sampled := make(chan tester.Descriptors, 1)
 	go func() {
 		peak := report.DescriptorsPeak
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -359,7 +347,7 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 				sampled <- peak
 				return
 			case <-tick.C:
-				if n, err := OpenDescriptors(c.ServerPID); err == nil {
+				if n, err := tester.OpenDescriptors(c.ServerPID); err == nil {
 					peak.All, peak.Sockets = max(peak.All, n.All), max(peak.Sockets, n.Sockets)
 				}
 			}
@@ -378,7 +366,7 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 		}
 	}
 	for i := range c.Receivers {
-		conn, err := net.DialTimeout("tcp", c.Addr, Deadline)
+		conn, err := net.DialTimeout("tcp", c.Addr, harness.Deadline)
 		if err != nil {
 			closeReceivers()
 			close(stopSampling)
@@ -535,9 +523,9 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 	close(stopSampling)
 	report.DescriptorsPeak = <-sampled
 	if report.DescriptorsChecked {
-		deadline := time.Now().Add(Deadline)
+		deadline := time.Now().Add(harness.Deadline)
 		for {
-			n, err := OpenDescriptors(c.ServerPID)
+			n, err := tester.OpenDescriptors(c.ServerPID)
 			if err != nil {
 				report.fail("server descriptors: %v", err)
 				break
@@ -548,13 +536,13 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 			}
 			if time.Now().After(deadline) {
 				report.fail("server sockets: %d before the run, still %d %v after it: connections the server never closed",
-					report.DescriptorsBefore.Sockets, n.Sockets, Deadline)
+					report.DescriptorsBefore.Sockets, n.Sockets, harness.Deadline)
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if c.ServerPID > 0 && CPUSupported {
+	if c.ServerPID > 0 && harness.CPUSupported {
 		use, err := tester.CPUShare(c.IdleWindow, func() (time.Duration, error) { return tester.CPUTime(c.ServerPID) })
 		if err != nil {
 			report.fail("server CPU: %v", err)
@@ -618,13 +606,13 @@ func numberList(numbers []int) string {
 // the server relays to all of them, and no sender's line can reach a receiver it has not
 // registered yet.
 func soakSync(addr string, receivers []*soakReceiver) error {
-	conn, err := net.DialTimeout("tcp", addr, Deadline)
+	conn, err := net.DialTimeout("tcp", addr, harness.Deadline)
 	if err != nil {
 		return fmt.Errorf("sync connection: %w", err)
 	}
 	defer conn.Close()
 	go io.Copy(io.Discard, conn) // ends when conn is closed
-	deadline := time.Now().Add(Deadline)
+	deadline := time.Now().Add(harness.Deadline)
 	for {
 		synced := 0
 		for _, r := range receivers {
@@ -636,9 +624,9 @@ func soakSync(addr string, receivers []*soakReceiver) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d receivers heard a line from the server within %v", synced, len(receivers), Deadline)
+			return fmt.Errorf("only %d of %d receivers heard a line from the server within %v", synced, len(receivers), harness.Deadline)
 		}
-		conn.SetWriteDeadline(time.Now().Add(Deadline))
+		conn.SetWriteDeadline(time.Now().Add(harness.Deadline))
 		if _, err := io.WriteString(conn, soakSyncLine+"\n"); err != nil {
 			return fmt.Errorf("sync connection: %w", err)
 		}
@@ -650,13 +638,13 @@ func soakSync(addr string, receivers []*soakReceiver) error {
 // soakSend is one sender connection: it connects, sends its lines and leaves as s.kind says,
 // and records in s what it sent.
 func soakSend(addr string, id int, s *soakSender, random *rand.Rand, maxLines int) {
-	conn, err := net.DialTimeout("tcp", addr, Deadline)
+	conn, err := net.DialTimeout("tcp", addr, harness.Deadline)
 	if err != nil {
 		s.err = err
 		return
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(Deadline))
+	conn.SetDeadline(time.Now().Add(harness.Deadline))
 	terminator := "\n"
 	if random.IntN(2) == 0 {
 		terminator = "\r\n"
@@ -710,7 +698,7 @@ func soakSend(addr string, id int, s *soakSender, random *rand.Rand, maxLines in
 // SoakServerLog sums up what a workshop server logged about connections during a soak that
 // started it: every connection must have been logged as disconnected again, and a client the
 // server dropped for a reason (none should be, in a soak) is named.
-func SoakServerLog(p *Process) (summary string, ok bool) {
+func SoakServerLog(p *harness.Process) (summary string, ok bool) {
 	connected, disconnected := 0, 0
 	reasons := map[string]int{}
 	for _, line := range p.Lines() {
