@@ -115,7 +115,7 @@ func requireCPUPicture(t *testing.T, stage string, live float64) {
 	t.Helper()
 	root, err := Root()
 	require.NoError(t, err)
-	path := filepath.Join(root, stage, pictures.CPUFile)
+	path := filepath.Join(root, pictures.CPUFile(stage))
 	d, err := chart.ReadData(path)
 	require.NoError(t, err)
 	run, err := pictures.ReadCPURun(d)

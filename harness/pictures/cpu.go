@@ -3,6 +3,7 @@ package pictures
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -13,8 +14,10 @@ import (
 // sleep in the kernel.
 var CPUStages = []string{"stage3-nonblocking", "stage4-broadcast", "stage5-select", "stage6-hardened"}
 
-// CPUFile is the name of a stage's CPU data file, in the stage's folder beside cpu.svg.
-const CPUFile = "cpu.tsv"
+// CPUFile is a stage's CPU data file, beside its picture (cpuSVG).
+func CPUFile(stage string) string { return filepath.Join(Runs, stage+"-cpu.tsv") }
+
+func cpuSVG(stage string) string { return filepath.Join(Runs, stage+"-cpu.svg") }
 
 // The phases of a CPU run, in order.
 const (

@@ -14,7 +14,7 @@ import (
 // FloodStage is the stage whose flood control is drawn, and FloodFile its data file.
 const FloodStage = "stage6-hardened"
 
-var FloodFile = filepath.Join(FloodStage, "flood.tsv")
+var FloodFile = filepath.Join(Runs, FloodStage+"-flood.tsv")
 
 // The two runs of a flood: the stage as shipped, and with flood control off.
 const (

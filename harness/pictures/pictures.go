@@ -13,6 +13,11 @@ import (
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
 )
 
+// Runs is the folder of the stages' pictures and their data files. Not the stages' own
+// folders: `diff -r` between two neighbouring stages must show that step's lesson, not two
+// runs' samples. (The benchmark's pictures are beside the benchmark, FanoutFolder.)
+const Runs = "harness/pictures/runs"
+
 // MaxSize is the most an SVG may weigh: a README's picture must load at once.
 const MaxSize = 50 << 10
 
@@ -40,20 +45,20 @@ func All() []Picture {
 	var all []Picture
 	for _, stage := range CPUStages {
 		all = append(all, Picture{
-			SVG:    filepath.Join(stage, "cpu.svg"),
-			Inputs: []string{filepath.Join(stage, CPUFile)},
+			SVG:    cpuSVG(stage),
+			Inputs: []string{CPUFile(stage)},
 			Draw:   func(in []*chart.Data) (Drawing, error) { return drawCPU(in[0]) },
 		})
 	}
 	var cpuFiles []string
 	for _, stage := range CPUStages {
-		cpuFiles = append(cpuFiles, filepath.Join(stage, CPUFile))
+		cpuFiles = append(cpuFiles, CPUFile(stage))
 	}
 	all = append(all,
-		Picture{SVG: "stage5-select/cpu-stages.svg", Inputs: cpuFiles, Draw: drawCPUStages},
-		Picture{SVG: filepath.Join(FloodStage, "flood-trips.svg"), Inputs: []string{FloodFile},
+		Picture{SVG: filepath.Join(Runs, "stages-cpu.svg"), Inputs: cpuFiles, Draw: drawCPUStages},
+		Picture{SVG: filepath.Join(Runs, FloodStage+"-flood-trips.svg"), Inputs: []string{FloodFile},
 			Draw: func(in []*chart.Data) (Drawing, error) { return drawFlood(in[0], floodTrips) }},
-		Picture{SVG: filepath.Join(FloodStage, "flood-rate.svg"), Inputs: []string{FloodFile},
+		Picture{SVG: filepath.Join(Runs, FloodStage+"-flood-rate.svg"), Inputs: []string{FloodFile},
 			Draw: func(in []*chart.Data) (Drawing, error) { return drawFlood(in[0], floodRate) }},
 		Picture{SVG: filepath.Join(FanoutFolder, "fanout-rate.svg"), Inputs: []string{FanoutFile},
 			Draw: func(in []*chart.Data) (Drawing, error) { return drawFanout(in[0], fanoutRate) }},

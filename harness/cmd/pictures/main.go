@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -77,7 +76,7 @@ func measure(root string, chosen []string) error {
 				return fmt.Errorf("%s: %w", stage, err)
 			}
 			run.Date = date
-			files[filepath.Join(stage, pictures.CPUFile)] = run.Data()
+			files[pictures.CPUFile(stage)] = run.Data()
 		}
 	}
 	if slices.Contains(chosen, "flood") {
