@@ -66,6 +66,7 @@ func checkBurnsCPU(t *testing.T, stage int, pkg string) {
 		t.Logf("try %d: %.0f%% of a core with one client, %.0f%% with none", try, res.Values["cpu"]*100, res.Values["cpu alone"]*100)
 	}
 	require.GreaterOrEqual(t, use, 0.5, "a polling server should spin while idle, with a client or none, but it used %.0f%% of a core", use*100)
+	requireCPUPicture(t, pkg, use) // and the picture of its CPU in its README says so too (pictures_test.go)
 }
 
 // The observation of idle CPU measures with no client too: the article's stage 3 waits up to

@@ -173,6 +173,16 @@ func Machine() string {
 	return fmt.Sprintf("%s, %d CPUs, %s/%s, Linux %s, %s", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, release, runtime.Version())
 }
 
+// LoadAverage is the machine's load average over the last 1, 5 and 15 minutes, from
+// /proc/loadavg, or "unknown": how busy the machine was, beside a benchmark's figures.
+func LoadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if fields := strings.Fields(string(data)); err == nil && len(fields) >= 3 {
+		return strings.Join(fields[:3], " ")
+	}
+	return "unknown"
+}
+
 // groupProcesses calls f with the pid and the fields of /proc/<pid>/stat after the command
 // name (state first) of every process in process group pgid that has not ended.
 func groupProcesses(pgid int, f func(pid int, fields []string)) {

@@ -61,6 +61,7 @@ func main() {
 	natsServer := flag.String("nats-server", "nats-server", "the nats-server executable (looked for on PATH, then in $GOBIN, $GOPATH/bin and ~/go/bin)")
 	rounds := flag.Int("rounds", 3, "run every throughput workload this many times and keep the best")
 	stall := flag.Duration("stall", 10*time.Second, "give up on a run when nothing arrives for this long")
+	drawChart := flag.Bool("chart", false, "write the throughput figures to fanout.tsv beside this command, and draw its README's charts from them")
 	flag.Parse()
 
 	if *addr != "" {
@@ -137,7 +138,11 @@ func main() {
 	// Ctrl-C must not leave servers or builds behind: the harness kills every process it
 	// started, those started from now on included, and deletes the builds.
 	cli.CleanUpOnSignal()
+	began := time.Now()
 	err := b.run()
+	if err == nil && *drawChart {
+		err = b.writeChart(began)
+	}
 	b.stopAll()
 	harness.RemoveBuilds()
 	if err != nil {
@@ -363,7 +368,7 @@ func (b *bench) run() error {
 		}
 	}
 	b.goals()
-	fmt.Printf("\nfinished in %v; load average %s\n", time.Since(began).Round(time.Second), loadAverage())
+	fmt.Printf("\nfinished in %v; load average %s\n", time.Since(began).Round(time.Second), tester.LoadAverage())
 	return nil
 }
 
@@ -371,7 +376,7 @@ func (b *bench) header() {
 	fmt.Printf("fanout: relay benchmark, %s\n", time.Now().Format("2006-01-02 15:04 MST"))
 	fmt.Printf("machine: %s\n", tester.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
-	fmt.Printf("load average before: %s\n", loadAverage())
+	fmt.Printf("load average before: %s\n", tester.LoadAverage())
 	fmt.Printf("flood control: stage 5 has none; off in stage 7 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
 	if b.pin {
 		if err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run(); err != nil {
