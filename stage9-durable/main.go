@@ -1,0 +1,662 @@
+//go:build linux || darwin
+
+// Stage 9: one room across many servers — each server relays through NATS, and its loop stays
+// one thread: what NATS brings waits in a queue, and a descriptor wakes the loop (cluster.go).
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// client is one connected client.
+type client struct {
+	fd int // the socket, a plain file descriptor: from here on we talk to the kernel directly
+	// pending holds the bytes received after the last "\n": the start of a line whose end has
+	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
+	// several lines, whatever the client's writes were.
+	pending []byte
+	// output holds what this client's socket has not taken yet, so that a client that reads
+	// slowly neither makes the others wait nor loses a line. It is a queue of batches, each the
+	// lines of one read framed once and shared, unchanged, by every client it was queued for:
+	// a line sent to 1,000 clients is held once, not 1,000 times. sent counts the bytes of
+	// output[0] already written, queued the bytes still to write.
+	output         [][]byte
+	sent, queued   int
+	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
+	disconnected   bool // the client left, or was dropped, during this pass
+	budget              // what it may send before the server reads it more slowly: see flood.go
+	// name is what the client answered to the welcome, and "" until then: a client without a
+	// name has not joined the room yet, and hears nothing of it.
+	name string
+	// remote marks a member of the room who is connected to another server: it has no socket
+	// here (fd is -1), and what is said to it goes through NATS (cluster.go).
+	remote   bool
+	claiming bool     // its name is being claimed in the room's registry (names.go)
+	checking bool     // its lease is not known to be good: the registry is asked (names.go)
+	held     [][]byte // the lines it sent meanwhile, routed once it has joined, or may speak
+	reading  bool     // watched for reads: see updateReads in flood.go
+	// since is the revision of the registry's entry that gave it its name: which holder of
+	// the name it is, and its place in /who. revision is its entry's latest revision.
+	since, revision uint64
+	goodUntil       time.Time // it may speak for its name until then (names.go, speaksFor)
+	server          string    // remote: the ID of its server, its entry's value in the registry
+}
+
+// server is the loop's state, shared by the functions below.
+type server struct {
+	options
+	poller      poller
+	listener    int
+	clients     map[int]*client // by descriptor: events name descriptors
+	joined      []*client       // the clients with a name, in the order they joined: the room
+	writers     []*client       // clients to write to at the end of this pass
+	throttled   []*client       // clients over their budget, not read for now: see flood.go
+	buffer      []byte          // one buffer for every read: an idle client costs no buffer
+	batches     []byte          // where this pass frames the lines it broadcasts
+	kept        bool            // a client kept some of this pass's batches for later
+	iovecs      [][]byte        // the batches of one writev
+	out         *bytes.Buffer   // what this pass printed: see log.go
+	log         *logWriter
+	descriptors // out of descriptors: see descriptors.go
+	stopping    // shutting down: see shutdown.go
+	cluster     // the room across servers: see cluster.go
+}
+
+// errLeft is why a client that went away by itself is disconnected (no reason is printed).
+var errLeft = errors.New("left")
+
+func main() {
+	options := parseFlags() // flags.go
+	poller, err := newPoller(options.poller)
+	if err != nil {
+		log.Print(err)
+		os.Exit(2) // like any misused flag
+	}
+	listener, port, err := listenNonblocking(options.addr)
+	if err != nil {
+		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err))
+	}
+	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
+		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
+	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see descriptors.go
+		log.Fatalf("cannot start waiting for sockets: %v", err)
+	}
+	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
+	fmt.Fprintf(s.out, "Server: waiting for sockets with %s (-poller %[1]s)\n", options.poller)
+	s.joinCluster() // cluster.go: NATS, and the room as it is now
+
+	for {
+		// What the loop printed goes out once per pass, and never holds the loop up.
+		s.handLog()
+		s.readAgain() // flood.go: clients whose budget has come back are read again
+		// The lesson of this stage: sleep in the kernel, with no timeout, until a socket is
+		// ready. An idle server uses no CPU at all. (Only a shutdown, or a client waiting for
+		// its budget, sets a timeout.)
+		events, err := s.poller.wait(s.timeout())
+		if err == unix.EINTR {
+			continue // a signal cut the sleep short: sleep again
+		}
+		if err != nil {
+			log.Fatalf("cannot wait for sockets: %v", err)
+		}
+		listenerReady := false
+		for _, e := range events {
+			sender := s.clients[e.fd]
+			switch {
+			case e.fd == s.signals:
+				s.onSignal()
+			case e.fd == s.news.fd:
+				s.hearNews() // cluster.go: what NATS brought
+			case e.fd == s.listener:
+				listenerReady = true // accepted last, below
+			case sender == nil:
+				// Disconnected earlier in this pass: a stale event, ignore it. Accepting last
+				// keeps a new client from taking over its descriptor number before now.
+			default:
+				if e.readable {
+					s.receive(sender)
+				}
+				if e.writable && !sender.disconnected {
+					s.writers = append(s.writers, sender) // its socket has room again
+				}
+			}
+		}
+		// A storm of connections must not hold up everyone else: a bounded number per pass,
+		// as Redis does; the rest wait in the queue for the next pass.
+		for i := 0; listenerReady && i < acceptsPerPass; i++ {
+			listenerReady = s.acceptClient()
+		}
+		s.flush() // after accepting, so that a newcomer's welcome goes out in this pass
+		s.finishStopping()
+	}
+}
+
+// acceptsPerPass bounds the connections one pass accepts.
+const acceptsPerPass = 64
+
+// listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
+// returns the socket and the port it is bound to (the real one when addr asks for port 0).
+//
+// Go's net package has no non-blocking mode to offer: its sockets are non-blocking underneath,
+// but a goroutine that calls Accept or Read is parked until there is something to return, so
+// from the program's side every call blocks. To poll sockets ourselves, as the article does with
+// nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
+// for us: socket, setsockopt, bind, listen.
+func listenNonblocking(addr string) (listener, port int, err error) {
+	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return -1, 0, err
+	}
+	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
+	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
+	domain := unix.AF_INET
+	var sockaddr unix.Sockaddr
+	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
+		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
+		copy(inet4.Addr[:], ip4)
+		sockaddr = inet4
+	} else {
+		domain = unix.AF_INET6
+		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
+		copy(inet6.Addr[:], tcpAddr.IP.To16())
+		sockaddr = inet6
+	}
+
+	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, 0, err
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(listener)
+		}
+	}()
+	// Close-on-exec, as the net package does for every socket: a program we started would
+	// otherwise inherit the listener.
+	unix.CloseOnExec(listener)
+	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
+	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Bind(listener, sockaddr); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Listen(listener, unix.SOMAXCONN); err != nil {
+		return -1, 0, err
+	}
+	// The article's setBlocking(false): from now on Accept returns at once, with EAGAIN when
+	// nobody is waiting, instead of stopping the program until somebody connects.
+	if err = unix.SetNonblock(listener, true); err != nil {
+		return -1, 0, err
+	}
+	bound, err := unix.Getsockname(listener)
+	if err != nil {
+		return -1, 0, err
+	}
+	switch bound := bound.(type) {
+	case *unix.SockaddrInet4:
+		port = bound.Port
+	case *unix.SockaddrInet6:
+		port = bound.Port
+	}
+	return listener, port, nil
+}
+
+// acceptClient accepts a client if one is waiting, and reports whether to try again.
+func (s *server) acceptClient() (again bool) {
+	fd, _, err := unix.Accept(s.listener)
+	if err != nil {
+		// EAGAIN: nobody is waiting. The others are in descriptors.go.
+		return s.acceptFailed(err)
+	}
+	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
+	// it does): without this, the first read from a quiet client would stop the whole loop.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return true
+	}
+	unix.CloseOnExec(fd)
+	// A pass already gathers a client's lines into one write: Nagle's delay would only add latency.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := s.poller.add(fd); err != nil {
+		turnAway(fd) // descriptors.go
+		fmt.Fprintf(s.out, "Server: refused a connection: %v\n", err)
+		return true
+	}
+	s.clients[fd] = &client{fd: fd, reading: true}
+	fmt.Fprintln(s.out, "Server: client connected")
+	s.send(s.clients[fd], "Welcome to the chat! What is your name?\n")
+	return true
+}
+
+// receive reads what sender has sent, routes every complete line, and disconnects sender if
+// it has left or broke a limit. It reports whether sender may have more to read.
+func (s *server) receive(sender *client) (more bool) {
+	lines, err := s.readLines(sender)
+	s.route(sender, lines)
+	if err != nil && err != unix.EAGAIN {
+		s.disconnect(sender, err)
+	}
+	return err == nil && !sender.disconnected // a refused name disconnects it, for one
+}
+
+// readLines reads what the client has sent since the last pass, without waiting, and returns
+// the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
+// next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
+// client has left, or says why the server drops it.
+func (s *server) readLines(c *client) (lines [][]byte, err error) {
+	if s.shuttingDown {
+		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
+	}
+	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
+	allowed := s.allowance(c)
+	if allowed <= 0 {
+		return nil, unix.EAGAIN
+	}
+	n, err := unix.Read(c.fd, s.buffer[:allowed])
+	if err == unix.EAGAIN {
+		// Nothing new: in blocking mode the read would have stopped the loop here.
+		return nil, err
+	}
+	if err != nil || n == 0 {
+		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
+		// A client that shut only its writing half reads as 0 bytes too, at every pass: it has
+		// left as well, or the loop would spin on it. A last line with no "\n" before the end
+		// of the stream is a line all the same, also when the stream ends in a reset (a client
+		// that closes with unread input resets the connection instead of closing it in order).
+		if len(c.pending) > 0 {
+			lines = append(lines, bytes.TrimSuffix(c.pending, []byte("\r")))
+		}
+		return lines, errLeft
+	}
+	s.spend(c, n)
+	c.pending = append(c.pending, s.buffer[:n]...)
+	rest := c.pending
+	for {
+		end := bytes.IndexByte(rest, '\n')
+		if end < 0 {
+			break
+		}
+		line := bytes.TrimSuffix(rest[:end], []byte("\r"))
+		if len(line) > s.maxLine {
+			return lines, errTooLong(s.maxLine) // limits.go
+		}
+		lines = append(lines, line)
+		rest = rest[end+1:]
+	}
+	if len(rest) > s.maxLine+1 { // limits.go says why as soon as it is too long
+		return lines, errTooLong(s.maxLine)
+	}
+	if len(rest) == 0 {
+		rest = c.pending[:0] // all used: the next read fills the buffer again from its start
+	}
+	c.pending = rest
+	return lines, nil
+}
+
+// broadcast queues lines, each as "[NAME] message\n", for every joined client except their
+// sender. Nothing is written yet: that happens once per client at the end of the pass. The
+// lines of one read are framed once, into one batch that is never changed again, and every
+// receiver's queue gets a reference to that one batch, not a copy of it.
+//
+// Stage 7's lines end in "\n" alone, where stages 4 to 6 sent "\r\n": Protohackers' Budget
+// Chat protocol, which stage 7 speaks, ends every line with "\n", and its clients compare whole
+// lines. Our own clients and nc accept either.
+func (s *server) broadcast(sender *client, lines [][]byte) {
+	if len(lines) == 0 {
+		return
+	}
+	start := len(s.batches)
+	for _, message := range lines {
+		s.batches = append(append(append(s.batches, '['), sender.name...), "] "...)
+		s.batches = append(append(s.batches, message...), '\n')
+	}
+	// The full slice expression caps the batch, so no append can ever write into it.
+	batch := s.batches[start:len(s.batches):len(s.batches)]
+	s.tellRoom(subjectSay, sender, batch) // cluster.go: the other servers' users
+	s.queueForRoom(sender, batch)
+}
+
+// queueForRoom queues a batch for every joined client of this server except its sender (nil
+// when it came from another server).
+func (s *server) queueForRoom(sender *client, batch []byte) {
+	for _, receiver := range s.joined {
+		if receiver == sender || receiver.disconnected || receiver.remote {
+			continue // disconnected: dropped while this loop ran (see leave)
+		}
+		if receiver.queued == 0 {
+			// It joins the writers now. With output already there it is on the list, or the
+			// poller will say when its socket has room, and it keeps this batch till then.
+			s.writers = append(s.writers, receiver)
+		} else {
+			s.kept = true
+		}
+		receiver.output = append(receiver.output, batch)
+		receiver.queued += len(batch)
+		if receiver.queued > s.maxPending {
+			s.disconnect(receiver, errNotReading(s.maxPending)) // limits.go
+		}
+	}
+}
+
+// flush gives each client on the writers list one write, whatever the number of batches that
+// wait for it, as Redis does: writev hands the kernel all of them in one system call. Clients
+// with nothing to send are not even looked at.
+func (s *server) flush() {
+	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
+		c := s.writers[i]
+		if c.disconnected || c.queued == 0 {
+			continue
+		}
+		// writev takes one slice per batch, at most 1024 of them (IOV_MAX on Linux and macOS).
+		s.iovecs = append(s.iovecs[:0], c.output[:min(len(c.output), 1024)]...)
+		s.iovecs[0] = s.iovecs[0][c.sent:]
+		n, err := unix.Writev(c.fd, s.iovecs)
+		if err != nil && err != unix.EAGAIN {
+			s.relayLastWords(c) // EPIPE, ECONNRESET: it left; lastwords.go
+			continue
+		}
+		c.consume(max(n, 0)) // EAGAIN (n is -1) or a partial write: the rest waits
+		if c.queued > 0 {
+			s.kept = true
+		}
+		// Watch for room in the socket only while output waits: a socket with room is always
+		// writable, so watching an idle client would wake the loop at once, forever.
+		if waiting := c.queued > 0; waiting != c.watchingWrites {
+			c.watchingWrites = waiting
+			s.poller.watchWrites(c.fd, waiting)
+		}
+	}
+	s.writers = s.writers[:0]
+	// When every client took all of this pass's batches, the next pass frames its lines into
+	// the same buffer; when one kept some, they must stay as they are: start a new buffer.
+	if s.kept {
+		s.batches, s.kept = nil, false
+	} else {
+		s.batches = s.batches[:0]
+	}
+}
+
+// consume takes the n bytes the socket took off the front of c's queue.
+func (c *client) consume(n int) {
+	c.queued -= n
+	n += c.sent
+	done := 0
+	for done < len(c.output) && n >= len(c.output[done]) {
+		n -= len(c.output[done])
+		done++
+	}
+	// Move what is left to the front, and forget the batches sent, so that a batch nobody
+	// needs any more can be freed.
+	left := copy(c.output, c.output[done:])
+	clear(c.output[left:])
+	c.output, c.sent = c.output[:left], n
+	if left == 0 && cap(c.output) > 64 {
+		c.output = nil // caught up after a backlog: give the long queue back
+	}
+}
+
+// disconnect closes c's connection and forgets c, saying why if the server decided it.
+func (s *server) disconnect(c *client, why error) {
+	if c.disconnected {
+		return // dropped already, while its own lines were being routed
+	}
+	if why != errLeft {
+		s.sayGoodbye(c, why) // limits.go
+	}
+	// Stop watching the descriptor before closing it: select fails on a closed descriptor,
+	// and the next accept may give the same number to a new client.
+	s.poller.remove(c.fd)
+	unix.Close(c.fd)
+	delete(s.clients, c.fd)
+	c.disconnected = true
+	c.output = nil
+	if c.name != "" {
+		s.leave(c, why)
+	} else if why == errLeft {
+		fmt.Fprintln(s.out, "Server: client disconnected")
+	} else {
+		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
+	}
+	s.descriptorFreed() // descriptors.go
+}
+
+// route handles the lines of one read, in order. A client's first line is its name; after
+// that, /msg and /who are commands, and every other line is a message for the room. A run of
+// messages between two commands still goes out as one batch.
+func (s *server) route(sender *client, lines [][]byte) {
+	for len(lines) > 0 && !sender.disconnected {
+		if sender.claiming || sender.checking {
+			s.hold(sender, lines) // names.go: they wait for the room's answer
+			return
+		}
+		if sender.name == "" {
+			s.join(sender, lines[0])
+			lines = lines[1:]
+			continue
+		}
+		if !s.speaksFor(sender) {
+			s.wait(sender, lines) // names.go: not a word under a name it may have lost
+			return
+		}
+		if isCommand(lines[0]) {
+			s.printMessage(sender, lines[0])
+			s.command(sender, lines[0])
+			lines = lines[1:]
+			continue
+		}
+		messages := 1
+		for messages < len(lines) && !isCommand(lines[messages]) {
+			messages++
+		}
+		for _, message := range lines[:messages] {
+			s.printMessage(sender, message)
+		}
+		s.broadcast(sender, lines[:messages])
+		lines = lines[messages:]
+	}
+}
+
+// join takes a client's first line as its name. With a legal name that nobody in the room
+// has, the client joins: the others hear of it, and it hears who is there. Otherwise it is
+// told why and disconnected, and nobody else hears anything about it.
+func (s *server) join(c *client, name []byte) {
+	if !legalName(name) {
+		var shown bytes.Buffer
+		writePrintable(&shown, name) // log.go: shown as messages are
+		s.refuse(c, "* Sorry, a name is 1 to 32 letters and digits.\n",
+			fmt.Errorf(`illegal name "%s"`, shown.String()))
+		return
+	}
+	if s.named(string(name)) != nil {
+		s.refuse(c, "* Sorry, the name "+string(name)+" is taken.\n",
+			fmt.Errorf(`name "%s" is taken`, name))
+		return
+	}
+	s.claim(c, string(name)) // names.go: the room's registry decides, and enter follows
+}
+
+// enter lets c into the room under name, once the registry has given it the name.
+func (s *server) enter(c *client, name string) {
+	others := s.names() // before c joins: the newcomer's list does not include itself
+	c.name = name
+	s.joined = append(s.joined, c)
+	fmt.Fprintf(s.out, "Server: %s joined\n", c.name)
+	s.announce(c, "* "+c.name+" has entered the room\n")
+	if others == "" {
+		s.send(c, "* The room is empty\n")
+	} else {
+		s.send(c, "* The room contains: "+others+"\n")
+	}
+	// The other servers hear of c from the registry's watcher (cluster.go).
+}
+
+// legalName reports whether name is 1 to 32 ASCII letters or digits, as Budget Chat requires:
+// a name that shows up in "[NAME] message" must not carry spaces, brackets or escape sequences.
+func legalName(name []byte) bool {
+	if len(name) < 1 || len(name) > 32 {
+		return false
+	}
+	for _, b := range name {
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse tells c why it cannot join, in one last line, and disconnects it. The line is
+// written at once, not queued, since the connection closes now; a client that has just
+// connected has all the room it needs in its socket.
+func (s *server) refuse(c *client, line string, why error) {
+	unix.Write(c.fd, []byte(line))
+	s.disconnect(c, why) // which reads what c sent after its name: see sayGoodbye
+}
+
+// leave takes a client that had joined out of the room and tells the others; disconnect calls
+// it, whatever the reason.
+func (s *server) leave(c *client, why error) {
+	i := slices.Index(s.joined, c)
+	// A new slice, not the old one edited in place: leave may be called while a loop such as
+	// broadcast's walks over the old one, and that loop must not skip anyone.
+	s.joined = slices.Concat(s.joined[:i], s.joined[i+1:])
+	if why == errLeft {
+		fmt.Fprintf(s.out, "Server: %s left\n", c.name)
+	} else {
+		fmt.Fprintf(s.out, "Server: %s left (%v)\n", c.name, why)
+	}
+	s.announce(c, "* "+c.name+" has left the room\n")
+	s.tellLeft(c) // cluster.go: the other servers hear of it, and the name is free again
+}
+
+// send queues a line for c alone: a batch of its own, queued as broadcast queues one for
+// each receiver, under the same limit.
+func (s *server) send(c *client, line string) {
+	start := len(s.batches)
+	s.batches = append(s.batches, line...)
+	if c.queued == 0 {
+		s.writers = append(s.writers, c)
+	} else {
+		s.kept = true
+	}
+	c.output = append(c.output, s.batches[start:len(s.batches):len(s.batches)])
+	c.queued += len(line)
+	if c.queued > s.maxPending {
+		s.disconnect(c, errNotReading(s.maxPending)) // limits.go
+	}
+}
+
+// announce queues a line for every joined client but one: the one it is about.
+func (s *server) announce(about *client, line string) {
+	for _, receiver := range s.joined {
+		if receiver != about && !receiver.disconnected && !receiver.remote {
+			s.send(receiver, line)
+		}
+	}
+}
+
+// isCommand reports whether a line is /who or /msg. Any other line, even one that starts with
+// "/", is a message: Budget Chat has no commands, and its clients may say anything.
+func isCommand(line []byte) bool {
+	return string(line) == "/who" || string(line) == "/msg" || bytes.HasPrefix(line, []byte("/msg "))
+}
+
+// command carries out /who (the asker alone learns who is there, itself included) or
+// /msg NAME text (NAME alone gets the text).
+func (s *server) command(sender *client, line []byte) {
+	if string(line) == "/who" {
+		s.send(sender, "* Present: "+s.names()+"\n")
+		return
+	}
+	// The name ends at the first space after "/msg ", and the text is all the rest.
+	name, text, ok := strings.Cut(strings.TrimPrefix(string(line), "/msg "), " ")
+	switch receiver := s.named(name); {
+	case !ok || name == "":
+		s.send(sender, "* Usage: /msg NAME text\n")
+	case receiver == nil:
+		s.send(sender, "* Nobody called "+name+" is here.\n")
+	case receiver.remote:
+		s.tellMsg(sender, receiver, "["+sender.name+" -> you] "+text+"\n") // cluster.go
+	default:
+		s.send(receiver, "["+sender.name+" -> you] "+text+"\n")
+	}
+}
+
+// named returns the joined client called name, or nil.
+func (s *server) named(name string) *client {
+	for _, c := range s.joined {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// names lists the joined clients in the order the room's registry gave them their names,
+// the same on every server: "bob, charlie". Names taken while the room was split come last.
+func (s *server) names() string { return listNames(s.joined) }
+
+func listNames(clients []*client) string {
+	order := func(c *client) uint64 {
+		if c.since == 0 {
+			return math.MaxUint64
+		}
+		return c.since
+	}
+	sorted := slices.SortedStableFunc(slices.Values(clients), func(a, b *client) int {
+		return cmp.Compare(order(a), order(b))
+	})
+	var names []string
+	for _, c := range sorted {
+		names = append(names, c.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// reason cuts an error from the net package down to its cause: "address already in use"
+// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
+// already names the address.
+func reason(err error) error {
+	var addrErr *net.AddrError
+	if errors.As(err, &addrErr) {
+		return errors.New(addrErr.Err)
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Err
+	}
+	return err
+}
+
+// hint adds a guess to "address already in use": most often, a server from an earlier stage
+// is still running in another terminal.
+func hint(addr string, err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	next := ":5556"
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if n, err := strconv.Atoi(port); err == nil {
+			next = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+	}
+	return "\n(is another server still running? try -addr " + next + ")"
+}

@@ -1,0 +1,162 @@
+//go:build linux || darwin
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// startNATSCluster starts three NATS servers with JetStream on 127.0.0.1, clustered as the
+// README's configuration files cluster them: clients and routes alike must give the secret.
+// It returns once JetStream has a leader that all three follow.
+func startNATSCluster(t *testing.T, secret string) []*natsserver.Server {
+	t.Helper()
+	// Every node must list its routes (JetStream asks for them), so the route ports are
+	// chosen first: free ports the kernel gives, closed again just before the nodes take them.
+	var routes []*url.URL
+	var ports []int
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes = append(routes, &url.URL{Scheme: "nats-route", User: url.UserPassword("route", secret), Host: l.Addr().String()})
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+	}
+	var nodes []*natsserver.Server
+	for i := range 3 {
+		ns, err := natsserver.NewServer(&natsserver.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Authorization: secret,
+			Cluster: natsserver.ClusterOpts{Name: "chat", Host: "127.0.0.1", Port: ports[i],
+				Username: "route", Password: secret},
+			Routes: routes,
+		})
+		if err != nil {
+			t.Fatalf("cannot start NATS: %v", err)
+		}
+		go ns.Start()
+		t.Cleanup(ns.Shutdown)
+		nodes = append(nodes, ns)
+	}
+	for _, ns := range nodes {
+		if !ns.ReadyForConnections(2 * patience) {
+			t.Fatal("the NATS cluster did not start")
+		}
+	}
+	deadline := time.After(3 * patience)
+	for {
+		leaders, current := 0, 0
+		for _, ns := range nodes {
+			if ns.JetStreamIsLeader() && len(ns.JetStreamClusterPeers()) == 3 {
+				leaders++ // only the leader lists the peers
+			}
+			if ns.JetStreamIsCurrent() {
+				current++
+			}
+		}
+		if leaders == 1 && current == 3 {
+			return nodes
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("the NATS cluster had no JetStream leader within %v", 3*patience)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestNATSCluster runs the room on a cluster of three NATS nodes, and kills the node that
+// leads the names' bucket: the bucket has three copies (no flag asked for them), the room keeps
+// talking, a new name is granted and a taken one refused, once the other two nodes have
+// chosen a new leader.
+func TestNATSCluster(t *testing.T) {
+	t.Parallel()
+	secret := rand.Text()
+	nodes := startNATSCluster(t, secret)
+	urls := func(last *natsserver.Server) string {
+		var list []string
+		for _, ns := range append(nodes, last) {
+			if ns != last || len(list) == len(nodes)-1 {
+				list = append(list, fmt.Sprintf("nats://%s@%s", secret, ns.Addr()))
+			}
+		}
+		return strings.Join(list, ",")
+	}
+	// A long lease: the election of a new leader must not outlast it.
+	startServer(t, "-nats", urls(nil), "-lease", "10s") // it creates the bucket
+
+	nc, err := nats.Connect(urls(nil), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	stream, err := js.Stream(ctx, "KV_"+namesBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replicas := stream.CachedInfo().Config.Replicas; replicas != 3 {
+		t.Fatalf("the names' bucket has %d copies, want 3", replicas)
+	}
+	var leader *natsserver.Server
+	for _, ns := range nodes {
+		if ns.JetStreamIsStreamLeader(natsserver.DEFAULT_GLOBAL_ACCOUNT, "KV_"+namesBucket) {
+			leader = ns
+		}
+	}
+	if leader == nil {
+		t.Fatal("no node leads the names' bucket")
+	}
+	// The chat servers use the other two nodes first: the room must outlive the leader.
+	b := startServer(t, "-nats", urls(leader))
+	c := startServer(t, "-nats", urls(leader))
+	bob := join(t, b, "bob", "* The room is empty")
+	knows([]*process{c}, "bob")
+	carol := join(t, c, "carol", "* The room contains: bob")
+	bob.expect("* carol has entered the room")
+
+	leader.Shutdown()
+	bob.send("still here")
+	carol.expect("[bob] still here")
+	// A claim during the election is told to try again: try until the registry answers.
+	claimUntil := func(s *process, name, want string) *user {
+		deadline := time.Now().Add(3 * patience)
+		for {
+			u := connect(t, s, name)
+			u.send(name)
+			got, err := u.line(patience)
+			if got == want {
+				return u
+			}
+			if err != nil || got != "* Sorry, the room's names cannot be checked right now: try again." || time.Now().After(deadline) {
+				t.Fatalf("%s claimed on a cluster without its leader: got %q (%v), want %q", name, got, err, want)
+			}
+			u.leave()
+		}
+	}
+	dave := claimUntil(b, "dave", "* The room contains: bob, carol")
+	bob.expect("* dave has entered the room")
+	carol.expect("* dave has entered the room")
+	claimUntil(c, "bob", "* Sorry, the name bob is taken.")
+	dave.send("hello, cluster")
+	bob.expect("[dave] hello, cluster")
+	carol.expect("[dave] hello, cluster")
+	carol.send("/who")
+	carol.expect("* Present: bob, carol, dave")
+}

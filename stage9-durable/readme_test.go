@@ -1,0 +1,148 @@
+//go:build linux || darwin
+
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite README.md's blocks from a real run")
+
+// This folder's README shows what three servers and three users print. The harness in the root
+// module checks the other READMEs' blocks, but cannot start stage 9, which is a module of its
+// own: this test runs the scenario and compares.
+var stage9Block = regexp.MustCompile("(?s)<!-- output: ([a-z0-9/-]+) -->\n```text\n(.*?)```\n")
+
+func TestREADME(t *testing.T) {
+	const path = "README.md"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := map[string]string{}
+	for _, m := range stage9Block.FindAllStringSubmatch(string(data), -1) {
+		blocks[m[1]] = m[2]
+	}
+	got := readmeScenario(t)
+	if *update {
+		updated := stage9Block.ReplaceAllStringFunc(string(data), func(block string) string {
+			name := stage9Block.FindStringSubmatch(block)[1]
+			if out, ok := got[name]; ok {
+				return fmt.Sprintf("<!-- output: %s -->\n```text\n%s```\n", name, out)
+			}
+			return block
+		})
+		if err := os.WriteFile(path, []byte(updated), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for name := range got {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		switch want, ok := blocks[name]; {
+		case !ok:
+			t.Errorf("README.md has no block <!-- output: %s -->", name)
+		case want != got[name] && !*update:
+			t.Errorf("README.md block %s does not match a real run (run `go test -run TestREADME -update` "+
+				"in this folder if the change is intended);\nREADME:\n%s\nreal run:\n%s", name, want, got[name])
+		}
+	}
+	for name := range blocks {
+		if _, ok := got[name]; !ok {
+			t.Errorf("README.md block %s has no scenario that produces it", name)
+		}
+	}
+}
+
+// readmeScenario plays the README's session: three servers, the first one running NATS for the
+// room; alice, bob and carol on one each; the third server stopped, then the first (which
+// splits the room), then the first started again.
+func readmeScenario(t *testing.T) map[string]string {
+	hub := startServer(t, "-nats-listen", "127.0.0.1:0")
+	secret, natsPort := hubSecret(t, hub)
+	url := fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, natsPort)
+	second := startServer(t, "-nats", url)
+	third := startServer(t, "-nats", url)
+
+	alice := join(t, hub, "alice", "* The room is empty")
+	knows([]*process{second, third}, "alice")
+	bob := join(t, second, "bob", "* The room contains: alice")
+	alice.expect("* bob has entered the room")
+	knows([]*process{hub, third}, "bob")
+	carol := join(t, third, "carol", "* The room contains: alice, bob")
+	alice.expect("* carol has entered the room")
+	bob.expect("* carol has entered the room")
+
+	bob.send("Hi! I am on the second server")
+	alice.expect("[bob] Hi! I am on the second server")
+	carol.expect("[bob] Hi! I am on the second server")
+	carol.send("/msg alice and I am on the third")
+	alice.expect("[carol -> you] and I am on the third")
+	alice.send("/who")
+	alice.expect("* Present: alice, bob, carol")
+
+	third.interrupt() // Ctrl-C: carol's server says goodbye for her
+	alice.expect("* carol has left the room")
+	bob.expect("* carol has left the room")
+	hub.waitLog(`^Server: carol left`)
+	second.waitLog(`^Server: carol left`)
+
+	hub.interrupt() // and NATS goes with it
+	bob.expect("* alice has left the room",
+		"* The room is split: only the users on this server hear you, until it rejoins")
+	second.waitLog(`^Server: lost NATS`)
+
+	// The same secret: the others still have the URL that holds it.
+	again := startServer(t, "-addr", fmt.Sprintf("127.0.0.1:%d", hub.port),
+		"-nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "-nats-secret", secret)
+	bob.expect("* The room is whole again (what was said on the other side meanwhile is lost)")
+	again.waitLog(`^Server: bob joined, on another server$`)
+	back := join(t, again, "alice", "* The room contains: bob")
+	bob.expect("* alice has entered the room")
+	back.send("Back again")
+	bob.expect("[alice] Back again")
+	second.waitLog(`^Server: alice joined, on another server$`) // its log may lag behind bob's screen
+
+	ports := map[int]int{hub.port: 5555, second.port: 5556, third.port: 5557, natsPort: 4222}
+	transcript := func(command string, lines []string) string {
+		text := "$ " + command + "\n" + strings.Join(lines, "\n") + "\n"
+		text = strings.ReplaceAll(text, secret, readmeSecret) // a new one at each start
+		for from, to := range ports {
+			text = strings.ReplaceAll(text, strconv.Itoa(from), strconv.Itoa(to))
+		}
+		return text
+	}
+	return map[string]string{
+		"stage9/server1": transcript("go run .", hub.lines()),
+		"stage9/server2": transcript("go run . -addr :5556 -nats nats://"+secret+"@127.0.0.1:4222", second.lines()),
+		"stage9/alice":   transcript("nc 127.0.0.1 5555", alice.said),
+		"stage9/bob":     transcript("nc 127.0.0.1 5556", bob.said),
+		"stage9/carol":   transcript("nc 127.0.0.1 5557", carol.said),
+	}
+}
+
+// readmeSecret stands for the secret in the README: each start makes a new one.
+const readmeSecret = "7QJXKD2MWV5TNHB4ZRPA6LCEYU"
+
+// hubSecret reads, in what a server that runs NATS printed, the secret and the port the others
+// join with.
+func hubSecret(t *testing.T, hub *process) (secret string, port int) {
+	t.Helper()
+	joinWith := regexp.MustCompile(`(?m)^Server:   -nats nats://([A-Z2-7]{26})@HOST:(\d+)$`)
+	m := joinWith.FindStringSubmatch(strings.Join(hub.lines(), "\n"))
+	if m == nil {
+		t.Fatalf("the hub did not print the URL to join it with; it printed:\n%s", strings.Join(hub.lines(), "\n"))
+	}
+	port, _ = strconv.Atoi(m[2])
+	return m[1], port
+}
