@@ -55,9 +55,10 @@ const (
 	subjectLeave = "leave"
 	subjectMsg   = "msg"
 
-	headerName   = "Chat-Name"
-	headerServer = "Chat-Server"
-	headerSince  = "Chat-Since"
+	headerName    = "Chat-Name"
+	headerServer  = "Chat-Server"
+	headerSince   = "Chat-Since"
+	headerToSince = "Chat-To-Since" // a /msg: which holder of the receiver's name it is for
 )
 
 // cluster is what the server keeps for the room across servers.
@@ -71,25 +72,41 @@ type cluster struct {
 	registry *registry          // names.go
 	split    bool               // NATS is gone: the room is cut in pieces, each server alone
 	epoch    int                // how many times NATS was lost: news from before is stale
-	early    map[string][]news  // lines from a holder the watcher has not shown yet
+	// ahead keeps what a holder said before the watcher brought its entry, for its arrival.
+	ahead     map[string][]news
+	alive     map[string]bool // the servers whose lease the registry shows, by ID
+	goodUntil time.Time       // this server may speak for its names until then (speaksFor)
 }
+
+// The bounds on what waits in the loop for something else. At each, what comes next is
+// dropped and the log says so; every one is tested (TestBounds).
+const (
+	// aheadPerName bounds what a name's new holder may say before its entry arrives: the
+	// entry comes within a round trip, and a holder's first lines rarely number more.
+	aheadPerName = 64
+	// unheardPerUser bounds the /msg a user is sent while the lease is checked: a check
+	// takes one round trip, and a /msg is a person typing.
+	unheardPerUser = 64
+)
 
 // newsKind says what a piece of news is.
 type newsKind int
 
 const (
-	newsSay       newsKind = iota // data: lines for everyone here, from a holder
-	newsMsg                       // data: a line for name alone, from a holder
-	newsLeave                     // name left, says its holder
-	newsEntry                     // the registry's watcher: from holds name now (revision)
-	newsDeleted                   // the registry's watcher: name was given back (revision)
-	newsExpired                   // the registry's watcher: name's lease ran out (revision)
-	newsSplit                     // NATS is gone (err says why); epoch counts the losses
-	newsRejoined                  // NATS is back: entries are the room now, for epoch
-	newsClaimed                   // the registry answered client's claim for name
-	newsConfirmed                 // one of our names is ours until goodUntil
-	newsLost                      // one of our names is someone else's now
-	newsLog                       // data, a line for the log
+	newsSay        newsKind = iota // data: lines for everyone here, from a holder
+	newsMsg                        // data: a line for name alone, from a holder
+	newsLeave                      // name left, says its holder
+	newsEntry                      // the registry's watcher: from holds name now (revision)
+	newsDeleted                    // the registry's watcher: name was given back (revision)
+	newsServerUp                   // the registry's watcher: from.server has a lease
+	newsServerGone                 // the registry's watcher: from.server's lease ended
+	newsSplit                      // NATS is gone (err says why); epoch counts the losses
+	newsRejoined                   // NATS is back: entries are the room now, for epoch
+	newsClaimed                    // the registry answered client's claim for name
+	newsConfirmed                  // one of our names is ours again, since from.since
+	newsLeaseGood                  // this server's lease is good until goodUntil
+	newsLost                       // one of our names is someone else's now
+	newsLog                        // data, a line for the log
 )
 
 // holder says which holder of a name someone is: the server, and the revision of the entry
@@ -111,8 +128,10 @@ type news struct {
 	err       error
 	client    *client // newsClaimed: carried back to the loop, never touched outside it
 	claim     claimAnswer
-	goodUntil time.Time // newsClaimed, newsConfirmed
+	goodUntil time.Time // newsLeaseGood
 	entries   []news    // newsRejoined
+	lost      bool      // newsRejoined: NATS had lost the names' bucket
+	toSince   uint64    // newsMsg: which holder of to's name it is for
 }
 
 // inbox is the queue between the NATS goroutines and the loop: the self-pipe trick. The poller
@@ -167,7 +186,7 @@ func (s *server) joinCluster() {
 	if err != nil {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
-	s.early = map[string][]news{}
+	s.ahead, s.alive = map[string][]news{}, map[string]bool{}
 	s.natsURL = s.options.nats
 	if s.natsURL == "" {
 		s.startHub()
@@ -233,13 +252,9 @@ func (s *server) joinCluster() {
 	if err != nil {
 		usageError("NATS at %s cannot keep the room's names: %v", s.shownURL, err)
 	}
-	go s.registry.run()
+	go s.registry.serve()
 	s.shownURL = connectedTo(s.nc) // of the -nats list, the one that answered
 	fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.shownURL)
-	if s.registry.lease != s.lease {
-		fmt.Fprintf(s.out, "Server: the room's leases last %v, as its first server set them, not -lease %v\n",
-			s.registry.lease, s.lease)
-	}
 }
 
 // startHub starts a NATS server inside this one, with JetStream for the name registry, so that
@@ -368,7 +383,9 @@ func (s *server) listen(messages chan *nats.Msg, conn chan connEvent) {
 // onRoomMessage turns a message into news for the loop.
 func (s *server) onRoomMessage(m *nats.Msg) {
 	since, _ := strconv.ParseUint(m.Header.Get(headerSince), 10, 64)
-	n := news{name: m.Header.Get(headerName), data: m.Data, from: holder{m.Header.Get(headerServer), since}}
+	toSince, _ := strconv.ParseUint(m.Header.Get(headerToSince), 10, 64)
+	n := news{name: m.Header.Get(headerName), data: m.Data, from: holder{m.Header.Get(headerServer), since},
+		toSince: toSince}
 	switch rest := strings.TrimPrefix(m.Subject, subjectRoom+"."); {
 	case rest == subjectSay:
 		n.kind = newsSay
@@ -387,10 +404,14 @@ func (s *server) onRoomMessage(m *nats.Msg) {
 // and its own goroutine writes it out. While the room is split nothing is published: it would
 // only be refused.
 func (s *server) tellRoom(subject string, c *client, data []byte) {
+	s.tell(subject, c, nats.Header{}, data)
+}
+
+// tell is tellRoom with more headers.
+func (s *server) tell(subject string, c *client, header nats.Header, data []byte) {
 	if s.split {
 		return
 	}
-	header := nats.Header{}
 	header.Set(headerName, c.name)
 	header.Set(headerServer, s.registry.id)
 	header.Set(headerSince, strconv.FormatUint(c.since, 10))
@@ -408,9 +429,12 @@ func (s *server) tellRoom(subject string, c *client, data []byte) {
 	}
 }
 
-// tellMsg sends a /msg to the server of the holder of its receiver's name, and no other.
+// tellMsg sends a /msg to the server of the holder of its receiver's name, and no other,
+// naming which holder it is for: that server checks (hear).
 func (s *server) tellMsg(sender, receiver *client, line string) {
-	s.tellRoom(subjectMsg+"."+receiver.server+"."+receiver.name, sender, []byte(line))
+	header := nats.Header{}
+	header.Set(headerToSince, strconv.FormatUint(receiver.since, 10))
+	s.tell(subjectMsg+"."+receiver.server+"."+receiver.name, sender, header, []byte(line))
 }
 
 // tellLeft tells the other servers that c has left, after its last lines, and gives its name
@@ -431,25 +455,31 @@ func (s *server) hearNews() {
 	for _, n := range s.news.take() {
 		switch n.kind {
 		case newsSay, newsMsg, newsLeave:
-			if !s.split && s.fromHolder(n) {
+			switch {
+			case s.split:
+			case s.fromHolder(n):
 				s.hear(n)
+			case n.kind != newsLeave && s.fromNewHolder(n):
+				s.keepAhead(n)
 			}
-		case newsEntry, newsDeleted, newsExpired:
+		case newsEntry, newsDeleted, newsServerUp, newsServerGone:
 			// From a watcher of before the last split, or while split: the rejoin lists
 			// the room afresh.
 			if !s.split && n.epoch == s.epoch {
-				s.onEntry(n)
+				s.followRegistry(n)
 			}
 		case newsSplit:
 			s.onSplit(n.err, n.epoch)
 		case newsRejoined:
 			if n.epoch == s.epoch { // else NATS was lost again meanwhile: another rejoin comes
-				s.onRejoined(n.entries)
+				s.onRejoined(n.entries, n.lost)
 			}
 		case newsClaimed:
 			s.claimed(n.client, n) // names.go
 		case newsConfirmed:
-			s.confirmedLease(n) // names.go
+			s.confirmed(n) // names.go
+		case newsLeaseGood:
+			s.leaseGood(n) // names.go
 		case newsLost:
 			if c := s.named(n.name); c != nil && !c.remote {
 				s.lost(c)
@@ -461,28 +491,50 @@ func (s *server) hearNews() {
 }
 
 // fromHolder reports whether n comes from the holder of its sender's name, as the registry's
-// watcher has shown it. From an older holder (a server that lost the name while it was paused)
-// it is dropped. From a newer one, whose entry the watcher has not brought yet, it waits for
-// that entry (early), so that an arrival still comes before the newcomer's first line.
+// watcher has shown it. From an older holder (a server that lost the name while it was
+// paused) it does not.
 func (s *server) fromHolder(n news) bool {
 	c := s.named(n.name)
-	switch {
-	case c != nil && c.remote && c.server == n.from.server && c.since == n.from.since:
-		return true
-	case n.kind != newsLeave && (c == nil || c.since < n.from.since) && len(s.early[n.name]) < 64:
-		s.early[n.name] = append(s.early[n.name], n)
-	}
-	return false
+	return c != nil && c.remote && c.server == n.from.server && c.since == n.from.since
 }
 
-// hear delivers what a holder sent.
+// fromNewHolder reports whether n comes from a holder newer than the one the watcher has
+// shown: its entry is on its way.
+func (s *server) fromNewHolder(n news) bool {
+	c := s.named(n.name)
+	return c == nil || c.since < n.from.since
+}
+
+// keepAhead keeps what a new holder said until the watcher brings its entry (arrive), so that
+// its arrival still comes before its first line; up to aheadPerName.
+func (s *server) keepAhead(n news) {
+	if len(s.ahead[n.name]) == aheadPerName {
+		fmt.Fprintf(s.out, "Server: dropped a line from %s, whose arrival has not come yet\n", n.name)
+		return
+	}
+	s.ahead[n.name] = append(s.ahead[n.name], n)
+}
+
+// hear delivers what a holder sent. A /msg goes to the user it names only if that user is the
+// holder its sender's server saw, and only while this server's lease is known to be good: a
+// server woken from a pause does not hand it to a user whose name may have moved meanwhile.
+// It waits for the lease check (resume) or is dropped with the user.
 func (s *server) hear(n news) {
 	switch n.kind {
 	case newsSay:
 		s.queueForRoom(nil, n.data[:len(n.data):len(n.data)]) // main.go
 	case newsMsg:
-		if c := s.named(n.to); c != nil && !c.remote {
+		c := s.named(n.to)
+		switch {
+		case c == nil || c.remote || c.since != n.toSince:
+			fmt.Fprintf(s.out, "Server: dropped a /msg for another holder of the name %s\n", n.to)
+		case s.speaksFor(c):
 			s.send(c, string(n.data))
+		case len(c.unheard) == unheardPerUser:
+			fmt.Fprintf(s.out, "Server: dropped a /msg for %s, who waits for the lease\n", n.to)
+		default:
+			c.unheard = append(c.unheard, n.data)
+			s.wait(c, nil) // names.go
 		}
 	case newsLeave:
 		s.leave(s.named(n.name), errElsewhere)
@@ -495,14 +547,37 @@ var (
 	errSilent    = errors.New("its server stopped answering")
 )
 
-// onEntry follows a change in the registry: someone holds a name now, or no longer.
-func (s *server) onEntry(n news) {
+// followRegistry follows a change in the bucket: a server's lease began or ended, someone
+// holds a name now, or no longer.
+func (s *server) followRegistry(n news) {
+	switch n.kind {
+	case newsServerUp:
+		s.alive[n.from.server] = true
+		return
+	case newsServerGone:
+		delete(s.alive, n.from.server)
+		if n.from.server == s.registry.id {
+			// Our own lease ran out (this server was paused, or NATS slow): speak no more
+			// for our names until the registry has them back.
+			s.goodUntil = time.Time{}
+			s.registry.ask(request{kind: check})
+			return
+		}
+		for _, c := range slices.Clone(s.joined) {
+			if c.remote && c.server == n.from.server {
+				s.leave(c, errSilent)
+			}
+		}
+		return
+	}
 	c := s.named(n.name)
 	switch {
+	case n.kind == newsEntry && !s.alive[n.from.server]:
+		// A name left behind by a server whose lease ended: free for the next claim.
 	case n.kind == newsEntry && c != nil && c.since > n.from.since:
 		// An older holder's entry: the one we know came after it.
 	case n.kind == newsEntry && c != nil && c.remote && c.server == n.from.server && c.since == n.from.since:
-		c.revision = max(c.revision, n.revision) // a refresh
+		c.revision = max(c.revision, n.revision)
 	case n.kind == newsEntry:
 		if c != nil && !c.remote {
 			s.lost(c) // someone else holds our user's name now: the registry says so
@@ -510,17 +585,10 @@ func (s *server) onEntry(n news) {
 			s.leave(c, errSilent)
 		}
 		s.arrive(n)
-	case c == nil || c.revision > n.revision:
-		// Nobody here by that name, or a holder who came after this entry ended.
-	case c.remote && n.kind == newsExpired:
-		s.leave(c, errSilent)
-	case c.remote:
-		s.leave(c, errElsewhere)
+	case c == nil || c.revision > n.revision || !c.remote:
+		// Nobody here by that name, a holder who came after this entry ended, or ours.
 	default:
-		// Our own entry ran out (this server was paused, or NATS slow): speak no more for
-		// the name until the registry has it back.
-		c.goodUntil = time.Time{}
-		s.registry.ask(request{kind: check})
+		s.leave(c, errElsewhere)
 	}
 }
 
@@ -531,9 +599,9 @@ func (s *server) arrive(n news) {
 	s.joined = append(s.joined, c)
 	fmt.Fprintf(s.out, "Server: %s joined, on another server\n", c.name)
 	s.announce(c, "* "+c.name+" has entered the room\n")
-	early := s.early[c.name]
-	delete(s.early, c.name)
-	for _, n := range early {
+	ahead := s.ahead[c.name]
+	delete(s.ahead, c.name)
+	for _, n := range ahead {
 		if s.fromHolder(n) {
 			s.hear(n)
 		}
@@ -564,7 +632,7 @@ func (s *server) onSplit(err error, epoch int) {
 		}
 	}
 	s.joined = here
-	clear(s.early)
+	clear(s.ahead)
 	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.shownURL, err)
 	for _, c := range here {
 		s.send(c, "* The room is split: only the users on this server hear you, until it rejoins\n")
@@ -577,9 +645,10 @@ func (s *server) onSplit(err error, epoch int) {
 	}
 }
 
-// onRejoined: NATS is back (or the server has just joined), the registry holds our names
-// again, and entries are the others in the room now, in the order they came.
-func (s *server) onRejoined(entries []news) {
+// onRejoined: NATS is back (or the server has just joined, or its lease ran out, or NATS lost
+// the bucket), the registry holds our names again, and entries are the room now, in the order
+// they came. If NATS lost the bucket, the users are told that their names were claimed again.
+func (s *server) onRejoined(entries []news, lost bool) {
 	if s.split {
 		s.split = false
 		s.shownURL = connectedTo(s.nc) // in a NATS cluster, maybe another node
@@ -590,16 +659,31 @@ func (s *server) onRejoined(entries []news) {
 			}
 		}
 	}
-	slices.SortFunc(entries, func(a, b news) int { return cmp.Compare(a.from.since, b.from.since) })
-	for _, c := range s.joined {
-		if c.remote && !slices.ContainsFunc(entries, func(n news) bool {
+	if lost {
+		fmt.Fprintf(s.out, "Server: NATS lost the room's names: made them again, and claimed ours\n")
+		for _, c := range s.joined {
+			if !c.remote {
+				s.send(c, "* NATS lost the room's names: this server claimed yours again\n")
+			}
+		}
+	}
+	clear(s.alive)
+	for _, n := range entries {
+		if n.kind == newsServerUp {
+			s.alive[n.from.server] = true
+		}
+	}
+	names := slices.DeleteFunc(entries, func(n news) bool { return n.kind == newsServerUp || !s.alive[n.from.server] })
+	slices.SortFunc(names, func(a, b news) int { return cmp.Compare(a.from.since, b.from.since) })
+	for _, c := range slices.Clone(s.joined) {
+		if c.remote && !slices.ContainsFunc(names, func(n news) bool {
 			return n.name == c.name && n.from.server == c.server && n.from.since == c.since
 		}) {
 			s.leave(c, errSilent) // gone while this server was not watching
 		}
 	}
-	for _, n := range entries {
-		s.onEntry(n)
+	for _, n := range names {
+		s.followRegistry(n)
 	}
 }
 

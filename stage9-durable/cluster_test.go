@@ -191,7 +191,9 @@ func TestKillNine(t *testing.T) {
 }
 
 // TestSplitRoom stops NATS: each server keeps its users talking among themselves, tells them
-// the room is split, and rejoins by itself when NATS is back, without replaying the split.
+// the room is split, and rejoins by itself when NATS is back, without replaying the split; the
+// new NATS knows nothing of the room, and the users are told that their names were claimed
+// again.
 func TestSplitRoom(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
@@ -220,9 +222,10 @@ func TestSplitRoom(t *testing.T) {
 
 	startNATS(t, port) // a new NATS on the same port: it knows nothing of the room
 	whole := "* The room is whole again (what was said on the other side meanwhile is lost)"
-	alice.expect(whole, "* bob has entered the room")
-	amy.expect(whole, "* bob has entered the room")
-	bob.expect(whole)
+	reclaimed := "* NATS lost the room's names: this server claimed yours again"
+	alice.expect(whole, reclaimed, "* bob has entered the room")
+	amy.expect(whole, reclaimed, "* bob has entered the room")
+	bob.expect(whole, reclaimed)
 	bob.expectAnyOrder("* alice has entered the room", "* amy has entered the room")
 	s[0].waitLog(`^Server: reconnected to NATS at .*: the room is whole again$`)
 	s[1].waitLog(`^Server: amy joined, on another server$`)
@@ -262,8 +265,8 @@ func TestUnreachableNATS(t *testing.T) {
 	}
 }
 
-// TestLateServer starts a server after alice has joined and her server has refreshed her
-// entry: the newcomer learns of her from the registry, and hears when she leaves.
+// TestLateServer starts a server after alice has joined and her server has refreshed its
+// lease: the newcomer learns of her from the registry, and hears when she leaves.
 func TestLateServer(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
@@ -286,16 +289,18 @@ func TestLateServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(created.Value()) == "" {
-		t.Fatal("alice's entry holds no server")
+	lease := serverKeys + string(created.Value())
+	refreshed, err := kv.Get(ctx, lease)
+	if err != nil {
+		t.Fatalf("alice's entry points at no server's lease: %v", err)
 	}
-	for { // until her server has rewritten her entry once
-		if entry, err := kv.Get(ctx, "alice"); err == nil && entry.Revision() > created.Revision() {
+	for { // until her server has rewritten its lease once
+		if entry, err := kv.Get(ctx, lease); err == nil && entry.Revision() > refreshed.Revision() {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("alice's entry was not refreshed within %v", patience)
+			t.Fatalf("alice's server's lease was not refreshed within %v", patience)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

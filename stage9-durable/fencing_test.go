@@ -109,8 +109,7 @@ func holderOf(t *testing.T, url, name string) string {
 	if err != nil {
 		t.Fatalf("%s's entry: %v", name, err)
 	}
-	server, _ := parseEntry(entry)
-	return server
+	return string(entry.Value())
 }
 
 // TestForgedSender publishes lines on the room's subjects from a NATS client of the test's
@@ -141,7 +140,7 @@ func TestForgedSender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, since := parseEntry(entry)
+	server, since := string(entry.Value()), entry.Revision()
 	say := func(server string, since uint64, line string) {
 		m := nats.NewMsg(subjectRoom + "." + subjectSay)
 		m.Header.Set(headerName, "alice")
@@ -160,8 +159,9 @@ func TestForgedSender(t *testing.T) {
 }
 
 // TestLeaseKept watches the registry for two leases while zed, in the room, says nothing:
-// zed's entry is rewritten before its server would stop trusting it (lease − margin after the
-// start of the last refresh), and never runs out. Then zed speaks, and is heard at once.
+// zed's server's lease is rewritten before the server would stop trusting it (lease − margin
+// after the start of the last refresh), and never runs out. Then zed speaks, and is heard
+// at once.
 func TestLeaseKept(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
@@ -183,7 +183,11 @@ func TestLeaseKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	watcher, err := kv.Watch(context.Background(), "zed")
+	entry, err := kv.Get(ctx, "zed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher, err := kv.Watch(context.Background(), serverKeys+string(entry.Value()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +200,7 @@ func TestLeaseKept(t *testing.T) {
 		case entry = <-watcher.Updates():
 		case <-end:
 			if gap := time.Since(last); gap > trusted {
-				t.Fatalf("zed's entry was last rewritten %v ago, want at most lease − margin, %v",
+				t.Fatalf("zed's server's lease was last rewritten %v ago, want at most lease − margin, %v",
 					gap.Round(time.Millisecond), trusted)
 			}
 			zed.send("still mine")
@@ -210,9 +214,9 @@ func TestLeaseKept(t *testing.T) {
 		switch {
 		case entry == nil: // the end of what was there before
 		case entry.Operation() != jetstream.KeyValuePut:
-			t.Fatalf("zed's entry ran out (%v) while zed was in the room", entry.Operation())
+			t.Fatalf("zed's server's lease ran out (%v) while zed was in the room", entry.Operation())
 		case !last.IsZero() && entry.Created().Sub(last) > trusted:
-			t.Fatalf("zed's entry was rewritten %v after the last time, want at most lease − margin, %v",
+			t.Fatalf("zed's server's lease was rewritten %v after the last time, want at most lease − margin, %v",
 				entry.Created().Sub(last).Round(time.Millisecond), trusted)
 		default:
 			last = entry.Created()

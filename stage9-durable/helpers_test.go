@@ -114,6 +114,9 @@ func startServer(t *testing.T, args ...string) *process {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 		<-s.done
+		if t.Failed() { // what each server said, to see why
+			t.Logf("server on port %d printed:\n%s", s.port, strings.Join(s.lines(), "\n"))
+		}
 		for _, line := range s.lines() {
 			if strings.Contains(line, "DATA RACE") { // a server built with -race: race_test.go
 				t.Errorf("the race detector found a data race in a server:\n%s", strings.Join(s.lines(), "\n"))

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,12 +47,12 @@ type client struct {
 	claiming bool     // its name is being claimed in the room's registry (names.go)
 	checking bool     // its lease is not known to be good: the registry is asked (names.go)
 	held     [][]byte // the lines it sent meanwhile, routed once it has joined, or may speak
+	unheard  [][]byte // the /msg sent to it while its lease was checked (cluster.go, hear)
 	reading  bool     // watched for reads: see updateReads in flood.go
 	// since is the revision of the registry's entry that gave it its name: which holder of
 	// the name it is, and its place in /who. revision is its entry's latest revision.
 	since, revision uint64
-	goodUntil       time.Time // it may speak for its name until then (names.go, speaksFor)
-	server          string    // remote: the ID of its server, its entry's value in the registry
+	server          string // remote: the ID of its server, its entry's value in the registry
 }
 
 // server is the loop's state, shared by the functions below.

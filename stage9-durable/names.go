@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,35 +21,48 @@ import (
 // and exactly one of two Creates of one key succeeds. So the room's names are keys in a bucket,
 // each holding the ID of the server its user is on.
 //
-// A name must also come back when its server dies without a word (kill -9, a laptop lid). The
-// bucket has a TTL, the lease (-lease): an entry that nobody rewrites for that long expires,
-// and NATS itself puts a marker in its place, which every server's watcher sees. Each server
-// rewrites its own entries, with an Update that succeeds only if the entry is still the one it
-// wrote. A dead server rewrites nothing: within a lease its users' names are free again.
+// A name must also come back when its server dies without a word (kill -9, a laptop lid). So
+// each server has one key of its own in the bucket, servers.ID, its lease: written with a TTL
+// (-lease), and rewritten every third of a lease while the server lives. A dead server rewrites
+// nothing: within a lease its key expires, NATS puts a marker in its place, and every server's
+// watcher sees its users leave. The names point at their server and are never rewritten: a
+// name whose server's key is gone is free, and the next server asked for it takes it over. So
+// keeping a room of 1,000 users costs NATS what keeping one costs: one write per server per
+// third of a lease (TestRefreshCost).
 //
 // The bucket is also the room's one list of who is where. Every server watches it: a put is
-// someone's arrival (or a refresh), a delete or a marker someone's departure, and the watcher
-// gives them to every server in one order, the bucket's revisions. An announcement that a
-// server missed cannot leave a ghost, nor hide a holder: the next entry says how things are.
+// someone's arrival, a delete someone's departure, a server's key gone all of its users'; the
+// watcher gives them to every server in one order, the bucket's revisions.
 //
-// The lease is also a fence. A server that stops (SIGSTOP, a frozen VM) has names that run out
-// while it cannot tell, and someone else may take them. So a server speaks for a name only
-// while it knows its lease is good: until lease − margin after the START of the last Create or
-// Update that succeeded (the bucket counts from a moment after that start). Refreshes are
-// scheduled from the start of the last one, every lease/3, and no operation waits more than
-// lease/10: a refresh that times out is followed by the next before the lease − margin runs
-// out (1/3 + 1/3 + 1/10 < 4/5), so one slow answer never silences anyone. TestLeaseKept and
-// TestPausedServer break when this rule does.
+// The lease is also a fence. A server that stops (SIGSTOP, a frozen VM) has a key that runs
+// out while it cannot tell, and someone else may take its names. So a server speaks for its
+// names only while it knows its lease is good: until lease − margin after the START of the
+// last write of its key that succeeded (the bucket counts from a moment after that start).
+// Writes are scheduled from the start of the last one, every lease/3, and none waits more
+// than lease/10 (refreshTimeout): a write that times out is followed by the next before the
+// lease − margin runs out (1/3 + 1/3 + 1/10 < 4/5). TestLeaseKept and TestPausedServer break
+// when this rule does.
 //
 // Every operation on the bucket is a round trip to NATS, which the loop must not wait for. So
 // the registry runs in a goroutine of its own: the loop asks (ask), the registry answers
 // through the loop's news (cluster.go).
 
-const namesBucket = "chat-names"
+const (
+	namesBucket = "chat-names"
+	// serverKeys is where the servers' leases are: servers.ID. A name is letters and digits
+	// only (legalName), so no name can be mistaken for one.
+	serverKeys = "servers."
+)
 
 // leaseMargin is how long before its end a server stops trusting a lease: time for a line
 // already sent to arrive before the name can change hands.
 func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
+
+// refreshTimeout bounds one operation on the bucket: a tenth of a lease, so that a refresh
+// that gets no answer still leaves time for the next one before the lease is no longer
+// trusted (see above). At the limit, the operation counts as failed: a claim is told to try
+// again, a refresh waits for the next (TestRefreshTimeout).
+func refreshTimeout(lease time.Duration) time.Duration { return lease / 10 }
 
 // requestKind says what the loop asks of the registry.
 type requestKind int
@@ -80,33 +92,30 @@ const (
 	noAnswer                    // NATS is there but did not answer: try again
 )
 
-// holding is one of our names in the bucket: the revision of the entry we last wrote, and of
-// the one that created it (since), which says which holder of the name we are. 0: not in the
-// bucket yet (claimed while the room was split).
-type holding struct{ revision, since uint64 }
-
-// registry keeps this server's names in the bucket.
+// registry keeps this server's lease and names in the bucket.
 type registry struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	kv       jetstream.KeyValue
 	id       string        // this server's mark on its entries
-	asked    time.Duration // -lease: the bucket's TTL, if this server creates it
-	lease    time.Duration // the bucket's TTL: the room's lease, whoever set it
+	lease    time.Duration // -lease: the TTL of this server's key
 	replicas int           // how many copies of the bucket NATS keeps
+	created  time.Time     // when NATS made the bucket: another time means it lost the first
 	news     *inbox
 
 	watcher    jetstream.KeyWatcher
 	seen       *atomic.Uint64 // the last revision the watcher showed, from its goroutine
-	checkpoint uint64         // the bucket's last revision at the last check (checkWatcher)
+	checkpoint uint64         // the bucket's last revision at the last check (replaceStalledWatcher)
 	epoch      int            // the epoch of the last rejoin, which started the watcher
+	failed     string         // why the last rejoin failed, said once until it changes
 
 	mu       sync.Mutex
 	requests []request
 	wake     chan struct{}
 
-	owned   map[string]holding // our names
-	stopped chan struct{}      // closed when stop is done
+	leaseKey uint64            // the revision of our key as we last wrote it; 0: none yet
+	owned    map[string]uint64 // our names, and the revision of the entry that gave each to us
+	stopped  chan struct{}     // closed when stop is done
 }
 
 // bucketConfig is the bucket every server creates, or finds.
@@ -114,13 +123,11 @@ func bucketConfig(lease time.Duration, replicas int) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      namesBucket,
 		Description: "who is who in the chat room of stage9-durable",
-		TTL:         lease,
-		// Without markers an expired entry would vanish without a trace; with them, the
-		// watchers hear of it (and keep hearing for this long, for a watcher that starts late).
+		// Keys may carry a TTL of their own (the servers' leases), and one that expires
+		// leaves a marker, kept this long, which the watchers hear of.
 		LimitMarkerTTL: lease,
 		Storage:        jetstream.MemoryStorage, // names live as long as their users: no disk
-		// On a NATS cluster, three copies: the room keeps its names when one node dies.
-		Replicas: replicas,
+		Replicas:       replicas,
 	}
 }
 
@@ -130,43 +137,53 @@ func newRegistry(nc *nats.Conn, news *inbox, lease time.Duration) (*registry, er
 		return nil, err
 	}
 	return &registry{nc: nc, js: js, id: nats.NewInbox()[len(nats.InboxPrefix):], news: news,
-		asked: lease, lease: lease, wake: make(chan struct{}, 1), owned: map[string]holding{},
+		lease: lease, wake: make(chan struct{}, 1), owned: map[string]uint64{},
 		stopped: make(chan struct{})}, nil
 }
 
-// operation gives one operation on the bucket at most a tenth of the lease (see above).
+// operation gives one operation on the bucket its refreshTimeout.
 func (r *registry) operation() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), r.lease/10)
+	return context.WithTimeout(context.Background(), refreshTimeout(r.lease))
 }
 
-// openBucket finds the bucket, or creates it: with three copies if NATS is a cluster that can
-// keep them, else one. A bucket that exists keeps its settings: its TTL is the room's lease.
-func (r *registry) openBucket(ctx context.Context) error {
+// errCopies says that a NATS cluster did not give the bucket three copies.
+var errCopies = errors.New("NATS cannot keep three copies of the room's names")
+
+// openBucket finds the bucket, or creates it. On a NATS cluster it has three copies, so that
+// the room keeps its names when a node dies; a cluster that cannot give them now (a node is
+// down) gets asked again, never settled with fewer for good. A single NATS server keeps one.
+// It reports whether NATS lost the bucket the registry used before (deleted, or a NATS
+// restarted without its memory).
+func (r *registry) openBucket(ctx context.Context) (lost bool, err error) {
 	kv, err := r.js.KeyValue(ctx, namesBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = r.js.CreateKeyValue(ctx, bucketConfig(r.asked, 3))
-		if err != nil && !errors.Is(err, jetstream.ErrBucketExists) && ctx.Err() == nil {
-			// A single NATS server, or a cluster of fewer than three: one copy it is.
-			kv, err = r.js.CreateKeyValue(ctx, bucketConfig(r.asked, 1))
+		replicas := 1
+		if r.nc.ConnectedClusterName() != "" {
+			replicas = 3
 		}
+		kv, err = r.js.CreateKeyValue(ctx, bucketConfig(r.lease, replicas))
 		if errors.Is(err, jetstream.ErrBucketExists) { // another server was quicker
 			kv, err = r.js.KeyValue(ctx, namesBucket)
+		} else if err != nil && replicas == 3 {
+			err = fmt.Errorf("%w (%v)", errCopies, why(err))
 		}
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
-		return errors.New("JetStream is off there (start nats-server with -js)")
+		return false, errors.New("JetStream is off there (start nats-server with -js)")
 	case errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported):
-		return errors.New("it is older than nats-server 2.11, which brought the TTLs this stage needs")
+		return false, errors.New("it is older than nats-server 2.11, which brought the TTLs this stage needs")
 	case err != nil:
-		return err
+		return false, err
 	}
 	status, err := kv.Status(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	r.kv, r.lease, r.replicas = kv, status.TTL(), status.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas
-	return nil
+	info := status.(*jetstream.KeyValueBucketStatus).StreamInfo()
+	lost = !r.created.IsZero() && !info.Created.Equal(r.created)
+	r.kv, r.replicas, r.created = kv, info.Config.Replicas, info.Created
+	return lost, nil
 }
 
 // ask queues a request for the registry; it never waits.
@@ -180,29 +197,31 @@ func (r *registry) ask(q request) {
 	}
 }
 
-// run is the registry's goroutine. It sleeps until asked, until its names need refreshing,
-// or until the watcher's check, every third of a lease: one short request to NATS.
-func (r *registry) run() {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+// serve is the registry's goroutine. It sleeps until asked, until its lease needs rewriting,
+// until a failed rejoin is due again, or until the watcher's check, every third of a lease.
+func (r *registry) serve() {
 	var next time.Time // the next refresh, counted from the start of the last one
+	refresh := time.NewTimer(r.lease / 3)
 	var retry <-chan time.Time
 	rejoining := -1 // the epoch of a rejoin that failed and waits for retry
-	// checkWatcher's ticker.
 	watchCheck := time.NewTicker(r.lease / 3)
 	defer watchCheck.Stop()
-	for {
-		var refresh <-chan time.Time
-		switch {
-		case len(r.owned) == 0:
-			next = time.Time{}
-		case next.IsZero():
-			next = time.Now().Add(r.lease / 3)
-			fallthrough
-		default:
-			timer.Reset(time.Until(next))
-			refresh = timer.C
+	// again rejoins for epoch, and on failure says why and tries again in a second.
+	again := func(epoch int) {
+		retry, rejoining = nil, epoch
+		if err := r.rejoin(epoch); err != nil {
+			if why := why(err).Error(); why != r.failed {
+				r.failed = why
+				r.log("Server: cannot rejoin the room yet: %s; trying again every second", why)
+			}
+			retry = time.After(time.Second)
+			return
 		}
+		r.failed, rejoining = "", -1
+		next = time.Now().Add(r.lease / 3)
+		refresh.Reset(time.Until(next))
+	}
+	for {
 		select {
 		case <-r.wake:
 			r.mu.Lock()
@@ -216,34 +235,26 @@ func (r *registry) run() {
 				case release:
 					r.release(q.name)
 				case check:
-					next = time.Now().Add(r.lease / 3)
-					r.refresh()
+					if r.refresh() != nil {
+						again(r.epoch)
+					}
 				case rejoin:
-					retry, rejoining = nil, q.epoch
-					if err := r.rejoin(q.epoch); err != nil {
-						r.log("Server: cannot rejoin the room yet: %v; trying again", why(err))
-						retry = time.After(time.Second)
-					} else {
-						next, rejoining = time.Now().Add(r.lease/3), -1
-					}
+					again(q.epoch)
 				case stop:
-					if r.watcher != nil {
-						r.watcher.Stop()
-					}
-					for name := range r.owned {
-						r.release(name)
-					}
-					close(r.stopped)
+					r.stop()
 					return
 				}
 			}
-		case <-refresh:
+		case <-refresh.C:
 			next = time.Now().Add(r.lease / 3) // from the start of this one, whatever it takes
-			r.refresh()
+			refresh.Reset(time.Until(next))
+			if rejoining < 0 && r.refresh() != nil {
+				again(r.epoch)
+			}
 		case <-retry:
-			r.ask(request{kind: rejoin, epoch: rejoining})
+			again(rejoining)
 		case <-watchCheck.C:
-			r.checkWatcher()
+			r.replaceStalledWatcher()
 		}
 	}
 }
@@ -260,14 +271,55 @@ func (r *registry) log(format string, args ...any) {
 	r.news.push(news{kind: newsLog, data: fmt.Appendf(nil, format, args...)})
 }
 
-// confirmed is what the loop learns when a claim or refresh of name went through: the server
-// may speak for it until goodUntil.
-func (r *registry) confirmed(name string, h holding, start time.Time) news {
-	return news{kind: newsConfirmed, name: name, from: holder{r.id, h.since}, revision: h.revision,
-		goodUntil: start.Add(r.lease - leaseMargin(r.lease))}
+// leaseGood is what the loop learns when the server's key was written: it may speak for its
+// names until lease − margin after start.
+func (r *registry) leaseGood(start time.Time) news {
+	return news{kind: newsLeaseGood, goodUntil: start.Add(r.lease - leaseMargin(r.lease))}
 }
 
-// claim asks the bucket for q.name: create-if-absent, so exactly one claim of a name wins.
+// errLapsed says that this server's key ran out, or is gone with the bucket: the other servers
+// saw our users leave, and our names may be anyone's.
+var errLapsed = errors.New("this server's lease ran out")
+
+// rewriteLease writes our key again, with its TTL, if it is still the one we wrote last.
+func (r *registry) rewriteLease(ctx context.Context) error {
+	if r.leaseKey == 0 {
+		return errLapsed
+	}
+	ack, err := r.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + namesBucket + "." + serverKeys + r.id,
+		Data: []byte(r.id)}, jetstream.WithMsgTTL(r.lease), jetstream.WithExpectLastSequencePerSubject(r.leaseKey))
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+		r.leaseKey = ack.Sequence
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+		r.leaseKey, err = 0, errLapsed
+	}
+	return err
+}
+
+// refresh rewrites our key: one write, however many names the server holds. A key that ran
+// out, or a bucket that is gone, is an error: serve then rejoins, which claims our names
+// again. A refresh that NATS did not answer in time is no error: the next one tries again.
+func (r *registry) refresh() error {
+	if !r.nc.IsConnected() {
+		return nil
+	}
+	ctx, cancel := r.operation()
+	defer cancel()
+	start := time.Now()
+	if err := r.rewriteLease(ctx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil
+		}
+		return err
+	}
+	r.news.push(r.leaseGood(start))
+	return nil
+}
+
+// claim asks the bucket for q.name, and answers the loop.
 func (r *registry) claim(q request) {
 	answer := news{kind: newsClaimed, name: q.name, client: q.client}
 	if _, mine := r.owned[q.name]; mine {
@@ -278,21 +330,18 @@ func (r *registry) claim(q request) {
 	if !r.nc.IsConnected() {
 		// The room is split: the server can check only its own users, and claims the name
 		// in the bucket when NATS is back (rejoin).
-		r.owned[q.name] = holding{}
+		r.owned[q.name] = 0
 		answer.claim = alone
 		r.news.push(answer)
 		return
 	}
 	ctx, cancel := r.operation()
 	defer cancel()
-	start := time.Now()
-	revision, err := r.kv.Create(ctx, q.name, []byte(r.id))
+	revision, err := r.takeName(ctx, q.name, 0)
 	switch {
 	case err == nil:
-		h := holding{revision, revision}
-		r.owned[q.name] = h
-		confirmed := r.confirmed(q.name, h, start)
-		answer.claim, answer.from, answer.revision, answer.goodUntil = granted, confirmed.from, revision, confirmed.goodUntil
+		r.owned[q.name] = revision
+		answer.claim, answer.from = granted, holder{r.id, revision}
 	case errors.Is(err, jetstream.ErrKeyExists):
 		answer.claim = taken
 	default:
@@ -301,114 +350,106 @@ func (r *registry) claim(q request) {
 	r.news.push(answer)
 }
 
+// takeName makes name ours: the entry we hold (since), rewritten so that the watchers see us
+// arrive again; or a new entry if there is none; or the entry of a server whose lease ran
+// out, taken over. Each step succeeds only if the entry is still what we saw, so that of two
+// servers that try at once exactly one wins. It returns ErrKeyExists if a living server holds
+// the name.
+func (r *registry) takeName(ctx context.Context, name string, since uint64) (uint64, error) {
+	if since > 0 {
+		if revision, err := r.kv.Update(ctx, name, []byte(r.id), since); err == nil {
+			return revision, nil
+		}
+	}
+	revision, err := r.kv.Create(ctx, name, []byte(r.id))
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return revision, err
+	}
+	entry, err := r.kv.Get(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	server := string(entry.Value())
+	if _, err := r.kv.Get(ctx, serverKeys+server); server == r.id || !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if err == nil || server == r.id {
+			err = jetstream.ErrKeyExists
+		}
+		return 0, err
+	}
+	return r.kv.Update(ctx, name, []byte(r.id), entry.Revision()) // its server is gone
+}
+
 // release gives a name back. It deletes the entry only if it is still ours: after a split,
 // the name may be someone else's by now.
 func (r *registry) release(name string) {
-	h, ok := r.owned[name]
+	since, ok := r.owned[name]
 	delete(r.owned, name)
-	if !ok || h.revision == 0 || !r.nc.IsConnected() {
-		return // not in the bucket: nothing to give back, or it runs out by itself
+	if !ok || since == 0 || !r.nc.IsConnected() {
+		return // not in the bucket: nothing to give back, or its server's lease frees it
 	}
 	ctx, cancel := r.operation()
 	defer cancel()
-	r.kv.Delete(ctx, name, jetstream.LastRevision(h.revision))
+	r.kv.Delete(ctx, name, jetstream.LastRevision(since))
 }
 
-// refresh rewrites our entries before they run out, and claims again those that ran out anyway
-// (NATS was away, or this server stopped, longer than the lease). Each confirmation tells the
-// loop how long it may speak for the name; a name someone else has now is lost.
-func (r *registry) refresh() {
-	if !r.nc.IsConnected() {
-		return
+// stop gives every name back, and the lease, at shutdown.
+func (r *registry) stop() {
+	if r.watcher != nil {
+		r.watcher.Stop()
 	}
-	for name, h := range r.owned {
-		start := time.Now()
-		switch h, err := r.reclaim(name, h); {
-		case errors.Is(err, jetstream.ErrKeyExists):
-			delete(r.owned, name)
-			r.news.push(news{kind: newsLost, name: name})
-		case err == nil:
-			r.owned[name] = h
-			r.news.push(r.confirmed(name, h, start))
-		} // any other error: NATS did not answer in time; the next refresh tries again
+	for name := range r.owned {
+		r.release(name)
 	}
+	if r.leaseKey > 0 && r.nc.IsConnected() {
+		ctx, cancel := r.operation()
+		r.kv.Delete(ctx, serverKeys+r.id, jetstream.LastRevision(r.leaseKey))
+		cancel()
+	}
+	close(r.stopped)
 }
 
-// entryValue is what an entry holds: our ID, and after the first write the revision that
-// created it, so that a watcher that starts late still knows which holder a refresh is of.
-func (r *registry) entryValue(since uint64) []byte {
-	if since == 0 {
-		return []byte(r.id)
-	}
-	return fmt.Appendf(nil, "%s %d", r.id, since)
-}
-
-// reclaim keeps name ours: it rewrites the entry if it is still ours, or creates it again if
-// it ran out. It returns ErrKeyExists if someone else has the name now.
-func (r *registry) reclaim(name string, h holding) (holding, error) {
-	ctx, cancel := r.operation()
-	defer cancel()
-	if h.revision > 0 {
-		revision, err := r.kv.Update(ctx, name, r.entryValue(h.since), h.revision)
-		if err == nil {
-			return holding{revision, h.since}, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return h, err
-		}
-	}
-	revision, err := r.kv.Create(ctx, name, r.entryValue(0))
-	if err == nil {
-		return holding{revision, revision}, nil
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		// Ours after all (an update that went through, but whose answer was lost)?
-		if entry, getErr := r.kv.Get(ctx, name); getErr == nil {
-			if server, since := parseEntry(entry); server == r.id {
-				return holding{entry.Revision(), since}, nil
-			}
-		}
-	}
-	return h, err
-}
-
-// parseEntry reads an entry's value: the holder's server, and the revision that created it.
-func parseEntry(entry jetstream.KeyValueEntry) (server string, since uint64) {
-	server, sinceText, ok := strings.Cut(string(entry.Value()), " ")
-	if since, _ = strconv.ParseUint(sinceText, 10, 64); !ok || since == 0 {
-		since = entry.Revision() // the entry that created it
-	}
-	return server, since
-}
-
-// rejoin runs when NATS is back, and once at start: it finds or creates the bucket (a
-// restarted NATS may have lost it), claims our names again, and watches the bucket afresh,
-// sending the loop the room as it is now. It has a deadline: a NATS that answers slowly or
-// goes away again must not keep the claims behind it waiting for ever.
+// rejoin runs once at start, when NATS is back, and when our lease ran out or the bucket is
+// gone: it finds or creates the bucket, writes our key, claims our names again if the others
+// may have seen them go, and watches the bucket afresh, sending the loop the room as it is
+// now. It has a deadline: a NATS that answers slowly or goes away again must not keep the
+// claims behind it waiting for ever.
 func (r *registry) rejoin(epoch int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), max(r.lease, 2*time.Second))
 	defer cancel()
-	if err := r.openBucket(ctx); err != nil {
+	lost, err := r.openBucket(ctx)
+	if err != nil {
 		return err
 	}
-	for name, h := range r.owned {
-		start := time.Now()
-		switch h, err := r.reclaim(name, h); {
+	start := time.Now()
+	err = r.rewriteLease(ctx)
+	lapsed := errors.Is(err, errLapsed)
+	if lapsed {
+		r.leaseKey, err = r.kv.Create(ctx, serverKeys+r.id, []byte(r.id), jetstream.KeyTTL(r.lease))
+	}
+	if err != nil {
+		return err
+	}
+	for name, since := range r.owned {
+		if !lapsed && since > 0 {
+			continue // its entry still points at our key, which never ran out: still ours
+		}
+		switch revision, err := r.takeName(ctx, name, since); {
 		case errors.Is(err, jetstream.ErrKeyExists):
 			delete(r.owned, name)
 			r.news.push(news{kind: newsLost, name: name})
 		case err != nil:
 			return err
 		default:
-			r.owned[name] = h
-			r.news.push(r.confirmed(name, h, start))
+			r.owned[name] = revision
+			r.news.push(news{kind: newsConfirmed, name: name, from: holder{r.id, revision}})
 		}
 	}
-	return r.watchAfresh(ctx, epoch)
+	r.news.push(r.leaseGood(start))
+	return r.watchAfresh(ctx, epoch, lost)
 }
 
 // watchAfresh starts a new watcher of the bucket, and sends the loop the room as it shows it.
-func (r *registry) watchAfresh(ctx context.Context, epoch int) error {
+func (r *registry) watchAfresh(ctx context.Context, epoch int, lost bool) error {
 	if r.watcher != nil {
 		r.watcher.Stop()
 	}
@@ -424,12 +465,12 @@ func (r *registry) watchAfresh(ctx context.Context, epoch int) error {
 		case entry := <-watcher.Updates():
 			if entry != nil {
 				r.seen.Store(entry.Revision())
-				if n, ok := r.entryNews(entry, epoch); ok && n.kind == newsEntry {
+				if n, ok := r.entryNews(entry, epoch); ok && n.kind != newsDeleted && n.kind != newsServerGone {
 					entries = append(entries, n)
 				}
 				continue
 			}
-			r.news.push(news{kind: newsRejoined, epoch: epoch, entries: entries})
+			r.news.push(news{kind: newsRejoined, epoch: epoch, entries: entries, lost: lost})
 			go r.watch(watcher, r.seen, epoch)
 			return nil
 		case <-ctx.Done():
@@ -440,12 +481,13 @@ func (r *registry) watchAfresh(ctx context.Context, epoch int) error {
 	}
 }
 
-// checkWatcher makes sure the watcher keeps up: by now it must have shown what the bucket
-// held at the last check, a third of a lease ago. One that has not is stuck (its NATS node
-// died, or the client library is recreating its consumer, which can take it 20 s), and the
-// room's arrivals and departures would stop reaching this server meanwhile. So a new watcher
-// takes over where the old one stopped, and shows every change since, in order.
-func (r *registry) checkWatcher() {
+// replaceStalledWatcher makes sure the watcher keeps up: by now it must have shown what the
+// bucket held at the last check, a third of a lease ago. One that has not is stuck (its NATS
+// node died, or the client library is recreating its consumer, which can take it 20 s), and
+// the room's arrivals and departures would stop reaching this server meanwhile. So a new
+// watcher takes over where the old one stopped, and shows every change since, in order: a
+// stall is noticed at the second check after it began, within two thirds of a lease.
+func (r *registry) replaceStalledWatcher() {
 	if r.watcher == nil || !r.nc.IsConnected() {
 		return
 	}
@@ -471,20 +513,23 @@ func (r *registry) checkWatcher() {
 	r.checkpoint = last
 }
 
-// entryNews turns an entry of the bucket into news for the loop; our own puts are not news.
+// entryNews turns an entry of the bucket into news for the loop; our own names are not news.
 func (r *registry) entryNews(entry jetstream.KeyValueEntry, epoch int) (news, bool) {
 	n := news{kind: newsEntry, name: entry.Key(), revision: entry.Revision(), epoch: epoch}
-	switch entry.Operation() {
-	case jetstream.KeyValuePut:
-		server, since := parseEntry(entry)
-		n.from = holder{server, since}
-		return n, server != r.id
-	case jetstream.KeyValuePurge:
-		n.kind = newsExpired // its server stopped refreshing it
-	default:
-		n.kind = newsDeleted // its server gave it back
+	put := entry.Operation() == jetstream.KeyValuePut
+	if server, ok := strings.CutPrefix(entry.Key(), serverKeys); ok {
+		n.name, n.from.server = "", server
+		if n.kind = newsServerUp; !put {
+			n.kind = newsServerGone // its lease ran out, or it gave it back
+		}
+		return n, true
 	}
-	return n, true
+	if !put {
+		n.kind = newsDeleted // its server gave it back
+		return n, true
+	}
+	n.from = holder{string(entry.Value()), entry.Revision()}
+	return n, n.from.server != r.id
 }
 
 // watch passes on, from its own goroutine, every change in the bucket after the snapshot.
@@ -536,7 +581,7 @@ func (s *server) claimed(c *client, n news) {
 	if stale := s.named(n.name); stale != nil {
 		s.leave(stale, errSilent) // the registry says its entry is gone: we missed the news
 	}
-	c.since, c.revision, c.goodUntil = n.from.since, n.revision, n.goodUntil
+	c.since = n.from.since
 	s.enter(c, n.name) // main.go
 	s.updateReads(c)
 	held := c.held
@@ -544,15 +589,23 @@ func (s *server) claimed(c *client, n news) {
 	s.route(c, held)
 }
 
-// confirmedLease is the registry's word that c still holds its name, until goodUntil: the
-// lines it held while the lease was not known to be good go out now.
-func (s *server) confirmedLease(n news) {
-	c := s.named(n.name)
-	if c == nil || c.remote {
-		return // it left meanwhile; the registry gives the name back
+// confirmed is the registry's word that one of our names is ours again, after our lease ran
+// out or NATS was away: since says which holder it is now.
+func (s *server) confirmed(n news) {
+	if c := s.named(n.name); c != nil && !c.remote {
+		c.since = n.from.since
 	}
-	c.since, c.revision, c.goodUntil = n.from.since, max(c.revision, n.revision), n.goodUntil
-	s.resume(c)
+}
+
+// leaseGood is the registry's word that this server's key was rewritten: it may speak for its
+// names until goodUntil, and the lines its users held meanwhile go out now.
+func (s *server) leaseGood(n news) {
+	s.goodUntil = n.goodUntil
+	for _, c := range s.joined {
+		if !c.remote {
+			s.resume(c)
+		}
+	}
 }
 
 // speaksFor reports whether the server may speak for c's name now: while its lease is known to
@@ -561,11 +614,11 @@ func (s *server) confirmedLease(n news) {
 // room nothing goes out to other servers: c speaks to this server's users only.
 func (s *server) speaksFor(c *client) bool {
 	now := time.Now()
-	return s.split || now.Before(c.goodUntil) && now.Round(0).Before(c.goodUntil.Round(0))
+	return s.split || c.since > 0 && now.Before(s.goodUntil) && now.Round(0).Before(s.goodUntil.Round(0))
 }
 
-// wait holds c's lines until the registry confirms its lease (or says it is lost), and asks it
-// to check now rather than at the next refresh.
+// wait holds c's lines until the registry confirms the lease (or says the name is lost), and
+// asks it to check now rather than at the next refresh.
 func (s *server) wait(c *client, lines [][]byte) {
 	s.hold(c, lines)
 	if !c.checking {
@@ -575,14 +628,18 @@ func (s *server) wait(c *client, lines [][]byte) {
 	}
 }
 
-// resume sends the lines c held while its lease was being checked, if it may speak now.
+// resume sends the lines c held while the lease was being checked, and the /msg it was sent
+// meanwhile, if it may speak now.
 func (s *server) resume(c *client) {
 	if !c.checking || !s.speaksFor(c) {
 		return
 	}
 	c.checking = false
 	s.updateReads(c)
+	for _, line := range c.unheard {
+		s.send(c, string(line))
+	}
 	held := c.held
-	c.held = nil
+	c.held, c.unheard = nil, nil
 	s.route(c, held)
 }
