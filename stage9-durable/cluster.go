@@ -249,6 +249,17 @@ func (s *server) joinCluster() {
 	if err == nil {
 		err = s.registry.rejoin(0) // the room as it is now: the first news the loop takes
 	}
+	// A NATS cluster with a node down cannot give the names three copies: the server says so,
+	// and waits for the node, before it lets anyone in (they wait in the listener's backlog).
+	for said := false; errors.Is(err, errCopies); err = s.registry.rejoin(0) {
+		if !said {
+			fmt.Fprintf(s.out, "Server: %v yet; trying again\nServer:   every second (NATS says: %s)\n",
+				errCopies, strings.TrimPrefix(err.Error(), errCopies.Error()+": "))
+			s.handLog() // log.go: the loop, which hands the log on, has not started yet
+			said = true
+		}
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		usageError("NATS at %s cannot keep the room's names: %v", s.shownURL, err)
 	}

@@ -99,6 +99,12 @@ var startedLine = regexp.MustCompile(`port (\d+)\.\.\.$`)
 // kills it at the end of the test.
 func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startUntil(t, `^Server: in the room through NATS`, args...)
+}
+
+// startUntil is startServer, waiting for a line that matches pattern.
+func startUntil(t *testing.T, pattern string, args ...string) *process {
+	t.Helper()
 	s := &process{t: t, more: make(chan struct{}, 1), done: make(chan struct{})}
 	s.cmd = exec.Command(stageBinary, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // where a killed hub leaves its NATS files
@@ -139,7 +145,7 @@ func startServer(t *testing.T, args ...string) *process {
 	}()
 	started := s.waitLog(startedLine.String())
 	s.port, _ = strconv.Atoi(startedLine.FindStringSubmatch(started)[1])
-	s.waitLog(`^Server: in the room through NATS`)
+	s.waitLog(pattern)
 	return s
 }
 

@@ -165,7 +165,7 @@ func (r *registry) openBucket(ctx context.Context) (lost bool, err error) {
 		if errors.Is(err, jetstream.ErrBucketExists) { // another server was quicker
 			kv, err = r.js.KeyValue(ctx, namesBucket)
 		} else if err != nil && replicas == 3 {
-			err = fmt.Errorf("%w (%v)", errCopies, why(err))
+			err = fmt.Errorf("%w: %s", errCopies, natsSays(err))
 		}
 	}
 	switch {
@@ -267,6 +267,15 @@ func why(err error) error {
 	return err
 }
 
+// natsSays is what NATS said, without the client library's codes.
+func natsSays(err error) string {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Description
+	}
+	return why(err).Error()
+}
+
 func (r *registry) log(format string, args ...any) {
 	r.news.push(news{kind: newsLog, data: fmt.Appendf(nil, format, args...)})
 }
@@ -287,7 +296,8 @@ func (r *registry) rewriteLease(ctx context.Context) error {
 		return errLapsed
 	}
 	ack, err := r.js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + namesBucket + "." + serverKeys + r.id,
-		Data: []byte(r.id)}, jetstream.WithMsgTTL(r.lease), jetstream.WithExpectLastSequencePerSubject(r.leaseKey))
+		Data: []byte(r.id)}, jetstream.WithMsgTTL(r.lease), jetstream.WithExpectLastSequencePerSubject(r.leaseKey),
+		jetstream.WithRetryAttempts(0)) // no bucket there: say so now, rather than time out
 	var apiErr *jetstream.APIError
 	switch {
 	case err == nil:

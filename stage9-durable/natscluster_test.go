@@ -17,16 +17,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// startNATSCluster starts three NATS servers with JetStream on 127.0.0.1, clustered as the
+// startNATSCluster starts size NATS servers with JetStream on 127.0.0.1, clustered as the
 // README's configuration files cluster them: clients and routes alike must give the secret.
-// It returns once JetStream has a leader that all three follow.
-func startNATSCluster(t *testing.T, secret string) []*natsserver.Server {
+// It returns once JetStream has a leader that all of them follow, with each node's options.
+func startNATSCluster(t *testing.T, secret string, size int) ([]*natsserver.Server, []*natsserver.Options) {
 	t.Helper()
 	// Every node must list its routes (JetStream asks for them), so the route ports are
 	// chosen first: free ports the kernel gives, closed again just before the nodes take them.
 	var routes []*url.URL
 	var ports []int
-	for range 3 {
+	for range size {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -36,8 +36,9 @@ func startNATSCluster(t *testing.T, secret string) []*natsserver.Server {
 		l.Close()
 	}
 	var nodes []*natsserver.Server
-	for i := range 3 {
-		ns, err := natsserver.NewServer(&natsserver.Options{
+	var options []*natsserver.Options
+	for i := range size {
+		options = append(options, &natsserver.Options{
 			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 			Authorization: secret,
@@ -45,12 +46,7 @@ func startNATSCluster(t *testing.T, secret string) []*natsserver.Server {
 				Username: "route", Password: secret},
 			Routes: routes,
 		})
-		if err != nil {
-			t.Fatalf("cannot start NATS: %v", err)
-		}
-		go ns.Start()
-		t.Cleanup(ns.Shutdown)
-		nodes = append(nodes, ns)
+		nodes = append(nodes, startNode(t, options[i]))
 	}
 	for _, ns := range nodes {
 		if !ns.ReadyForConnections(2 * patience) {
@@ -61,15 +57,15 @@ func startNATSCluster(t *testing.T, secret string) []*natsserver.Server {
 	for {
 		leaders, current := 0, 0
 		for _, ns := range nodes {
-			if ns.JetStreamIsLeader() && len(ns.JetStreamClusterPeers()) == 3 {
+			if ns.JetStreamIsLeader() && len(ns.JetStreamClusterPeers()) == size {
 				leaders++ // only the leader lists the peers
 			}
 			if ns.JetStreamIsCurrent() {
 				current++
 			}
 		}
-		if leaders == 1 && current == 3 {
-			return nodes
+		if leaders == 1 && current == size {
+			return nodes, options
 		}
 		select {
 		case <-deadline:
@@ -79,6 +75,18 @@ func startNATSCluster(t *testing.T, secret string) []*natsserver.Server {
 	}
 }
 
+// startNode starts one node of a NATS cluster, and stops it at the end of the test.
+func startNode(t *testing.T, options *natsserver.Options) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(options)
+	if err != nil {
+		t.Fatalf("cannot start NATS: %v", err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
 // TestNATSCluster runs the room on a cluster of three NATS nodes, and kills the node that
 // leads the names' bucket: the bucket has three copies (no flag asked for them), the room keeps
 // talking, a new name is granted and a taken one refused, once the other two nodes have
@@ -86,7 +94,7 @@ func startNATSCluster(t *testing.T, secret string) []*natsserver.Server {
 func TestNATSCluster(t *testing.T) {
 	t.Parallel()
 	secret := rand.Text()
-	nodes := startNATSCluster(t, secret)
+	nodes, _ := startNATSCluster(t, secret, 3)
 	urls := func(last *natsserver.Server) string {
 		var list []string
 		for _, ns := range append(nodes, last) {
