@@ -71,6 +71,7 @@ type cluster struct {
 	news     inbox              // what the NATS goroutines bring the loop
 	registry *registry          // names.go
 	split    bool               // NATS is gone: the room is cut in pieces, each server alone
+	away     []*client          // the members on other servers when the room split
 	epoch    int                // how many times NATS was lost: news from before is stale
 	// ahead keeps what a holder said before the watcher brought its entry, for its arrival.
 	ahead     map[string][]news
@@ -93,20 +94,21 @@ const (
 type newsKind int
 
 const (
-	newsSay        newsKind = iota // data: lines for everyone here, from a holder
-	newsMsg                        // data: a line for name alone, from a holder
-	newsLeave                      // name left, says its holder
-	newsEntry                      // the registry's watcher: from holds name now (revision)
-	newsDeleted                    // the registry's watcher: name was given back (revision)
-	newsServerUp                   // the registry's watcher: from.server has a lease
-	newsServerGone                 // the registry's watcher: from.server's lease ended
-	newsSplit                      // NATS is gone (err says why); epoch counts the losses
-	newsRejoined                   // NATS is back: entries are the room now, for epoch
-	newsClaimed                    // the registry answered client's claim for name
-	newsConfirmed                  // one of our names is ours again, since from.since
-	newsLeaseGood                  // this server's lease is good until goodUntil
-	newsLost                       // one of our names is someone else's now
-	newsLog                        // data, a line for the log
+	newsSay         newsKind = iota // data: lines for everyone here, from a holder
+	newsMsg                         // data: a line for name alone, from a holder
+	newsLeave                       // name left, says its holder
+	newsEntry                       // the registry's watcher: from holds name now (revision)
+	newsDeleted                     // the registry's watcher: name was given back (revision)
+	newsServerUp                    // the registry's watcher: from.server has a lease
+	newsServerGone                  // the registry's watcher: from.server's lease ended
+	newsSplit                       // NATS is gone (err says why); epoch counts the losses
+	newsReconnected                 // NATS is back, for epoch: lines flow again
+	newsRejoined                    // the registry is back: entries are the room now, for epoch
+	newsClaimed                     // the registry answered client's claim for name
+	newsConfirmed                   // one of our names is ours again, since from.since
+	newsLeaseGood                   // this server's lease is good until goodUntil
+	newsLost                        // one of our names is someone else's now
+	newsLog                         // data, a line for the log
 )
 
 // holder says which holder of a name someone is: the server, and the revision of the entry
@@ -379,6 +381,7 @@ func (s *server) listen(messages chan *nats.Msg, conn chan connEvent) {
 			s.onRoomMessage(m)
 		case e := <-conn:
 			if e.up {
+				s.news.push(news{kind: newsReconnected, epoch: epoch})
 				s.registry.ask(request{kind: rejoin, epoch: epoch})
 				continue
 			}
@@ -481,6 +484,10 @@ func (s *server) hearNews() {
 			}
 		case newsSplit:
 			s.onSplit(n.err, n.epoch)
+		case newsReconnected:
+			if n.epoch == s.epoch { // else NATS was lost again meanwhile
+				s.onReconnected()
+			}
 		case newsRejoined:
 			if n.epoch == s.epoch { // else NATS was lost again meanwhile: another rejoin comes
 				s.onRejoined(n.entries, n.lost)
@@ -642,7 +649,7 @@ func (s *server) onSplit(err error, epoch int) {
 			here = append(here, c)
 		}
 	}
-	s.joined = here
+	s.joined, s.away = here, away
 	clear(s.ahead)
 	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.shownURL, err)
 	for _, c := range here {
@@ -656,20 +663,29 @@ func (s *server) onSplit(err error, epoch int) {
 	}
 }
 
-// onRejoined: NATS is back (or the server has just joined, or its lease ran out, or NATS lost
-// the bucket), the registry holds our names again, and entries are the room now, in the order
-// they came. If NATS lost the bucket, the users are told that their names were claimed again.
-func (s *server) onRejoined(entries []news, lost bool) {
-	if s.split {
-		s.split = false
-		s.shownURL = connectedTo(s.nc) // in a NATS cluster, maybe another node
-		fmt.Fprintf(s.out, "Server: reconnected to NATS at %s: the room is whole again\n", s.shownURL)
-		for _, c := range s.joined {
-			if !c.remote {
-				s.send(c, "* The room is whole again (what was said on the other side meanwhile is lost)\n")
-			}
+// onReconnected: NATS is back. Lines flow again at once, to and from the members who were out
+// of reach, without waiting for the names' bucket, which may be electing a new leader on a
+// NATS cluster: the registry's rejoin, when it comes, says who left or came meanwhile.
+func (s *server) onReconnected() {
+	if !s.split {
+		return
+	}
+	s.split = false
+	s.joined = append(s.joined, s.away...)
+	s.away = nil
+	s.shownURL = connectedTo(s.nc) // in a NATS cluster, maybe another node
+	fmt.Fprintf(s.out, "Server: reconnected to NATS at %s: the room is whole again\n", s.shownURL)
+	for _, c := range s.joined {
+		if !c.remote {
+			s.send(c, "* The room is whole again (what was said on the other side meanwhile is lost)\n")
 		}
 	}
+}
+
+// onRejoined: the registry holds our names again (at start, after a split, after our lease
+// ran out, or after NATS lost the bucket), and entries are the room now, in the order they
+// came. If NATS lost the bucket, the users are told that their names were claimed again.
+func (s *server) onRejoined(entries []news, lost bool) {
 	if lost {
 		fmt.Fprintf(s.out, "Server: NATS lost the room's names: made them again, and claimed ours\n")
 		for _, c := range s.joined {

@@ -308,3 +308,38 @@ func (s *process) interrupt() {
 	s.cmd.Process.Signal(os.Interrupt)
 	<-s.done
 }
+
+// nextBesides reads the next line that is not one of skip: announcements that may come or
+// not, as when a rejoining server lists the room before another has claimed its names again.
+func (u *user) nextBesides(skip ...string) string {
+	u.t.Helper()
+	for {
+		line, err := u.line(patience)
+		if err != nil {
+			u.t.Fatalf("%s waited for a line: %v", u.name, err)
+		}
+		if !slices.Contains(skip, line) {
+			return line
+		}
+	}
+}
+
+// everyone asks /who until it lists want (in any order), skipping the announcements in skip,
+// and returns the line.
+func (u *user) everyone(want []string, skip ...string) string {
+	u.t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		u.send("/who")
+		present := u.nextBesides(skip...)
+		names := strings.Split(strings.TrimPrefix(present, "* Present: "), ", ")
+		slices.Sort(names)
+		if slices.Equal(names, want) {
+			return present
+		}
+		if time.Now().After(deadline) {
+			u.t.Fatalf("%s got %q, want %q present", u.name, present, want)
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+}

@@ -64,6 +64,13 @@ func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
 // again, a refresh waits for the next (TestRefreshTimeout).
 func refreshTimeout(lease time.Duration) time.Duration { return lease / 10 }
 
+// rejoinTimeout bounds a rejoin: long enough for NATS to list a room of thousands, short
+// enough that the claims that wait behind a rejoin that cannot succeed yet (a NATS cluster
+// electing a new leader for the bucket) wait no longer. At the limit, the rejoin is tried
+// again a second later, and the claims that waited are answered in between
+// (TestNATSCluster).
+const rejoinTimeout = 2 * time.Second
+
 // requestKind says what the loop asks of the registry.
 type requestKind int
 
@@ -198,13 +205,13 @@ func (r *registry) ask(q request) {
 }
 
 // serve is the registry's goroutine. It sleeps until asked, until its lease needs rewriting,
-// until a failed rejoin is due again, or until the watcher's check, every third of a lease.
+// until a failed rejoin is due again, or until the watcher's check.
 func (r *registry) serve() {
 	var next time.Time // the next refresh, counted from the start of the last one
 	refresh := time.NewTimer(r.lease / 3)
 	var retry <-chan time.Time
 	rejoining := -1 // the epoch of a rejoin that failed and waits for retry
-	watchCheck := time.NewTicker(r.lease / 3)
+	watchCheck := time.NewTicker(watchCheckEvery)
 	defer watchCheck.Stop()
 	// again rejoins for epoch, and on failure says why and tries again in a second.
 	again := func(epoch int) {
@@ -424,7 +431,7 @@ func (r *registry) stop() {
 // now. It has a deadline: a NATS that answers slowly or goes away again must not keep the
 // claims behind it waiting for ever.
 func (r *registry) rejoin(epoch int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), max(r.lease, 2*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), rejoinTimeout)
 	defer cancel()
 	lost, err := r.openBucket(ctx)
 	if err != nil {
@@ -491,12 +498,16 @@ func (r *registry) watchAfresh(ctx context.Context, epoch int, lost bool) error 
 	}
 }
 
+// watchCheckEvery is how often the registry checks that its watcher keeps up: one short
+// request to NATS, a read. A stall is noticed at the second check after it began, so within
+// two of these (TestNATSCluster).
+const watchCheckEvery = time.Second
+
 // replaceStalledWatcher makes sure the watcher keeps up: by now it must have shown what the
-// bucket held at the last check, a third of a lease ago. One that has not is stuck (its NATS
-// node died, or the client library is recreating its consumer, which can take it 20 s), and
-// the room's arrivals and departures would stop reaching this server meanwhile. So a new
-// watcher takes over where the old one stopped, and shows every change since, in order: a
-// stall is noticed at the second check after it began, within two thirds of a lease.
+// bucket held at the last check. One that has not is stuck (its NATS node died, or the client
+// library is recreating its consumer, which can take it 20 s), and the room's arrivals and
+// departures would stop reaching this server meanwhile. So a new watcher takes over where the
+// old one stopped, and shows every change since, in order.
 func (r *registry) replaceStalledWatcher() {
 	if r.watcher == nil || !r.nc.IsConnected() {
 		return

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,25 +132,57 @@ func TestNATSCluster(t *testing.T) {
 	if leader == nil {
 		t.Fatal("no node leads the names' bucket")
 	}
-	// The chat servers use the other two nodes first: the room must outlive the leader.
-	b := startServer(t, "-nats", urls(leader))
-	c := startServer(t, "-nats", urls(leader))
+	// bob's server uses the leader, carol's the other two nodes: both must outlive it.
+	var leaderFirst []string
+	for _, ns := range append([]*natsserver.Server{leader}, nodes...) {
+		if url := fmt.Sprintf("nats://%s@%s", secret, ns.Addr()); !slices.Contains(leaderFirst, url) {
+			leaderFirst = append(leaderFirst, url)
+		}
+	}
+	// A lease longer than an election (up to 9 s) and a third of a lease: a name outlives it.
+	b := startServer(t, "-nats", strings.Join(leaderFirst, ","), "-lease", "20s")
+	c := startServer(t, "-nats", urls(leader), "-lease", "20s")
 	bob := join(t, b, "bob", "* The room is empty")
 	knows([]*process{c}, "bob")
 	carol := join(t, c, "carol", "* The room contains: bob")
 	bob.expect("* carol has entered the room")
 
 	leader.Shutdown()
-	bob.send("still here")
-	carol.expect("[bob] still here")
-	// A claim during the election is told to try again: try until the registry answers.
+	lost := time.Now()
+	// bob's server reconnects to another node: lines flow again within 5 s of the loss.
+	for i := 0; ; i++ {
+		bob.send(fmt.Sprintf("ping %d", i))
+		if line, err := carol.line(200 * time.Millisecond); err == nil {
+			t.Logf("carol heard %q %v after the loss", line, time.Since(lost).Round(time.Millisecond))
+			break
+		}
+		if took := time.Since(lost); took > 5*time.Second {
+			t.Fatalf("carol heard nothing from bob for %v after the loss of a node, want lines within 5 s",
+				took.Round(time.Millisecond))
+		}
+	}
+	bob.expect("* The room is split: only the users on this server hear you, until it rejoins",
+		"* Out of reach: carol",
+		"* The room is whole again (what was said on the other side meanwhile is lost)")
+	// A claim during the election is told to try again: try until the registry answers, which
+	// must be as soon as NATS has a new leader for the bucket.
+	var elected time.Time
 	claimUntil := func(s *process, name, want string) *user {
 		deadline := time.Now().Add(3 * patience)
 		for {
+			for _, ns := range nodes {
+				if elected.IsZero() && ns != leader && ns.JetStreamIsStreamLeader(natsserver.DEFAULT_GLOBAL_ACCOUNT, "KV_"+namesBucket) {
+					elected = time.Now()
+				}
+			}
+			attempt := time.Now()
 			u := connect(t, s, name)
 			u.send(name)
 			got, err := u.line(patience)
 			if got == want {
+				if elected.IsZero() { // during this attempt
+					elected = attempt
+				}
 				return u
 			}
 			if err != nil || got != "* Sorry, the room's names cannot be checked right now: try again." || time.Now().After(deadline) {
@@ -159,6 +192,12 @@ func TestNATSCluster(t *testing.T) {
 		}
 	}
 	dave := claimUntil(b, "dave", "* The room contains: bob, carol")
+	t.Logf("dave got his name %v after the loss", time.Since(lost).Round(time.Millisecond))
+	// A claim may wait behind a rejoin that started before the election ended.
+	if took := time.Since(elected); took > rejoinTimeout+time.Second {
+		t.Fatalf("dave got his name %v after the bucket had a new leader, want at most %v",
+			took.Round(time.Millisecond), rejoinTimeout+time.Second)
+	}
 	bob.expect("* dave has entered the room")
 	carol.expect("* dave has entered the room")
 	claimUntil(c, "bob", "* Sorry, the name bob is taken.")
