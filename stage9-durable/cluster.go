@@ -143,8 +143,26 @@ type news struct {
 // nobody: one wake-up is enough for any number of pushes.
 type inbox struct {
 	waker
-	mu   sync.Mutex
-	list []news
+	mu    sync.Mutex
+	list  []news
+	taken *sync.Cond // the loop took the list: pushRoom may go on
+}
+
+// roomQueue bounds the room's messages from NATS that wait for the loop, in the
+// subscription's channel and again in the inbox. The loop takes the whole inbox at each pass,
+// so this many waiting means it is stalled or overwhelmed: listen then waits (pushRoom), the
+// channel fills, and the NATS client drops what comes next and reports it, which the log says
+// (natsTrouble). A lost line is better than a server whose memory grows without end.
+const roomQueue = 1 << 16
+
+// pushRoom is push for the room's messages: it waits while roomQueue of them wait already.
+func (in *inbox) pushRoom(n news) {
+	in.mu.Lock()
+	for len(in.list) >= roomQueue {
+		in.taken.Wait()
+	}
+	in.mu.Unlock()
+	in.push(n)
 }
 
 // push hands n to the loop, from any goroutine.
@@ -166,6 +184,7 @@ func (in *inbox) take() []news {
 	in.mu.Lock()
 	list := in.list
 	in.list = nil
+	in.taken.Broadcast()
 	in.mu.Unlock()
 	return list
 }
@@ -189,6 +208,7 @@ func (s *server) joinCluster() {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
 	s.ahead, s.alive = map[string][]news{}, map[string]bool{}
+	s.news.taken = sync.NewCond(&s.news.mu)
 	s.natsURL = s.options.nats
 	if s.natsURL == "" {
 		s.startHub()
@@ -239,7 +259,7 @@ func (s *server) joinCluster() {
 	if err != nil {
 		usageError("NATS at %s cannot keep the room's names: %v", s.shownURL, err)
 	}
-	messages := make(chan *nats.Msg, 1<<16)
+	messages := make(chan *nats.Msg, roomQueue)
 	_, err = s.nc.ChanSubscribe(subjectRoom+"."+subjectSay, messages)
 	if err == nil {
 		_, err = s.nc.ChanSubscribe(subjectRoom+"."+subjectLeave, messages)
@@ -410,7 +430,7 @@ func (s *server) onRoomMessage(m *nats.Msg) {
 	default:
 		return
 	}
-	s.news.push(n)
+	s.news.pushRoom(n)
 }
 
 // tellRoom publishes data for c on one of the room's subjects, with who sends it in the

@@ -194,3 +194,34 @@ func TestThreeCopies(t *testing.T) {
 	}
 	join(t, hub, "alice", "* The room is empty")
 }
+
+// TestAheadBound sends the room 65 lines from a holder of the name ghost that the registry
+// has never shown: a server keeps aheadPerName of them for ghost's arrival, drops the next and
+// says so, and delivers none while ghost has not arrived.
+func TestAheadBound(t *testing.T) {
+	t.Parallel()
+	ns := startNATS(t, -1)
+	s := startServer(t, "-nats", ns.ClientURL())
+	alice := join(t, s, "alice", "* The room is empty")
+	nc, _, _ := openNames(t, ns.ClientURL())
+	for i := range aheadPerName + 1 {
+		m := nats.NewMsg(subjectRoom + "." + subjectSay)
+		m.Header.Set(headerName, "ghost")
+		m.Header.Set(headerServer, "NOSUCHSERVER")
+		m.Header.Set(headerSince, "1000000")
+		m.Data = fmt.Appendf(nil, "[ghost] line %d\n", i)
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.waitLog(`^Server: dropped a line from ghost, whose arrival has not come yet$`)
+	alice.silent()
+	for _, line := range s.lines() {
+		if strings.HasPrefix(line, "Server: dropped") && line != "Server: dropped a line from ghost, whose arrival has not come yet" {
+			t.Fatalf("the server logged %q", line)
+		}
+	}
+	if n := strings.Count(strings.Join(s.lines(), "\n"), "Server: dropped"); n != 1 {
+		t.Fatalf("the server dropped %d lines, want 1", n)
+	}
+}
