@@ -51,7 +51,7 @@ func parseFlags() options {
 	flag.StringVar(&o.nats, "nats", "", "NATS servers to join, comma-separated, such as\nnats://SECRET@host:4222 (none: run one here, on -nats-listen)")
 	flag.StringVar(&o.natsListen, "nats-listen", ":4222", "where the NATS server this one runs listens, host:port\n(without -nats only)")
 	flag.StringVar(&o.natsSecret, "nats-secret", "", "the secret the NATS server this one runs asks for, letters\nand digits (without -nats only; default: a new random one)")
-	flag.DurationVar(&o.lease, "lease", 5*time.Second, "how long a name outlives its server's silence (the room's\nfirst server sets it for all)")
+	flag.DurationVar(&o.lease, "lease", 5*time.Second, "how long this server's names outlive its silence (on a NATS\ncluster, longer than an election: 20s)")
 	flag.Parse()
 	switch {
 	case flag.NArg() > 0:

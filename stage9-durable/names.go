@@ -3,9 +3,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,7 +450,11 @@ func (r *registry) rejoin(epoch int) error {
 	if err != nil {
 		return err
 	}
-	for name, since := range r.owned {
+	// In the order they were granted (those claimed while split last), which the new entries
+	// keep: /who lists the room as before.
+	order := func(name string) uint64 { return cmp.Or(r.owned[name], math.MaxUint64) }
+	for _, name := range slices.SortedFunc(maps.Keys(r.owned), func(a, b string) int { return cmp.Compare(order(a), order(b)) }) {
+		since := r.owned[name]
 		if !lapsed && since > 0 {
 			continue // its entry still points at our key, which never ran out: still ours
 		}

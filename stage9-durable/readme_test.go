@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -91,11 +93,24 @@ func readmeScenario(t *testing.T) map[string]string {
 	alice.send("/who")
 	alice.expect("* Present: alice, bob, carol")
 
-	third.interrupt() // Ctrl-C: carol's server says goodbye for her
+	// Ctrl-Z in terminal 3: carol's server stops, as a laptop whose lid closes. A lease
+	// later, the others see her leave, and someone else takes her name.
+	third.cmd.Process.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { third.cmd.Process.Signal(syscall.SIGCONT) })
 	alice.expect("* carol has left the room")
 	bob.expect("* carol has left the room")
 	hub.waitLog(`^Server: carol left`)
 	second.waitLog(`^Server: carol left`)
+	newCarol := join(t, second, "carol", "* The room contains: alice, bob")
+	alice.expect("* carol has entered the room")
+	bob.expect("* carol has entered the room")
+	hub.waitLog(`^Server: carol joined, on another server$`)
+	carol.send("Am I still carol?")           // it waits in the stopped server's socket
+	third.cmd.Process.Signal(syscall.SIGCONT) // fg: not a word of it goes out
+	carol.expect("Server: someone on another server has your name now, disconnecting you")
+	paused := third.waitLog(`^Server: carol left \(its name was taken on another server\)$`)
+	alice.silent()
+	bob.silent()
 
 	hub.interrupt() // and NATS goes with it
 	bob.expect("* alice has left the room",
@@ -107,8 +122,12 @@ func readmeScenario(t *testing.T) map[string]string {
 		"-nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "-nats-secret", secret)
 	bob.expect("* The room is whole again (what was said on the other side meanwhile is lost)",
 		"* NATS lost the room's names: this server claimed yours again")
+	newCarol.expect("* alice has left the room",
+		"* The room is split: only the users on this server hear you, until it rejoins",
+		"* The room is whole again (what was said on the other side meanwhile is lost)",
+		"* NATS lost the room's names: this server claimed yours again")
 	again.waitLog(`^Server: bob joined, on another server$`)
-	back := join(t, again, "alice", "* The room contains: bob")
+	back := join(t, again, "alice", "* The room contains: bob, carol")
 	bob.expect("* alice has entered the room")
 	back.send("Back again")
 	bob.expect("[alice] Back again")
@@ -126,9 +145,11 @@ func readmeScenario(t *testing.T) map[string]string {
 	return map[string]string{
 		"stage9/server1": transcript("go run .", hub.lines()),
 		"stage9/server2": transcript("go run . -addr :5556 -nats nats://"+secret+"@127.0.0.1:4222", second.lines()),
-		"stage9/alice":   transcript("nc 127.0.0.1 5555", alice.said),
-		"stage9/bob":     transcript("nc 127.0.0.1 5556", bob.said),
-		"stage9/carol":   transcript("nc 127.0.0.1 5557", carol.said),
+		"stage9/server3": transcript("go run . -addr :5557 -nats nats://"+secret+"@127.0.0.1:4222",
+			third.lines()[:slices.Index(third.lines(), paused)+1]), // what follows is the restart's
+		"stage9/alice": transcript("nc 127.0.0.1 5555", alice.said),
+		"stage9/bob":   transcript("nc 127.0.0.1 5556", bob.said),
+		"stage9/carol": transcript("nc 127.0.0.1 5557", carol.said),
 	}
 }
 
