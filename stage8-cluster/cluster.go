@@ -3,7 +3,6 @@
 package main
 
 import (
-	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,27 +25,22 @@ import (
 // to every subscriber, in the order each publisher sent them. We invent no protocol between
 // servers, and keep no list of them: a server joins the room by connecting to NATS.
 //
-// The subjects, under two subscriptions that deliver into one channel, so that they keep their
+// The subjects, under subscriptions that deliver into one channel, so that they keep their
 // order:
 //
 //	chat.room.say             lines for the room, already framed as "[alice] Hello\n"
 //	chat.room.leave           the sender has left the room, after its last lines
 //	chat.room.msg.SERVER.NAME a /msg for NAME, on SERVER alone: "[alice -> you] lunch?\n"
 //
-// Each message says who sent it in its headers: the name, the server, and which holder of
-// the name (the revision of the registry's entry that created it). A receiver drops what does
-// not come from the name's holder as the registry shows it now (fromHolder): a server that was
-// paused and lost a name cannot speak for it, whatever it sends. Who is in the room, and where,
-// comes from the registry's watcher (names.go); "leave" only keeps a departure after its last
-// words.
+// Each message carries its sender's name and server in its headers. Who is in the room, and
+// on which server, comes from the names' bucket (names.go); "leave" only keeps a departure
+// after its last words. NATS never delivers a server its own messages (the NoEcho option):
+// its users heard them already, from the loop.
 //
-// NATS never delivers a server its own messages (the NoEcho option): its users heard them
-// already, from the loop.
-//
-// The NATS client delivers on goroutines of its own, and the loop must neither wait for them
-// nor share its state with them. So what they bring goes into a queue (news), and they wake the
-// loop through a descriptor that the poller watches (wake_linux.go, wake_other.go): the loop
-// sleeps in one place, on sockets and on news alike, and only the loop touches its clients.
+// The loop waits for none of it. What NATS brings comes through a queue (news), and wakes the
+// loop through a descriptor that the poller watches (wake_linux.go, wake_other.go); what the
+// loop sends leaves through another queue (outbox.go); the connection itself is kept by a
+// goroutine of its own (joiner.go), and the names by another (names.go).
 
 const (
 	subjectRoom  = "chat.room"
@@ -57,62 +50,63 @@ const (
 
 	headerName   = "Chat-Name"
 	headerServer = "Chat-Server"
-	headerSince  = "Chat-Since"
 )
+
+// fromNATS is how many messages from the room wait for the loop at most. The loop takes them
+// in a few microseconds each, so only a loop that has stopped fills it; past it, the NATS
+// client drops what comes and says so (natsTrouble), rather than hold the room in memory.
+const fromNATS = 4096
+
+// headroom is what a message to NATS needs beside its lines: its subject and headers.
+const headroom = 256
 
 // cluster is what the server keeps for the room across servers.
 type cluster struct {
-	nc       *nats.Conn
-	hub      *natsserver.Server // the NATS server this one runs, without -nats
-	storeDir string             // the hub's JetStream directory, removed at shutdown
-	natsURL  string             // where NATS is, secret included: -nats, or the hub
-	shownURL string             // the NATS server it is connected to, for the log
-	news     inbox              // what the NATS goroutines bring the loop
-	registry *registry          // names.go
-	split    bool               // NATS is gone: the room is cut in pieces, each server alone
-	epoch    int                // how many times NATS was lost: news from before is stale
-	early    map[string][]news  // lines from a holder the watcher has not shown yet
+	hub        *natsserver.Server // the NATS server this one runs, without -nats
+	storeDir   string             // the hub's JetStream directory, removed at shutdown
+	shownURL   string             // where NATS is, as the log shows it: without the secret
+	news       inbox              // what the NATS goroutines bring the loop
+	outbox     *outbox            // what the loop sends the room (outbox.go)
+	joiner     *joiner            // joiner.go
+	registry   *registry          // names.go
+	inRoom     bool               // connected to NATS, and the room's names known
+	wasInRoom  bool               // once: a later join is a return
+	connection int                // which connection inRoom is about: older news is stale
+	maxPayload int                // the most NATS carries in one message
+	dropping   bool               // lines for the room did not fit in the outbox: users told
 }
 
 // newsKind says what a piece of news is.
 type newsKind int
 
 const (
-	newsSay       newsKind = iota // data: lines for everyone here, from a holder
-	newsMsg                       // data: a line for name alone, from a holder
-	newsLeave                     // name left, says its holder
-	newsEntry                     // the registry's watcher: from holds name now (revision)
-	newsDeleted                   // the registry's watcher: name was given back (revision)
-	newsExpired                   // the registry's watcher: name's lease ran out (revision)
-	newsSplit                     // NATS is gone (err says why); epoch counts the losses
-	newsRejoined                  // NATS is back: entries are the room now, for epoch
-	newsClaimed                   // the registry answered client's claim for name
-	newsConfirmed                 // one of our names is ours until goodUntil
-	newsLost                      // one of our names is someone else's now
-	newsLog                       // data, a line for the log
+	newsSay      newsKind = iota // data: lines for everyone here, from server
+	newsMsg                      // data: a line for to alone
+	newsLeave                    // name, on server, left
+	newsArrived                  // the names' bucket: name is held on server now
+	newsGone                     // the names' bucket: name is free (expired: its lease ran out)
+	newsJoined                   // in the room on a connection: entries are who is there
+	newsLost                     // NATS is gone (err says why)
+	newsClaimed                  // the registry's answer to client's claim of name
+	newsTaken                    // one of our users' names is someone else's now
+	newsCaughtUp                 // the outbox is empty again after it dropped lines
+	newsLog                      // data: a line for the log
 )
-
-// holder says which holder of a name someone is: the server, and the revision of the entry
-// that created the name's lease.
-type holder struct {
-	server string
-	since  uint64
-}
 
 // news is one thing that happened outside the loop.
 type news struct {
-	kind      newsKind
-	name      string
-	to        string // newsMsg: who it is for
-	data      []byte
-	from      holder // who sent it, or who holds name
-	revision  uint64
-	epoch     int
-	err       error
-	client    *client // newsClaimed: carried back to the loop, never touched outside it
-	claim     claimAnswer
-	goodUntil time.Time // newsClaimed, newsConfirmed
-	entries   []news    // newsRejoined
+	kind       newsKind
+	name, to   string
+	server     string // who sent it, or holds name
+	data       []byte
+	expired    bool
+	connection int
+	err        error
+	client     *client // newsClaimed: carried back to the loop, never touched outside it
+	answer     claimAnswer
+	entries    []news // newsJoined
+	maxPayload int    // newsJoined
+	url        string // newsJoined: the NATS server that took us, without the secret
 }
 
 // inbox is the queue between the NATS goroutines and the loop: the self-pipe trick. The poller
@@ -149,16 +143,9 @@ func (in *inbox) take() []news {
 	return list
 }
 
-// connEvent is NATS lost (err) or found again.
-type connEvent struct {
-	err error
-	up  bool
-}
-
-// joinCluster connects to NATS (after starting it here, without -nats), sets up the name
-// registry and subscribes to the room. It runs before the loop: a server that cannot reach NATS
-// at start says so in one line and exits with status 2, like a misused flag, since running
-// alone is not what its user asked for.
+// joinCluster starts what joins the room: the hub (without -nats or NATS_URL), the outbox,
+// the registry and the joiner. None of them is waited for: the server serves its own users
+// from the start, and is in the room once NATS has taken it.
 func (s *server) joinCluster() {
 	var err error
 	if s.news.waker, err = newWaker(); err == nil {
@@ -167,86 +154,43 @@ func (s *server) joinCluster() {
 	if err != nil {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
-	s.early = map[string][]news{}
-	s.natsURL = s.options.nats
-	if s.natsURL == "" {
-		s.startHub()
+	urls := natsURLs(s.options.nats) // natsurl.go
+	if urls == "" {
+		urls = s.startHub()
 	}
-	s.shownURL = withoutSecret(s.natsURL)
-	// The client reports a lost connection and a new one on one goroutine of its own, in the
-	// order they happened: both go through one channel to listen, which reports them in that
-	// order too.
-	conn := make(chan connEvent, 16)
-	stalled := false // the watcher of the names has been said to be stalled
-	s.nc, err = nats.Connect(s.natsURL,
-		nats.Name("stage8-cluster"),
-		nats.NoEcho(),        // its own messages: its users heard them already
-		nats.DontRandomize(), // the -nats URLs in the order given: the nearest first
-		// A lost connection is retried for ever, once a second, and nothing published
-		// meanwhile is kept for later: a split room does not replay what it said.
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second),
-		nats.ReconnectBufSize(-1),
-		// A hub that vanished without closing (a laptop lid) is found out within about 30 s.
-		nats.PingInterval(10*time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { conn <- connEvent{err: err} }),
-		nats.ReconnectHandler(func(*nats.Conn) {
-			stalled = false
-			conn <- connEvent{up: true}
-		}),
-		// All three run on one goroutine of the client's: stalled needs no lock.
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrConsumerNotActive) {
-				if stalled {
-					return // said once per loss: the client says it every 10 s
-				}
-				stalled = true
-			}
-			s.news.push(news{kind: newsLog, data: []byte("Server: " + natsTrouble(err))})
-		}))
-	if errors.Is(err, nats.ErrAuthorization) {
-		usageError("NATS at %s refused the secret in the -nats URL (missing or wrong)", s.shownURL)
-	}
-	if err != nil {
-		usageError("cannot reach NATS at %s: %v", s.shownURL, err) // flags.go: exit status 2
-	}
-	if s.maxLine+256 > int(s.nc.MaxPayload()) {
-		usageError("-max-line %d is over what NATS at %s carries in one message (%d bytes)",
-			s.maxLine, s.shownURL, s.nc.MaxPayload())
-	}
-	s.registry, err = newRegistry(s.nc, &s.news, s.lease)
-	if err != nil {
-		usageError("NATS at %s cannot keep the room's names: %v", s.shownURL, err)
-	}
-	messages := make(chan *nats.Msg, 1<<16)
-	_, err = s.nc.ChanSubscribe(subjectRoom+"."+subjectSay, messages)
-	if err == nil {
-		_, err = s.nc.ChanSubscribe(subjectRoom+"."+subjectLeave, messages)
-	}
-	if err == nil {
-		_, err = s.nc.ChanSubscribe(subjectRoom+"."+subjectMsg+"."+s.registry.id+".*", messages)
-	}
-	go s.listen(messages, conn)
-	if err == nil {
-		err = s.registry.rejoin(0) // the room as it is now: the first news the loop takes
-	}
-	if err != nil {
-		usageError("NATS at %s cannot keep the room's names: %v", s.shownURL, err)
-	}
+	s.shownURL = withoutSecret(urls)
+	s.outbox = newOutbox()
+	go s.outbox.run(func() { s.news.push(news{kind: newsCaughtUp}) })
+	s.registry = newRegistry(&s.news, s.lease, s.outbox)
 	go s.registry.run()
-	s.shownURL = connectedTo(s.nc) // of the -nats list, the one that answered
-	fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.shownURL)
-	if s.registry.lease != s.lease {
-		fmt.Fprintf(s.out, "Server: the room's leases last %v, as its first server set them, not -lease %v\n",
-			s.registry.lease, s.lease)
+	messages := make(chan *nats.Msg, fromNATS)
+	go s.listen(messages)
+	s.joiner = &joiner{urls: urls, shown: s.shownURL, stop: make(chan struct{}),
+		options: []nats.Option{
+			nats.Name("stage8-cluster"),
+			nats.NoEcho(),        // its own messages: its users heard them already
+			nats.DontRandomize(), // the URLs in the order given: the nearest first
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				s.news.push(news{kind: newsLog, data: []byte("Server: " + natsTrouble(err))})
+			}),
+		},
+		say: func(line string) { s.news.push(news{kind: newsLog, data: []byte(line)}) },
+		connected: func(nc *nats.Conn) {
+			for _, subject := range []string{subjectSay, subjectLeave, subjectMsg + "." + s.registry.id + ".*"} {
+				nc.ChanSubscribe(subjectRoom+"."+subject, messages) // fails only if nc closed
+			}
+			s.registry.ask(request{kind: connected, nc: nc})
+		},
+		lost: func(nc *nats.Conn, err error) { s.registry.ask(request{kind: lost, nc: nc, err: err}) },
 	}
+	go s.joiner.run()
 }
 
-// startHub starts a NATS server inside this one, with JetStream for the name registry, so that
-// one command runs a whole room; the other servers join it with -nats. It listens on every
+// startHub starts a NATS server inside this one, with JetStream for the names, so that one
+// command runs a whole room; the other servers join it with its URL. It listens on every
 // interface (the room is on other laptops), so it asks for a secret: a NATS client without it
-// can neither read the room nor write to it. The secret goes in the URL the others join with.
-func (s *server) startHub() {
+// can neither read the room nor write to it. It returns the URL this server joins it with.
+func (s *server) startHub() string {
 	host, portText, err := net.SplitHostPort(s.natsListen)
 	port, portErr := strconv.Atoi(portText)
 	if err != nil || portErr != nil || port < 0 || port > 65535 {
@@ -258,7 +202,10 @@ func (s *server) startHub() {
 	if port == 0 {
 		port = natsserver.RANDOM_PORT // to the NATS server, port 0 means its default, 4222
 	}
-	secret := s.natsSecret
+	secret := ""
+	if s.natsURLFile != "" {
+		secret = secretInURLFile(s.natsURLFile) // natsurl.go: restarted, the same room
+	}
 	if secret == "" {
 		secret = rand.Text() // 26 letters and digits, 130 random bits
 	}
@@ -282,14 +229,25 @@ func (s *server) startHub() {
 			}
 		}
 	}
+	// The names' bucket lives in memory: the directory holds nothing worth keeping, and goes
+	// now, so that a hub that dies (kill -9) leaves nothing behind.
+	os.RemoveAll(s.storeDir)
 	if err != nil {
-		os.RemoveAll(s.storeDir)
 		log.Fatalf("cannot start NATS on %s: %v%s", s.natsListen, reason(err), natsHint(s.natsListen, err))
 	}
 	hubPort := s.hub.Addr().(*net.TCPAddr).Port
-	s.natsURL = fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, hubPort)
+	urls := joinURLs(host, secret, hubPort) // natsurl.go
 	fmt.Fprintf(s.out, "Server: NATS for the room on port %d, with a secret; others join with\n", hubPort)
-	fmt.Fprintf(s.out, "Server:   -nats nats://%s@HOST:%d\n", secret, hubPort)
+	for _, u := range urls {
+		fmt.Fprintf(s.out, "Server:   %s\n", u)
+	}
+	if s.natsURLFile != "" {
+		if err := writeURLFile(s.natsURLFile, urls); err != nil {
+			log.Fatalf("cannot write -nats-url-file: %v", err)
+		}
+		fmt.Fprintf(s.out, "Server: (written to %s, for NATS_URL=$(cat %[1]s))\n", s.natsURLFile)
+	}
+	return urls[0] // this machine's
 }
 
 // connectedTo is the NATS server nc is connected to, as the log shows it.
@@ -302,7 +260,7 @@ func connectedTo(nc *nats.Conn) string {
 	return u.String()
 }
 
-// withoutSecret is a -nats list as the log shows it: a secret in a log is no longer one.
+// withoutSecret is a list of NATS URLs as the log shows it: a secret in a log is no longer one.
 func withoutSecret(urls string) string {
 	var shown []string
 	for _, u := range strings.Split(urls, ",") {
@@ -322,93 +280,97 @@ func natsHint(addr string, err error) string {
 	if h == "" {
 		return ""
 	}
-	return "\n(is a stage 8 server running here? join it with the -nats URL it printed,\nor try -nats-listen)"
+	return "\n(is a stage 8 server running here? join it with the URL it printed,\nor try -nats-listen)"
 }
 
 // natsTrouble says what an error the NATS client reports by itself means for the room.
 func natsTrouble(err error) string {
 	switch {
-	case errors.Is(err, nats.ErrConsumerNotActive):
-		return "NATS stopped answering the watch on the room's names (until it is back)"
 	case errors.Is(err, nats.ErrSlowConsumer):
 		return "NATS brought the room's lines faster than this server took them: some were lost"
 	case errors.Is(err, nats.ErrAuthorization):
-		return "NATS refused the secret: check the -nats URL"
+		return "NATS refused the secret"
 	}
 	return "NATS: " + err.Error()
 }
 
-// listen is the goroutine that passes on what the room's subscriptions receive, and the loss
-// of NATS and its return, in the order they happened. One subscription's channel delivers in
-// order, so the news keeps each sender's order. The client reports a lost connection on a
-// goroutine of its own, but only once it has put every message it read into the channel:
-// listen passes those on first, so that the last words before a split (a server's "alice has
-// left" on its way out) come before the split. A return is passed on to the registry, after
-// the split it ends: the loop hears of the split first, however fast NATS came back.
-func (s *server) listen(messages chan *nats.Msg, conn chan connEvent) {
-	epoch := 0
-	for {
-		select {
-		case m := <-messages:
-			s.onRoomMessage(m)
-		case e := <-conn:
-			if e.up {
-				s.registry.ask(request{kind: rejoin, epoch: epoch})
-				continue
-			}
-			for len(messages) > 0 {
-				s.onRoomMessage(<-messages)
-			}
-			epoch++
-			s.news.push(news{kind: newsSplit, err: e.err, epoch: epoch})
+// listen is the goroutine that passes on what the room's subscriptions receive. One channel
+// delivers in order, so the news keeps each sender's order.
+func (s *server) listen(messages chan *nats.Msg) {
+	for m := range messages {
+		n := news{name: m.Header.Get(headerName), server: m.Header.Get(headerServer), data: m.Data}
+		switch rest := strings.TrimPrefix(m.Subject, subjectRoom+"."); {
+		case rest == subjectSay:
+			n.kind = newsSay
+		case rest == subjectLeave:
+			n.kind = newsLeave
+		case strings.HasPrefix(rest, subjectMsg+"."):
+			n.kind, n.to = newsMsg, rest[strings.LastIndexByte(rest, '.')+1:]
+		default:
+			continue
 		}
+		s.news.push(n)
 	}
 }
 
-// onRoomMessage turns a message into news for the loop.
-func (s *server) onRoomMessage(m *nats.Msg) {
-	since, _ := strconv.ParseUint(m.Header.Get(headerSince), 10, 64)
-	n := news{name: m.Header.Get(headerName), data: m.Data, from: holder{m.Header.Get(headerServer), since}}
-	switch rest := strings.TrimPrefix(m.Subject, subjectRoom+"."); {
-	case rest == subjectSay:
-		n.kind = newsSay
-	case rest == subjectLeave:
-		n.kind = newsLeave
-	case strings.HasPrefix(rest, subjectMsg+"."):
-		n.kind, n.to = newsMsg, rest[strings.LastIndexByte(rest, '.')+1:]
-	default:
-		return
-	}
-	s.news.push(n)
-}
-
-// tellRoom publishes data for c on one of the room's subjects, with who sends it in the
-// headers. Publishing does not wait for NATS: the client copies the message into its buffer,
-// and its own goroutine writes it out. While the room is split nothing is published: it would
-// only be refused.
+// tellRoom queues data from c for one of the room's subjects, with who sends it in the
+// headers. It never waits: a goroutine publishes (outbox.go). While the server is out of the
+// room nothing is queued: it would be lost anyway.
 func (s *server) tellRoom(subject string, c *client, data []byte) {
-	if s.split {
+	if !s.inRoom {
 		return
 	}
 	header := nats.Header{}
 	header.Set(headerName, c.name)
 	header.Set(headerServer, s.registry.id)
-	header.Set(headerSince, strconv.FormatUint(c.since, 10))
 	subject = subjectRoom + "." + subject
 	// A pass's lines for the room may be more than NATS carries in one message (a megabyte by
-	// default): cut them between lines. One line always fits: joinCluster checks -max-line.
-	limit := int(s.nc.MaxPayload()) - 256
+	// default): cut them between lines. One line always fits: onJoined checks -max-line.
+	limit := s.maxPayload - headroom
 	for len(data) > limit {
 		cut := strings.LastIndexByte(string(data[:limit]), '\n') + 1
-		s.nc.PublishMsg(&nats.Msg{Subject: subject, Header: header, Data: data[:cut]})
+		s.publish(&nats.Msg{Subject: subject, Header: header, Data: data[:cut]})
 		data = data[cut:]
 	}
-	if err := s.nc.PublishMsg(&nats.Msg{Subject: subject, Header: header, Data: data}); err != nil && !s.shuttingDown {
-		fmt.Fprintf(s.out, "Server: cannot publish to NATS: %v\n", err)
+	s.publish(&nats.Msg{Subject: subject, Header: header, Data: data})
+}
+
+// publish hands m to the outbox; if it does not fit, m is dropped, and the first drop is told.
+// The outbox holds m's lines as a client's queue holds them: this pass's batches must stay as
+// they are (kept), since they are m's.
+func (s *server) publish(m *nats.Msg) {
+	if s.outbox.push(m) {
+		s.kept = true
+		return
+	}
+	if s.dropping {
+		return
+	}
+	s.dropping = true
+	fmt.Fprintln(s.out, "Server: NATS is not keeping up: lines for the other servers are dropped")
+	s.tellHere("* The other servers are not keeping up: only the users here hear you for now\n")
+}
+
+// caughtUp: the outbox is empty again, after it dropped lines.
+func (s *server) caughtUp() {
+	if !s.dropping {
+		return
+	}
+	s.dropping = false
+	fmt.Fprintln(s.out, "Server: NATS keeps up again")
+	s.tellHere("* The other servers hear you again (they missed what was said meanwhile)\n")
+}
+
+// tellHere sends a line to every user of this server.
+func (s *server) tellHere(line string) {
+	for _, c := range s.joined {
+		if !c.remote {
+			s.send(c, line)
+		}
 	}
 }
 
-// tellMsg sends a /msg to the server of the holder of its receiver's name, and no other.
+// tellMsg sends a /msg to the server of its receiver, and no other.
 func (s *server) tellMsg(sender, receiver *client, line string) {
 	s.tellRoom(subjectMsg+"."+receiver.server+"."+receiver.name, sender, []byte(line))
 }
@@ -419,9 +381,7 @@ func (s *server) tellLeft(c *client) {
 	if c.remote {
 		return // its own server says so
 	}
-	if c.since > 0 && s.speaksFor(c) {
-		s.tellRoom(subjectLeave, c, nil)
-	}
+	s.tellRoom(subjectLeave, c, nil)
 	s.registry.ask(request{kind: release, name: c.name})
 }
 
@@ -429,63 +389,42 @@ func (s *server) tellLeft(c *client) {
 // touches the clients.
 func (s *server) hearNews() {
 	for _, n := range s.news.take() {
-		switch n.kind {
-		case newsSay, newsMsg, newsLeave:
-			if !s.split && s.fromHolder(n) {
-				s.hear(n)
+		switch stale := !s.inRoom || n.connection != s.connection; n.kind {
+		case newsSay:
+			if s.inRoom {
+				s.queueForRoom(nil, n.data[:len(n.data):len(n.data)]) // main.go
 			}
-		case newsEntry, newsDeleted, newsExpired:
-			// From a watcher of before the last split, or while split: the rejoin lists
-			// the room afresh.
-			if !s.split && n.epoch == s.epoch {
-				s.onEntry(n)
+		case newsMsg:
+			if c := s.named(n.to); s.inRoom && c != nil && !c.remote {
+				s.send(c, string(n.data))
 			}
-		case newsSplit:
-			s.onSplit(n.err, n.epoch)
-		case newsRejoined:
-			if n.epoch == s.epoch { // else NATS was lost again meanwhile: another rejoin comes
-				s.onRejoined(n.entries)
+		case newsLeave:
+			if c := s.named(n.name); s.inRoom && c != nil && c.remote && c.server == n.server {
+				s.leave(c, errElsewhere)
 			}
+		case newsArrived:
+			if !stale {
+				s.arrived(n)
+			}
+		case newsGone:
+			if !stale {
+				s.gone(n)
+			}
+		case newsJoined:
+			s.onJoined(n)
+		case newsLost:
+			s.onLost(n.err)
 		case newsClaimed:
 			s.claimed(n.client, n) // names.go
-		case newsConfirmed:
-			s.confirmedLease(n) // names.go
-		case newsLost:
+		case newsTaken:
 			if c := s.named(n.name); c != nil && !c.remote {
 				s.lost(c)
 			}
+		case newsCaughtUp:
+			s.caughtUp()
 		case newsLog:
 			fmt.Fprintf(s.out, "%s\n", n.data)
 		}
-	}
-}
-
-// fromHolder reports whether n comes from the holder of its sender's name, as the registry's
-// watcher has shown it. From an older holder (a server that lost the name while it was paused)
-// it is dropped. From a newer one, whose entry the watcher has not brought yet, it waits for
-// that entry (early), so that an arrival still comes before the newcomer's first line.
-func (s *server) fromHolder(n news) bool {
-	c := s.named(n.name)
-	switch {
-	case c != nil && c.remote && c.server == n.from.server && c.since == n.from.since:
-		return true
-	case n.kind != newsLeave && (c == nil || c.since < n.from.since) && len(s.early[n.name]) < 64:
-		s.early[n.name] = append(s.early[n.name], n)
-	}
-	return false
-}
-
-// hear delivers what a holder sent.
-func (s *server) hear(n news) {
-	switch n.kind {
-	case newsSay:
-		s.queueForRoom(nil, n.data[:len(n.data):len(n.data)]) // main.go
-	case newsMsg:
-		if c := s.named(n.to); c != nil && !c.remote {
-			s.send(c, string(n.data))
-		}
-	case newsLeave:
-		s.leave(s.named(n.name), errElsewhere)
 	}
 }
 
@@ -495,48 +434,34 @@ var (
 	errSilent    = errors.New("its server stopped answering")
 )
 
-// onEntry follows a change in the registry: someone holds a name now, or no longer.
-func (s *server) onEntry(n news) {
+// arrived: the bucket shows name held on another server.
+func (s *server) arrived(n news) {
 	c := s.named(n.name)
 	switch {
-	case n.kind == newsEntry && c != nil && c.since > n.from.since:
-		// An older holder's entry: the one we know came after it.
-	case n.kind == newsEntry && c != nil && c.remote && c.server == n.from.server && c.since == n.from.since:
-		c.revision = max(c.revision, n.revision) // a refresh
-	case n.kind == newsEntry:
-		if c != nil && !c.remote {
-			s.lost(c) // someone else holds our user's name now: the registry says so
-		} else if c != nil {
-			s.leave(c, errSilent)
-		}
-		s.arrive(n)
-	case c == nil || c.revision > n.revision:
-		// Nobody here by that name, or a holder who came after this entry ended.
-	case c.remote && n.kind == newsExpired:
-		s.leave(c, errSilent)
-	case c.remote:
-		s.leave(c, errElsewhere)
-	default:
-		// Our own entry ran out (this server was paused, or NATS slow): speak no more for
-		// the name until the registry has it back.
-		c.goodUntil = time.Time{}
-		s.registry.ask(request{kind: check})
+	case c != nil && c.remote && c.server == n.server:
+		return // a refresh of its lease
+	case c != nil && c.remote:
+		s.leave(c, errSilent) // its lease ran out, and someone else has the name
+	case c != nil:
+		s.lost(c) // our user's lease ran out (this server was paused), and the name is taken
 	}
-}
-
-// arrive adds someone the registry shows on another server, and delivers what they said
-// before the watcher brought their entry.
-func (s *server) arrive(n news) {
-	c := &client{fd: -1, name: n.name, remote: true, revision: n.revision, server: n.from.server, since: n.from.since}
+	c = &client{fd: -1, name: n.name, remote: true, server: n.server}
 	s.joined = append(s.joined, c)
 	fmt.Fprintf(s.out, "Server: %s joined, on another server\n", c.name)
 	s.announce(c, "* "+c.name+" has entered the room\n")
-	early := s.early[c.name]
-	delete(s.early, c.name)
-	for _, n := range early {
-		if s.fromHolder(n) {
-			s.hear(n)
-		}
+}
+
+// gone: the bucket shows name free: given back, or its lease ran out.
+func (s *server) gone(n news) {
+	c := s.named(n.name)
+	switch {
+	case c == nil || !c.remote:
+		// Nobody by that name, or ours, whose lease ran out while this server was paused:
+		// the next refresh writes it again (names.go).
+	case n.expired:
+		s.leave(c, errSilent)
+	default:
+		s.leave(c, errElsewhere)
 	}
 }
 
@@ -546,15 +471,35 @@ func (s *server) lost(c *client) {
 		"someone on another server has your name now"}) // limits.go
 }
 
-// onSplit: NATS is gone. The users here keep talking among themselves; the others are out of
-// reach, and out of the room until it is whole again. What either side says meanwhile is lost
-// to the other: NATS keeps nothing for a subscriber that is not connected.
-func (s *server) onSplit(err error, epoch int) {
-	s.epoch = epoch
-	if s.split || s.shuttingDown {
+// onJoined: NATS has taken this server, and the registry its names; entries are the others in
+// the room now.
+func (s *server) onJoined(n news) {
+	s.connection, s.maxPayload, s.shownURL = n.connection, n.maxPayload, n.url
+	if longest := s.maxLine + len("[] \n") + 32; longest > s.maxPayload-headroom {
+		usageError("-max-line %d is over what NATS at %s carries in one message (%d bytes)",
+			s.maxLine, s.shownURL, s.maxPayload)
+	}
+	s.inRoom = true
+	if s.wasInRoom {
+		fmt.Fprintf(s.out, "Server: back in the room through NATS at %s\n", s.shownURL)
+		s.tellHere("* The room is whole again (what was said on the other side meanwhile is lost)\n")
+	} else {
+		fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.shownURL)
+	}
+	s.wasInRoom = true
+	for _, entry := range n.entries {
+		s.arrived(entry)
+	}
+}
+
+// onLost: NATS is gone. The users here keep talking among themselves; the others are out of
+// reach, and out of the room until this server is back in it. What either side says meanwhile
+// is lost to the other: NATS keeps nothing for a subscriber that is not connected.
+func (s *server) onLost(err error) {
+	if !s.inRoom || s.shuttingDown {
 		return
 	}
-	s.split = true
+	s.inRoom = false
 	var here, away []*client
 	for _, c := range s.joined {
 		if c.remote {
@@ -564,42 +509,12 @@ func (s *server) onSplit(err error, epoch int) {
 		}
 	}
 	s.joined = here
-	clear(s.early)
 	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.shownURL, err)
 	for _, c := range here {
 		s.send(c, "* The room is split: only the users on this server hear you, until it rejoins\n")
 		if len(away) > 0 {
 			s.send(c, "* Out of reach: "+listNames(away)+"\n")
 		}
-	}
-	for _, c := range here {
-		s.resume(c) // names.go: lines held for a lease check go to the users here
-	}
-}
-
-// onRejoined: NATS is back (or the server has just joined), the registry holds our names
-// again, and entries are the others in the room now, in the order they came.
-func (s *server) onRejoined(entries []news) {
-	if s.split {
-		s.split = false
-		s.shownURL = connectedTo(s.nc) // in a NATS cluster, maybe another node
-		fmt.Fprintf(s.out, "Server: reconnected to NATS at %s: the room is whole again\n", s.shownURL)
-		for _, c := range s.joined {
-			if !c.remote {
-				s.send(c, "* The room is whole again (what was said on the other side meanwhile is lost)\n")
-			}
-		}
-	}
-	slices.SortFunc(entries, func(a, b news) int { return cmp.Compare(a.from.since, b.from.since) })
-	for _, c := range s.joined {
-		if c.remote && !slices.ContainsFunc(entries, func(n news) bool {
-			return n.name == c.name && n.from.server == c.server && n.from.since == c.since
-		}) {
-			s.leave(c, errSilent) // gone while this server was not watching
-		}
-	}
-	for _, n := range entries {
-		s.onEntry(n)
 	}
 }
 
@@ -614,19 +529,28 @@ func (s *server) leaveRoom() {
 	s.registry.ask(request{kind: stop})
 }
 
-// closeCluster waits, at most a second, for the registry to give the names back, then closes
-// the connection and the hub.
+// closeCluster waits, at most a second, for the registry to give the names back and for the
+// outbox to hand NATS the last words, then closes the connection and the hub.
 func (s *server) closeCluster() {
+	deadline := time.After(time.Second)
 	select {
 	case <-s.registry.stopped:
-	case <-time.After(time.Second):
+	case <-deadline:
 	}
-	if s.nc.IsConnected() { // a split room has nothing to flush: it would wait for nothing
-		s.nc.FlushTimeout(time.Second)
+	for !s.outbox.empty() {
+		select {
+		case <-deadline:
+		case <-time.After(10 * time.Millisecond):
+			continue
+		}
+		break
 	}
-	s.nc.Close()
+	close(s.joiner.stop)
+	if nc := s.outbox.conn.Load(); nc != nil {
+		nc.FlushTimeout(time.Second)
+		nc.Close()
+	}
 	if s.hub != nil {
 		s.hub.Shutdown()
-		os.RemoveAll(s.storeDir)
 	}
 }

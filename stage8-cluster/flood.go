@@ -116,11 +116,11 @@ func (s *server) budgetTimeout() int {
 	return timeout
 }
 
-// updateReads watches c for reads, or stops, as what holds it back says: its budget, a claim
-// of its name, a check of its lease (names.go). One place decides, so that none of them can
-// put back in the poller a client that another one holds.
+// updateReads watches c for reads, or stops, as what holds it back says: its budget, or a
+// claim of its name (names.go). One place decides, so that neither can put back in the poller
+// a client that the other holds.
 func (s *server) updateReads(c *client) {
-	if want := !c.throttled && !c.claiming && !c.checking; want != c.reading && !c.disconnected {
+	if want := !c.throttled && !c.claiming; want != c.reading && !c.disconnected {
 		c.reading = want
 		s.poller.watchReads(c.fd, want)
 	}

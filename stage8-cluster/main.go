@@ -6,18 +6,15 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"log"
-	"math"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,11 +26,10 @@ type client struct {
 	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
 	// several lines, whatever the client's writes were.
 	pending []byte
-	// output holds what this client's socket has not taken yet, so that a client that reads
-	// slowly neither makes the others wait nor loses a line. It is a queue of batches, each the
-	// lines of one read framed once and shared, unchanged, by every client it was queued for:
-	// a line sent to 1,000 clients is held once, not 1,000 times. sent counts the bytes of
-	// output[0] already written, queued the bytes still to write.
+	// output holds what this client's socket has not taken yet, so that a slow reader neither
+	// makes the others wait nor loses a line: a queue of batches, each the lines of one read,
+	// framed once and shared by every receiver, so a line sent to 1,000 clients is held once.
+	// sent counts the bytes of output[0] already written, queued the bytes still to write.
 	output         [][]byte
 	sent, queued   int
 	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
@@ -45,15 +41,10 @@ type client struct {
 	// remote marks a member of the room who is connected to another server: it has no socket
 	// here (fd is -1), and what is said to it goes through NATS (cluster.go).
 	remote   bool
-	claiming bool     // its name is being claimed in the room's registry (names.go)
-	checking bool     // its lease is not known to be good: the registry is asked (names.go)
-	held     [][]byte // the lines it sent meanwhile, routed once it has joined, or may speak
+	server   string   // remote: the ID of its server, its entry's value in the names' bucket
+	claiming bool     // its name is being claimed in the room's names (names.go)
+	held     [][]byte // the lines it sent meanwhile, routed once it has joined
 	reading  bool     // watched for reads: see updateReads in flood.go
-	// since is the revision of the registry's entry that gave it its name: which holder of
-	// the name it is, and its place in /who. revision is its entry's latest revision.
-	since, revision uint64
-	goodUntil       time.Time // it may speak for its name until then (names.go, speaksFor)
-	server          string    // remote: the ID of its server, its entry's value in the registry
 }
 
 // server is the loop's state, shared by the functions below.
@@ -440,7 +431,7 @@ func (s *server) disconnect(c *client, why error) {
 // messages between two commands still goes out as one batch.
 func (s *server) route(sender *client, lines [][]byte) {
 	for len(lines) > 0 && !sender.disconnected {
-		if sender.claiming || sender.checking {
+		if sender.claiming {
 			s.hold(sender, lines) // names.go: they wait for the room's answer
 			return
 		}
@@ -448,10 +439,6 @@ func (s *server) route(sender *client, lines [][]byte) {
 			s.join(sender, lines[0])
 			lines = lines[1:]
 			continue
-		}
-		if !s.speaksFor(sender) {
-			s.wait(sender, lines) // names.go: not a word under a name it may have lost
-			return
 		}
 		if isCommand(lines[0]) {
 			s.printMessage(sender, lines[0])
@@ -606,22 +593,13 @@ func (s *server) named(name string) *client {
 	return nil
 }
 
-// names lists the joined clients in the order the room's registry gave them their names,
-// the same on every server: "bob, charlie". Names taken while the room was split come last.
+// names lists the joined clients, in the order they joined: "bob, charlie". (On another
+// server the order may differ: it learns of arrivals later.)
 func (s *server) names() string { return listNames(s.joined) }
 
 func listNames(clients []*client) string {
-	order := func(c *client) uint64 {
-		if c.since == 0 {
-			return math.MaxUint64
-		}
-		return c.since
-	}
-	sorted := slices.SortedStableFunc(slices.Values(clients), func(a, b *client) int {
-		return cmp.Compare(order(a), order(b))
-	})
 	var names []string
-	for _, c := range sorted {
+	for _, c := range clients {
 		names = append(names, c.name)
 	}
 	return strings.Join(names, ", ")

@@ -138,7 +138,7 @@ const readmeSecret = "7QJXKD2MWV5TNHB4ZRPA6LCEYU"
 // join with.
 func hubSecret(t *testing.T, hub *process) (secret string, port int) {
 	t.Helper()
-	joinWith := regexp.MustCompile(`(?m)^Server:   -nats nats://([A-Z2-7]{26})@HOST:(\d+)$`)
+	joinWith := regexp.MustCompile(`(?m)^Server:   nats://([A-Z2-7]{26})@127\.0\.0\.1:(\d+)$`)
 	m := joinWith.FindStringSubmatch(strings.Join(hub.lines(), "\n"))
 	if m == nil {
 		t.Fatalf("the hub did not print the URL to join it with; it printed:\n%s", strings.Join(hub.lines(), "\n"))
