@@ -176,7 +176,8 @@ func TestThreeCopies(t *testing.T) {
 	secret := rand.Text()
 	nodes, options := startNATSCluster(t, secret, 2)
 	url := fmt.Sprintf("nats://%s@%s", secret, nodes[0].Addr())
-	hub := startUntil(t, `^Server: NATS cannot keep three copies of the room's names yet; trying again$`, "-nats", url)
+	hub := startServerWaiting(t, "-nats", url)
+	hub.waitLog(`^Server: NATS cannot keep three copies of the room's names yet; trying again$`)
 	hub.waitLog(`^Server:   every second \(NATS says: no suitable peers for placement\)$`)
 	third := *options[1] // one more node, which joins the other two through their routes
 	third.ServerName, third.StoreDir, third.Port, third.Cluster.Port = "n3", t.TempDir(), -1, -1

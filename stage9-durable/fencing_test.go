@@ -4,14 +4,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -221,38 +219,5 @@ func TestLeaseKept(t *testing.T) {
 		default:
 			last = entry.Created()
 		}
-	}
-}
-
-// TestFastReconnect cuts both servers off NATS, which takes them back at once, three times:
-// each reports the split, then the room whole again, in that order, and the room is whole.
-// Lines flow again as soon as NATS is back, before the registry has listed the room.
-func TestFastReconnect(t *testing.T) {
-	t.Parallel()
-	ns := startNATS(t, -1)
-	s := startServers(t, 2, ns.ClientURL())
-	alice := join(t, s[0], "alice", "* The room is empty")
-	knows(s[1:], "alice")
-	bob := join(t, s[1], "bob", "* The room contains: alice")
-	alice.expect("* bob has entered the room")
-	knows(s[:1], "bob")
-
-	for round := range 3 {
-		connz, err := ns.Connz(&natsserver.ConnzOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range connz.Conns {
-			if c.Name == "stage9-durable" {
-				ns.DisconnectClientByID(c.Cid)
-			}
-		}
-		split := "* The room is split: only the users on this server hear you, until it rejoins"
-		whole := "* The room is whole again (what was said on the other side meanwhile is lost)"
-		// Who was out of reach is back with the room, without a word: nobody left.
-		alice.expect(split, "* Out of reach: bob", whole)
-		bob.expect(split, "* Out of reach: alice", whole)
-		alice.send(fmt.Sprintf("whole again, round %d", round))
-		bob.expect(fmt.Sprintf("[alice] whole again, round %d", round))
 	}
 }

@@ -8,11 +8,8 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
-
-const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 // options are the command line's flags, checked.
 type options struct {
@@ -21,7 +18,7 @@ type options struct {
 	maxRate, maxBurst   int
 	quiet               bool
 	nats, natsListen    string        // cluster.go: the NATS servers to use, or where to run one
-	natsSecret          string        // cluster.go: the secret the NATS server run here asks for
+	natsURLFile         string        // natsurl.go: where the NATS server run here writes its URL
 	lease               time.Duration // names.go: how long a name outlives its server's silence
 }
 
@@ -34,10 +31,10 @@ func parseFlags() options {
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
 			"The chat server with names (Protohackers' Budget Chat, plus /msg NAME text\n"+
-			"and /who), and one room across many servers through NATS. Without -nats it\n"+
-			"runs a NATS server for the room itself, on -nats-listen, and prints the -nats\n"+
-			"URL, with its secret, that the others join with; with -nats it uses those,\n"+
-			"and exits with status 2 if none answers at start.\n\nFlags:\n", name)
+			"and /who), and one room across many servers through NATS. Without -nats or\n"+
+			"NATS_URL it runs a NATS server for the room itself, on -nats-listen, and\n"+
+			"prints the URLs, with its secret, that the others join with; with them it\n"+
+			"joins those, and keeps trying until they take it.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
 	var o options
@@ -48,10 +45,10 @@ func parseFlags() options {
 	flag.IntVar(&o.maxRate, "max-rate", 65536, "bytes a client may send per second, 0 for no limit")
 	flag.IntVar(&o.maxBurst, "max-burst", 256<<10, "bytes a client may send at once, before -max-rate")
 	flag.BoolVar(&o.quiet, "quiet", false, "do not print every message (for benchmarks)")
-	flag.StringVar(&o.nats, "nats", "", "NATS servers to join, comma-separated, such as\nnats://SECRET@host:4222 (none: run one here, on -nats-listen)")
-	flag.StringVar(&o.natsListen, "nats-listen", ":4222", "where the NATS server this one runs listens, host:port\n(without -nats only)")
-	flag.StringVar(&o.natsSecret, "nats-secret", "", "the secret the NATS server this one runs asks for, letters\nand digits (without -nats only; default: a new random one)")
-	flag.DurationVar(&o.lease, "lease", 5*time.Second, "how long this server's names outlive its silence (on a NATS\ncluster, longer than an election: 20s)")
+	flag.StringVar(&o.nats, "nats", "", "NATS servers to join, comma-separated, such as\nnats://SECRET@host:4222 (default: $NATS_URL; neither: run one here)")
+	flag.StringVar(&o.natsListen, "nats-listen", ":4222", "where the NATS server this one runs listens, host:port")
+	flag.StringVar(&o.natsURLFile, "nats-url-file", "", "a file to write the URLs that join the NATS server this one\nruns, for its owner only; its secret is used again on a restart")
+	flag.DurationVar(&o.lease, "lease", defaultLease, "how long this server's names outlive its silence (on a NATS\ncluster, longer than an election: 20s)")
 	flag.Parse()
 	switch {
 	case flag.NArg() > 0:
@@ -66,10 +63,6 @@ func parseFlags() options {
 		usageError("-max-burst must be at least 1 byte, not %d", o.maxBurst)
 	case o.lease < time.Second:
 		usageError("-lease must be at least 1s, not %v", o.lease)
-	case o.natsSecret != "" && o.nats != "":
-		usageError("-nats-secret is for the NATS server this one runs: with -nats, give the secret in the URL")
-	case o.natsSecret != "" && (len(o.natsSecret) < 16 || strings.Trim(o.natsSecret, letters) != ""):
-		usageError("-nats-secret must be 16 or more letters and digits, to go in a URL and not be guessed")
 	}
 	return o
 }

@@ -83,14 +83,15 @@ func natsPort(ns *natsserver.Server) int { return ns.Addr().(*net.TCPAddr).Port 
 
 // process is a running stage 9 server.
 type process struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	port int // where its clients connect
-	mu   sync.Mutex
-	log  []string // what it printed so far
-	seen int      // how much of log waitLog has looked at
-	more chan struct{}
-	done chan struct{} // closed when its output ends
+	t      *testing.T
+	cmd    *exec.Cmd
+	port   int    // where its clients connect
+	tmpDir string // its TMPDIR
+	mu     sync.Mutex
+	log    []string // what it printed so far
+	seen   int      // how much of log waitLog has looked at
+	more   chan struct{}
+	done   chan struct{} // closed when its output ends
 }
 
 var startedLine = regexp.MustCompile(`port (\d+)\.\.\.$`)
@@ -99,15 +100,26 @@ var startedLine = regexp.MustCompile(`port (\d+)\.\.\.$`)
 // kills it at the end of the test.
 func startServer(t *testing.T, args ...string) *process {
 	t.Helper()
-	return startUntil(t, `^Server: in the room through NATS`, args...)
+	s := startServerWaiting(t, args...)
+	s.waitLog(`^Server: in the room through NATS`)
+	return s
 }
 
-// startUntil is startServer, waiting for a line that matches pattern.
-func startUntil(t *testing.T, pattern string, args ...string) *process {
+// startServerWaiting starts the stageBinary as startServer does, but returns as soon as it
+// listens for clients, before it joins the room.
+func startServerWaiting(t *testing.T, args ...string) *process {
+	t.Helper()
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv starts the stageBinary as startServerWaiting does, with env added to its
+// environment.
+func startServerEnv(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	s := &process{t: t, more: make(chan struct{}, 1), done: make(chan struct{})}
 	s.cmd = exec.Command(stageBinary, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
-	s.cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // where a killed hub leaves its NATS files
+	s.tmpDir = t.TempDir()
+	s.cmd.Env = append(append(os.Environ(), env...), "TMPDIR="+s.tmpDir) // where a hub puts its NATS files
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +157,6 @@ func startUntil(t *testing.T, pattern string, args ...string) *process {
 	}()
 	started := s.waitLog(startedLine.String())
 	s.port, _ = strconv.Atoi(startedLine.FindStringSubmatch(started)[1])
-	s.waitLog(pattern)
 	return s
 }
 

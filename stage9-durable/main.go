@@ -28,11 +28,10 @@ type client struct {
 	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
 	// several lines, whatever the client's writes were.
 	pending []byte
-	// output holds what this client's socket has not taken yet, so that a client that reads
-	// slowly neither makes the others wait nor loses a line. It is a queue of batches, each the
-	// lines of one read framed once and shared, unchanged, by every client it was queued for:
-	// a line sent to 1,000 clients is held once, not 1,000 times. sent counts the bytes of
-	// output[0] already written, queued the bytes still to write.
+	// output holds what this client's socket has not taken yet, so that a slow reader neither
+	// makes the others wait nor loses a line: a queue of batches, each the lines of one read,
+	// framed once and shared by every receiver, so a line sent to 1,000 clients is held once.
+	// sent counts the bytes of output[0] already written, queued the bytes still to write.
 	output         [][]byte
 	sent, queued   int
 	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
@@ -44,15 +43,15 @@ type client struct {
 	// remote marks a member of the room who is connected to another server: it has no socket
 	// here (fd is -1), and what is said to it goes through NATS (cluster.go).
 	remote   bool
-	claiming bool     // its name is being claimed in the room's registry (names.go)
-	checking bool     // its lease is not known to be good: the registry is asked (names.go)
+	server   string   // remote: the ID of its server, its entry's value in the names' bucket
+	claiming bool     // its name is being claimed in the room's names (names.go)
+	checking bool     // the server's lease is not known to be good: it is checked (names.go)
 	held     [][]byte // the lines it sent meanwhile, routed once it has joined, or may speak
-	unheard  [][]byte // the /msg sent to it while its lease was checked (cluster.go, hear)
-	reading  bool     // watched for reads: see updateReads in flood.go
-	// since is the revision of the registry's entry that gave it its name: which holder of
-	// the name it is, and its place in /who. revision is its entry's latest revision.
+	unheard  [][]byte // the /msg sent to it while the lease was checked (cluster.go, hear)
+	// since is the revision of the bucket's entry that gave it its name: which holder of the
+	// name it is, and its place in /who. revision is its entry's latest revision.
 	since, revision uint64
-	server          string // remote: the ID of its server, its entry's value in the registry
+	reading         bool // watched for reads: see updateReads in flood.go
 }
 
 // server is the loop's state, shared by the functions below.
@@ -605,11 +604,12 @@ func (s *server) named(name string) *client {
 	return nil
 }
 
-// names lists the joined clients in the order the room's registry gave them their names,
-// the same on every server: "bob, charlie". Names taken while the room was split come last.
+// names lists the joined clients in the order the room's names were granted, the same on
+// every server: "bob, charlie". Names taken while the room was split come last.
 func (s *server) names() string { return listNames(s.joined) }
 
 func listNames(clients []*client) string {
+	var names []string
 	order := func(c *client) uint64 {
 		if c.since == 0 {
 			return math.MaxUint64
@@ -619,7 +619,6 @@ func listNames(clients []*client) string {
 	sorted := slices.SortedStableFunc(slices.Values(clients), func(a, b *client) int {
 		return cmp.Compare(order(a), order(b))
 	})
-	var names []string
 	for _, c := range sorted {
 		names = append(names, c.name)
 	}

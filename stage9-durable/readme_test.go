@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -70,11 +71,15 @@ func TestREADME(t *testing.T) {
 // room; alice, bob and carol on one each; the third server stopped, then the first (which
 // splits the room), then the first started again.
 func readmeScenario(t *testing.T) map[string]string {
-	hub := startServer(t, "-nats-listen", "127.0.0.1:0")
+	urlFile := filepath.Join(t.TempDir(), "room.url")
+	hub := startServer(t, "-nats-listen", "127.0.0.1:0", "-nats-url-file", urlFile)
 	secret, natsPort := hubSecret(t, hub)
-	url := fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, natsPort)
-	second := startServer(t, "-nats", url)
-	third := startServer(t, "-nats", url)
+	// NATS_URL=$(cat room.url): the secret stays out of the command line, where ps shows it.
+	env := []string{"NATS_URL=" + fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, natsPort)}
+	second := startServerEnv(t, env)
+	second.waitLog(`^Server: in the room through NATS`)
+	third := startServerEnv(t, env)
+	third.waitLog(`^Server: in the room through NATS`)
 
 	alice := join(t, hub, "alice", "* The room is empty")
 	knows([]*process{second, third}, "alice")
@@ -117,9 +122,9 @@ func readmeScenario(t *testing.T) map[string]string {
 		"* The room is split: only the users on this server hear you, until it rejoins")
 	second.waitLog(`^Server: lost NATS`)
 
-	// The same secret: the others still have the URL that holds it.
+	// The same secret, read again in the URL file: the others still have the URL that holds it.
 	again := startServer(t, "-addr", fmt.Sprintf("127.0.0.1:%d", hub.port),
-		"-nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "-nats-secret", secret)
+		"-nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "-nats-url-file", urlFile)
 	bob.expect("* The room is whole again (what was said on the other side meanwhile is lost)",
 		"* NATS lost the room's names: this server claimed yours again")
 	newCarol.expect("* alice has left the room",
@@ -137,15 +142,16 @@ func readmeScenario(t *testing.T) map[string]string {
 	transcript := func(command string, lines []string) string {
 		text := "$ " + command + "\n" + strings.Join(lines, "\n") + "\n"
 		text = strings.ReplaceAll(text, secret, readmeSecret) // a new one at each start
+		text = strings.ReplaceAll(text, urlFile, "room.url")
 		for from, to := range ports {
 			text = strings.ReplaceAll(text, strconv.Itoa(from), strconv.Itoa(to))
 		}
 		return text
 	}
 	return map[string]string{
-		"stage9/server1": transcript("go run .", hub.lines()),
-		"stage9/server2": transcript("go run . -addr :5556 -nats nats://"+secret+"@127.0.0.1:4222", second.lines()),
-		"stage9/server3": transcript("go run . -addr :5557 -nats nats://"+secret+"@127.0.0.1:4222",
+		"stage9/server1": transcript("go run . -nats-url-file room.url", hub.lines()),
+		"stage9/server2": transcript("NATS_URL=$(cat room.url) go run . -addr :5556", second.lines()),
+		"stage9/server3": transcript("NATS_URL=$(cat room.url) go run . -addr :5557",
 			third.lines()[:slices.Index(third.lines(), paused)+1]), // what follows is the restart's
 		"stage9/alice": transcript("nc 127.0.0.1 5555", alice.said),
 		"stage9/bob":   transcript("nc 127.0.0.1 5556", bob.said),
@@ -160,7 +166,7 @@ const readmeSecret = "7QJXKD2MWV5TNHB4ZRPA6LCEYU"
 // join with.
 func hubSecret(t *testing.T, hub *process) (secret string, port int) {
 	t.Helper()
-	joinWith := regexp.MustCompile(`(?m)^Server:   -nats nats://([A-Z2-7]{26})@HOST:(\d+)$`)
+	joinWith := regexp.MustCompile(`(?m)^Server:   nats://([A-Z2-7]{26})@127\.0\.0\.1:(\d+)$`)
 	m := joinWith.FindStringSubmatch(strings.Join(hub.lines(), "\n"))
 	if m == nil {
 		t.Fatalf("the hub did not print the URL to join it with; it printed:\n%s", strings.Join(hub.lines(), "\n"))
