@@ -208,6 +208,8 @@ func (r *registry) run() {
 // connect takes a new connection, and tells the loop at once: lines flow again before the
 // names' bucket answers, which on a NATS cluster may be electing a new leader.
 func (r *registry) connect(nc *nats.Conn) {
+	// Our subscriptions first reach NATS: a server that says it is back hears what is said.
+	nc.FlushTimeout(answerWithin(r.lease))
 	r.nc, r.kv = nc, nil
 	r.js, _ = jetstream.New(nc) // fails only without a connection
 	r.connection++
@@ -226,6 +228,9 @@ func (r *registry) join() <-chan time.Time {
 	ctx, cancel := context.WithTimeout(context.Background(), joinWithin)
 	defer cancel()
 	entries, bucketLost, err := r.watchAll(ctx)
+	if err != nil && r.nc.IsClosed() {
+		return nil // the joiner says why, and a new connection joins again
+	}
 	if err != nil {
 		r.kv = nil
 		why := fmt.Sprintf("Server: NATS at %s cannot keep the room's names: %v", connectedTo(r.nc), why(err))
@@ -256,6 +261,15 @@ func (r *registry) watchAll(ctx context.Context) (entries []news, bucketLost boo
 	lapsed := errors.Is(err, errLapsed)
 	if lapsed {
 		r.leaseKey, err = r.kv.Create(ctx, serverKeys+r.id, []byte(r.id), jetstream.KeyTTL(r.lease))
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		// It never ran out: a write of ours went through, but its answer was lost with the
+		// connection. Nobody else writes our key.
+		var entry jetstream.KeyValueEntry
+		if entry, err = r.kv.Get(ctx, serverKeys+r.id); err == nil {
+			r.leaseKey, lapsed = entry.Revision(), false
+			err = r.rewriteLease(ctx)
+		}
 	}
 	if err != nil {
 		return nil, false, err
@@ -292,7 +306,19 @@ func (r *registry) watchAll(ctx context.Context) (entries []news, bucketLost boo
 	for {
 		select {
 		case entry := <-watcher.Updates():
+			if entry == nil && !slices.ContainsFunc(entries, func(n news) bool { return n.server == r.id }) {
+				// A list without the key we have just written is cut short (the connection
+				// is closing): it would show everyone gone.
+				watcher.Stop()
+				r.watcher = nil
+				return nil, false, errors.New("the names' bucket listed the room without this server")
+			}
 			if entry == nil {
+				if entries, err = r.withServers(ctx, entries); err != nil {
+					watcher.Stop()
+					r.watcher = nil
+					return nil, false, err
+				}
 				go r.watch(watcher, r.seen, r.connection)
 				return entries, bucketLost, nil
 			}
@@ -306,6 +332,28 @@ func (r *registry) watchAll(ctx context.Context) (entries []news, bucketLost boo
 			return nil, false, errors.New("the names' bucket did not list the room in time")
 		}
 	}
+}
+
+// withServers adds to entries the keys of the servers whose names they list without them: a
+// key written again while the watcher listed the bucket comes after the list, as a change.
+func (r *registry) withServers(ctx context.Context, entries []news) ([]news, error) {
+	known := map[string]bool{}
+	for _, n := range entries {
+		known[n.server] = known[n.server] || n.kind == newsServerUp
+	}
+	for server, up := range known {
+		if up {
+			continue
+		}
+		_, err := r.kv.Get(ctx, serverKeys+server)
+		switch {
+		case err == nil:
+			entries = append(entries, news{kind: newsServerUp, server: server, connection: r.connection})
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return nil, err // a list we cannot complete would show its users gone
+		}
+	}
+	return entries, nil
 }
 
 // errCopies says that a NATS cluster did not give the bucket three copies.
