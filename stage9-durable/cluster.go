@@ -53,10 +53,10 @@ const (
 	subjectLeave = "leave"
 	subjectMsg   = "msg"
 
-	headerName    = "Chat-Name"
-	headerServer  = "Chat-Server"
-	headerSince   = "Chat-Since"
-	headerToSince = "Chat-To-Since"
+	headerName   = "Chat-Name"
+	headerServer = "Chat-Server"
+	headerSince  = "Chat-Since"
+	headerFor    = "Chat-For" // a /msg: which holder of the receiver's name it is for
 )
 
 // fromNATS is how many messages from the room wait for the loop at most. The loop takes them
@@ -103,22 +103,22 @@ type cluster struct {
 type newsKind int
 
 const (
-	newsSay        newsKind = iota // data: lines for everyone here, from server
-	newsMsg                        // data: a line for to alone
-	newsLeave                      // name, on server, left
-	newsArrived                    // the names' bucket: name is held on server now
-	newsGone                       // the names' bucket: name was given back
-	newsServerUp                   // the names' bucket: server has a lease
-	newsServerGone                 // the names' bucket: server's lease ended
-	newsConnected                  // NATS took us on a connection: lines flow
-	newsJoined                     // the names are known on a connection: entries are who is there
-	newsLost                       // NATS is gone (err says why)
-	newsClaimed                    // the registry's answer to client's claim of name
-	newsTaken                      // one of our users' names is someone else's now
-	newsConfirmed                  // one of our names is ours again, since
-	newsLeaseGood                  // this server's lease is good until goodUntil
-	newsCaughtUp                   // the outbox is empty again after it dropped lines
-	newsLog                        // data: a line for the log
+	newsSay      newsKind = iota // data: lines for everyone here, from server
+	newsMsg                      // data: a line for to alone
+	newsLeave                    // name, on server, left
+	newsArrived                  // the names' bucket: name is held on server now
+	newsGone                     // the names' bucket: name is free (given back)
+	newsAlive                    // the names' bucket: server has a lease
+	newsDead                     // the names' bucket: server's lease ended
+	newsOnline                   // NATS took us on a connection: lines flow
+	newsJoined                   // in the room on a connection: entries are who is there
+	newsLost                     // NATS is gone (err says why)
+	newsClaimed                  // the registry's answer to client's claim of name
+	newsTaken                    // one of our users' names is someone else's now
+	newsKept                     // one of our names is ours again, since
+	newsTrusted                  // this server's lease is good until goodUntil
+	newsCaughtUp                 // the outbox is empty again after it dropped lines
+	newsLog                      // data: a line for the log
 )
 
 // news is one thing that happened outside the loop.
@@ -126,18 +126,18 @@ type news struct {
 	kind       newsKind
 	name, to   string
 	server     string // who sent it, or holds name
-	since      uint64 // which holder of name: the revision of the entry that gave it
-	toSince    uint64 // newsMsg: which holder of to's name it is for
 	data       []byte
 	connection int
 	err        error
 	client     *client // newsClaimed: carried back to the loop, never touched outside it
 	answer     claimAnswer
-	entries    []news    // newsJoined
-	bucketLost bool      // newsJoined: NATS had lost the names' bucket
-	maxPayload int       // newsConnected
-	url        string    // newsConnected: the NATS server that took us, without the secret
-	goodUntil  time.Time // newsLeaseGood
+	entries    []news // newsJoined
+	maxPayload int    // newsOnline
+	url        string // newsOnline: the NATS server that took us, without the secret
+
+	since, forSince uint64    // which holder of name (the revision of its entry), and of to's
+	bucketLost      bool      // newsJoined: NATS had lost the names' bucket
+	goodUntil       time.Time // newsTrusted
 }
 
 // inbox is the queue between the NATS goroutines and the loop: the self-pipe trick. The poller
@@ -331,9 +331,9 @@ func natsTrouble(err error) string {
 func (s *server) listen(messages chan *nats.Msg) {
 	for m := range messages {
 		since, _ := strconv.ParseUint(m.Header.Get(headerSince), 10, 64)
-		toSince, _ := strconv.ParseUint(m.Header.Get(headerToSince), 10, 64)
+		forSince, _ := strconv.ParseUint(m.Header.Get(headerFor), 10, 64)
 		n := news{name: m.Header.Get(headerName), server: m.Header.Get(headerServer), data: m.Data,
-			since: since, toSince: toSince}
+			since: since, forSince: forSince}
 		switch rest := strings.TrimPrefix(m.Subject, subjectRoom+"."); {
 		case rest == subjectSay:
 			n.kind = newsSay
@@ -414,7 +414,7 @@ func (s *server) tellHere(line string) {
 // the name it is for: that server checks (hear).
 func (s *server) tellMsg(sender, receiver *client, line string) {
 	header := nats.Header{}
-	header.Set(headerToSince, strconv.FormatUint(receiver.since, 10))
+	header.Set(headerFor, strconv.FormatUint(receiver.since, 10))
 	s.tell(subjectMsg+"."+receiver.server+"."+receiver.name, sender, header, []byte(line))
 }
 
@@ -443,11 +443,19 @@ func (s *server) hearNews() {
 			case n.kind != newsLeave && s.fromNewHolder(n):
 				s.keepAhead(n)
 			}
-		case newsArrived, newsGone, newsServerUp, newsServerGone:
+		case newsArrived:
 			if !stale {
-				s.followBucket(n)
+				s.arrived(n)
 			}
-		case newsConnected:
+		case newsGone:
+			if !stale {
+				s.gone(n)
+			}
+		case newsAlive, newsDead:
+			if !stale {
+				s.followLease(n)
+			}
+		case newsOnline:
 			s.onConnected(n)
 		case newsJoined:
 			if !stale {
@@ -461,9 +469,9 @@ func (s *server) hearNews() {
 			if c := s.named(n.name); c != nil && !c.remote {
 				s.lost(c)
 			}
-		case newsConfirmed:
+		case newsKept:
 			s.confirmed(n) // names.go
-		case newsLeaseGood:
+		case newsTrusted:
 			s.leaseGood(n) // names.go
 		case newsCaughtUp:
 			s.caughtUp()
@@ -509,7 +517,7 @@ func (s *server) hear(n news) {
 	case newsMsg:
 		c := s.named(n.to)
 		switch {
-		case c == nil || c.remote || c.since != n.toSince:
+		case c == nil || c.remote || c.since != n.forSince:
 			fmt.Fprintf(s.out, "Server: dropped a /msg for another holder of the name %s\n", n.to)
 		case s.speaksFor(c):
 			s.send(c, string(n.data))
@@ -530,31 +538,23 @@ var (
 	errSilent    = errors.New("its server stopped answering")
 )
 
-// followBucket follows a change in the names' bucket: a server's lease began or ended, someone
-// holds a name now, or no longer.
-func (s *server) followBucket(n news) {
-	switch n.kind {
-	case newsServerUp:
+// followLease follows a server's lease in the names' bucket: it began, or ended.
+func (s *server) followLease(n news) {
+	if n.kind == newsAlive {
 		s.alive[n.server] = true
-	case newsServerGone:
-		delete(s.alive, n.server)
-		if n.server == s.registry.id {
-			// Our own lease ran out (this server was paused, or NATS slow): speak no more
-			// for our names until the registry has them back.
-			s.goodUntil = time.Time{}
-			s.registry.ask(request{kind: check})
-			return
-		}
-		for _, c := range slices.Clone(s.joined) {
-			if c.remote && c.server == n.server {
-				s.leave(c, errSilent)
-			}
-		}
-	case newsArrived:
-		s.arrived(n)
-	case newsGone:
-		if c := s.named(n.name); c != nil && c.remote && c.since <= n.since {
-			s.leave(c, errElsewhere)
+		return
+	}
+	delete(s.alive, n.server)
+	if n.server == s.registry.id {
+		// Our own lease ran out (this server was paused, or NATS slow): speak no more for
+		// our names until the registry has them back.
+		s.goodUntil = time.Time{}
+		s.registry.ask(request{kind: check})
+		return
+	}
+	for _, c := range slices.Clone(s.joined) {
+		if c.remote && c.server == n.server {
+			s.leave(c, errSilent)
 		}
 	}
 }
@@ -584,6 +584,17 @@ func (s *server) arrived(n news) {
 		if s.fromHolder(n) {
 			s.hear(n)
 		}
+	}
+}
+
+// gone: the bucket shows name free: its holder gave it back.
+func (s *server) gone(n news) {
+	c := s.named(n.name)
+	switch {
+	case c == nil || !c.remote || c.since > n.since:
+		// Nobody by that name, ours, or a holder who came after this entry ended.
+	default:
+		s.leave(c, errElsewhere)
 	}
 }
 
@@ -625,11 +636,11 @@ func (s *server) onJoined(n news) {
 	}
 	clear(s.alive)
 	for _, e := range n.entries {
-		if e.kind == newsServerUp {
+		if e.kind == newsAlive {
 			s.alive[e.server] = true
 		}
 	}
-	names := slices.DeleteFunc(n.entries, func(e news) bool { return e.kind == newsServerUp || !s.alive[e.server] })
+	names := slices.DeleteFunc(n.entries, func(e news) bool { return e.kind == newsAlive || !s.alive[e.server] })
 	slices.SortFunc(names, func(a, b news) int { return cmp.Compare(a.since, b.since) })
 	for _, c := range slices.Clone(s.joined) {
 		if c.remote && !slices.ContainsFunc(names, func(e news) bool {

@@ -155,7 +155,7 @@ func TestMsgForHolder(t *testing.T) {
 		m.Header.Set(headerName, "bob")
 		m.Header.Set(headerServer, string(bobEntry.Value()))
 		m.Header.Set(headerSince, strconv.FormatUint(bobEntry.Revision(), 10))
-		m.Header.Set(headerToSince, strconv.FormatUint(toSince, 10))
+		m.Header.Set(headerFor, strconv.FormatUint(toSince, 10))
 		m.Data = []byte("[bob -> you] " + text + "\n")
 		if err := nc.PublishMsg(m); err != nil {
 			t.Fatal(err)

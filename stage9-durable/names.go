@@ -34,9 +34,8 @@ import (
 // So keeping a room of 1,000 users costs NATS what keeping one costs: one write per server per
 // third of a lease (TestRefreshCost).
 //
-// The bucket is also the room's list of who is where. Every server watches it: a put is
-// someone's arrival, a delete someone's departure, a server's key gone all of its users'; the
-// watcher gives them to every server in one order, the bucket's revisions.
+// The bucket is also the room's list of who is where. Every server watches it: a new entry is
+// someone's arrival, a deleted or expired one a departure, in the bucket's order.
 //
 // The lease is also a fence. A server that stops (SIGSTOP, a frozen VM) has a key that runs
 // out while it cannot tell, and someone else may take its names. So a server speaks for its
@@ -65,17 +64,15 @@ const defaultLease = 5 * time.Second
 // already sent to arrive before the name can change hands.
 func leaseMargin(lease time.Duration) time.Duration { return lease / 5 }
 
-// answerWithin is how long one operation on the bucket may take: a tenth of the lease, so
-// that a refresh that gets no answer in time is followed by the next before the lease stops
-// being trusted (see above); a newcomer whose claim gets no answer is told to try again after
-// that long, not left waiting on a NATS that is stopped.
+// answerWithin is how long one operation on the bucket may take: a tenth of the lease. A
+// refresh that gets no answer in time is followed by the next a third of a lease later, and
+// both fit in the lease (1/3 + 1/3 + 1/10 < 1); a newcomer whose claim gets no answer is told
+// to try again after that long, not left waiting on a NATS that is stopped.
 func answerWithin(lease time.Duration) time.Duration { return lease / 10 }
 
-// joinWithin is how long joining the room may take (the bucket, our lease and names again, the
-// list of who is there): long enough for NATS to list a room of thousands, short enough that
-// the claims that wait behind a join that cannot succeed yet (a NATS cluster electing a new
-// leader for the bucket) wait no longer. Past it, the join is tried again a second later, and
-// the claims that waited are answered in between (TestNATSCluster).
+// joinWithin is how long joining the room may take (the bucket, our names again, the list of
+// who is there): past it, the join is tried again a second later, and the claims that wait
+// behind it (a NATS cluster electing a new leader for the bucket) are answered in between.
 const joinWithin = 2 * time.Second
 
 // watchCheckEvery is how often the registry checks that its watcher keeps up: one short
@@ -111,7 +108,7 @@ const (
 	noAnswer                    // NATS is away, or did not answer: try again
 )
 
-// registry keeps this server's lease and names in the bucket.
+// registry keeps this server's names in the bucket.
 type registry struct {
 	id     string        // this server's mark on its entries
 	lease  time.Duration // -lease: the TTL of this server's key
@@ -132,7 +129,7 @@ type registry struct {
 	checkpoint uint64            // the bucket's last revision at the last check
 	connection int               // counts the connections: news from an older one is stale
 	leaseKey   uint64            // the revision of our key as we last wrote it; 0: none
-	owned      map[string]uint64 // our names, and the revision of the entry that gave each to us
+	owned      map[string]uint64 // our names, and the revision of the entry we last wrote
 	said       string            // why joining failed, as last logged
 	stopped    chan struct{}     // closed when stop is done
 }
@@ -214,7 +211,7 @@ func (r *registry) connect(nc *nats.Conn) {
 	r.js, _ = jetstream.New(nc) // fails only without a connection
 	r.connection++
 	r.outbox.conn.Store(nc)
-	r.news.push(news{kind: newsConnected, connection: r.connection,
+	r.news.push(news{kind: newsOnline, connection: r.connection,
 		maxPayload: int(nc.MaxPayload()), url: connectedTo(nc)})
 }
 
@@ -290,7 +287,7 @@ func (r *registry) watchAll(ctx context.Context) (entries []news, bucketLost boo
 			return nil, false, err
 		default:
 			r.owned[name] = revision
-			r.news.push(news{kind: newsConfirmed, name: name, since: revision})
+			r.news.push(news{kind: newsKept, name: name, since: revision})
 		}
 	}
 	r.news.push(r.leaseGood(start))
@@ -323,7 +320,7 @@ func (r *registry) watchAll(ctx context.Context) (entries []news, bucketLost boo
 				return entries, bucketLost, nil
 			}
 			r.seen.Store(entry.Revision())
-			if n, ok := r.entryNews(entry, r.connection); ok && (n.kind == newsArrived || n.kind == newsServerUp) {
+			if n, ok := r.entryNews(entry, r.connection); ok && (n.kind == newsArrived || n.kind == newsAlive) {
 				entries = append(entries, n)
 			}
 		case <-ctx.Done():
@@ -339,7 +336,7 @@ func (r *registry) watchAll(ctx context.Context) (entries []news, bucketLost boo
 func (r *registry) withServers(ctx context.Context, entries []news) ([]news, error) {
 	known := map[string]bool{}
 	for _, n := range entries {
-		known[n.server] = known[n.server] || n.kind == newsServerUp
+		known[n.server] = known[n.server] || n.kind == newsAlive
 	}
 	for server, up := range known {
 		if up {
@@ -348,7 +345,7 @@ func (r *registry) withServers(ctx context.Context, entries []news) ([]news, err
 		_, err := r.kv.Get(ctx, serverKeys+server)
 		switch {
 		case err == nil:
-			entries = append(entries, news{kind: newsServerUp, server: server, connection: r.connection})
+			entries = append(entries, news{kind: newsAlive, server: server, connection: r.connection})
 		case !errors.Is(err, jetstream.ErrKeyNotFound):
 			return nil, err // a list we cannot complete would show its users gone
 		}
@@ -445,7 +442,7 @@ func (r *registry) operation() (context.Context, context.CancelFunc) {
 // leaseGood is what the loop learns when our key was written: the server may speak for its
 // names until lease − margin after start.
 func (r *registry) leaseGood(start time.Time) news {
-	return news{kind: newsLeaseGood, goodUntil: start.Add(r.lease - leaseMargin(r.lease))}
+	return news{kind: newsTrusted, goodUntil: start.Add(r.lease - leaseMargin(r.lease))}
 }
 
 // errLapsed says that our key ran out, or is gone with the bucket: the other servers saw our
@@ -605,8 +602,8 @@ func (r *registry) entryNews(entry jetstream.KeyValueEntry, connection int) (new
 	put := entry.Operation() == jetstream.KeyValuePut
 	if server, ok := strings.CutPrefix(entry.Key(), serverKeys); ok {
 		n.name, n.server = "", server
-		if n.kind = newsServerUp; !put {
-			n.kind = newsServerGone // its lease ran out, or it gave it back
+		if n.kind = newsAlive; !put {
+			n.kind = newsDead // its lease ran out, or it gave it back
 		}
 		return n, true
 	}
