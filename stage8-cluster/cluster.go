@@ -3,241 +3,188 @@
 package main
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"log"
 	"net"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sys/unix"
 )
 
-// One room, many servers. Each server keeps its own clients exactly as stage 7 does, and tells
-// the other servers what its users say through NATS, a messaging engine built for this: every
-// server publishes on the room's subjects and subscribes to them, and NATS carries each message
-// to every subscriber, in the order each publisher sent them. We invent no protocol between
-// servers, and keep no list of them: a server joins the room by connecting to NATS.
+// One room, many servers. Each server keeps its clients as stage 7 does, and publishes what
+// they say on the room's subjects, to which every server subscribes: NATS carries each message
+// to every subscriber (but its publisher: NoEcho), in the order it was sent. No protocol of our
+// own, no list of servers: a server joins the room by connecting to NATS.
 //
-// The subjects, under subscriptions that deliver into one channel, so that they keep their
-// order:
-//
-//	chat.room.say             lines for the room, already framed as "[alice] Hello\n"
-//	chat.room.leave           the sender has left the room, after its last lines
+//	chat.room.say             lines for the room, framed already: "[alice] Hello\n"
 //	chat.room.msg.SERVER.NAME a /msg for NAME, on SERVER alone: "[alice -> you] lunch?\n"
 //
-// Each message carries its sender's name and server in its headers. Who is in the room, and
-// on which server, comes from the names' bucket (names.go); "leave" only keeps a departure
-// after its last words. NATS never delivers a server its own messages (the NoEcho option):
-// its users heard them already, from the loop.
-//
-// The loop waits for none of it. What NATS brings comes through a queue (news), and wakes the
-// loop through a descriptor that the poller watches (wake_linux.go, wake_other.go); what the
-// loop sends leaves through another queue (outbox.go); the connection itself is kept by a
-// goroutine of its own (joiner.go), and the names by another (names.go).
+// Who is where comes from the names' bucket (names.go). The loop waits for none of it: the NATS
+// client, the joiner (joiner.go), the registry (names.go) and the outbox (outbox.go) work on
+// goroutines of their own, and hand the loop functions to run (news): only it touches clients.
 
 const (
-	subjectRoom  = "chat.room"
-	subjectSay   = "say"
-	subjectLeave = "leave"
-	subjectMsg   = "msg"
-
-	headerName   = "Chat-Name"
-	headerServer = "Chat-Server"
+	subjectSay = "chat.room.say"
+	subjectMsg = "chat.room.msg"
 )
 
-// fromNATS is how many messages from the room wait for the loop at most. The loop takes them
-// in a few microseconds each, so only a loop that has stopped fills it; past it, the NATS
-// client drops what comes and says so (natsTrouble), rather than hold the room in memory.
+// fromNATS is how many messages from the room wait for the loop at most: only a loop that has
+// stopped fills it, and then the NATS client drops what comes and says so (ErrSlowConsumer).
 const fromNATS = 4096
 
-// headroom is what a message to NATS needs beside its lines: its subject and headers.
+// headroom is what a message to NATS needs beside its lines: subject and protocol.
 const headroom = 256
 
 // cluster is what the server keeps for the room across servers.
 type cluster struct {
-	hub        *natsserver.Server // the NATS server this one runs, without -nats
-	storeDir   string             // the hub's JetStream directory, removed at shutdown
-	shownURL   string             // where NATS is, as the log shows it: without the secret
-	news       inbox              // what the NATS goroutines bring the loop
-	outbox     *outbox            // what the loop sends the room (outbox.go)
+	hub        *natsserver.Server // the NATS server this one runs, without -nats or NATS_URL
+	shownURL   string             // where NATS is, as the log shows it (host:port)
+	news       queue              // what the other goroutines hand the loop to do
+	newsPipe   int                // the pipe's end that the poller watches
+	outbox     *outbox            // outbox.go
 	joiner     *joiner            // joiner.go
 	registry   *registry          // names.go
-	inRoom     bool               // connected to NATS, and the room's names known
-	wasInRoom  bool               // once: a later join is a return
+	inRoom     bool               // NATS took us, and we know who is in the room
+	wasInRoom  bool               // once: the next join is a return
 	connection int                // which connection inRoom is about: older news is stale
 	maxPayload int                // the most NATS carries in one message
-	dropping   bool               // lines for the room did not fit in the outbox: users told
+	dropping   bool               // the outbox was full: the users were told
 }
 
-// newsKind says what a piece of news is.
-type newsKind int
-
-const (
-	newsSay      newsKind = iota // data: lines for everyone here, from server
-	newsMsg                      // data: a line for to alone
-	newsLeave                    // name, on server, left
-	newsArrived                  // the names' bucket: name is held on server now
-	newsGone                     // the names' bucket: name is free (expired: its lease ran out)
-	newsJoined                   // in the room on a connection: entries are who is there
-	newsLost                     // NATS is gone (err says why)
-	newsClaimed                  // the registry's answer to client's claim of name
-	newsTaken                    // one of our users' names is someone else's now
-	newsCaughtUp                 // the outbox is empty again after it dropped lines
-	newsLog                      // data: a line for the log
-)
-
-// news is one thing that happened outside the loop.
-type news struct {
-	kind       newsKind
-	name, to   string
-	server     string // who sent it, or holds name
-	data       []byte
-	expired    bool
-	connection int
-	err        error
-	client     *client // newsClaimed: carried back to the loop, never touched outside it
-	answer     claimAnswer
-	entries    []news // newsJoined
-	maxPayload int    // newsJoined
-	url        string // newsJoined: the NATS server that took us, without the secret
+// queue is a list of things to do that any goroutine adds to without waiting, and one runs in
+// order, woken by woken: once is enough for any number of pushes.
+type queue struct {
+	mu    sync.Mutex
+	list  []func()
+	woken chan struct{}
 }
 
-// inbox is the queue between the NATS goroutines and the loop: the self-pipe trick. The poller
-// can wait for descriptors only, not for a Go channel or a mutex, so a goroutine that has news
-// appends it under the mutex and makes the waker's descriptor readable; the poller returns, and
-// the loop takes everything that waits in one go. A push into a queue that already waits wakes
-// nobody: one wake-up is enough for any number of pushes.
-type inbox struct {
-	waker
-	mu   sync.Mutex
-	list []news
-}
+func newQueue() queue { return queue{woken: make(chan struct{}, 1)} }
 
-// push hands n to the loop, from any goroutine.
-func (in *inbox) push(n news) {
-	in.mu.Lock()
-	first := len(in.list) == 0
-	in.list = append(in.list, n)
-	in.mu.Unlock()
-	if first {
-		in.wake()
+func (q *queue) push(do func()) {
+	q.mu.Lock()
+	q.list = append(q.list, do)
+	q.mu.Unlock()
+	select {
+	case q.woken <- struct{}{}:
+	default: // woken already
 	}
 }
 
-// take returns what waits, in order; only the loop calls it.
-func (in *inbox) take() []news {
-	// Drain first: a push after this point either sees the list still full (and will be
-	// taken below) or empty again (and wakes the poller for the next pass).
-	in.drain()
-	in.mu.Lock()
-	list := in.list
-	in.list = nil
-	in.mu.Unlock()
+func (q *queue) take() []func() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	list := q.list
+	q.list = nil
 	return list
 }
 
-// joinCluster starts what joins the room: the hub (without -nats or NATS_URL), the outbox,
-// the registry and the joiner. None of them is waited for: the server serves its own users
-// from the start, and is in the room once NATS has taken it.
+// hearNews runs, in the loop, what the others handed it. They wake it by the self-pipe trick,
+// as signals do (shutdown.go); a full pipe is readable already, so a failed write did its job.
+func (s *server) hearNews() {
+	for n, _ := unix.Read(s.newsPipe, s.buffer); n > 0; n, _ = unix.Read(s.newsPipe, s.buffer) {
+	}
+	for _, do := range s.news.take() {
+		do()
+	}
+}
+
+// logLater prints a line, from any goroutine, through the loop.
+func (s *server) logLater(line string) { s.news.push(func() { fmt.Fprintln(s.out, line) }) }
+
+// joinCluster starts the hub (without -nats or NATS_URL), the outbox, the registry and the
+// joiner, and waits for none of them: the server serves its own users from the start.
 func (s *server) joinCluster() {
-	var err error
-	if s.news.waker, err = newWaker(); err == nil {
-		err = s.poller.add(s.news.fd)
+	pipe := make([]int, 2)
+	err := unix.Pipe(pipe)
+	if err == nil {
+		for _, fd := range pipe {
+			unix.SetNonblock(fd, true)
+			unix.CloseOnExec(fd)
+		}
+		err = s.poller.add(pipe[0])
 	}
 	if err != nil {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
-	urls := natsURLs(s.options.nats) // natsurl.go
+	s.newsPipe, s.news = pipe[0], newQueue()
+	go func() {
+		for range s.news.woken {
+			unix.Write(pipe[1], []byte{1})
+		}
+	}()
+	urls := cmp.Or(s.options.nats, os.Getenv("NATS_URL")) // the flag wins, as for NATS's tools
 	if urls == "" {
 		urls = s.startHub()
 	}
-	s.shownURL = withoutSecret(urls)
-	s.outbox = newOutbox()
-	go s.outbox.run(func() { s.news.push(news{kind: newsCaughtUp}) })
-	s.registry = newRegistry(&s.news, s.lease, s.outbox)
+	s.outbox = &outbox{queue: newQueue(), caughtUp: func() { s.news.push(s.caughtUp) }}
+	go s.outbox.run()
+	s.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.lease,
+		todo: newQueue(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
 	go s.registry.run()
 	messages := make(chan *nats.Msg, fromNATS)
 	go s.listen(messages)
-	s.joiner = &joiner{urls: urls, shown: s.shownURL, stop: make(chan struct{}),
+	s.joiner = &joiner{urls: urls, stop: make(chan struct{}), say: s.logLater,
 		options: []nats.Option{
 			nats.Name("stage8-cluster"),
 			nats.NoEcho(),        // its own messages: its users heard them already
 			nats.DontRandomize(), // the URLs in the order given: the nearest first
 			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				s.news.push(news{kind: newsLog, data: []byte("Server: " + natsTrouble(err))})
+				s.logLater("Server: NATS: " + err.Error())
 			}),
 		},
-		say: func(line string) { s.news.push(news{kind: newsLog, data: []byte(line)}) },
 		connected: func(nc *nats.Conn) {
-			for _, subject := range []string{subjectSay, subjectLeave, subjectMsg + "." + s.registry.id + ".*"} {
-				nc.ChanSubscribe(subjectRoom+"."+subject, messages) // fails only if nc closed
-			}
-			s.registry.ask(request{kind: connected, nc: nc})
+			nc.ChanSubscribe(subjectSay, messages)
+			nc.ChanSubscribe(subjectMsg+"."+s.registry.id+".*", messages)
+			s.registry.todo.push(func() { s.registry.join(nc) })
 		},
-		lost: func(nc *nats.Conn, err error) { s.registry.ask(request{kind: lost, nc: nc, err: err}) },
+		lost: func(err error) { s.registry.todo.push(func() { s.registry.leave(err) }) },
 	}
 	go s.joiner.run()
 }
 
 // startHub starts a NATS server inside this one, with JetStream for the names, so that one
-// command runs a whole room; the other servers join it with its URL. It listens on every
-// interface (the room is on other laptops), so it asks for a secret: a NATS client without it
-// can neither read the room nor write to it. It returns the URL this server joins it with.
+// command runs a room. It listens on every interface (the room is on other laptops), so it asks
+// for a secret, without which nobody reads the room or writes to it. It returns our URL.
 func (s *server) startHub() string {
-	host, portText, err := net.SplitHostPort(s.natsListen)
-	port, portErr := strconv.Atoi(portText)
-	if err != nil || portErr != nil || port < 0 || port > 65535 {
-		usageError("-nats-listen %q is not host:port", s.natsListen)
-	}
-	if host == "" {
-		host = "0.0.0.0" // every IPv4 interface, as -addr does: the room must reach it
-	}
-	if port == 0 {
-		port = natsserver.RANDOM_PORT // to the NATS server, port 0 means its default, 4222
-	}
-	secret := ""
-	if s.natsURLFile != "" {
-		secret = secretInURLFile(s.natsURLFile) // natsurl.go: restarted, the same room
-	}
-	if secret == "" {
-		secret = rand.Text() // 26 letters and digits, 130 random bits
-	}
-	s.storeDir, err = os.MkdirTemp("", "stage8-nats-")
+	// A busy port or a bad address is said in one line; port 0 picks a free port.
+	probe, err := net.Listen("tcp", s.natsListen)
 	if err != nil {
-		log.Fatalf("cannot start NATS: %v", err)
+		log.Fatalf("cannot start NATS on %s: %v%s", s.natsListen, reason(err),
+			strings.Replace(hint(s.natsListen, err), "-addr", "-nats-listen", 1)) // main.go
 	}
-	s.hub, err = natsserver.NewServer(&natsserver.Options{
-		Host: host, Port: port, JetStream: true, StoreDir: s.storeDir,
-		NoSigs: true, NoLog: true, ServerName: "stage8-hub",
-		Authorization: secret, // a token: NATS refuses every client that does not give it
-	})
+	host, _, _ := net.SplitHostPort(s.natsListen)
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	// Restarted with the same -nats-url-file, the same room; else 130 random bits.
+	secret := cmp.Or(secretInURLFile(s.natsURLFile), rand.Text()) // natsurl.go
+	storeDir, err := os.MkdirTemp("", "stage8-nats-")
 	if err == nil {
-		// Start reports a busy port through its log, which is off: check the port first.
-		var probe net.Listener
-		if probe, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(max(port, 0)))); err == nil {
-			probe.Close()
-			go s.hub.Start()
-			if !s.hub.ReadyForConnections(10 * time.Second) {
-				err = errors.New("it did not start within 10 s")
-			}
+		s.hub, err = natsserver.NewServer(&natsserver.Options{
+			Host: host, Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
+			Authorization: secret, // a token: NATS refuses every client that does not give it
+		})
+	}
+	if err == nil {
+		go s.hub.Start()
+		if !s.hub.ReadyForConnections(10 * time.Second) {
+			err = errors.New("it did not start within 10 s")
 		}
 	}
-	// The names' bucket lives in memory: the directory holds nothing worth keeping, and goes
-	// now, so that a hub that dies (kill -9) leaves nothing behind.
-	os.RemoveAll(s.storeDir)
+	os.RemoveAll(storeDir) // the names live in memory: a hub killed leaves no files behind
 	if err != nil {
-		log.Fatalf("cannot start NATS on %s: %v%s", s.natsListen, reason(err), natsHint(s.natsListen, err))
+		log.Fatalf("cannot start NATS on %s: %v", s.natsListen, err)
 	}
-	hubPort := s.hub.Addr().(*net.TCPAddr).Port
-	urls := joinURLs(host, secret, hubPort) // natsurl.go
-	fmt.Fprintf(s.out, "Server: NATS for the room on port %d, with a secret; others join with\n", hubPort)
+	urls := joinURLs(host, secret, port) // natsurl.go
+	fmt.Fprintf(s.out, "Server: NATS for the room on port %d, with a secret; others join with\n", port)
 	for _, u := range urls {
 		fmt.Fprintf(s.out, "Server:   %s\n", u)
 	}
@@ -250,118 +197,59 @@ func (s *server) startHub() string {
 	return urls[0] // this machine's
 }
 
-// connectedTo is the NATS server nc is connected to, as the log shows it.
-func connectedTo(nc *nats.Conn) string {
-	u, err := url.Parse(nc.ConnectedUrlRedacted())
-	if err != nil {
-		return nc.ConnectedUrlRedacted()
-	}
-	u.User = nil
-	return u.String()
-}
-
-// withoutSecret is a list of NATS URLs as the log shows it: a secret in a log is no longer one.
-func withoutSecret(urls string) string {
-	var shown []string
-	for _, u := range strings.Split(urls, ",") {
-		if parsed, err := url.Parse(strings.TrimSpace(u)); err == nil && parsed.User != nil {
-			parsed.User = nil
-			u = parsed.String()
-		}
-		shown = append(shown, u)
-	}
-	return strings.Join(shown, ",")
-}
-
-// natsHint adds a guess to a busy -nats-listen port: most often, the room's first server runs
-// on this machine already, and this one should join it.
-func natsHint(addr string, err error) string {
-	h := hint(addr, err) // main.go
-	if h == "" {
-		return ""
-	}
-	return "\n(is a stage 8 server running here? join it with the URL it printed,\nor try -nats-listen)"
-}
-
-// natsTrouble says what an error the NATS client reports by itself means for the room.
-func natsTrouble(err error) string {
-	switch {
-	case errors.Is(err, nats.ErrSlowConsumer):
-		return "NATS brought the room's lines faster than this server took them: some were lost"
-	case errors.Is(err, nats.ErrAuthorization):
-		return "NATS refused the secret"
-	}
-	return "NATS: " + err.Error()
-}
-
-// listen is the goroutine that passes on what the room's subscriptions receive. One channel
-// delivers in order, so the news keeps each sender's order.
+// listen hands the loop what the room's subscriptions receive, in order, from one channel.
 func (s *server) listen(messages chan *nats.Msg) {
 	for m := range messages {
-		n := news{name: m.Header.Get(headerName), server: m.Header.Get(headerServer), data: m.Data}
-		switch rest := strings.TrimPrefix(m.Subject, subjectRoom+"."); {
-		case rest == subjectSay:
-			n.kind = newsSay
-		case rest == subjectLeave:
-			n.kind = newsLeave
-		case strings.HasPrefix(rest, subjectMsg+"."):
-			n.kind, n.to = newsMsg, rest[strings.LastIndexByte(rest, '.')+1:]
-		default:
-			continue
-		}
-		s.news.push(n)
+		to := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:] // a /msg's receiver
+		s.news.push(func() {
+			switch c := s.named(to); {
+			case !s.inRoom:
+			case m.Subject == subjectSay:
+				s.queueForRoom(nil, m.Data[:len(m.Data):len(m.Data)]) // main.go
+			case c != nil && !c.remote:
+				s.send(c, string(m.Data))
+			}
+		})
 	}
 }
 
-// tellRoom queues data from c for one of the room's subjects, with who sends it in the
-// headers. It never waits: a goroutine publishes (outbox.go). While the server is out of the
-// room nothing is queued: it would be lost anyway.
-func (s *server) tellRoom(subject string, c *client, data []byte) {
+// tellRoom queues data for a subject of the room, for the outbox to publish; out of the room,
+// nothing (it would be lost anyway).
+func (s *server) tellRoom(subject string, data []byte) {
 	if !s.inRoom {
 		return
 	}
-	header := nats.Header{}
-	header.Set(headerName, c.name)
-	header.Set(headerServer, s.registry.id)
-	subject = subjectRoom + "." + subject
-	// A pass's lines for the room may be more than NATS carries in one message (a megabyte by
-	// default): cut them between lines. One line always fits: onJoined checks -max-line.
-	limit := s.maxPayload - headroom
-	for len(data) > limit {
+	// Lines over what NATS carries in one message are cut between lines (onJoined checks that
+	// the longest line fits).
+	for limit := s.maxPayload - headroom; len(data) > limit; {
 		cut := strings.LastIndexByte(string(data[:limit]), '\n') + 1
-		s.publish(&nats.Msg{Subject: subject, Header: header, Data: data[:cut]})
+		s.publish(subject, data[:cut])
 		data = data[cut:]
 	}
-	s.publish(&nats.Msg{Subject: subject, Header: header, Data: data})
+	s.publish(subject, data)
 }
 
-// publish hands m to the outbox; if it does not fit, m is dropped, and the first drop is told.
-// The outbox holds m's lines as a client's queue holds them: this pass's batches must stay as
-// they are (kept), since they are m's.
-func (s *server) publish(m *nats.Msg) {
-	if s.outbox.push(m) {
+// publish hands data to the outbox, which keeps this pass's batches as a client's queue would
+// (kept); or, if it does not fit, drops it and says so, once.
+func (s *server) publish(subject string, data []byte) {
+	if s.outbox.push(&nats.Msg{Subject: subject, Data: data}) {
 		s.kept = true
 		return
 	}
-	if s.dropping {
-		return
+	if !s.dropping {
+		s.dropping = true
+		fmt.Fprintln(s.out, "Server: NATS is not keeping up: lines for the other servers are dropped")
+		s.tellHere("* The other servers are not keeping up: only the users here hear you for now\n")
 	}
-	s.dropping = true
-	fmt.Fprintln(s.out, "Server: NATS is not keeping up: lines for the other servers are dropped")
-	s.tellHere("* The other servers are not keeping up: only the users here hear you for now\n")
 }
 
 // caughtUp: the outbox is empty again, after it dropped lines.
 func (s *server) caughtUp() {
-	if !s.dropping {
-		return
-	}
 	s.dropping = false
 	fmt.Fprintln(s.out, "Server: NATS keeps up again")
 	s.tellHere("* The other servers hear you again (they missed what was said meanwhile)\n")
 }
 
-// tellHere sends a line to every user of this server.
 func (s *server) tellHere(line string) {
 	for _, c := range s.joined {
 		if !c.remote {
@@ -370,180 +258,75 @@ func (s *server) tellHere(line string) {
 	}
 }
 
-// tellMsg sends a /msg to the server of its receiver, and no other.
-func (s *server) tellMsg(sender, receiver *client, line string) {
-	s.tellRoom(subjectMsg+"."+receiver.server+"."+receiver.name, sender, []byte(line))
-}
-
-// tellLeft tells the other servers that c has left, after its last lines, and gives its name
-// back to the registry (whose watcher tells them too, in case this message is lost).
-func (s *server) tellLeft(c *client) {
-	if c.remote {
-		return // its own server says so
+// arrived: the bucket shows name held on server.
+func (s *server) arrived(name, server string) {
+	c := s.named(name)
+	switch {
+	case c != nil && c.server == server:
+		return // a refresh of its lease
+	case c != nil && c.remote:
+		s.leave(c, errSilent) // its lease ran out, and someone else has the name now
+	case c != nil: // our user's lease ran out (this server was paused), and someone took it
+		s.disconnect(c, drop{"its name was taken on another server",
+			"someone on another server has your name now"}) // limits.go
 	}
-	s.tellRoom(subjectLeave, c, nil)
-	s.registry.ask(request{kind: release, name: c.name})
+	c = &client{fd: -1, name: name, remote: true, server: server}
+	s.joined = append(s.joined, c)
+	fmt.Fprintf(s.out, "Server: %s joined, on another server\n", name)
+	s.announce(c, "* "+name+" has entered the room\n")
 }
 
-// hearNews takes what the NATS goroutines queued, in order. It runs in the loop, which alone
-// touches the clients.
-func (s *server) hearNews() {
-	for _, n := range s.news.take() {
-		switch stale := !s.inRoom || n.connection != s.connection; n.kind {
-		case newsSay:
-			if s.inRoom {
-				s.queueForRoom(nil, n.data[:len(n.data):len(n.data)]) // main.go
-			}
-		case newsMsg:
-			if c := s.named(n.to); s.inRoom && c != nil && !c.remote {
-				s.send(c, string(n.data))
-			}
-		case newsLeave:
-			if c := s.named(n.name); s.inRoom && c != nil && c.remote && c.server == n.server {
-				s.leave(c, errElsewhere)
-			}
-		case newsArrived:
-			if !stale {
-				s.arrived(n)
-			}
-		case newsGone:
-			if !stale {
-				s.gone(n)
-			}
-		case newsJoined:
-			s.onJoined(n)
-		case newsLost:
-			s.onLost(n.err)
-		case newsClaimed:
-			s.claimed(n.client, n) // names.go
-		case newsTaken:
-			if c := s.named(n.name); c != nil && !c.remote {
-				s.lost(c)
-			}
-		case newsCaughtUp:
-			s.caughtUp()
-		case newsLog:
-			fmt.Fprintf(s.out, "%s\n", n.data)
-		}
-	}
-}
-
-// The reasons a member on another server leaves, as the log shows them.
-var (
+var ( // why a member on another server leaves, as the log says
 	errElsewhere = errors.New("on another server")
 	errSilent    = errors.New("its server stopped answering")
 )
 
-// arrived: the bucket shows name held on another server.
-func (s *server) arrived(n news) {
-	c := s.named(n.name)
-	switch {
-	case c != nil && c.remote && c.server == n.server:
-		return // a refresh of its lease
-	case c != nil && c.remote:
-		s.leave(c, errSilent) // its lease ran out, and someone else has the name
-	case c != nil:
-		s.lost(c) // our user's lease ran out (this server was paused), and the name is taken
-	}
-	c = &client{fd: -1, name: n.name, remote: true, server: n.server}
-	s.joined = append(s.joined, c)
-	fmt.Fprintf(s.out, "Server: %s joined, on another server\n", c.name)
-	s.announce(c, "* "+c.name+" has entered the room\n")
-}
-
-// gone: the bucket shows name free: given back, or its lease ran out.
-func (s *server) gone(n news) {
-	c := s.named(n.name)
-	switch {
-	case c == nil || !c.remote:
-		// Nobody by that name, or ours, whose lease ran out while this server was paused:
-		// the next refresh writes it again (names.go).
-	case n.expired:
-		s.leave(c, errSilent)
-	default:
-		s.leave(c, errElsewhere)
-	}
-}
-
-// lost disconnects a user of ours whose name is someone else's now.
-func (s *server) lost(c *client) {
-	s.disconnect(c, drop{"its name was taken on another server",
-		"someone on another server has your name now"}) // limits.go
-}
-
-// onJoined: NATS has taken this server, and the registry its names; entries are the others in
-// the room now.
-func (s *server) onJoined(n news) {
-	s.connection, s.maxPayload, s.shownURL = n.connection, n.maxPayload, n.url
-	if longest := s.maxLine + len("[] \n") + 32; longest > s.maxPayload-headroom {
+// onJoined: NATS at at took us on connection; the bucket's watcher says next who is there.
+func (s *server) onJoined(connection, maxPayload int, at string) {
+	if s.maxLine+len("[] \n")+32 > maxPayload-headroom { // the longest line, framed
 		usageError("-max-line %d is over what NATS at %s carries in one message (%d bytes)",
-			s.maxLine, s.shownURL, s.maxPayload)
+			s.maxLine, at, maxPayload)
 	}
-	s.inRoom = true
+	s.connection, s.maxPayload, s.shownURL, s.inRoom = connection, maxPayload, at, true
 	if s.wasInRoom {
-		fmt.Fprintf(s.out, "Server: back in the room through NATS at %s\n", s.shownURL)
+		fmt.Fprintf(s.out, "Server: back in the room through NATS at %s\n", at)
 		s.tellHere("* The room is whole again (what was said on the other side meanwhile is lost)\n")
 	} else {
-		fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.shownURL)
+		fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", at)
 	}
 	s.wasInRoom = true
-	for _, entry := range n.entries {
-		s.arrived(entry)
-	}
 }
 
-// onLost: NATS is gone. The users here keep talking among themselves; the others are out of
-// reach, and out of the room until this server is back in it. What either side says meanwhile
-// is lost to the other: NATS keeps nothing for a subscriber that is not connected.
+// onLost: NATS is gone. The users here talk among themselves until this server is back in the
+// room; what either side says meanwhile is lost to the other (NATS keeps nothing for later).
 func (s *server) onLost(err error) {
 	if !s.inRoom || s.shuttingDown {
 		return
 	}
 	s.inRoom = false
-	var here, away []*client
+	var here []*client
 	for _, c := range s.joined {
-		if c.remote {
-			away = append(away, c)
-		} else {
+		if !c.remote {
 			here = append(here, c)
 		}
 	}
-	s.joined = here
+	s.joined = here // the others are out of reach, out of the room
 	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.shownURL, err)
-	for _, c := range here {
-		s.send(c, "* The room is split: only the users on this server hear you, until it rejoins\n")
-		if len(away) > 0 {
-			s.send(c, "* Out of reach: "+listNames(away)+"\n")
-		}
-	}
+	s.tellHere("* The room is split: only the users on this server hear you, until it rejoins\n")
 }
 
-// leaveRoom, at shutdown, tells the other servers that this one's users are leaving, and gives
-// their names back.
-func (s *server) leaveRoom() {
-	for _, c := range s.joined {
-		if !c.remote {
-			s.tellLeft(c)
-		}
-	}
-	s.registry.ask(request{kind: stop})
-}
+// leaveRoom, at shutdown, gives the names back: the others' watchers see the users leave.
+func (s *server) leaveRoom() { s.registry.todo.push(s.registry.stop) }
 
-// closeCluster waits, at most a second, for the registry to give the names back and for the
-// outbox to hand NATS the last words, then closes the connection and the hub.
+// closeCluster gives the outbox and the registry a second to finish, then closes all.
 func (s *server) closeCluster() {
-	deadline := time.After(time.Second)
+	deadline := time.Now().Add(time.Second)
+	for s.outbox.bytes.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	select {
 	case <-s.registry.stopped:
-	case <-deadline:
-	}
-	for !s.outbox.empty() {
-		select {
-		case <-deadline:
-		case <-time.After(10 * time.Millisecond):
-			continue
-		}
-		break
+	case <-time.After(time.Until(deadline)):
 	}
 	close(s.joiner.stop)
 	if nc := s.outbox.conn.Load(); nc != nil {

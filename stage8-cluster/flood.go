@@ -5,6 +5,8 @@ package main
 import (
 	"fmt"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // One person must not be able to empty the room. `yes | nc` sends as fast as the network
@@ -65,10 +67,11 @@ func (s *server) spend(c *client, n int) {
 			who = c.name
 		}
 		fmt.Fprintf(s.out, "Server: %s slowed down: sending faster than %d bytes/s\n", who, s.maxRate)
-		// Queued with the rest of its output: written straight to the socket, it could jump
-		// ahead of lines queued before it, or cut one in half. "\n", not "\r\n": stage 7's
-		// lines are Budget Chat's.
-		s.send(c, fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", s.maxRate))
+		// One try that never waits, and only between two lines, as sayGoodbye does (limits.go).
+		// "\n", not "\r\n": stage 7's lines are Budget Chat's.
+		if c.sent == 0 {
+			unix.Write(c.fd, []byte(fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", s.maxRate)))
+		}
 	}
 }
 

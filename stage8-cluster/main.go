@@ -38,8 +38,7 @@ type client struct {
 	// name is what the client answered to the welcome, and "" until then: a client without a
 	// name has not joined the room yet, and hears nothing of it.
 	name string
-	// remote marks a member of the room who is connected to another server: it has no socket
-	// here (fd is -1), and what is said to it goes through NATS (cluster.go).
+	// remote: a member of the room on another server, without a socket here (cluster.go)
 	remote   bool
 	server   string   // remote: the ID of its server, its entry's value in the names' bucket
 	claiming bool     // its name is being claimed in the room's names (names.go)
@@ -110,8 +109,6 @@ func main() {
 			switch {
 			case e.fd == s.signals:
 				s.onSignal()
-			case e.fd == s.news.fd:
-				s.hearNews() // cluster.go: what NATS brought
 			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
 			case sender == nil:
@@ -126,6 +123,7 @@ func main() {
 				}
 			}
 		}
+		s.hearNews() // cluster.go: what NATS brought, after what this pass's sockets did
 		// A storm of connections must not hold up everyone else: a bounded number per pass,
 		// as Redis does; the rest wait in the queue for the next pass.
 		for i := 0; listenerReady && i < acceptsPerPass; i++ {
@@ -318,7 +316,7 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 	}
 	// The full slice expression caps the batch, so no append can ever write into it.
 	batch := s.batches[start:len(s.batches):len(s.batches)]
-	s.tellRoom(subjectSay, sender, batch) // cluster.go: the other servers' users
+	s.tellRoom(subjectSay, batch) // cluster.go: the other servers' users
 	s.queueForRoom(sender, batch)
 }
 
@@ -489,7 +487,6 @@ func (s *server) enter(c *client, name string) {
 	} else {
 		s.send(c, "* The room contains: "+others+"\n")
 	}
-	// The other servers hear of c from the registry's watcher (cluster.go).
 }
 
 // legalName reports whether name is 1 to 32 ASCII letters or digits, as Budget Chat requires:
@@ -527,7 +524,11 @@ func (s *server) leave(c *client, why error) {
 		fmt.Fprintf(s.out, "Server: %s left (%v)\n", c.name, why)
 	}
 	s.announce(c, "* "+c.name+" has left the room\n")
-	s.tellLeft(c) // cluster.go: the other servers hear of it, and the name is free again
+	if !c.remote {
+		// names.go: the name is free again, and the other servers see c leave
+		name := c.name
+		s.registry.todo.push(func() { s.registry.release(name) })
+	}
 }
 
 // send queues a line for c alone: a batch of its own, queued as broadcast queues one for
@@ -577,7 +578,8 @@ func (s *server) command(sender *client, line []byte) {
 	case receiver == nil:
 		s.send(sender, "* Nobody called "+name+" is here.\n")
 	case receiver.remote:
-		s.tellMsg(sender, receiver, "["+sender.name+" -> you] "+text+"\n") // cluster.go
+		// cluster.go: to the receiver's server alone
+		s.tellRoom(subjectMsg+"."+receiver.server+"."+name, []byte("["+sender.name+" -> you] "+text+"\n"))
 	default:
 		s.send(receiver, "["+sender.name+" -> you] "+text+"\n")
 	}
@@ -593,13 +595,10 @@ func (s *server) named(name string) *client {
 	return nil
 }
 
-// names lists the joined clients, in the order they joined: "bob, charlie". (On another
-// server the order may differ: it learns of arrivals later.)
-func (s *server) names() string { return listNames(s.joined) }
-
-func listNames(clients []*client) string {
+// names lists the joined clients in the order they joined: "bob, charlie".
+func (s *server) names() string {
 	var names []string
-	for _, c := range clients {
+	for _, c := range s.joined {
 		names = append(names, c.name)
 	}
 	return strings.Join(names, ", ")

@@ -173,12 +173,12 @@ func twoServers(bin string, across bool, receivers, lines, size int) (float64, e
 		return 0, err
 	}
 	defer hub.Kill()
-	// The hub's NATS asks for a secret: its log says the URL to join with, secret included.
-	m := regexp.MustCompile(`-nats nats://(\w+)@HOST:(\d+)`).FindStringSubmatch(strings.Join(hub.lines, "\n"))
-	if m == nil {
+	// The hub's NATS asks for a secret: its log says the URLs to join with, secret included.
+	url := regexp.MustCompile(`(?m)^Server:   (nats://\w+@127\.0\.0\.1:\d+)$`).FindStringSubmatch(strings.Join(hub.lines, "\n"))
+	if url == nil {
 		return 0, fmt.Errorf("the first server did not say where NATS is: %q", hub.lines)
 	}
-	second, err := start(bin, "in the room", "-nats", "nats://"+m[1]+"@127.0.0.1:"+m[2])
+	second, err := start(bin, "in the room", "-nats", url[1])
 	if err != nil {
 		return 0, err
 	}
