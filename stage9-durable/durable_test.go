@@ -151,7 +151,7 @@ func TestMsgForHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := func(toSince uint64, text string) {
-		m := nats.NewMsg(subjectRoom + "." + subjectMsg + "." + string(aliceEntry.Value()) + ".alice")
+		m := nats.NewMsg(subjectMsg + "." + string(aliceEntry.Value()) + ".alice")
 		m.Header.Set(headerName, "bob")
 		m.Header.Set(headerServer, string(bobEntry.Value()))
 		m.Header.Set(headerSince, strconv.FormatUint(bobEntry.Revision(), 10))
@@ -206,7 +206,7 @@ func TestAheadBound(t *testing.T) {
 	alice := join(t, s, "alice", "* The room is empty")
 	nc, _, _ := openNames(t, ns.ClientURL())
 	for i := range aheadPerName + 1 {
-		m := nats.NewMsg(subjectRoom + "." + subjectSay)
+		m := nats.NewMsg(subjectSay)
 		m.Header.Set(headerName, "ghost")
 		m.Header.Set(headerServer, "NOSUCHSERVER")
 		m.Header.Set(headerSince, "1000000")

@@ -30,11 +30,9 @@ func parseFlags() options {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"The chat server with names (Protohackers' Budget Chat, plus /msg NAME text\n"+
-			"and /who), and one room across many servers through NATS. Without -nats or\n"+
-			"NATS_URL it runs a NATS server for the room itself, on -nats-listen, and\n"+
-			"prints the URLs, with its secret, that the others join with; with them it\n"+
-			"joins those, and keeps trying until they take it.\n\nFlags:\n", name)
+			"The chat server with names: every line says who sent it (Protohackers'\n"+
+			"Budget Chat), plus /msg NAME text for one person and /who for the names.\n"+
+			"One room on many servers: it joins NATS at -nats, or runs NATS itself.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
 	var o options

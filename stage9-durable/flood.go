@@ -5,6 +5,8 @@ package main
 import (
 	"fmt"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // One person must not be able to empty the room. `yes | nc` sends as fast as the network
@@ -65,10 +67,11 @@ func (s *server) spend(c *client, n int) {
 			who = c.name
 		}
 		fmt.Fprintf(s.out, "Server: %s slowed down: sending faster than %d bytes/s\n", who, s.maxRate)
-		// Queued with the rest of its output: written straight to the socket, it could jump
-		// ahead of lines queued before it, or cut one in half. "\n", not "\r\n": stage 7's
-		// lines are Budget Chat's.
-		s.send(c, fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", s.maxRate))
+		// One try that never waits, and only between two lines, as sayGoodbye does (limits.go).
+		// "\n", not "\r\n": stage 7's lines are Budget Chat's.
+		if c.sent == 0 {
+			unix.Write(c.fd, []byte(fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", s.maxRate)))
+		}
 	}
 }
 
@@ -116,11 +119,11 @@ func (s *server) budgetTimeout() int {
 	return timeout
 }
 
-// updateReads watches c for reads, or stops, as what holds it back says: its budget, a claim
-// of its name, a check of its lease (names.go). One place decides, so that none of them can
-// put back in the poller a client that another one holds.
+// updateReads watches c for reads, or stops, as what holds it back says: its budget, or a
+// claim of its name (names.go). One place decides, so that neither can put back in the poller
+// a client that the other holds.
 func (s *server) updateReads(c *client) {
-	if want := !c.throttled && !c.claiming && !c.checking; want != c.reading && !c.disconnected {
+	if want := !c.throttled && !c.claiming; want != c.reading && !c.disconnected {
 		c.reading = want
 		s.poller.watchReads(c.fd, want)
 	}

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -247,52 +245,4 @@ func (u *user) expectSkipping(skip *regexp.Regexp, want ...string) {
 			break
 		}
 	}
-}
-
-// TestSlowDownNoticeQueued has zed's queue full of ann's lines, which zed does not read, when
-// zed starts flooding: the notice that zed is slowed down comes after ann's lines, whole,
-// as every other line zed is sent does, and is not lost for want of room in zed's socket.
-func TestSlowDownNoticeQueued(t *testing.T) {
-	t.Parallel()
-	ns := startNATS(t, -1)
-	// A burst bigger than what the kernel holds for zed, and a queue big enough to keep it.
-	s := startServer(t, "-nats", ns.ClientURL(), "-max-burst", "8000000", "-max-pending", "67108864")
-	ann := join(t, s, "ann", "* The room is empty")
-	// A small receive buffer keeps what zed does not read in the server's queue.
-	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	conn, err := dialer.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	zed := &user{t: t, name: "zed", conn: conn, reader: bufio.NewReader(conn)}
-	zed.expect("Welcome to the chat! What is your name?")
-	zed.send("zed")
-	zed.expect("* The room contains: ann")
-	ann.expect("* zed has entered the room")
-	const lines = 60000 // 6 MB: within ann's burst, more than the kernel holds for zed
-	var burst strings.Builder
-	for i := range lines {
-		burst.WriteString(floodLine(i))
-	}
-	ann.conn.Write([]byte(burst.String()))
-	s.waitLog(`^Server: received from ann: flood line 059999`)
-	go func() { // zed floods, past its burst, while it reads nothing
-		for i := 0; i < 90000; i += 100 {
-			var chunk strings.Builder
-			for j := i; j < i+100; j++ {
-				chunk.WriteString(floodLine(j))
-			}
-			if _, err := conn.Write([]byte(chunk.String())); err != nil {
-				return
-			}
-		}
-	}()
-	s.waitLog(`^Server: zed slowed down`)
-	for i := range lines {
-		zed.expect("[ann] " + strings.TrimSuffix(floodLine(i), "\n"))
-	}
-	zed.expect("Server: you send faster than 65536 bytes/s, slowing you down")
 }

@@ -173,6 +173,12 @@ func startServers(t *testing.T, n int, url string, args ...string) []*process {
 // pattern, and returns it.
 func (s *process) waitLog(pattern string) string {
 	s.t.Helper()
+	return s.waitLogWithin(pattern, patience)
+}
+
+// waitLogWithin is waitLog with a wait of its own.
+func (s *process) waitLogWithin(pattern string, patience time.Duration) string {
+	s.t.Helper()
 	re := regexp.MustCompile(pattern)
 	deadline := time.After(patience)
 	for {

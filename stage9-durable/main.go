@@ -40,18 +40,15 @@ type client struct {
 	// name is what the client answered to the welcome, and "" until then: a client without a
 	// name has not joined the room yet, and hears nothing of it.
 	name string
-	// remote marks a member of the room who is connected to another server: it has no socket
-	// here (fd is -1), and what is said to it goes through NATS (cluster.go).
+	// remote: a member of the room on another server, without a socket here (cluster.go)
 	remote   bool
 	server   string   // remote: the ID of its server, its entry's value in the names' bucket
 	claiming bool     // its name is being claimed in the room's names (names.go)
-	checking bool     // the server's lease is not known to be good: it is checked (names.go)
-	held     [][]byte // the lines it sent meanwhile, routed once it has joined, or may speak
-	unheard  [][]byte // the /msg sent to it while the lease was checked (cluster.go, hear)
-	// since is the revision of the bucket's entry that gave it its name: which holder of the
-	// name it is, and its place in /who. revision is its entry's latest revision.
-	since, revision uint64
-	reading         bool // watched for reads: see updateReads in flood.go
+	held     [][]byte // the lines it sent meanwhile, routed once it has joined
+	forRoom  []func() // what it said while the lease was not known good (cluster.go, tellRoom)
+	unheard  [][]byte // the /msg sent to it meanwhile (cluster.go, hearMsg)
+	reading  bool     // watched for reads: see updateReads in flood.go
+	since    uint64   // which holder of its name: the revision of the entry that gave it
 }
 
 // server is the loop's state, shared by the functions below.
@@ -117,8 +114,6 @@ func main() {
 			switch {
 			case e.fd == s.signals:
 				s.onSignal()
-			case e.fd == s.news.fd:
-				s.hearNews() // cluster.go: what NATS brought
 			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
 			case sender == nil:
@@ -133,6 +128,7 @@ func main() {
 				}
 			}
 		}
+		s.hearNews() // cluster.go: what NATS brought, after what this pass's sockets did
 		// A storm of connections must not hold up everyone else: a bounded number per pass,
 		// as Redis does; the rest wait in the queue for the next pass.
 		for i := 0; listenerReady && i < acceptsPerPass; i++ {
@@ -325,7 +321,7 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 	}
 	// The full slice expression caps the batch, so no append can ever write into it.
 	batch := s.batches[start:len(s.batches):len(s.batches)]
-	s.tellRoom(subjectSay, sender, batch) // cluster.go: the other servers' users
+	s.tellRoom(subjectSay, sender, batch, 0) // cluster.go: the other servers' users
 	s.queueForRoom(sender, batch)
 }
 
@@ -438,7 +434,7 @@ func (s *server) disconnect(c *client, why error) {
 // messages between two commands still goes out as one batch.
 func (s *server) route(sender *client, lines [][]byte) {
 	for len(lines) > 0 && !sender.disconnected {
-		if sender.claiming || sender.checking {
+		if sender.claiming {
 			s.hold(sender, lines) // names.go: they wait for the room's answer
 			return
 		}
@@ -446,10 +442,6 @@ func (s *server) route(sender *client, lines [][]byte) {
 			s.join(sender, lines[0])
 			lines = lines[1:]
 			continue
-		}
-		if !s.speaksFor(sender) {
-			s.wait(sender, lines) // names.go: not a word under a name it may have lost
-			return
 		}
 		if isCommand(lines[0]) {
 			s.printMessage(sender, lines[0])
@@ -500,7 +492,6 @@ func (s *server) enter(c *client, name string) {
 	} else {
 		s.send(c, "* The room contains: "+others+"\n")
 	}
-	// The other servers hear of c from the registry's watcher (cluster.go).
 }
 
 // legalName reports whether name is 1 to 32 ASCII letters or digits, as Budget Chat requires:
@@ -538,7 +529,11 @@ func (s *server) leave(c *client, why error) {
 		fmt.Fprintf(s.out, "Server: %s left (%v)\n", c.name, why)
 	}
 	s.announce(c, "* "+c.name+" has left the room\n")
-	s.tellLeft(c) // cluster.go: the other servers hear of it, and the name is free again
+	if !c.remote {
+		// names.go: the name is free again, and the other servers see c leave
+		name := c.name
+		s.registry.todo.push(func() { s.registry.release(name) })
+	}
 }
 
 // send queues a line for c alone: a batch of its own, queued as broadcast queues one for
@@ -588,7 +583,9 @@ func (s *server) command(sender *client, line []byte) {
 	case receiver == nil:
 		s.send(sender, "* Nobody called "+name+" is here.\n")
 	case receiver.remote:
-		s.tellMsg(sender, receiver, "["+sender.name+" -> you] "+text+"\n") // cluster.go
+		// cluster.go: to the receiver's server alone
+		s.tellRoom(subjectMsg+"."+receiver.server+"."+name, sender, []byte("["+sender.name+" -> you] "+text+"\n"),
+			receiver.since) // the holder it is for: its server checks
 	default:
 		s.send(receiver, "["+sender.name+" -> you] "+text+"\n")
 	}
@@ -604,22 +601,13 @@ func (s *server) named(name string) *client {
 	return nil
 }
 
-// names lists the joined clients in the order the room's names were granted, the same on
-// every server: "bob, charlie". Names taken while the room was split come last.
-func (s *server) names() string { return listNames(s.joined) }
-
-func listNames(clients []*client) string {
+// names lists the joined clients in the order the room's names were granted, the same on every
+// server: "bob, charlie". Names taken while the room was split come last.
+func (s *server) names() string {
 	var names []string
-	order := func(c *client) uint64 {
-		if c.since == 0 {
-			return math.MaxUint64
-		}
-		return c.since
-	}
-	sorted := slices.SortedStableFunc(slices.Values(clients), func(a, b *client) int {
-		return cmp.Compare(order(a), order(b))
-	})
-	for _, c := range sorted {
+	for _, c := range slices.SortedStableFunc(slices.Values(s.joined), func(a, b *client) int {
+		return cmp.Compare(cmp.Or(a.since, math.MaxUint64), cmp.Or(b.since, math.MaxUint64))
+	}) {
 		names = append(names, c.name)
 	}
 	return strings.Join(names, ", ")

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -11,19 +10,10 @@ import (
 	"strings"
 )
 
-// The secret stays off the command line. Every user of a machine can read every process's
-// command line (ps shows it), so a -nats URL typed there gives the room's secret away. Two
-// ways keep it private, as NATS's own tools do: the URL in the environment variable NATS_URL
-// (a process's environment is readable by its owner only), and the hub's URL in a file of
-// its owner's only (-nats-url-file), which NATS_URL=$(cat FILE) reads.
-
-// natsURLs is where to join the room: -nats, or else NATS_URL; "" means run the hub here.
-func natsURLs(flagValue string) string {
-	if flagValue != "" {
-		return flagValue // the flag wins, as it does for NATS's own tools
-	}
-	return os.Getenv("NATS_URL")
-}
+// The secret stays off the command line, which every user of the machine can read (ps). As
+// with NATS's own tools, the URL can come in the environment variable NATS_URL (readable by
+// its owner only; -nats wins over it: cluster.go), and the hub can write its URLs to a file of
+// its owner's (-nats-url-file), for NATS_URL=$(cat FILE).
 
 // joinURLs are the URLs the hub's clients join it with, secret included: 127.0.0.1 for this
 // machine, then each of the machine's own addresses for the others, unless the hub listens on
@@ -54,34 +44,20 @@ func machineAddresses() []string {
 	return hosts
 }
 
-// writeURLFile writes the join URLs, comma-separated as NATS_URL takes them, to path,
-// readable and writable by its owner only, also when the file was there already.
+// writeURLFile writes the join URLs to path, comma-separated as NATS_URL takes them, readable
+// by its owner only. A file that was there keeps its mode when written over: it goes first.
 func writeURLFile(path string, urls []string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := fmt.Fprintln(f, strings.Join(urls, ",")); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	os.Remove(path)
+	return os.WriteFile(path, []byte(strings.Join(urls, ",")+"\n"), 0o600)
 }
 
 // secretInURLFile is the secret of the URLs in path, if it holds any: a hub restarted with the
 // same -nats-url-file keeps its secret, so that the servers that joined it come back.
 func secretInURLFile(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	data, _ := os.ReadFile(path) // none yet (or no -nats-url-file): a new secret
+	u, err := url.Parse(strings.Split(strings.TrimSpace(string(data)), ",")[0])
+	if err != nil || u.User == nil {
 		return ""
 	}
-	first, _, _ := strings.Cut(strings.TrimSpace(string(data)), ",")
-	if u, err := url.Parse(first); err == nil && u.User != nil {
-		return u.User.Username()
-	}
-	return ""
+	return u.User.Username()
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"os"
@@ -31,7 +32,7 @@ func TestNATSURLFromEnv(t *testing.T) {
 	ns := startNATSWithSecret(t, -1, secret) // joiner_test.go
 	url := fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, natsPort(ns))
 	fromEnv := startServerNATSURL(t, url)
-	if fromEnv.lines()[2] != fmt.Sprintf("Server: in the room through NATS at nats://127.0.0.1:%d", natsPort(ns)) {
+	if fromEnv.lines()[2] != fmt.Sprintf("Server: in the room through NATS at 127.0.0.1:%d", natsPort(ns)) {
 		t.Fatalf("with NATS_URL, a server printed:\n%s", strings.Join(fromEnv.lines(), "\n"))
 	}
 	alice := join(t, fromEnv, "alice", "* The room is empty")
@@ -131,10 +132,12 @@ func TestHubListensOnOneAddress(t *testing.T) {
 func TestMaxLineOverNATS(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
-	out, err := exec.Command(stageBinary, "-addr", "127.0.0.1:0", "-nats", ns.ClientURL(),
+	ctx, cancel := context.WithTimeout(context.Background(), patience) // it must not run on
+	defer cancel()
+	out, err := exec.CommandContext(ctx, stageBinary, "-addr", "127.0.0.1:0", "-nats", ns.ClientURL(),
 		"-max-line", "1048300").CombinedOutput()
 	exit, _ := err.(*exec.ExitError)
-	want := fmt.Sprintf("stage9-durable: -max-line 1048300 is over what NATS at %s carries in one message (1048576 bytes)\n", ns.ClientURL())
+	want := fmt.Sprintf("stage9-durable: -max-line 1048300 is over what NATS at %s carries in one message (1048576 bytes)\n", strings.TrimPrefix(ns.ClientURL(), "nats://"))
 	if exit == nil || exit.ExitCode() != 2 || !strings.HasSuffix(string(out), want) {
 		t.Fatalf("exit: %v, printing:\n%s\nwant status 2 and %q", err, out, want)
 	}

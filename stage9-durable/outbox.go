@@ -3,97 +3,59 @@
 package main
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 )
 
-// The loop never waits for NATS. Publishing looks instant, but the NATS client writes into a
-// buffer and then into its socket to NATS, and once both are full (NATS stopped, or slower
-// than the room) a publish waits for room in that socket: a loop that published would stop
-// serving every user of its own server, the one thing stage 5 teaches never to do. So the
-// loop hands what the other servers must hear to a queue (push), and a goroutine of its own
-// (run) does the publishing, and the waiting.
+// The loop never waits for NATS. A publish looks instant, but once the NATS client's buffer
+// and socket are full (NATS stopped, or slower than the room) it waits for room in the socket:
+// a loop that published would stop serving its own users, which stage 5 teaches never to do.
+// So the loop queues (push), and a goroutine of its own (run) publishes, and waits.
 //
-// The queue has a bound, as every client's output has one (-max-pending). Past it, the loop
-// drops what it would add: the lines already queued go out in order, and the ones that do not
-// fit are lost to the other servers only. Dropping the newest, not the oldest, keeps what the
-// others hear a prefix of what was said, with one gap, never lines missing here and there. The
-// server's own users still hear every line, from the loop, and are told (once) that the other
-// servers do not, and again when they do.
+// The queue is bounded, as every client's output is, and past it the loop drops the newest:
+// what the others hear stays what was said, with one gap, never lines missing here and there.
+// The users here still hear every line, and are told once that the others do not, and when
+// they do again.
 
-// outboxLimit is the most bytes the queue to NATS holds. NATS takes a megabyte in a few
-// milliseconds when it is there; a queue that held more would only delay the moment the users
-// learn that it is not, and hold that much memory for nothing.
-const outboxLimit = 1 << 20
+// outboxLimit is the most bytes the queue holds: a client's -max-pending. A NATS that is there
+// takes that much in milliseconds; more would only delay the moment the users learn it is not.
+const outboxLimit = 4 << 20
 
-// outbox is the queue between the loop and the goroutine that publishes.
+// outbox is the queue between the loop and the goroutine that publishes (run).
 type outbox struct {
-	mu       sync.Mutex
-	list     []*nats.Msg
-	bytes    int                       // what waits, headers aside
-	waiting  int                       // how many messages wait, taken or not
-	wake     chan struct{}             // something waits in list
-	conn     atomic.Pointer[nats.Conn] // where to publish; nil while NATS is away
-	dropping bool                      // lines were dropped: the loop is told when list empties
+	queue                              // of publishes
+	bytes    atomic.Int64              // what waits: the loop adds, run takes off
+	dropping atomic.Bool               // one did not fit: say so once the queue is empty
+	caughtUp func()                    // says so
+	conn     atomic.Pointer[nats.Conn] // where to publish; nil while out of the room
 }
 
-func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
-
-// push queues m, from the loop, and reports false when it did not fit: it is dropped. It never
-// waits: the publisher holds the lock only to take the whole list.
+// push queues m, from the loop, and reports false if it does not fit. It never waits.
 func (o *outbox) push(m *nats.Msg) bool {
-	o.mu.Lock()
-	fits := o.bytes+len(m.Data) <= outboxLimit
-	if fits {
-		o.list = append(o.list, m)
-		o.bytes += len(m.Data)
-		o.waiting++
-	} else {
-		o.dropping = true
+	size := int64(len(m.Data)) // never 0: every message holds a line
+	if o.bytes.Load()+size > outboxLimit {
+		o.dropping.Store(true)
+		return false
 	}
-	o.mu.Unlock()
-	if fits {
-		select {
-		case o.wake <- struct{}{}:
-		default: // woken already
+	o.bytes.Add(size)
+	o.queue.push(func() {
+		// Out of the room nothing is kept for later: a split room does not replay.
+		if nc := o.conn.Load(); nc != nil {
+			nc.PublishMsg(m) // it may wait here, for room in the socket to NATS
 		}
-	}
-	return fits
+		if o.bytes.Add(-size) == 0 && o.dropping.CompareAndSwap(true, false) {
+			o.caughtUp()
+		}
+	})
+	return true
 }
 
-// run publishes what the loop queued, in order, for ever. caughtUp is called when the queue
-// has emptied after dropping lines.
-func (o *outbox) run(caughtUp func()) {
-	for range o.wake {
-		o.mu.Lock()
-		list := o.list
-		o.list = nil
-		o.mu.Unlock()
-		for _, m := range list {
-			// While NATS is away nothing is kept for later: a split room does not replay.
-			if nc := o.conn.Load(); nc != nil {
-				nc.PublishMsg(m) // it may wait here, for room in the socket to NATS
-			}
-			o.mu.Lock()
-			o.bytes -= len(m.Data)
-			o.waiting--
-			told := o.waiting == 0 && o.dropping
-			if told {
-				o.dropping = false
-			}
-			o.mu.Unlock()
-			if told {
-				caughtUp()
-			}
+// run publishes what the loop queued, in order.
+func (o *outbox) run() {
+	for range o.woken {
+		for _, publish := range o.take() {
+			publish()
 		}
 	}
-}
-
-// empty reports whether everything queued has been handed to NATS; the shutdown waits for it.
-func (o *outbox) empty() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.waiting == 0
 }
