@@ -1,7 +1,7 @@
 //go:build linux || darwin
 
-// Stage 9: one room across many servers — each server relays through NATS, and its loop stays
-// one thread: what NATS brings waits in a queue, and a descriptor wakes the loop (cluster.go).
+// Stage 9: names that survive pauses, restarts and lost nodes — one lease per server, fences
+// on every line, a bucket made again when NATS loses it, and three copies on a NATS cluster.
 package main
 
 import (
