@@ -46,7 +46,7 @@ func parseFlags() options {
 	flag.StringVar(&o.nats, "nats", "", "NATS servers to join, comma-separated, such as\nnats://SECRET@host:4222 (default: $NATS_URL; neither: run one here)")
 	flag.StringVar(&o.natsListen, "nats-listen", ":4222", "where the NATS server this one runs listens, host:port")
 	flag.StringVar(&o.natsURLFile, "nats-url-file", "", "a file to write the URLs that join the NATS server this one\nruns, for its owner only; its secret is used again on a restart")
-	flag.DurationVar(&o.lease, "lease", defaultLease, "how long a name outlives its server's silence (the room's\nfirst server sets it for all)")
+	flag.DurationVar(&o.lease, "lease", defaultLease, "how long a name outlives its server's silence (the room's first\nserver's counts)")
 	flag.Parse()
 	switch {
 	case flag.NArg() > 0:

@@ -51,6 +51,7 @@ type registry struct {
 	connection int               // counts the connections: news from an older one is stale
 	owned      map[string]uint64 // our names, and the revision of the entry we last wrote
 	stopped    chan struct{}     // closed once our names are given back, at shutdown
+	said       string            // why the last join failed, as logged
 }
 
 // run sleeps until there is something to do, or until its names need rewriting.
@@ -69,14 +70,6 @@ func (r *registry) run() {
 	}
 }
 
-// stop, at shutdown, gives every name back.
-func (r *registry) stop() {
-	for name := range r.owned {
-		r.release(name)
-	}
-	close(r.stopped)
-}
-
 // join runs on each new connection: it finds or creates the bucket (a restarted hub lost it),
 // writes our names again, and watches. If it fails, it closes nc, and the joiner retries.
 func (r *registry) join(nc *nats.Conn) {
@@ -85,7 +78,14 @@ func (r *registry) join(nc *nats.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), joinWithin)
 	defer cancel()
 	if err := r.open(ctx, nc); err != nil {
-		r.s.logLater(fmt.Sprintf("Server: NATS at %s cannot keep the room's names: %v", nc.ConnectedAddr(), err))
+		why := fmt.Sprintf("Server: NATS at %s cannot keep the names: %v", nc.ConnectedAddr(), err)
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+			why = fmt.Sprintf("Server: NATS at %s has JetStream off (nats-server -js)", nc.ConnectedAddr())
+		}
+		if why != r.said {
+			r.s.logLater(why) // once, not every second
+			r.said = why
+		}
 		r.kv = nil
 		nc.Close()
 		return
@@ -164,16 +164,11 @@ func (r *registry) leave(err error) {
 	r.s.news.push(func() { r.s.onLost(err) })
 }
 
-// operation gives one operation on the bucket answerWithin.
-func (r *registry) operation() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), answerWithin(r.lease))
-}
-
 // claim asks the bucket for name: create-if-absent, so exactly one claim of a name wins.
 func (r *registry) claim(c *client, name string) {
 	err := errors.New("NATS is away")
 	if r.kv != nil {
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		var revision uint64
 		if revision, err = r.kv.Create(ctx, name, []byte(r.id)); err == nil {
 			r.owned[name] = revision
@@ -188,7 +183,7 @@ func (r *registry) release(name string) {
 	revision, ok := r.owned[name]
 	delete(r.owned, name)
 	if ok && r.kv != nil { // else it runs out by itself
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		defer cancel()
 		r.kv.Delete(ctx, name, jetstream.LastRevision(revision))
 	}
@@ -201,7 +196,7 @@ func (r *registry) rewrite() {
 		if r.kv == nil {
 			return
 		}
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		err := r.keep(ctx, name, revision)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -238,14 +233,6 @@ func (s *server) claim(c *client, name string) {
 	c.claiming = true
 	s.updateReads(c) // flood.go: the lines that follow stay in the socket meanwhile
 	s.registry.todo.push(func() { s.registry.claim(c, name) })
-}
-
-// hold keeps the lines a claiming client sent in the same read as its name: one read at most
-// (the loop's 64 KiB buffer), since it is not read again until the answer comes.
-func (s *server) hold(c *client, lines [][]byte) {
-	for _, line := range lines {
-		c.held = append(c.held, append([]byte(nil), line...))
-	}
 }
 
 // claimed is the registry's answer, in the loop: err is nil if name is c's.
