@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -64,31 +65,32 @@ const (
 	forRoomPerUser = 64
 )
 
-// fromNATS is how many messages from the room wait for the loop at most: only a loop that has
-// stopped fills it, and then the NATS client drops what comes and says so (ErrSlowConsumer).
-const fromNATS = 4096
+// fromNATS is the most bytes of the room's lines that wait for the loop, as for a client's
+// output: the loop takes them in microseconds, and one that does not is stuck, or far behind.
+// Past it, what comes is dropped, and the log says so.
+const fromNATS = 4 << 20
 
-// headroom is what a message to NATS needs beside its lines: subject and protocol.
-const headroom = 256
+const headroom = 256 // what a message to NATS needs beside its lines: subject, protocol
 
-// cluster is what the server keeps for the room across servers.
 type cluster struct {
-	hub        *natsserver.Server  // the NATS server this one runs, without -nats or NATS_URL
-	shownURL   string              // where NATS is, as the log shows it (host:port)
-	news       queue               // what the other goroutines hand the loop to do
-	newsPipe   int                 // the pipe's end that the poller watches
-	outbox     *outbox             // outbox.go
-	joiner     *joiner             // joiner.go
-	registry   *registry           // names.go
-	inRoom     bool                // NATS took us: lines flow
-	away       []*client           // the members on other servers when the room split
-	ahead      map[string][]func() // what a holder said before the bucket showed its entry
-	alive      map[string]bool     // the servers whose lease the bucket shows, by ID
-	goodUntil  time.Time           // this server may speak for its names until then (speaksFor)
-	wasInRoom  bool                // once: the next join is a return
-	connection int                 // which connection inRoom is about: older news is stale
-	maxPayload int                 // the most NATS carries in one message
-	dropping   bool                // the outbox was full: the users were told
+	hub        *natsserver.Server // the NATS server this one runs, without -nats or NATS_URL
+	shownURL   string             // where NATS is, as the log shows it (host:port)
+	news       queue              // what the other goroutines hand the loop to do
+	newsPipe   int                // the pipe's end that the poller watches
+	outbox     *outbox            // outbox.go
+	joiner     *joiner            // joiner.go
+	registry   *registry          // names.go
+	inRoom     bool               // NATS took us: lines flow
+	wasInRoom  bool               // once: the next join is a return
+	connection int                // which connection inRoom is about: older news is stale
+	maxPayload int                // the most NATS carries in one message
+	dropping   bool               // the outbox was full: the users were told
+	heard      atomic.Int64       // bytes of the room's lines handed to the loop, not yet taken
+
+	away      []*client           // the members on other servers when the room split
+	ahead     map[string][]func() // what a holder said before the bucket showed its entry
+	alive     map[string]bool     // the servers whose lease the bucket shows, by ID
+	goodUntil time.Time           // this server may speak for its names until then (speaksFor)
 }
 
 // queue is a list of things to do that any goroutine adds to without waiting, and one runs in
@@ -129,7 +131,6 @@ func (s *server) hearNews() {
 	}
 }
 
-// logLater prints a line, from any goroutine, through the loop.
 func (s *server) logLater(line string) { s.news.push(func() { fmt.Fprintln(s.out, line) }) }
 
 // joinCluster starts the hub (without -nats or NATS_URL), the outbox, the registry and the
@@ -163,16 +164,13 @@ func (s *server) joinCluster() {
 	s.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.lease,
 		todo: newQueue(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
 	go s.registry.run()
-	messages := make(chan *nats.Msg, fromNATS)
+	messages := make(chan *nats.Msg, 64) // past it, NATS drops them too, and says so
 	go s.listen(messages)
 	s.joiner = &joiner{urls: urls, stop: make(chan struct{}), say: s.logLater,
 		options: []nats.Option{
 			nats.Name("stage9-durable"),
 			nats.NoEcho(),        // its own messages: its users heard them already
 			nats.DontRandomize(), // the URLs in the order given: the nearest first
-			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-				s.logLater("Server: NATS: " + err.Error())
-			}),
 		},
 		connected: func(nc *nats.Conn) {
 			nc.ChanSubscribe(subjectSay, messages)
@@ -233,7 +231,18 @@ func (s *server) startHub() string {
 // listen hands the loop what the room's subscriptions receive, in order, from one channel.
 // What comes from a holder newer than the one the bucket shows waits for its arrival (ahead).
 func (s *server) listen(messages chan *nats.Msg) {
+	behind := false // said once for each run of lines dropped
 	for m := range messages {
+		size := int64(len(m.Data))
+		if s.heard.Load()+size > fromNATS {
+			if !behind {
+				s.logLater("Server: this server is behind the room: lines from other servers are dropped")
+			}
+			behind = true
+			continue
+		}
+		behind = false
+		s.heard.Add(size)
 		to := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:] // a /msg's receiver
 		name, server := m.Header.Get(headerName), m.Header.Get(headerServer)
 		since, _ := strconv.ParseUint(m.Header.Get(headerSince), 10, 64)
@@ -252,7 +261,10 @@ func (s *server) listen(messages chan *nats.Msg) {
 				s.hearMsg(s.named(to), to, forSince, m.Data)
 			}
 		}
-		s.news.push(hear)
+		s.news.push(func() {
+			s.heard.Add(-size)
+			hear()
+		})
 	}
 }
 
@@ -342,11 +354,13 @@ func (s *server) notKeepingUp() {
 	}
 }
 
-// caughtUp: the outbox is empty again, after it dropped lines.
+// caughtUp: the outbox is empty again, after it dropped lines (and if NATS is lost, the room
+// is split: that is what the users hear).
 func (s *server) caughtUp() {
-	s.dropping = false
-	fmt.Fprintln(s.out, "Server: NATS keeps up again")
-	s.tellHere("* The other servers hear you again (they missed what was said meanwhile)\n")
+	if s.dropping = false; s.inRoom {
+		fmt.Fprintln(s.out, "Server: NATS keeps up again")
+		s.tellHere("* The other servers hear you again (they missed what was said meanwhile)\n")
+	}
 }
 
 func (s *server) tellHere(line string) {
@@ -411,18 +425,15 @@ func (s *server) serverGone(server string) {
 	}
 }
 
-var ( // why a member on another server leaves, as the log says
-	errElsewhere = errors.New("on another server")
-	errSilent    = errors.New("its server stopped answering")
-)
+var errElsewhere = errors.New("on another server") // why a member elsewhere left, for the log
+var errSilent = errors.New("its server stopped answering")
 
 // onJoined: NATS at at took us on connection. Lines flow again at once, to and from the members
 // who were out of reach, without waiting for the names' bucket (on a NATS cluster it may be
 // electing a new leader): listed, when it comes, says who left or came meanwhile.
 func (s *server) onJoined(connection, maxPayload int, at string) {
 	if s.maxLine+len("[] \n")+32 > maxPayload-headroom { // the longest line, framed
-		usageError("-max-line %d is over what NATS at %s carries in one message (%d bytes)",
-			s.maxLine, at, maxPayload)
+		usageError("-max-line %d does not fit in a NATS message (%d bytes)", s.maxLine, maxPayload)
 	}
 	s.connection, s.maxPayload, s.shownURL, s.inRoom = connection, maxPayload, at, true
 	if s.wasInRoom {

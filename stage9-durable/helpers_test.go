@@ -64,9 +64,15 @@ const testLease = 2 * time.Second
 // stops it at the end of the test.
 func startNATS(t *testing.T, port int) *natsserver.Server {
 	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{
+	return startNATSOptions(t, &natsserver.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 	})
+}
+
+// startNATSOptions starts a NATS server with options, and stops it at the end of the test.
+func startNATSOptions(t *testing.T, options *natsserver.Options) *natsserver.Server {
+	t.Helper()
+	ns, err := natsserver.NewServer(options)
 	if err != nil {
 		t.Fatalf("cannot start NATS: %v", err)
 	}

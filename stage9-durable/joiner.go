@@ -5,7 +5,6 @@ package main
 import (
 	"cmp"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -72,13 +71,14 @@ func (j *joiner) run() {
 
 // why says, in one line for the log, why the joiner waits.
 func (j *joiner) why(err error, accepted bool) string {
+	why := err.Error()
 	switch {
 	case errors.Is(err, nats.ErrAuthorization) && accepted:
-		err = errors.New("was restarted with another secret")
+		why = "was restarted with another secret"
 	case errors.Is(err, nats.ErrAuthorization):
-		err = errors.New("refuses the secret in its URL")
+		why = "refuses the secret in its URL"
 	case errors.Is(err, nats.ErrNoServers):
-		err = errors.New("does not answer")
+		why = "does not answer"
 	}
-	return fmt.Sprintf("Server: NATS %v; trying again every second", err)
+	return "Server: NATS " + why + "; trying again every second"
 }

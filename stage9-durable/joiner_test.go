@@ -5,7 +5,9 @@ package main
 import (
 	"crypto/rand"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,20 +21,6 @@ func startNATSWithSecret(t *testing.T, port int, secret string) *natsserver.Serv
 	t.Helper()
 	return startNATSOptions(t, &natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true,
 		StoreDir: t.TempDir(), NoLog: true, NoSigs: true, Authorization: secret})
-}
-
-func startNATSOptions(t *testing.T, options *natsserver.Options) *natsserver.Server {
-	t.Helper()
-	ns, err := natsserver.NewServer(options)
-	if err != nil {
-		t.Fatalf("cannot start NATS: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(patience) {
-		t.Fatal("NATS did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
 }
 
 // refuser is a NATS server's check of its clients that refuses everyone, and counts them.
@@ -158,5 +146,21 @@ func TestFastReconnect(t *testing.T) {
 		bob.expect(split, whole)
 		alice.send(fmt.Sprintf("whole again, round %d", round))
 		bob.expect(fmt.Sprintf("[alice] whole again, round %d", round))
+	}
+}
+
+// TestNoJetStream: a NATS without JetStream cannot keep the room's names. The server says so
+// in one line, once, though it tries again every second.
+func TestNoJetStream(t *testing.T) {
+	t.Parallel()
+	ns := startNATSOptions(t, &natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	s := startServerWaiting(t, "-nats", ns.ClientURL())
+	want := fmt.Sprintf("Server: NATS at 127.0.0.1:%d has JetStream off (nats-server -js)", natsPort(ns))
+	s.waitLog("^" + regexp.QuoteMeta(want) + "$")
+	// Three more tries, at least, and not a word more.
+	for deadline := time.Now().Add(3 * retryEvery); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	if said := slices.Index(s.lines(), want); len(s.lines()) != said+1 {
+		t.Fatalf("after %q the server printed more:\n%s", want, strings.Join(s.lines()[said+1:], "\n"))
 	}
 }

@@ -435,7 +435,9 @@ func (s *server) disconnect(c *client, why error) {
 func (s *server) route(sender *client, lines [][]byte) {
 	for len(lines) > 0 && !sender.disconnected {
 		if sender.claiming {
-			s.hold(sender, lines) // names.go: they wait for the room's answer
+			for _, line := range lines { // one read at most: it is not read until the answer
+				sender.held = append(sender.held, append([]byte(nil), line...))
+			}
 			return
 		}
 		if sender.name == "" {

@@ -126,7 +126,7 @@ func (r *registry) stop() {
 		r.release(name)
 	}
 	if r.kv != nil {
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		r.kv.Delete(ctx, serverKeys+r.id, jetstream.LastRevision(r.leaseKey))
 		cancel()
 	}
@@ -164,7 +164,10 @@ func (r *registry) list() <-chan time.Time {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = errors.New("NATS did not answer in time")
 		}
-		why := fmt.Sprintf("Server: NATS at %s cannot keep the room's names: %v", r.nc.ConnectedAddr(), err)
+		why := fmt.Sprintf("Server: NATS at %s cannot keep the names: %v", r.nc.ConnectedAddr(), err)
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+			why = fmt.Sprintf("Server: NATS at %s has JetStream off (nats-server -js)", r.nc.ConnectedAddr())
+		}
 		if errors.Is(err, errCopies) {
 			why = fmt.Sprintf("Server: %v yet; trying again\nServer:   every second (NATS says: %s)",
 				errCopies, strings.TrimPrefix(err.Error(), errCopies.Error()+": "))
@@ -344,7 +347,7 @@ func (r *registry) replaceStalledWatcher() {
 	if r.kv == nil || r.watcher == nil {
 		return
 	}
-	ctx, cancel := r.operation()
+	ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 	defer cancel()
 	status, err := r.kv.Status(ctx)
 	if err != nil {
@@ -375,11 +378,6 @@ func (r *registry) leave(err error) {
 	r.s.news.push(func() { r.s.onLost(err) })
 }
 
-// operation gives one operation on the bucket answerWithin.
-func (r *registry) operation() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), answerWithin(r.lease))
-}
-
 // claim asks the bucket for name, and answers the loop.
 func (r *registry) claim(c *client, name string) {
 	err := errors.New("NATS is away")
@@ -387,7 +385,7 @@ func (r *registry) claim(c *client, name string) {
 	if _, mine := r.owned[name]; mine {
 		err = jetstream.ErrKeyExists // a user of ours is still claiming it
 	} else if r.kv != nil {
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		if revision, err = r.take(ctx, name, 0); err == nil {
 			r.owned[name] = revision
 		}
@@ -401,7 +399,7 @@ func (r *registry) release(name string) {
 	revision, ok := r.owned[name]
 	delete(r.owned, name)
 	if ok && revision > 0 && r.kv != nil { // else our lease's end frees it
-		ctx, cancel := r.operation()
+		ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 		defer cancel()
 		r.kv.Delete(ctx, name, jetstream.LastRevision(revision))
 	}
@@ -444,7 +442,7 @@ func (r *registry) check() {
 	if r.kv == nil || r.retry != nil {
 		return
 	}
-	ctx, cancel := r.operation()
+	ctx, cancel := context.WithTimeout(context.Background(), answerWithin(r.lease))
 	defer cancel()
 	start := time.Now()
 	switch err := r.rewriteLease(ctx); {
@@ -507,14 +505,6 @@ func (s *server) claim(c *client, name string) {
 	c.claiming = true
 	s.updateReads(c) // flood.go: the lines that follow stay in the socket meanwhile
 	s.registry.todo.push(func() { s.registry.claim(c, name) })
-}
-
-// hold keeps the lines a claiming client sent in the same read as its name: one read at most
-// (the loop's 64 KiB buffer), since it is not read again until the answer comes.
-func (s *server) hold(c *client, lines [][]byte) {
-	for _, line := range lines {
-		c.held = append(c.held, append([]byte(nil), line...))
-	}
 }
 
 // claimed is the registry's answer, in the loop: err is nil if name is c's, since revision.

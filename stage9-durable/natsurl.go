@@ -51,8 +51,7 @@ func writeURLFile(path string, urls []string) error {
 	return os.WriteFile(path, []byte(strings.Join(urls, ",")+"\n"), 0o600)
 }
 
-// secretInURLFile is the secret of the URLs in path, if it holds any: a hub restarted with the
-// same -nats-url-file keeps its secret, so that the servers that joined it come back.
+// secretInURLFile is the secret in path, if any: a hub restarted with it keeps its room.
 func secretInURLFile(path string) string {
 	data, _ := os.ReadFile(path) // none yet (or no -nats-url-file): a new secret
 	u, err := url.Parse(strings.Split(strings.TrimSpace(string(data)), ",")[0])

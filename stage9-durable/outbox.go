@@ -13,10 +13,9 @@ import (
 // a loop that published would stop serving its own users, which stage 5 teaches never to do.
 // So the loop queues (push), and a goroutine of its own (run) publishes, and waits.
 //
-// The queue is bounded, as every client's output is, and past it the loop drops the newest:
-// what the others hear stays what was said, with one gap, never lines missing here and there.
-// The users here still hear every line, and are told once that the others do not, and when
-// they do again.
+// The queue is bounded, as every client's output is; past it the loop drops the newest, so that
+// what the others hear stays what was said, with one gap. The users here still hear every
+// line, and are told that the others do not, and when they do again.
 
 // outboxLimit is the most bytes the queue holds: a client's -max-pending. A NATS that is there
 // takes that much in milliseconds; more would only delay the moment the users learn it is not.
@@ -51,7 +50,6 @@ func (o *outbox) push(m *nats.Msg) bool {
 	return true
 }
 
-// run publishes what the loop queued, in order.
 func (o *outbox) run() {
 	for range o.woken {
 		for _, publish := range o.take() {
