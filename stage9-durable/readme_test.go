@@ -121,6 +121,7 @@ func readmeScenario(t *testing.T) map[string]string {
 	bob.expect("* alice has left the room",
 		"* The room is split: only the users on this server hear you, until it rejoins")
 	second.waitLog(`^Server: lost NATS`)
+	second.waitLog(`^Server: NATS does not answer`) // while terminal 1 is being restarted
 
 	// The same secret, read again in the URL file: the others still have the URL that holds it.
 	again := startServer(t, "-addr", fmt.Sprintf("127.0.0.1:%d", hub.port),
