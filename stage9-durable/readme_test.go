@@ -71,10 +71,10 @@ func TestREADME(t *testing.T) {
 // room; alice, bob and carol on one each; the third server stopped, then the first (which
 // splits the room), then the first started again.
 func readmeScenario(t *testing.T) map[string]string {
-	urlFile := filepath.Join(t.TempDir(), "room.url")
-	hub := startServer(t, "-nats-listen", "127.0.0.1:0", "-nats-url-file", urlFile)
+	urlFile := filepath.Join(t.TempDir(), "nats-url")
+	hub := startServer(t, "-nats-listen", ":0", "-nats-url-file", urlFile)
 	secret, natsPort := hubSecret(t, hub)
-	// NATS_URL=$(cat room.url): the secret stays out of the command line, where ps shows it.
+	// NATS_URL=$(cat nats-url): the secret stays out of the command line, where ps shows it.
 	env := []string{"NATS_URL=" + fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, natsPort)}
 	second := startServerEnv(t, env)
 	second.waitLog(`^Server: in the room through NATS`)
@@ -125,7 +125,7 @@ func readmeScenario(t *testing.T) map[string]string {
 
 	// The same secret, read again in the URL file: the others still have the URL that holds it.
 	again := startServer(t, "-addr", fmt.Sprintf("127.0.0.1:%d", hub.port),
-		"-nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort), "-nats-url-file", urlFile)
+		"-nats-listen", fmt.Sprintf(":%d", natsPort), "-nats-url-file", urlFile)
 	bob.expect("* The room is whole again (what was said on the other side meanwhile is lost)",
 		"* NATS lost the room's names: this server claimed yours again")
 	newCarol.expect("* alice has left the room",
@@ -141,18 +141,18 @@ func readmeScenario(t *testing.T) map[string]string {
 
 	ports := map[int]int{hub.port: 5555, second.port: 5556, third.port: 5557, natsPort: 4222}
 	transcript := func(command string, lines []string) string {
-		text := "$ " + command + "\n" + strings.Join(lines, "\n") + "\n"
+		text := "$ " + command + "\n" + strings.Join(machineIndependent(lines), "\n") + "\n"
 		text = strings.ReplaceAll(text, secret, readmeSecret) // a new one at each start
-		text = strings.ReplaceAll(text, urlFile, "room.url")
+		text = strings.ReplaceAll(text, urlFile, "nats-url")
 		for from, to := range ports {
 			text = strings.ReplaceAll(text, strconv.Itoa(from), strconv.Itoa(to))
 		}
 		return text
 	}
 	return map[string]string{
-		"stage9/server1": transcript("go run . -nats-url-file room.url", hub.lines()),
-		"stage9/server2": transcript("NATS_URL=$(cat room.url) go run . -addr :5556", second.lines()),
-		"stage9/server3": transcript("NATS_URL=$(cat room.url) go run . -addr :5557",
+		"stage9/server1": transcript("go run . -nats-url-file nats-url", hub.lines()),
+		"stage9/server2": transcript("NATS_URL=$(cat nats-url) go run . -addr :5556", second.lines()),
+		"stage9/server3": transcript("NATS_URL=$(cat nats-url) go run . -addr :5557",
 			third.lines()[:slices.Index(third.lines(), paused)+1]), // what follows is the restart's
 		"stage9/alice": transcript("nc 127.0.0.1 5555", alice.said),
 		"stage9/bob":   transcript("nc 127.0.0.1 5556", bob.said),
@@ -174,4 +174,27 @@ func hubSecret(t *testing.T, hub *process) (secret string, port int) {
 	}
 	port, _ = strconv.Atoi(m[2])
 	return m[1], port
+}
+
+// readmeAddress stands for this machine's own addresses in the README's blocks.
+const readmeAddress = "192.168.1.20"
+
+// machineIndependent replaces the lines of a hub's URLs for this machine's own addresses (none,
+// one or more, whatever the machine) with one line for readmeAddress, after the 127.0.0.1 one.
+func machineIndependent(lines []string) []string {
+	var out []string
+	for _, line := range lines {
+		isMachine := false
+		for _, address := range machineAddresses() {
+			isMachine = isMachine || strings.HasPrefix(line, "Server:   nats://") && strings.Contains(line, "@"+address+":")
+		}
+		if isMachine {
+			continue
+		}
+		out = append(out, line)
+		if m := regexp.MustCompile(`^Server:   nats://(\w+)@127\.0\.0\.1:(\d+)$`).FindStringSubmatch(line); m != nil {
+			out = append(out, "Server:   nats://"+m[1]+"@"+readmeAddress+":"+m[2])
+		}
+	}
+	return out
 }
