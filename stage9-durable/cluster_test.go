@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestOneRoom plays Budget Chat with three users on three servers: presence, arrivals, tags,
@@ -257,18 +256,9 @@ func TestLateServer(t *testing.T) {
 	first := startServer(t, "-nats", ns.ClientURL(), "-lease", testLease.String())
 	alice := join(t, first, "alice", "* The room is empty")
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, _, kv := openNames(t, ns.ClientURL())
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, namesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	created, err := kv.Get(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
