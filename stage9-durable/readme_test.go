@@ -111,15 +111,18 @@ func readmeScenario(t *testing.T) map[string]string {
 	bob.expect("* carol has entered the room")
 	hub.waitLog(`^Server: carol joined, on another server$`)
 	carol.send("Am I still carol?")           // it waits in the stopped server's socket
-	third.cmd.Process.Signal(syscall.SIGCONT) // fg: not a word of it goes out
+	third.cmd.Process.Signal(syscall.SIGCONT) // fg: not a word of it reaches the others
 	carol.expect("Server: someone on another server has your name now, disconnecting you")
 	paused := third.waitLog(`^Server: carol left \(its name was taken on another server\)$`)
 	alice.silent()
 	bob.silent()
 
+	alice.leave() // her netcat, stopped with Ctrl-C
+	bob.expect("* alice has left the room")
+	hub.waitLog(`^Server: alice left$`)
+	second.waitLog(`^Server: alice left`)
 	hub.interrupt() // and NATS goes with it
-	bob.expect("* alice has left the room",
-		"* The room is split: only the users on this server hear you, until it rejoins")
+	bob.expect("* The room is split: only the users on this server hear you, until it rejoins")
 	second.waitLog(`^Server: lost NATS`)
 	second.waitLog(`^Server: NATS does not answer`) // while terminal 1 is being restarted
 
