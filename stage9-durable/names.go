@@ -84,11 +84,11 @@ type registry struct {
 	seen       *atomic.Uint64    // the last revision the watcher showed, from its goroutine
 	checkpoint uint64            // the bucket's last revision at the last check
 	retry      <-chan time.Time  // when to try joining again, after it failed
-	said       string            // why joining failed, as last logged
 	connection int               // counts the connections: news from an older one is stale
 	leaseKey   uint64            // the revision of our key as we last wrote it; 0: none
-	owned      map[string]uint64 // our names, and the revision of the entry that gave each
+	owned      map[string]uint64 // our names, and the revision of the entry we last wrote
 	stopped    chan struct{}     // closed once our names are given back, at shutdown
+	said       string            // why the last join failed, as logged
 }
 
 // entry is one of the bucket's entries, as the loop sees it: a name and its holder, or (name
