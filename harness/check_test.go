@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/google/go-cmp/cmp"
@@ -157,6 +158,10 @@ func TestCheckBrokenServers(t *testing.T) {
 				}
 				if len(failed) == 0 {
 					require.Contains(t, res.Hint, tc.hint, "%s", res.Report(false, false))
+				}
+				if name := res.Check.Name; (name == "catch-up" || name == "stalled") && !strings.Contains(res.Hint, "of a core") {
+					// A line lost: the one that went wrong, not the last that came right.
+					require.Regexp(t, `due next: line \d{7}`, res.Report(false, false))
 				}
 				failed = append(failed, res.Check.Name)
 			}
@@ -491,7 +496,57 @@ os.kill(os.getpid(), signal.SIGSEGV)
 		require.Equal(t, end.status, res.Ended, "%s", res.Report(true, false))
 		require.Contains(t, res.Hint, "your server ended ("+end.status+") in the middle of the check")
 		require.Equal(t, "ValueError: the last line of a long traceback", res.Tail[len(res.Tail)-1])
-		require.Contains(t, res.Report(false, false), "    | "+`  File "server.py", line 42, in relay `+strings.Repeat("x", 200)+"\n")
+		report := res.Report(false, false)
+		require.Contains(t, report, "\n    | "+`  File "server.py", line 42, in relay xx`, report)
+		require.Contains(t, report, "xxx (238 bytes)\n", report)
+		// Its last lines are shown once, after the transcript, where the hint says they are.
+		require.NotContains(t, report, "[your server] ValueError", report)
+		require.Contains(t, report, "lines are above", report)
+		require.Less(t, strings.Index(report, "your server's last"), strings.Index(report, "hint:"), report)
+	}
+}
+
+// Every line the check command prints fits an 80-column terminal, when checks fail too: a
+// server's long lines are cut in the middle with their length, a traceback is shown once,
+// and the summary wraps. Real checks, real failures: a relay of reads at stage 5 (lines of
+// 6000 bytes, floods) in the house style of chapter 8 of The Go Programming Language, and
+// with -v a server that prints a 1530-byte line and dies with a traceback at stage 1.
+func TestCheckOutputFits80Columns(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	const script = `
+import socket, sys
+print("a" * 1530, flush=True)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+c, _ = s.accept()
+raise ValueError("a traceback line that goes on and on " + "y" * 120)
+`
+	raw := Binary(t, "harness/testdata/corpus/go-gopl-raw")
+	for _, args := range [][]string{
+		{"-stage", "5", "--", raw, "{port}"},
+		{"-stage", "1", "-v", "--", "python3", "-c", script, "{port}"},
+	} {
+		out, code := checkCommand(t, args...)
+		require.Equal(t, 1, code, out)
+		for _, line := range strings.Split(out, "\n") {
+			if utf8.RuneCountInString(line) > 80 {
+				t.Errorf("%d columns: %s", utf8.RuneCountInString(line), line)
+			}
+		}
+		if args[1] == "1" {
+			require.Contains(t, out, "aaaa (1530 bytes)\n", out)
+			require.Equal(t, 1, strings.Count(out, "ValueError: a traceback line"), out)
+		} else {
+			require.Contains(t, out, "\nStage 5: 4 of 9 required checks failed (whole-lines, framing, catch-up,\n  stalled).\n", out)
+			// Its greeting and the address before each line are told once, as house style.
+			require.Equal(t, 1, strings.Count(out, "house style: "), out)
+			require.Contains(t, out, `("You are 127.0.0.1:`, out)
+		}
 	}
 }
 

@@ -28,8 +28,14 @@ type corpusVerdict struct {
 	Run    []string            `json:"run"`
 	Stages map[string]struct { // by stage number
 		Fail []string `json:"fail"`
+		// Hints holds, for a check it must fail, words its hint must contain: a broken
+		// server fails on its lesson, and for the reason of that lesson.
+		Hints map[string]string `json:"hints"`
 	} `json:"stages"`
-	Why string `json:"why"`
+	// Style holds words of the house-style observation its checks must report (a quote of
+	// its greeting, say): the style was seen, and looked past.
+	Style string `json:"style"`
+	Why   string `json:"why"`
 }
 
 // corpusToolchains is the command each language of the corpus needs.
@@ -54,8 +60,10 @@ func TestCheckCorpus(t *testing.T) {
 		verdict corpusVerdict
 		program *Program
 		stages  []int
-		failed  map[int][]string // required checks that failed, by stage
-		reports map[int]string   // their reports, for the test's message
+		failed  map[int][]string          // required checks that failed, by stage
+		hints   map[int]map[string]string // their hints, by stage and check
+		reports map[int]string            // their reports, for the test's message
+		style   string                    // the first house-style observation
 		took    time.Duration
 		err     error
 	}
@@ -64,7 +72,7 @@ func TestCheckCorpus(t *testing.T) {
 	interpreters := map[string]string{} // by toolchain: the program it really runs
 	for _, path := range dirs {
 		dir := filepath.Dir(path)
-		e := &entry{name: filepath.Base(dir), failed: map[int][]string{}, reports: map[int]string{}}
+		e := &entry{name: filepath.Base(dir), failed: map[int][]string{}, hints: map[int]map[string]string{}, reports: map[int]string{}}
 		data, err := os.ReadFile(path)
 		require.NoError(t, err)
 		require.NoError(t, json.Unmarshal(data, &e.verdict), path)
@@ -155,8 +163,15 @@ func TestCheckCorpus(t *testing.T) {
 						e.err = fmt.Errorf("stage %d, %s: %v\n%s", stage, check.Name, res.Err, res.Report(true, false))
 						return
 					}
+					if e.style == "" {
+						e.style = res.Style
+					}
 					if !res.Passed {
 						e.failed[stage] = append(e.failed[stage], check.Name)
+						if e.hints[stage] == nil {
+							e.hints[stage] = map[string]string{}
+						}
+						e.hints[stage][check.Name] = res.Hint
 						e.reports[stage] += res.Report(false, false)
 					}
 				}
@@ -182,6 +197,15 @@ func TestCheckCorpus(t *testing.T) {
 				}
 				require.Equal(t, want, got, "stage %d of %s (%s): the required checks that failed\n%s",
 					stage, e.name, e.verdict.Why, e.reports[stage])
+				for check, words := range e.verdict.Stages[strconv.Itoa(stage)].Hints {
+					require.Contains(t, e.hints[stage][check], words, "stage %d of %s, %s: the hint\n%s",
+						stage, e.name, check, e.reports[stage])
+				}
+			}
+			if e.verdict.Style != "" {
+				require.Contains(t, e.style, e.verdict.Style, "%s: the house style reported", e.name)
+			} else {
+				require.Empty(t, e.style, "%s keeps no house style, but one was reported", e.name)
 			}
 		})
 	}

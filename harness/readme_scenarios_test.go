@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -51,6 +52,13 @@ var readmeScenarios = []readmeScenario{
 func serverTranscript(command string, s *Server) string {
 	out := "$ " + command + "\n" + strings.Join(s.Lines(), "\n") + "\n" + s.Stderr()
 	return normalise(out, s.Port, true)
+}
+
+// stoppedTranscript is serverTranscript of a server stopped with Ctrl-C in its terminal (the
+// test sends the SIGINT itself): the terminal echoes the key as ^C where the cursor is, at the
+// start of the line the server prints on its way out, and a README shows the screen.
+func stoppedTranscript(command string, s *Server) string {
+	return strings.Replace(serverTranscript(command, s), "\nServer: shutting down\n", "\n^CServer: shutting down\n", 1)
 }
 
 // typeLine types one line into a client at its next prompt, as a person would: only once the
@@ -183,7 +191,9 @@ func readmeBroadcast(block, stage string, lines ...string) func(t *testing.T) ma
 			require.Equal(t, "Message: "+line, receiver.NextLine(t))
 		}
 		sender.waitCount(t, "> ", len(lines)+1)
+		transcript := serverTranscript
 		if stage == "stage5-select" {
+			transcript = stoppedTranscript
 			server.Signal(t, os.Interrupt)
 			require.Equal(t, 0, server.WaitExit(t, Deadline))
 			receiver.WaitExit(t, Deadline)
@@ -193,7 +203,7 @@ func readmeBroadcast(block, stage string, lines ...string) func(t *testing.T) ma
 		return map[string]string{
 			block + "/sender":   sender.transcript("go run ./clients/sender", server.Port),
 			block + "/receiver": normalise(receiverOut, server.Port, false),
-			block + "/server":   serverTranscript("go run ./"+stage, server),
+			block + "/server":   transcript("go run ./"+stage, server),
 		}
 	}
 }
@@ -280,7 +290,7 @@ func readmeStage7(t *testing.T) map[string]string {
 		"stage7/bob":    bob.transcript(),
 		"stage7/taken":  taken.transcript(),
 		"stage7/carol":  carol.transcript(),
-		"stage7/server": serverTranscript("go run ./stage7-identity", server),
+		"stage7/server": stoppedTranscript("go run ./stage7-identity", server),
 	}
 }
 
@@ -319,7 +329,7 @@ func readmeStage6(t *testing.T) map[string]string {
 	close(stop)
 	<-flooding
 	return map[string]string{
-		"stage6/server":  serverTranscript("go run ./stage6-hardened -quiet", server),
+		"stage6/server":  stoppedTranscript("go run ./stage6-hardened -quiet", server),
 		"stage6/flooder": "$ yes | nc 127.0.0.1 5555\n" + strings.ReplaceAll(told, "\r\n", "\n"),
 	}
 }
@@ -360,6 +370,9 @@ func (c *ncSession) transcript() string { return c.screen.String() }
 func readmeCPUTable(t *testing.T) map[string]string {
 	table := Start(t, Binary(t, "harness/cmd/cputable"), nil)
 	require.Equal(t, 0, table.WaitExit(t, 2*time.Minute), "stderr: %s", table.Stderr())
+	for _, line := range table.Lines() {
+		require.LessOrEqual(t, utf8.RuneCountInString(line), 80, "wider than 80 columns: %s", line)
+	}
 	return map[string]string{
 		"cputable": "$ go run ./harness/cmd/cputable\n" + strings.Join(table.Lines(), "\n") + "\n",
 	}

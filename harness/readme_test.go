@@ -182,6 +182,10 @@ func cpuClasses(table string) string {
 	row := regexp.MustCompile(`^(stage\S+)\s+([0-9.]+)%`)
 	for _, line := range strings.Split(table, "\n") {
 		m := row.FindStringSubmatch(line)
+		if strings.HasPrefix(line, "CPU used") {
+			// The heading, but for the machine it ran on.
+			out = append(out, regexp.MustCompile(`\(.*\)$`).ReplaceAllString(line, "(MACHINE)"))
+		}
 		if m == nil {
 			continue
 		}
@@ -213,4 +217,25 @@ func normalise(transcript string, port int, server bool) string {
 	// The busy port's hint suggests the next port: 5556 in the README.
 	transcript = strings.ReplaceAll(transcript, "try -addr 127.0.0.1:"+fmt.Sprint(port+1), "try -addr :5556")
 	return strings.ReplaceAll(transcript, ":"+p, ":5555")
+}
+
+// Each stage's README links to its neighbours under their own numbers: "← Stage 6" leads to
+// stage 6's folder, not to another.
+func TestREADMENavigation(t *testing.T) {
+	t.Parallel()
+	root, err := Root()
+	require.NoError(t, err)
+	readmes, err := filepath.Glob(filepath.Join(root, "stage*", "README.md"))
+	require.NoError(t, err)
+	require.NotEmpty(t, readmes)
+	link := regexp.MustCompile(`\[(?:← )?Stage (\d+)(?: →)?\]\(\.\./stage(\d+)-[a-z0-9-]+/README\.md\)`)
+	for _, path := range readmes {
+		text, err := os.ReadFile(path)
+		require.NoError(t, err)
+		links := link.FindAllStringSubmatch(string(text), -1)
+		require.NotEmpty(t, links, "%s links to no other stage", path)
+		for _, m := range links {
+			require.Equal(t, m[2], m[1], "%s: %s leads to stage %s's folder", path, m[0], m[2])
+		}
+	}
 }

@@ -22,12 +22,9 @@ import (
 
 // Flood control in stages 6 and 7: one client sending as fast as its socket takes it
 // (`yes | nc`) is read no faster than its budget, so that it cannot empty the room. Every test
-// runs against stage 6, with select and with this system's own poller, on the stage's
-// defaults unless it says otherwise; the room test and the flags also against stage 7, whose
-// flood.go differs in its words (a name, lines ended by "\n").
-
-// floodStages are the stages every flood test runs against.
-var floodStages = []roomStage{hardenedRoom}
+// runs against both stages, with select and with this system's own poller, on the stage's
+// defaults unless it says otherwise; stage 7's flood.go differs in its words (a name, lines
+// ended by "\n").
 
 // The defaults, as the stages ship them.
 const (
@@ -35,7 +32,7 @@ const (
 	floodBurst = 262144 // -max-burst: bytes at once
 )
 
-// floodRoom is a running stage 5 or 6 of the real-room set (room_test.go), with the log
+// floodRoom is a running stage 6 or 7 of the real-room set (room_test.go), with the log
 // read by WaitLine: a flood test looks for its lines among the server's others.
 type floodRoom struct {
 	*Server
@@ -43,20 +40,16 @@ type floodRoom struct {
 	rate int // the server's -max-rate
 }
 
-// forEachFloodRoom runs test as forEachRoom does, each with a server started with args.
+// forEachFloodRoom runs test as forEachRoom does on stages 6 and 7, each with a server started
+// with args.
 func forEachFloodRoom(t *testing.T, test func(t *testing.T, room *floodRoom), args ...string) {
-	forEachFloodRoomOf(t, floodStages, test, args...)
-}
-
-// forEachFloodRoomOf is forEachFloodRoom on the stages given.
-func forEachFloodRoomOf(t *testing.T, stages []roomStage, test func(t *testing.T, room *floodRoom), args ...string) {
 	rate := floodRate
 	for i, arg := range args[:max(len(args)-1, 0)] {
 		if arg == "-max-rate" {
 			rate, _ = strconv.Atoi(args[i+1])
 		}
 	}
-	forEachRoom(t, stages, func(t *testing.T, r *room) {
+	forEachRoom(t, hostileRooms, func(t *testing.T, r *room) {
 		test(t, &floodRoom{Server: r.start(t, args...), roomStage: r.roomStage, rate: rate})
 	})
 }
@@ -151,7 +144,7 @@ type floodResult struct {
 // says once that the flooder was slowed down.
 func TestFloodControlRoom(t *testing.T) {
 	// One room at a time, and no other test beside it: it measures round trips.
-	forEachRoomInTurn(t, []roomStage{hardenedRoom, namedRoom}, func(t *testing.T, r *room) {
+	forEachRoomInTurn(t, hostileRooms, func(t *testing.T, r *room) {
 		room := &floodRoom{Server: r.start(t, "-quiet"), roomStage: r.roomStage, rate: floodRate}
 		const readerCount, floodFor = 20, 1500 * time.Millisecond
 		readers := make([]*Client, readerCount)
@@ -782,7 +775,7 @@ func TestFloodControlIdle(t *testing.T) {
 // columns.
 func TestFloodControlFlags(t *testing.T) {
 	t.Parallel()
-	for _, stage := range []roomStage{hardenedRoom, namedRoom} {
+	for _, stage := range hostileRooms {
 		pkg := stage.pkg
 		t.Run(pkg, func(t *testing.T) {
 			bin := Binary(t, pkg)

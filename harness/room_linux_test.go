@@ -26,7 +26,7 @@ import (
 // it all, under select as under epoll.
 func TestRoomLastWords(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, hostileRooms, func(t *testing.T, r *room) {
 		r.start(t, "-quiet")
 		ms := r.members(t, 3)
 		speaker, receiver, leaver := ms[0], ms[1], ms[2]
@@ -93,7 +93,7 @@ func waitSent(t testing.TB, c *Client) {
 // /proc/<pid>/status: the peak (VmHWM) is reset once everyone has joined.
 func TestRoomBroadcastMemory(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, relayRooms, func(t *testing.T, r *room) {
 		receivers := 2000
 		switch {
 		case r.named:
@@ -147,7 +147,7 @@ func TestRoomBroadcastMemory(t *testing.T) {
 // flood comes from many senders, each within its flood budget.
 func TestRoomStalledReadersMemory(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, relayRooms, func(t *testing.T, r *room) {
 		const stalledCount, maxPending, maxSenders, size = 64, 1 << 20, 48, 1000
 		r.start(t, "-quiet", "-max-pending", strconv.Itoa(maxPending))
 		senders := r.members(t, maxSenders)
@@ -219,7 +219,7 @@ func settledMemory(t testing.TB, pid int) Memory {
 // flood budget: at 24 descriptors, a dozen clients is all there is room for.
 func TestRoomOutOfDescriptors(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, hostileRooms, func(t *testing.T, r *room) {
 		// sh's ulimit lowers both the soft and the hard limit, so Go cannot raise it again.
 		p := Start(t, "sh", nil, "-c", `ulimit -n 24 && exec "$0" "$@"`, Binary(t, r.pkg),
 			"-addr", "127.0.0.1:0", "-poller", r.poller, "-quiet", "-max-pending", "33554432")
@@ -295,7 +295,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 // round after round.
 func TestRoomInterrupted(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, relayRooms, func(t *testing.T, r *room) {
 		waits := loopWaitSyscalls[runtime.GOARCH][r.poller]
 		if waits == 0 {
 			t.Skipf("the system call of -poller %s on %s is not known to this test", r.poller, runtime.GOARCH)

@@ -26,8 +26,9 @@ import (
 // Stage 5 makes the promises of a relay done right (one copy of a broadcast, bounded memory,
 // the limits, select's ceiling, signals), and stage 6 those of a room you do not trust
 // (nothing lost, nothing frozen, descriptors bounded). The tests in room*_test.go are written
-// once, and each runs against the stages that make its promise, under both pollers; stage 7
-// is stage 6 with names, and runs a test only where its code differs. A room speaks to a stage
+// once, and each runs against every stage that makes its promise, under both pollers: stages 6
+// and 7 keep stage 5's promises (relayRooms), and stage 7, stage 6 with names, keeps stage 6's
+// (hostileRooms), since the top README sends an instructor to either. A room speaks to a stage
 // the way that stage's clients do (stage 7's clients give a name first), and expects its lines
 // in that stage's own words.
 
@@ -42,6 +43,9 @@ var (
 	leanRoom     = roomStage{pkg: stage5, eol: "\r\n"}
 	hardenedRoom = roomStage{pkg: stage6, eol: "\r\n"}
 	namedRoom    = roomStage{pkg: stage7, eol: "\n", named: true}
+
+	relayRooms   = []roomStage{leanRoom, hardenedRoom, namedRoom} // a relay done right
+	hostileRooms = []roomStage{hardenedRoom, namedRoom}           // a room you do not trust
 )
 
 // stage6 is the hardened relay: stage 5 fit for a room nobody vouches for.
@@ -351,7 +355,7 @@ func parallel(ms []*member, f func(m *member)) {
 // counted once the log moves again.
 func TestRoomBlockedLog(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, hostileRooms, func(t *testing.T, r *room) {
 		stdout, w, err := os.Pipe()
 		require.NoError(t, err)
 		defer stdout.Close()
@@ -434,7 +438,7 @@ func TestRoomBlockedLog(t *testing.T) {
 // the stream; one that never reads is cut off after that second.
 func TestRoomShutdownDelivers(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, hostileRooms, func(t *testing.T, r *room) {
 		heavyIf(t, true) // late must take 5 MB within the second the shutdown gives it
 		r.start(t, "-quiet", "-max-pending", "16777216")
 		healthy := r.join(t)
@@ -510,7 +514,7 @@ func waitBehind(t *testing.T, s *Server, behind int) []queueLine {
 // print each client's queue.
 func TestRoomQueueGivenBack(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, hostileRooms, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-pending", "67108864")
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		senders := r.members(t, 16)
@@ -546,7 +550,7 @@ func TestRoomQueueGivenBack(t *testing.T) {
 func TestRoomAcceptStorm(t *testing.T) {
 	// Alone, one poller after the other: it counts the connections the server accepts before
 	// this test, busy with nothing else, gets a line through.
-	forEachRoomInTurn(t, []roomStage{hardenedRoom}, func(t *testing.T, r *room) {
+	forEachRoomInTurn(t, hostileRooms, func(t *testing.T, r *room) {
 		const storm = 2000
 		needDescriptors(t, storm+100)
 		r.start(t)
@@ -577,7 +581,7 @@ func TestRoomAcceptStorm(t *testing.T) {
 // meanwhile a healthy client gets every line, in order, without waiting for it.
 func TestRoomSlowReader(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, relayRooms, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-pending", "1048576")
 		healthy := r.join(t)
 		stalled := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
@@ -601,7 +605,7 @@ func TestRoomSlowReader(t *testing.T) {
 // is told why in a last line, and the others go on.
 func TestRoomLimits(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, relayRooms, func(t *testing.T, r *room) {
 		r.start(t, "-quiet", "-max-line", "2000", "-max-pending", "2500")
 		ms := r.members(t, 3)
 		a, long, unfinished := ms[0], ms[1], ms[2]
@@ -646,7 +650,7 @@ func TestRoomLimits(t *testing.T) {
 func TestRoomSelectLimit(t *testing.T) {
 	t.Parallel()
 	needDescriptors(t, 1200)
-	for _, stage := range []roomStage{leanRoom} {
+	for _, stage := range relayRooms {
 		t.Run(stage.pkg, func(t *testing.T) {
 			r := &room{roomStage: stage, poller: "select"}
 			r.start(t)
@@ -718,7 +722,7 @@ func (r *room) expectEnd(t testing.TB, m *member) {
 // and the loop goes back to sleep (a half-closed socket is readable forever).
 func TestRoomResetAndHalfClose(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, relayRooms, func(t *testing.T, r *room) {
 		r.start(t)
 		ms := r.members(t, 4)
 
@@ -745,7 +749,7 @@ func TestRoomResetAndHalfClose(t *testing.T) {
 // long line it is sent drops it.
 func TestRoomStaleEvent(t *testing.T) {
 	t.Parallel()
-	forEachRoom(t, []roomStage{leanRoom}, func(t *testing.T, r *room) {
+	forEachRoom(t, relayRooms, func(t *testing.T, r *room) {
 		r.start(t, "-max-pending", "60")
 		ms := r.members(t, 2)
 		r.expectQuiet(t, ms[0], 50*time.Millisecond) // the notice of the second join, read
@@ -772,7 +776,7 @@ func TestRoomSignals(t *testing.T) {
 	t.Parallel()
 	for name, sig := range map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM} {
 		t.Run(name, func(t *testing.T) {
-			forEachRoom(t, []roomStage{leanRoom, hardenedRoom}, func(t *testing.T, r *room) {
+			forEachRoom(t, relayRooms, func(t *testing.T, r *room) {
 				r.start(t)
 				ms := r.members(t, 2)
 				start := time.Now()

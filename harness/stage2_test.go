@@ -43,19 +43,25 @@ func TestStage2SecondClientIsNeverServed(t *testing.T) {
 }
 
 // Restarting on the same port at once works thanks to SO_REUSEADDR (the check "restart"), and
-// fails without it, which the check must say.
+// fails without it, which the check must say. The later stages keep stage 2's -reuseaddr (the
+// check speaks stage 2's protocol, so stage 7, which wants a name first, is left out).
 func TestStage2ReuseAddr(t *testing.T) {
 	t.Parallel()
-	// On a fresh port, the server listens fine without the option.
-	fresh := StartServer(t, "stage2-recvline", "-reuseaddr=false")
-	fresh.Kill()
+	for _, pkg := range []string{"stage2-recvline", "stage3-nonblocking", "stage4-broadcast", stage5, stage6} {
+		t.Run(pkg, func(t *testing.T) {
+			t.Parallel()
+			// On a fresh port, the server listens fine without the option.
+			fresh := StartServer(t, pkg, "-reuseaddr=false")
+			fresh.Kill()
 
-	runCheck(t, 2, "restart", "stage2-recvline")
-	res := failsCheck(t, ourServer(t, "stage2-recvline", "-reuseaddr=false"), 2, "restart",
-		"only a socket with SO_REUSEADDR set before bind may take its port")
-	require.Contains(t, res.Output, "stage2-recvline: cannot listen on 127.0.0.1:"+res.Notes["port"]+
-		": address already in use")
-	require.Contains(t, res.Output, "(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)")
+			runCheck(t, 2, "restart", pkg)
+			res := failsCheck(t, ourServer(t, pkg, "-reuseaddr=false"), 2, "restart",
+				"only a socket with SO_REUSEADDR set before bind may take its port")
+			require.Contains(t, res.Output, pkg+": cannot listen on 127.0.0.1:"+res.Notes["port"]+
+				": address already in use")
+			require.Contains(t, res.Output, "(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)")
+		})
+	}
 }
 
 func TestStage2ListenErrors(t *testing.T) {

@@ -54,15 +54,16 @@ func main() {
 		flag.PrintDefaults()
 	}
 	addr := flag.String("addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
+	reuseAddr := flag.Bool("reuseaddr", true, "set SO_REUSEADDR (false: see \"address already in use\")")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		log.Printf("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))
 		os.Exit(2)
 	}
 
-	listener, port, err := listenNonblocking(*addr)
+	listener, port, err := listenNonblocking(*addr, *reuseAddr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v%s", *addr, reason(err), hint(*addr, err))
+		log.Fatalf("cannot listen on %s: %v%s", *addr, reason(err), hint(*addr, err, *reuseAddr))
 	}
 	s := &server{listener: listener, buffer: make([]byte, 64<<10), out: os.Stdout}
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
@@ -91,7 +92,7 @@ func main() {
 // from the program's side every call blocks. To poll sockets ourselves, as the article does with
 // nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
 // for us: socket, setsockopt, bind, listen.
-func listenNonblocking(addr string) (listener, port int, err error) {
+func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err error) {
 	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return -1, 0, err
@@ -124,8 +125,11 @@ func listenNonblocking(addr string) (listener, port int, err error) {
 	// otherwise inherit the listener.
 	unix.CloseOnExec(listener)
 	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
-	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return -1, 0, err
+	// A new socket starts without it, so -reuseaddr=false brings the failure back.
+	if reuseAddr {
+		if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return -1, 0, err
+		}
 	}
 	if err = unix.Bind(listener, sockaddr); err != nil {
 		return -1, 0, err
@@ -180,7 +184,7 @@ func (s *server) receive(sender *client) {
 	}
 	s.broadcast(sender, lines)
 	if err != nil && err != unix.EAGAIN {
-		s.disconnect(sender, err)
+		s.disconnect(sender)
 	}
 }
 
@@ -243,7 +247,7 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 }
 
 // disconnect closes c's connection; the loop forgets c at the end of the pass.
-func (s *server) disconnect(c *client, why error) {
+func (s *server) disconnect(c *client) {
 	// A client that left has sent no message: the article's listing printed an empty
 	// "received" line here, because it lacked a continue.
 	unix.Close(c.fd)
@@ -251,30 +255,26 @@ func (s *server) disconnect(c *client, why error) {
 	fmt.Fprintln(s.out, "Server: client disconnected")
 }
 
-// reason cuts an error from the net package down to its cause: "address already in use"
-// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
-// already names the address.
+// reason cuts an address error down to its cause: "missing port in address" rather than
+// "address 127.0.0.1: missing port in address", since our message already names the address.
+// An error from a system call, such as "address already in use", is its cause already.
 func reason(err error) error {
 	var addrErr *net.AddrError
 	if errors.As(err, &addrErr) {
 		return errors.New(addrErr.Err)
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		return opErr.Err
-	}
 	return err
 }
 
-// hint adds a guess to "address already in use": most often, a server from an earlier stage
-// is still running in another terminal.
-func hint(addr string, err error) string {
+// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely stage
+// 2's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
+// from an earlier stage is probably still running in another terminal.
+func hint(addr string, err error, reuseAddr bool) string {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		return ""
+	}
+	if !reuseAddr {
+		return "\n(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
 	}
 	next := ":5556"
 	if host, port, err := net.SplitHostPort(addr); err == nil {

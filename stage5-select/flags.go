@@ -14,7 +14,7 @@ import (
 type options struct {
 	addr, poller        string
 	maxLine, maxPending int
-	quiet               bool
+	reuseAddr, quiet    bool
 }
 
 // parseFlags reads the flags. A misused one gets one line that says why and exit status 2,
@@ -25,12 +25,13 @@ func parseFlags() options {
 	log.SetPrefix(name + ": ")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: %s [flags]\n\n"+
-			"The finished chat server: one loop that sleeps in select (or epoll, kqueue)\n"+
+			"Stage 5 of the chat workshop: one loop that sleeps in select (or epoll, kqueue)\n"+
 			"until a socket is ready, and relays every line to every other client.\n\nFlags:\n", name)
 		flag.PrintDefaults()
 	}
 	var o options
 	flag.StringVar(&o.addr, "addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
+	flag.BoolVar(&o.reuseAddr, "reuseaddr", true, "set SO_REUSEADDR (false: see \"address already in use\")")
 	flag.StringVar(&o.poller, "poller", "select", "how to wait: select or "+nativePollerName)
 	flag.IntVar(&o.maxLine, "max-line", 65536, "longest line a client may send, in bytes")
 	flag.IntVar(&o.maxPending, "max-pending", 4<<20, "most bytes a client may leave unread, or be dropped")

@@ -33,7 +33,7 @@ func errNotReading(maxPending int) error {
 // sees more than a closed connection. It is one try that never waits: a client that does not
 // read has no room for it anyway. Nor is it sent after half a line, which it would garble.
 func (s *server) sayGoodbye(c *client, why error) {
-	if d, ok := why.(drop); ok && c.sent == 0 {
+	if d, ok := why.(drop); ok && !c.output.cut {
 		unix.Write(c.fd, []byte("Server: "+d.goodbye+", disconnecting you\r\n"))
 	}
 	// Closing a socket with unread input makes the kernel send a reset instead of an orderly

@@ -25,15 +25,9 @@ type client struct {
 	// pending holds the bytes received after the last "\n": the start of a line whose end has
 	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
 	// several lines, whatever the client's writes were.
-	pending []byte
-	// output holds what this client's socket has not taken yet, so that a slow reader neither
-	// makes the others wait nor loses a line: a queue of batches, each the lines of one read,
-	// framed once and shared by every receiver, so a line sent to 1,000 clients is held once.
-	// sent counts the bytes of output[0] already written, queued the bytes still to write.
-	output         [][]byte
-	sent, queued   int
-	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
-	disconnected   bool // the client left, or was dropped, during this pass
+	pending      []byte
+	output       outputQueue // what its socket has not taken yet: queue.go
+	disconnected bool        // the client left, or was dropped, during this pass
 }
 
 // server is the loop's state, shared by the functions below.
@@ -44,9 +38,6 @@ type server struct {
 	clients  map[int]*client // by descriptor: events name descriptors
 	writers  []*client       // clients to write to at the end of this pass
 	buffer   []byte          // one buffer for every read: an idle client costs no buffer
-	batches  []byte          // where this pass frames the lines it broadcasts
-	kept     bool            // a client kept some of this pass's batches for later
-	iovecs   [][]byte        // the batches of one writev
 	out      io.Writer       // standard output
 }
 
@@ -60,9 +51,9 @@ func main() {
 		log.Print(err)
 		os.Exit(2) // like any misused flag
 	}
-	listener, port, err := listenNonblocking(options.addr)
+	listener, port, err := listenNonblocking(options.addr, options.reuseAddr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err))
+		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err, options.reuseAddr))
 	}
 	if err := poller.add(listener); err != nil {
 		log.Fatalf("cannot start waiting for sockets: %v", err)
@@ -116,7 +107,7 @@ func main() {
 // from the program's side every call blocks. To poll sockets ourselves, as the article does with
 // nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
 // for us: socket, setsockopt, bind, listen.
-func listenNonblocking(addr string) (listener, port int, err error) {
+func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err error) {
 	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return -1, 0, err
@@ -149,8 +140,11 @@ func listenNonblocking(addr string) (listener, port int, err error) {
 	// otherwise inherit the listener.
 	unix.CloseOnExec(listener)
 	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
-	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return -1, 0, err
+	// A new socket starts without it, so -reuseaddr=false brings the failure back.
+	if reuseAddr {
+		if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return -1, 0, err
+		}
 	}
 	if err = unix.Bind(listener, sockaddr); err != nil {
 		return -1, 0, err
@@ -219,10 +213,9 @@ func (s *server) receive(sender *client) {
 }
 
 // readLines reads what the client has sent since the last pass, without waiting, and returns
-// the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
-// next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
-// client has left (the start of a line it never finished is dropped with it), or says why the
-// server drops it.
+// the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
+// was nothing to read, errLeft once the client has left (the start of a line it never finished
+// is dropped with it), or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
 	n, err := unix.Read(c.fd, s.buffer)
 	if err == unix.EAGAIN {
@@ -261,88 +254,42 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 
 // broadcast queues lines, each ending in "\r\n", for every client except their sender.
 // Nothing is written yet: that happens once per client at the end of the pass. The lines of
-// one read are framed once, into one batch that is never changed again, and every receiver's
-// queue gets a reference to that one batch, not a copy of it.
+// one read are framed once, into one batch, and every receiver's queue gets that one batch.
 func (s *server) broadcast(sender *client, lines [][]byte) {
 	if len(lines) == 0 {
 		return
 	}
-	start := len(s.batches)
+	var batch []byte
 	for _, message := range lines {
-		s.batches = append(append(s.batches, message...), '\r', '\n')
+		batch = append(append(batch, message...), '\r', '\n')
 	}
-	// The full slice expression caps the batch, so no append can ever write into it.
-	batch := s.batches[start:len(s.batches):len(s.batches)]
 	for _, receiver := range s.clients {
 		if receiver == sender {
 			continue
 		}
-		if receiver.queued == 0 {
-			// It joins the writers now. With output already there it is on the list, or the
-			// poller will say when its socket has room, and it keeps this batch till then.
+		if first, err := receiver.output.add(batch, s.maxPending); err != nil {
+			s.disconnect(receiver, err)
+		} else if first {
 			s.writers = append(s.writers, receiver)
-		} else {
-			s.kept = true
-		}
-		receiver.output = append(receiver.output, batch)
-		receiver.queued += len(batch)
-		if receiver.queued > s.maxPending {
-			s.disconnect(receiver, errNotReading(s.maxPending)) // limits.go
 		}
 	}
 }
 
-// flush gives each client on the writers list one write, whatever the number of batches that
-// wait for it, as Redis does: writev hands the kernel all of them in one system call. Clients
-// with nothing to send are not even looked at.
+// flush gives each client on the writers list its write (queue.go). Clients with nothing to
+// send are not even looked at.
 func (s *server) flush() {
 	for _, c := range s.writers {
-		if c.disconnected || c.queued == 0 {
+		if c.disconnected {
 			continue
 		}
-		// writev takes one slice per batch, at most 1024 of them (IOV_MAX on Linux and macOS).
-		s.iovecs = append(s.iovecs[:0], c.output[:min(len(c.output), 1024)]...)
-		s.iovecs[0] = s.iovecs[0][c.sent:]
-		n, err := unix.Writev(c.fd, s.iovecs)
-		if err != nil && err != unix.EAGAIN {
-			s.disconnect(c, errLeft) // EPIPE, ECONNRESET: it left
-			continue
-		}
-		c.consume(max(n, 0)) // EAGAIN (n is -1) or a partial write: the rest waits
-		if c.queued > 0 {
-			s.kept = true
-		}
-		// Watch for room in the socket only while output waits: a socket with room is always
-		// writable, so watching an idle client would wake the loop at once, forever.
-		if waiting := c.queued > 0; waiting != c.watchingWrites {
-			c.watchingWrites = waiting
-			s.poller.watchWrites(c.fd, waiting)
+		rewatch, err := c.output.writeTo(c.fd)
+		if err != nil {
+			s.disconnect(c, errLeft)
+		} else if rewatch {
+			s.poller.watchWrites(c.fd, c.output.watching)
 		}
 	}
 	s.writers = s.writers[:0]
-	// When every client took all of this pass's batches, the next pass frames its lines into
-	// the same buffer; when one kept some, they must stay as they are: start a new buffer.
-	if s.kept {
-		s.batches, s.kept = nil, false
-	} else {
-		s.batches = s.batches[:0]
-	}
-}
-
-// consume takes the n bytes the socket took off the front of c's queue.
-func (c *client) consume(n int) {
-	c.queued -= n
-	n += c.sent
-	done := 0
-	for done < len(c.output) && n >= len(c.output[done]) {
-		n -= len(c.output[done])
-		done++
-	}
-	// Move what is left to the front, and forget the batches sent, so that a batch nobody
-	// needs any more can be freed.
-	left := copy(c.output, c.output[done:])
-	clear(c.output[left:])
-	c.output, c.sent = c.output[:left], n
 }
 
 // disconnect closes c's connection and forgets c, saying why if the server decided it.
@@ -356,7 +303,7 @@ func (s *server) disconnect(c *client, why error) {
 	unix.Close(c.fd)
 	delete(s.clients, c.fd)
 	c.disconnected = true
-	c.output = nil
+	c.output = outputQueue{} // the batches can be freed
 	if why == errLeft {
 		fmt.Fprintln(s.out, "Server: client disconnected")
 	} else {
@@ -377,30 +324,26 @@ func stopOnSignal(out io.Writer) {
 	}()
 }
 
-// reason cuts an error from the net package down to its cause: "address already in use"
-// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
-// already names the address.
+// reason cuts an address error down to its cause: "missing port in address" rather than
+// "address 127.0.0.1: missing port in address", since our message already names the address.
+// An error from a system call, such as "address already in use", is its cause already.
 func reason(err error) error {
 	var addrErr *net.AddrError
 	if errors.As(err, &addrErr) {
 		return errors.New(addrErr.Err)
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		return opErr.Err
-	}
 	return err
 }
 
-// hint adds a guess to "address already in use": most often, a server from an earlier stage
-// is still running in another terminal.
-func hint(addr string, err error) string {
+// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely stage
+// 2's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
+// from an earlier stage is probably still running in another terminal.
+func hint(addr string, err error, reuseAddr bool) string {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		return ""
+	}
+	if !reuseAddr {
+		return "\n(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
 	}
 	next := ":5556"
 	if host, port, err := net.SplitHostPort(addr); err == nil {

@@ -47,7 +47,7 @@ const headroom = 256 // what a message to NATS needs beside its lines: subject, 
 type cluster struct {
 	hub        *natsserver.Server // the NATS server this one runs, without -nats or NATS_URL
 	shownURL   string             // where NATS is, as the log shows it (host:port)
-	news       queue              // what the other goroutines hand the loop to do
+	news       todoList           // what the other goroutines hand the loop to do
 	newsPipe   int                // the pipe's end that the poller watches
 	outbox     *outbox            // outbox.go
 	joiner     *joiner            // joiner.go
@@ -60,17 +60,17 @@ type cluster struct {
 	heard      atomic.Int64       // bytes of the room's lines handed to the loop, not yet taken
 }
 
-// queue is a list of things to do that any goroutine adds to without waiting, and one runs in
+// todoList is what any goroutine hands one other to do, without waiting; that one does it in
 // order, woken by woken: once is enough for any number of pushes.
-type queue struct {
+type todoList struct {
 	mu    sync.Mutex
 	list  []func()
 	woken chan struct{}
 }
 
-func newQueue() queue { return queue{woken: make(chan struct{}, 1)} }
+func newTodoList() todoList { return todoList{woken: make(chan struct{}, 1)} }
 
-func (q *queue) push(do func()) {
+func (q *todoList) push(do func()) {
 	q.mu.Lock()
 	q.list = append(q.list, do)
 	q.mu.Unlock()
@@ -80,7 +80,7 @@ func (q *queue) push(do func()) {
 	}
 }
 
-func (q *queue) take() []func() {
+func (q *todoList) take() []func() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	list := q.list
@@ -91,14 +91,14 @@ func (q *queue) take() []func() {
 // hearNews runs, in the loop, what the others handed it. They wake it by the self-pipe trick,
 // as signals do (shutdown.go); a full pipe is readable already, so a failed write did its job.
 func (s *server) hearNews() {
-	for n, _ := unix.Read(s.newsPipe, s.buffer); n > 0; n, _ = unix.Read(s.newsPipe, s.buffer) {
+	for n, _ := unix.Read(s.cluster.newsPipe, s.buffer); n > 0; n, _ = unix.Read(s.cluster.newsPipe, s.buffer) {
 	}
-	for _, do := range s.news.take() {
+	for _, do := range s.cluster.news.take() {
 		do()
 	}
 }
 
-func (s *server) logLater(line string) { s.news.push(func() { fmt.Fprintln(s.out, line) }) }
+func (s *server) logLater(line string) { s.cluster.news.push(func() { fmt.Fprintln(s.out, line) }) }
 
 // joinCluster starts the hub (without -nats or NATS_URL), the outbox, the registry and the
 // joiner, and waits for none of them: the server serves its own users from the start.
@@ -115,9 +115,9 @@ func (s *server) joinCluster() {
 	if err != nil {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
-	s.newsPipe, s.news = pipe[0], newQueue()
+	s.cluster.newsPipe, s.cluster.news = pipe[0], newTodoList()
 	go func() {
-		for range s.news.woken {
+		for range s.cluster.news.woken {
 			unix.Write(pipe[1], []byte{1})
 		}
 	}()
@@ -125,14 +125,14 @@ func (s *server) joinCluster() {
 	if urls == "" {
 		urls = s.startHub()
 	}
-	s.outbox = &outbox{queue: newQueue(), caughtUp: func() { s.news.push(s.caughtUp) }}
-	go s.outbox.run()
-	s.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.lease,
-		todo: newQueue(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
-	go s.registry.run()
+	s.cluster.outbox = &outbox{todoList: newTodoList(), caughtUp: func() { s.cluster.news.push(s.caughtUp) }}
+	go s.cluster.outbox.run()
+	s.cluster.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.lease,
+		todo: newTodoList(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
+	go s.cluster.registry.run()
 	messages := make(chan *nats.Msg, 64) // past it, NATS drops them too, and says so
 	go s.listen(messages)
-	s.joiner = &joiner{urls: urls, stop: make(chan struct{}), say: s.logLater,
+	s.cluster.joiner = &joiner{urls: urls, stop: make(chan struct{}), say: s.logLater,
 		options: []nats.Option{
 			nats.Name("stage8-cluster"),
 			nats.NoEcho(),        // its own messages: its users heard them already
@@ -140,39 +140,39 @@ func (s *server) joinCluster() {
 		},
 		connected: func(nc *nats.Conn) {
 			nc.ChanSubscribe(subjectSay, messages)
-			nc.ChanSubscribe(subjectMsg+"."+s.registry.id+".*", messages)
-			s.registry.todo.push(func() { s.registry.join(nc) })
+			nc.ChanSubscribe(subjectMsg+"."+s.cluster.registry.id+".*", messages)
+			s.cluster.registry.todo.push(func() { s.cluster.registry.join(nc) })
 		},
-		lost: func(err error) { s.registry.todo.push(func() { s.registry.leave(err) }) },
+		lost: func(err error) { s.cluster.registry.todo.push(func() { s.cluster.registry.leave(err) }) },
 	}
-	go s.joiner.run()
+	go s.cluster.joiner.run()
 }
 
 // startHub starts a NATS server inside this one, with JetStream for the names, so that one
 // command runs a room. It listens on every interface (the room is on other laptops), so it asks
 // for a secret, without which nobody reads the room or writes to it. It returns our URL.
 func (s *server) startHub() string {
-	// A busy port or a bad address is said in one line; port 0 picks a free port.
-	probe, err := net.Listen("tcp", s.natsListen)
+	// A busy port or a bad address is said in one line, as for -addr; port 0 picks a free port.
+	// SO_REUSEADDR (true) as the NATS server's listener has it: Go's net package sets it.
+	probe, port, err := listenNonblocking(s.natsListen, true) // main.go
 	if err != nil {
 		log.Fatalf("cannot start NATS on %s: %v%s", s.natsListen, reason(err),
-			strings.Replace(hint(s.natsListen, err), "-addr", "-nats-listen", 1)) // main.go
+			strings.Replace(hint(s.natsListen, err, true), "-addr", "-nats-listen", 1))
 	}
+	unix.Close(probe)
 	host, _, _ := net.SplitHostPort(s.natsListen)
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
 	// Restarted with the same -nats-url-file, the same room; else 130 random bits.
 	secret := cmp.Or(secretInURLFile(s.natsURLFile), rand.Text()) // natsurl.go
 	storeDir, err := os.MkdirTemp("", "stage8-nats-")
 	if err == nil {
-		s.hub, err = natsserver.NewServer(&natsserver.Options{
+		s.cluster.hub, err = natsserver.NewServer(&natsserver.Options{
 			Host: host, Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
 			Authorization: secret, // a token: NATS refuses every client that does not give it
 		})
 	}
 	if err == nil {
-		go s.hub.Start()
-		if !s.hub.ReadyForConnections(10 * time.Second) {
+		go s.cluster.hub.Start()
+		if !s.cluster.hub.ReadyForConnections(10 * time.Second) {
 			err = errors.New("it did not start within 10 s")
 		}
 	}
@@ -199,7 +199,7 @@ func (s *server) listen(messages chan *nats.Msg) {
 	behind := false // said once for each run of lines dropped
 	for m := range messages {
 		size := int64(len(m.Data))
-		if s.heard.Load()+size > fromNATS {
+		if s.cluster.heard.Load()+size > fromNATS {
 			if !behind {
 				s.logLater("Server: this server is behind the room: lines from other servers are dropped")
 			}
@@ -207,14 +207,14 @@ func (s *server) listen(messages chan *nats.Msg) {
 			continue
 		}
 		behind = false
-		s.heard.Add(size)
+		s.cluster.heard.Add(size)
 		to := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:] // a /msg's receiver
-		s.news.push(func() {
-			s.heard.Add(-size)
+		s.cluster.news.push(func() {
+			s.cluster.heard.Add(-size)
 			switch c := s.named(to); {
-			case !s.inRoom:
+			case !s.cluster.inRoom:
 			case m.Subject == subjectSay:
-				s.queueForRoom(nil, m.Data[:len(m.Data):len(m.Data)]) // main.go
+				s.queueForRoom(nil, m.Data) // main.go
 			case c != nil && !c.remote:
 				s.send(c, string(m.Data))
 			}
@@ -224,12 +224,12 @@ func (s *server) listen(messages chan *nats.Msg) {
 
 // tellRoom queues data for the outbox to publish; out of the room, nothing: it would be lost.
 func (s *server) tellRoom(subject string, data []byte) {
-	if !s.inRoom {
+	if !s.cluster.inRoom {
 		return
 	}
 	// Lines over what NATS carries in one message are cut between lines (onJoined checks that
 	// the longest line fits).
-	for limit := s.maxPayload - headroom; len(data) > limit; {
+	for limit := s.cluster.maxPayload - headroom; len(data) > limit; {
 		cut := strings.LastIndexByte(string(data[:limit]), '\n') + 1
 		s.publish(subject, data[:cut])
 		data = data[cut:]
@@ -237,15 +237,11 @@ func (s *server) tellRoom(subject string, data []byte) {
 	s.publish(subject, data)
 }
 
-// publish hands data to the outbox, which keeps this pass's batches as a client's queue would
-// (kept); or, if it does not fit, drops it and says so, once.
+// publish hands data to the outbox, which holds the batch as the clients' queues do (never
+// changed once queued: queue.go); or, if it does not fit, drops it and says so, once.
 func (s *server) publish(subject string, data []byte) {
-	if s.outbox.push(&nats.Msg{Subject: subject, Data: data}) {
-		s.kept = true
-		return
-	}
-	if !s.dropping {
-		s.dropping = true
+	if !s.cluster.outbox.push(&nats.Msg{Subject: subject, Data: data}) && !s.cluster.dropping {
+		s.cluster.dropping = true
 		fmt.Fprintln(s.out, "Server: NATS is not keeping up: lines for the other servers are dropped")
 		s.tellHere("* The other servers are not keeping up: only the users here hear you for now\n")
 	}
@@ -254,7 +250,7 @@ func (s *server) publish(subject string, data []byte) {
 // caughtUp: the outbox is empty again, after it dropped lines (and if NATS is lost, the room
 // is split: that is what the users hear).
 func (s *server) caughtUp() {
-	if s.dropping = false; s.inRoom {
+	if s.cluster.dropping = false; s.cluster.inRoom {
 		fmt.Fprintln(s.out, "Server: NATS keeps up again")
 		s.tellHere("* The other servers hear you again (they missed what was said meanwhile)\n")
 	}
@@ -294,23 +290,24 @@ func (s *server) onJoined(connection, maxPayload int, at string) {
 	if s.maxLine+len("[] \n")+32 > maxPayload-headroom { // the longest line, framed
 		usageError("-max-line %d does not fit in a NATS message (%d bytes)", s.maxLine, maxPayload)
 	}
-	s.connection, s.maxPayload, s.shownURL, s.inRoom = connection, maxPayload, at, true
-	if s.wasInRoom {
+	s.cluster.connection, s.cluster.maxPayload = connection, maxPayload
+	s.cluster.shownURL, s.cluster.inRoom = at, true
+	if s.cluster.wasInRoom {
 		fmt.Fprintf(s.out, "Server: back in the room through NATS at %s\n", at)
 		s.tellHere("* The room is whole again (what was said on the other side meanwhile is lost)\n")
 	} else {
 		fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", at)
 	}
-	s.wasInRoom = true
+	s.cluster.wasInRoom = true
 }
 
 // onLost: NATS is gone. The users here talk among themselves until this server is back in the
 // room; what either side says meanwhile is lost to the other (NATS keeps nothing for later).
 func (s *server) onLost(err error) {
-	if !s.inRoom || s.shuttingDown {
+	if !s.cluster.inRoom || s.shutdown.begun {
 		return
 	}
-	s.inRoom = false
+	s.cluster.inRoom = false
 	var here []*client
 	for _, c := range s.joined {
 		if !c.remote {
@@ -318,36 +315,36 @@ func (s *server) onLost(err error) {
 		}
 	}
 	s.joined = here // the others are out of reach, out of the room
-	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.shownURL, err)
+	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.cluster.shownURL, err)
 	s.tellHere("* The room is split: only the users on this server hear you, until it rejoins\n")
 }
 
 // leaveRoom, at shutdown, gives the names back: the others' watchers see the users leave.
 func (s *server) leaveRoom() {
-	s.registry.todo.push(func() {
-		for name := range s.registry.owned {
-			s.registry.release(name)
+	s.cluster.registry.todo.push(func() {
+		for name := range s.cluster.registry.owned {
+			s.cluster.registry.release(name)
 		}
-		close(s.registry.stopped)
+		close(s.cluster.registry.stopped)
 	})
 }
 
 // closeCluster gives the outbox and the registry a second to finish, then closes all.
 func (s *server) closeCluster() {
 	deadline := time.Now().Add(time.Second)
-	for s.outbox.bytes.Load() > 0 && time.Now().Before(deadline) {
+	for s.cluster.outbox.bytes.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	select {
-	case <-s.registry.stopped:
+	case <-s.cluster.registry.stopped:
 	case <-time.After(time.Until(deadline)):
 	}
-	close(s.joiner.stop)
-	if nc := s.outbox.conn.Load(); nc != nil {
+	close(s.cluster.joiner.stop)
+	if nc := s.cluster.outbox.conn.Load(); nc != nil {
 		nc.FlushTimeout(time.Second)
 		nc.Close()
 	}
-	if s.hub != nil {
-		s.hub.Shutdown()
+	if s.cluster.hub != nil {
+		s.cluster.hub.Shutdown()
 	}
 }

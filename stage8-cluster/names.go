@@ -39,12 +39,12 @@ func answerWithin(lease time.Duration) time.Duration { return lease / 10 }
 const joinWithin = 5 * time.Second
 
 // registry keeps this server's names in the bucket, on a goroutine of its own (run): the loop
-// and the joiner hand it what to do (todo), and it hands the loop its answers (s.news).
+// and the joiner hand it what to do (todo), and it hands the loop its answers (s.cluster.news).
 type registry struct {
-	s          *server       // for s.news, s.outbox, s.lease and logLater: the rest is the loop's
+	s          *server       // for its news and outbox (s.cluster), s.lease and logLater: the rest is the loop's
 	id         string        // this server's mark on its entries
 	lease      time.Duration // the bucket's TTL: the room's lease, as its first server set it
-	todo       queue
+	todo       todoList
 	timer      *time.Ticker       // when to rewrite our names: every third of a lease
 	kv         jetstream.KeyValue // nil while out of the room
 	watcher    jetstream.KeyWatcher
@@ -74,7 +74,7 @@ func (r *registry) run() {
 // writes our names again, and watches. If it fails, it closes nc, and the joiner retries.
 func (r *registry) join(nc *nats.Conn) {
 	r.connection++
-	r.s.outbox.conn.Store(nc)
+	r.s.cluster.outbox.conn.Store(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), joinWithin)
 	defer cancel()
 	if err := r.open(ctx, nc); err != nil {
@@ -91,7 +91,7 @@ func (r *registry) join(nc *nats.Conn) {
 		return
 	}
 	connection, maxPayload, at := r.connection, int(nc.MaxPayload()), nc.ConnectedAddr()
-	r.s.news.push(func() { r.s.onJoined(connection, maxPayload, at) })
+	r.s.cluster.news.push(func() { r.s.onJoined(connection, maxPayload, at) })
 	go r.watch(r.watcher, connection) // its first news: who is in the room now
 }
 
@@ -134,10 +134,10 @@ func (r *registry) watch(w jetstream.KeyWatcher, connection int) {
 			continue // the end of the entries as they were
 		}
 		name, server, op := entry.Key(), string(entry.Value()), entry.Operation()
-		s.news.push(func() {
+		s.cluster.news.push(func() {
 			c := s.named(name)
 			switch {
-			case !s.inRoom || connection != s.connection || server == r.id:
+			case !s.cluster.inRoom || connection != s.cluster.connection || server == r.id:
 				// Stale, or our own write.
 			case op == jetstream.KeyValuePut:
 				s.arrived(name, server) // cluster.go
@@ -160,8 +160,8 @@ func (r *registry) leave(err error) {
 		r.watcher.Stop()
 	}
 	r.kv, r.watcher = nil, nil
-	r.s.outbox.conn.Store(nil)
-	r.s.news.push(func() { r.s.onLost(err) })
+	r.s.cluster.outbox.conn.Store(nil)
+	r.s.cluster.news.push(func() { r.s.onLost(err) })
 }
 
 // claim asks the bucket for name: create-if-absent, so exactly one claim of a name wins.
@@ -175,7 +175,7 @@ func (r *registry) claim(c *client, name string) {
 		}
 		cancel()
 	}
-	r.s.news.push(func() { r.s.claimed(c, name, err) })
+	r.s.cluster.news.push(func() { r.s.claimed(c, name, err) })
 }
 
 // release gives a name back. It deletes the entry only if it is still ours.
@@ -232,15 +232,15 @@ func (r *registry) keep(ctx context.Context, name string, revision uint64) error
 func (s *server) claim(c *client, name string) {
 	c.claiming = true
 	s.updateReads(c) // flood.go: the lines that follow stay in the socket meanwhile
-	s.registry.todo.push(func() { s.registry.claim(c, name) })
+	s.cluster.registry.todo.push(func() { s.cluster.registry.claim(c, name) })
 }
 
 // claimed is the registry's answer, in the loop: err is nil if name is c's.
 func (s *server) claimed(c *client, name string, err error) {
 	switch {
-	case c.disconnected || s.shuttingDown:
+	case c.disconnected || s.shutdown.begun:
 		if err == nil {
-			s.registry.todo.push(func() { s.registry.release(name) })
+			s.cluster.registry.todo.push(func() { s.cluster.registry.release(name) })
 		}
 		return
 	case errors.Is(err, jetstream.ErrKeyExists):

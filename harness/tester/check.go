@@ -56,9 +56,12 @@ type Result struct {
 	Ended string
 	// Buffered is set when a line the check waited for came out only when the server ended:
 	// its output was held in a buffer.
-	Buffered   bool
+	Buffered bool
+	// Style says what the check saw of the server's house style (a greeting, a name in front
+	// of each line), which stages 1 to 5 look past; the check command reports it once.
+	Style      string
 	Transcript []string
-	Tail       []string           // the server's last lines, whole, when it ended by itself
+	Tail       []string           // the server's last lines, when it ended by itself
 	Notes      map[string]string  // facts a test may assert: "last piece": "after close"
 	Values     map[string]float64 // figures a test may assert: "cpu": 0.97
 	Output     []string           // what the server printed, capped at maxOutputLines
@@ -68,14 +71,12 @@ type Result struct {
 }
 
 // maxOutputLines caps what is kept of a server's output per check; maxShownLines what a
-// transcript keeps of it (a failure shows only an excerpt unless -v, see excerpt); tailLines how many of its last lines a failure shows whole when
-// the server ended; longestShown how long a server's line may be before the transcript
-// shortens it (a traceback's lines are shorter, a flood's are not).
+// transcript keeps of it (a failure shows only an excerpt unless -v, see excerpt); tailLines
+// how many of its last lines a failure shows when the server ended.
 const (
 	maxOutputLines = 20_000
 	maxShownLines  = 1000
 	tailLines      = 25
-	longestShown   = 300
 )
 
 // Run is one run of one check: the server it started and the clients it connected.
@@ -100,6 +101,11 @@ type Run struct {
 	quiet   bool           // Clients is connecting many: one line says so
 	hidden  int            // server lines not shown since HideOutput, or -1 when they are shown
 	result  *Result
+
+	// The lines the clients sent, and every styleWindow bytes of them, to find them in what
+	// the server sends (see style.go); what was seen of the server's house style.
+	sentLines, sentWindows map[string]bool
+	style                  houseStyle
 }
 
 // awaited is a log line that WaitLog gave up on: if it comes out later, when the server ends,
@@ -153,6 +159,7 @@ func RunCheck(program *Program, stage int, check Check) *Result {
 		r.transcript = append(r.transcript, fmt.Sprintf("[your server] ... (%d lines, not shown)", r.hidden))
 	}
 	r.judgeBuffered()
+	result.Style = r.styleSeen()
 	if result.Err != nil && result.Ended == "" {
 		var notReady *ErrNotReady
 		if errors.As(result.Err, &notReady) && notReady.Status != "" {
@@ -321,14 +328,7 @@ func (r *Run) serverLine(line string) {
 	if len(r.output) < maxOutputLines {
 		r.output = append(r.output, line)
 	}
-	shown := "[your server] " + printable(line)
-	if len(line) > longestShown {
-		cut := shown[:longestShown]
-		for !utf8.ValidString(cut) {
-			cut = cut[:len(cut)-1] // not in the middle of a character
-		}
-		shown = fmt.Sprintf("%s... (%d bytes)", cut, len(line))
-	}
+	shown := fit(serverPrefix+printable(line), len(line), excerptWidth)
 	switch {
 	case r.hidden >= 0:
 		r.hidden++
@@ -422,7 +422,7 @@ func (r *Run) Fail(expected, hint string) {
 		r.result.Ended = status
 		expected = "your server to keep running until the check was over"
 		hint = fmt.Sprintf("your server ended (%s) in the middle of the check; its last lines "+
-			"are below. Whatever one client does (leave, vanish with a reset, send bytes that "+
+			"are above. Whatever one client does (leave, vanish with a reset, send bytes that "+
 			"are not text), the server must go on serving the others", status)
 	}
 	r.result.Expected, r.result.Hint = expected, hint
@@ -641,7 +641,9 @@ type Client struct {
 	Conn   net.Conn
 	reader *bufio.Reader
 	closed bool
-	sent   map[string]bool // the lines it sent, without their endings
+	sent   map[string]bool // the lines it sent, and pieces of them, without their endings
+	// unfinished is what it sent after its last "\n".
+	unfinished string
 	// drained is closed once a client that only sends has stopped reading and discarding
 	// what it receives (see Drain); nil if it reads for itself.
 	drained chan struct{}
@@ -670,24 +672,34 @@ func (c *Client) remember(s string) {
 		c.sent = map[string]bool{}
 	}
 	for _, line := range strings.Split(s, "\n") {
-		c.sent[strings.TrimSuffix(line, "\r")] = true
+		if line = strings.TrimSuffix(line, "\r"); line != "" {
+			c.sent[line] = true
+			c.run.sentLine(line)
+		}
 	}
 }
 
-// ReadOthers is ReadLine, passing over the client's own lines if the server sends them back:
-// that mistake is the broadcast check's to report, and a check of something else must not
-// blame it on what it checks.
-func (c *Client) ReadOthers(d time.Duration, show bool) (string, error) {
+// ReadOthers reads the next line that relays another client's line (see readRelayed),
+// passing over the client's own lines if the server sends them back: that mistake is the
+// broadcast check's to report, and a check of something else must not blame it on what it
+// checks.
+func (c *Client) ReadOthers(d time.Duration, show bool) (Relayed, error) {
 	for {
-		line, err := c.readLine(d, show)
-		if err != nil || !c.sent[strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")] {
-			return line, err
+		got, err := c.readRelayed(d, show)
+		if err != nil || !c.sent[got.Message] {
+			return got, err
 		}
 	}
 }
 
 func (c *Client) write(s string) {
 	c.remember(s)
+	// A line sent in several writes is a line too, once its end is sent.
+	c.unfinished += s
+	if end := strings.LastIndex(c.unfinished, "\n"); end >= 0 {
+		c.remember(c.unfinished[:end])
+		c.unfinished = c.unfinished[end+1:]
+	}
 	c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
 	if _, err := io.WriteString(c.Conn, s); err != nil {
 		c.run.say("[%s] cannot send: %v", c.Name, reasonOf(err))
@@ -704,11 +716,17 @@ func (c *Client) ReadLine(d time.Duration) (string, error) {
 func (c *Client) readLine(d time.Duration, show bool) (string, error) {
 	c.Conn.SetReadDeadline(time.Now().Add(d))
 	line, err := c.reader.ReadString('\n')
+	if err == nil && show {
+		c.run.say("[%s] received %s", c.Name, quote(line))
+	}
+	c.sayRead(line, err, d)
+	return line, err
+}
+
+// sayRead puts into the transcript why a read of a line within d ended without one.
+func (c *Client) sayRead(line string, err error, d time.Duration) {
 	if err == nil {
-		if show {
-			c.run.say("[%s] received %s", c.Name, quote(line))
-		}
-		return line, nil
+		return
 	}
 	if line != "" {
 		c.run.say("[%s] received %s, with no end of line", c.Name, quote(line))
@@ -722,30 +740,42 @@ func (c *Client) readLine(d time.Duration, show bool) (string, error) {
 	default:
 		c.run.say("[%s] %v", c.Name, reasonOf(err))
 	}
-	return line, err
 }
 
-// ExpectNothing proves that nothing arrives for d, which must be positive.
+// ExpectNothing proves that nothing arrives for d, which must be positive; up to stage 5,
+// whole lines of the server's own (house style) may. A line that relays the client's own
+// line back to it fails with echoHint, whatever hint is given.
 func (c *Client) ExpectNothing(d time.Duration, hint string) {
 	if d <= 0 {
 		panic("ExpectNothing needs a positive duration: a wait of 0 sees nothing and proves nothing")
 	}
-	c.Conn.SetReadDeadline(time.Now().Add(d))
-	_, err := c.reader.ReadByte()
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		c.run.say("[%s] expected nothing, waited %s ✓", c.Name, human(d))
-		return
+	deadline := time.Now().Add(d)
+	for range maxStyleLines {
+		c.Conn.SetReadDeadline(deadline)
+		_, err := c.reader.ReadByte()
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			c.run.say("[%s] expected nothing, waited %s ✓", c.Name, human(d))
+			return
+		}
+		if err != nil {
+			c.run.say("[%s] expected nothing, but %v", c.Name, reasonOf(err))
+			c.run.Fail(fmt.Sprintf("%s to stay connected and receive nothing", c.Name), hint)
+		}
+		c.reader.UnreadByte()
+		c.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		line, err := c.reader.ReadString('\n')
+		text := trimEnding(line)
+		if message, _ := c.run.relays(text); c.run.styled() && err == nil && c.sent[message] {
+			c.run.say("[%s] received its own line back: %s", c.Name, quote(line))
+			c.run.Fail(fmt.Sprintf("%s not to receive its own line", c.Name), echoHint)
+		}
+		if err != nil || !c.run.styled() || c.run.isRelay(text) {
+			c.run.say("[%s] expected nothing for %s, received %s", c.Name, human(d), quote(line))
+			c.run.Fail(fmt.Sprintf("%s to receive nothing", c.Name), hint)
+		}
+		c.run.noteOwn(text)
 	}
-	if err != nil {
-		c.run.say("[%s] expected nothing, but %v", c.Name, reasonOf(err))
-		c.run.Fail(fmt.Sprintf("%s to stay connected and receive nothing", c.Name), hint)
-	}
-	c.reader.UnreadByte()
-	c.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-	line, _ := c.reader.ReadString('\n')
-	c.run.say("[%s] expected nothing for %s, received %s", c.Name, human(d), quote(line))
-	c.run.Fail(fmt.Sprintf("%s to receive nothing", c.Name), hint)
 }
 
 // ExpectClosed proves that the server closes the connection within the Deadline, passing

@@ -22,6 +22,7 @@ func (res *Result) Report(verbose, colour bool) string {
 type Reporter struct {
 	Verbose, Colour bool
 	hinted          map[string]string // a hint printed, and the check it was printed under
+	styled          bool              // the server's house style has been reported
 }
 
 // Report is res as the check command prints it.
@@ -57,10 +58,14 @@ func (rp *Reporter) Report(res *Result) string {
 	default:
 		b.WriteString(paint("32", "✓ ") + head + "\n")
 	}
-	transcript, left := res.Transcript, 0
+	showTail := len(res.Tail) > 0 && (showTranscript || res.Ended != "")
+	transcript, failedAt, left := res.Transcript, res.failedAt, 0
+	if showTail {
+		transcript, failedAt = withoutTail(transcript, failedAt, res.Tail)
+	}
 	if showTranscript {
 		if !verbose {
-			transcript, left = excerpt(res.Transcript, res.failedAt)
+			transcript, left = excerpt(transcript, failedAt)
 		}
 		for _, line := range transcript {
 			if strings.HasPrefix(line, serverPrefix) {
@@ -75,14 +80,14 @@ func (rp *Reporter) Report(res *Result) string {
 			b.WriteString(fmt.Sprintf("  (-v shows the %d lines of your server's left out here)\n", left))
 		}
 	}
-	if len(res.Tail) > 0 && (showTranscript || res.Ended != "") {
+	if showTail {
 		if len(res.Tail) == 1 {
-			b.WriteString("  your server's last line, whole:\n")
+			b.WriteString("  your server's last line:\n")
 		} else {
-			b.WriteString(fmt.Sprintf("  your server's last %d lines, whole:\n", len(res.Tail)))
+			b.WriteString(fmt.Sprintf("  your server's last %d lines:\n", len(res.Tail)))
 		}
 		for _, line := range res.Tail {
-			b.WriteString("    | " + printable(line) + "\n")
+			b.WriteString("    " + fit("| "+printable(line), len(line), excerptWidth) + "\n")
 		}
 	}
 	switch {
@@ -100,10 +105,44 @@ func (rp *Reporter) Report(res *Result) string {
 	if res.Observation != "" && res.Passed {
 		b.WriteString(wrap(res.Observation, "  ", "  "))
 	}
+	if res.Style != "" && !rp.styled {
+		rp.styled = true
+		b.WriteString(wrap(paint("36", "house style: ")+res.Style, "  ", "  "))
+	}
 	if res.Killed && res.Passed {
 		b.WriteString(wrap(fmt.Sprintf("note: your server did not stop within %s of SIGTERM; the tester killed it", human(StopGrace)), "  ", "  "))
 	}
 	return b.String()
+}
+
+// withoutTail leaves out of transcript the server's last lines that the report shows as its
+// tail (a traceback is shown once), and moves failedAt with them.
+func withoutTail(transcript []string, failedAt int, tail []string) ([]string, int) {
+	drop := map[int]bool{}
+	t := len(tail) - 1
+	for i := len(transcript) - 1; i >= 0 && t >= 0; i-- {
+		line := transcript[i]
+		if !strings.HasPrefix(line, serverPrefix) {
+			continue
+		}
+		if line != fit(serverPrefix+printable(tail[t]), len(tail[t]), excerptWidth) {
+			break
+		}
+		drop[i] = true
+		t--
+	}
+	var kept []string
+	moved := failedAt
+	for i, line := range transcript {
+		if drop[i] {
+			if i < failedAt {
+				moved--
+			}
+			continue
+		}
+		kept = append(kept, line)
+	}
+	return kept, moved
 }
 
 // excerptLast is how many of the server's lines before a failure the failure shows,
@@ -190,13 +229,26 @@ func excerpt(transcript []string, failedAt int) ([]string, int) {
 	return kept, left
 }
 
-// shorten cuts a server's line to excerptWidth: whole, a long line takes two rows or more,
-// and its start says what it is.
+// shorten fits a server's line of the transcript to excerptWidth.
 func shorten(line string) string {
-	if utf8.RuneCountInString(line) <= excerptWidth {
+	return fit(line, len(strings.TrimPrefix(line, serverPrefix)), excerptWidth)
+}
+
+// fit cuts line in the middle to width columns, saying how long it was: a long line takes
+// two rows or more, and its start and end say what it is. size is the length to tell, in
+// bytes (0 for line's own).
+func fit(line string, size, width int) string {
+	runes := []rune(line)
+	if len(runes) <= width {
 		return line
 	}
-	return string([]rune(line)[:excerptWidth-3]) + "..."
+	if size == 0 {
+		size = len(line)
+	}
+	length := fmt.Sprintf(" (%d bytes)", size)
+	keep := width - len(length) - 1
+	head := keep * 2 / 3
+	return string(runes[:head]) + "…" + string(runes[len(runes)-(keep-head):]) + length
 }
 
 // hint is res's hint, or, if an earlier check of the run had the same, a reference to it.
@@ -220,7 +272,16 @@ func wrap(text, first, rest string) string {
 	var b strings.Builder
 	line := first
 	empty := true
+	var words []string
 	for _, word := range strings.Fields(text) {
+		// A word wider than a line (a long path) is cut where the line ends.
+		for room := 78 - len(rest); utf8.RuneCountInString(stripColour(word)) > room; {
+			runes := []rune(word)
+			words, word = append(words, string(runes[:room])), string(runes[room:])
+		}
+		words = append(words, word)
+	}
+	for _, word := range words {
 		word = strings.ReplaceAll(word, nbsp, " ")
 		if !empty && utf8.RuneCountInString(stripColour(line))+1+utf8.RuneCountInString(stripColour(word)) > 78 {
 			b.WriteString(line + "\n")
@@ -253,17 +314,32 @@ func stripColour(s string) string {
 	}
 }
 
+// Wrap breaks text between words into lines of at most 78 columns, the lines after the
+// first indented by two spaces.
+func Wrap(text string) string { return wrap(text, "", "  ") }
+
 // Rewrap undoes the wrapping of a report's transcript lines and wraps them again, for the
 // tests that put a shorter name in place of a long path.
 func Rewrap(report string, replace func(string) string) string {
-	report = replace(strings.ReplaceAll(report, "\n      ", " "))
+	report = strings.ReplaceAll(report, "\n      ", " ")
+	// The check command's heading wraps with an indent of two (see Wrap).
+	for headed.MatchString(report) {
+		report = headed.ReplaceAllString(report, "$1 $2")
+	}
+	report = replace(report)
 	var b strings.Builder
 	for _, line := range strings.SplitAfter(report, "\n") {
-		if strings.HasPrefix(line, "    [") && !strings.HasPrefix(line, "    "+serverPrefix) {
+		switch {
+		case strings.HasPrefix(line, "    [") && !strings.HasPrefix(line, "    "+serverPrefix):
 			b.WriteString(wrap(strings.TrimSuffix(strings.TrimPrefix(line, "    "), "\n"), "    ", "      "))
-			continue
+		case strings.HasPrefix(line, "Your server: "):
+			b.WriteString(Wrap(strings.TrimSuffix(line, "\n")))
+		default:
+			b.WriteString(line)
 		}
-		b.WriteString(line)
 	}
 	return b.String()
 }
+
+// headed matches the heading's first line and the next, its continuation.
+var headed = regexp.MustCompile(`(?m)^(Your server: .*)\n  (\S.*)$`)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // A failure shows the server's last lines before it and the lines that name an error, and
@@ -36,7 +37,7 @@ func TestReportLogExcerpt(t *testing.T) {
 			server = append(server, line)
 		}
 	}
-	cut := strings.Repeat("x", 76-len("[your server] client 56 joined ")-3) + "..."
+	cut := strings.Repeat("x", 11) + "…" + strings.Repeat("x", 21) + " (117 bytes)"
 	want := []string{
 		"    [your server] ... (20 lines)",
 		"    [your server] Error: client 20 is too slow",
@@ -57,7 +58,7 @@ func TestReportLogExcerpt(t *testing.T) {
 		t.Errorf("the failure shows the server's lines\n%s\nwant\n%s", strings.Join(server, "\n"), strings.Join(want, "\n"))
 	}
 	for _, line := range strings.Split(report, "\n") {
-		if len(line) > 80 {
+		if utf8.RuneCountInString(line) > 80 {
 			t.Errorf("wider than 80 columns: %q", line)
 		}
 	}

@@ -108,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		program.Ready = *wait
 	}
 	fmt.Fprintf(stdout, "Stage %d: %s\n", *stage, tester.StageTitles[*stage])
-	fmt.Fprintf(stdout, "Your server: %s\n", tester.ShellWords(command))
+	fmt.Fprint(stdout, tester.Wrap("Your server: "+tester.ShellWords(command)))
 	if program.FixedPort() {
 		if tester.PortTaken(tester.DefaultPort) {
 			fmt.Fprintf(stderr, "check: port %d is already taken\n"+
@@ -153,7 +153,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "Stage %d: could not run the checks.\n", *stage)
 		return 2
 	case len(failed) > 0:
-		fmt.Fprintf(stdout, "Stage %d: %d of %d required checks failed (%s).\n", *stage, len(failed), required, strings.Join(failed, ", "))
+		fmt.Fprint(stdout, tester.Wrap(fmt.Sprintf("Stage %d: %d of %d required checks failed (%s).", *stage, len(failed), required, strings.Join(failed, ", "))))
 		return 1
 	}
 	fmt.Fprintf(stdout, "Stage %d: all %d required checks passed.\n", *stage, required)

@@ -31,7 +31,7 @@ func main() {
 	// Ctrl-C kills the server being measured and deletes the programs built for the table.
 	harness.CleanUpOnSignal()
 
-	fmt.Printf("CPU used while idle, %d clients connected, measured over %v (%s/%s, %d cores)\n\n",
+	fmt.Printf("CPU used while idle, %d clients connected, over %v (%s/%s, %d cores)\n\n",
 		*clients, *window, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	for _, stage := range stages {
 		use, err := idleCPU(stage, *clients, *window)

@@ -1,0 +1,99 @@
+// The chat server of go-gopl-chat with the book's unbuffered channel per client: the
+// broadcaster hands each line to each client's writer and waits for it, so one client that
+// stops reading stops the broadcaster, and with it the whole room.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"log"
+	"net"
+	"os"
+)
+
+type client chan string
+
+type message struct {
+	from client // nil for the server's own announcements
+	text string
+}
+
+var (
+	entering = make(chan client)
+	leaving  = make(chan client)
+	messages = make(chan message)
+)
+
+func broadcaster() {
+	clients := map[client]bool{}
+	for {
+		select {
+		case msg := <-messages:
+			for cli := range clients {
+				if cli == msg.from {
+					continue
+				}
+				cli <- msg.text // waits for this client's writer, however slow its reader
+			}
+		case cli := <-entering:
+			clients[cli] = true
+		case cli := <-leaving:
+			if clients[cli] {
+				delete(clients, cli)
+				close(cli)
+			}
+		}
+	}
+}
+
+func handleConn(conn net.Conn) {
+	ch := make(client) // as in the book: no backlog
+	go clientWriter(conn, ch)
+
+	who := conn.RemoteAddr().String()
+	ch <- "You are " + who
+	messages <- message{text: who + " has arrived"}
+	entering <- ch
+
+	input := bufio.NewScanner(conn)
+	for input.Scan() {
+		messages <- message{from: ch, text: who + ": " + input.Text()}
+	}
+	leaving <- ch
+	messages <- message{text: who + " has left"}
+	conn.Close()
+}
+
+func clientWriter(conn net.Conn, ch <-chan string) {
+	w := bufio.NewWriter(conn)
+	for msg := range ch {
+		fmt.Fprintln(w, msg)
+		if w.Flush() != nil {
+			break
+		}
+	}
+	conn.Close()
+	for range ch { // let the broadcaster finish with this client
+	}
+}
+
+func main() {
+	port := "5555"
+	if len(os.Args) > 1 {
+		port = os.Args[1]
+	}
+	listener, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("chat server listening on %s", listener.Addr())
+	go broadcaster()
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			log.Print(err)
+			continue
+		}
+		go handleConn(conn)
+	}
+}
