@@ -75,7 +75,7 @@ const headroom = 256 // what a message to NATS needs beside its lines: subject, 
 type cluster struct {
 	hub        *natsserver.Server // the NATS server this one runs, without -nats or NATS_URL
 	shownURL   string             // where NATS is, as the log shows it (host:port)
-	news       queue              // what the other goroutines hand the loop to do
+	news       todoList           // what the other goroutines hand the loop to do
 	newsPipe   int                // the pipe's end that the poller watches
 	outbox     *outbox            // outbox.go
 	joiner     *joiner            // joiner.go
@@ -93,17 +93,17 @@ type cluster struct {
 	goodUntil time.Time           // this server may speak for its names until then (speaksFor)
 }
 
-// queue is a list of things to do that any goroutine adds to without waiting, and one runs in
+// todoList is what any goroutine hands one other to do, without waiting; that one does it in
 // order, woken by woken: once is enough for any number of pushes.
-type queue struct {
+type todoList struct {
 	mu    sync.Mutex
 	list  []func()
 	woken chan struct{}
 }
 
-func newQueue() queue { return queue{woken: make(chan struct{}, 1)} }
+func newTodoList() todoList { return todoList{woken: make(chan struct{}, 1)} }
 
-func (q *queue) push(do func()) {
+func (q *todoList) push(do func()) {
 	q.mu.Lock()
 	q.list = append(q.list, do)
 	q.mu.Unlock()
@@ -113,7 +113,7 @@ func (q *queue) push(do func()) {
 	}
 }
 
-func (q *queue) take() []func() {
+func (q *todoList) take() []func() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	list := q.list
@@ -124,14 +124,14 @@ func (q *queue) take() []func() {
 // hearNews runs, in the loop, what the others handed it. They wake it by the self-pipe trick,
 // as signals do (shutdown.go); a full pipe is readable already, so a failed write did its job.
 func (s *server) hearNews() {
-	for n, _ := unix.Read(s.newsPipe, s.buffer); n > 0; n, _ = unix.Read(s.newsPipe, s.buffer) {
+	for n, _ := unix.Read(s.cluster.newsPipe, s.buffer); n > 0; n, _ = unix.Read(s.cluster.newsPipe, s.buffer) {
 	}
-	for _, do := range s.news.take() {
+	for _, do := range s.cluster.news.take() {
 		do()
 	}
 }
 
-func (s *server) logLater(line string) { s.news.push(func() { fmt.Fprintln(s.out, line) }) }
+func (s *server) logLater(line string) { s.cluster.news.push(func() { fmt.Fprintln(s.out, line) }) }
 
 // joinCluster starts the hub (without -nats or NATS_URL), the outbox, the registry and the
 // joiner, and waits for none of them: the server serves its own users from the start.
@@ -148,9 +148,9 @@ func (s *server) joinCluster() {
 	if err != nil {
 		log.Fatalf("cannot start waiting for NATS: %v", err)
 	}
-	s.newsPipe, s.news = pipe[0], newQueue()
+	s.cluster.newsPipe, s.cluster.news = pipe[0], newTodoList()
 	go func() {
-		for range s.news.woken {
+		for range s.cluster.news.woken {
 			unix.Write(pipe[1], []byte{1})
 		}
 	}()
@@ -158,15 +158,15 @@ func (s *server) joinCluster() {
 	if urls == "" {
 		urls = s.startHub()
 	}
-	s.ahead, s.alive = map[string][]func(){}, map[string]bool{}
-	s.outbox = &outbox{queue: newQueue(), caughtUp: func() { s.news.push(s.caughtUp) }}
-	go s.outbox.run()
-	s.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.lease,
-		todo: newQueue(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
-	go s.registry.run()
+	s.cluster.ahead, s.cluster.alive = map[string][]func(){}, map[string]bool{}
+	s.cluster.outbox = &outbox{todoList: newTodoList(), caughtUp: func() { s.cluster.news.push(s.caughtUp) }}
+	go s.cluster.outbox.run()
+	s.cluster.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.lease,
+		todo: newTodoList(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
+	go s.cluster.registry.run()
 	messages := make(chan *nats.Msg, 64) // past it, NATS drops them too, and says so
 	go s.listen(messages)
-	s.joiner = &joiner{urls: urls, stop: make(chan struct{}), say: s.logLater,
+	s.cluster.joiner = &joiner{urls: urls, stop: make(chan struct{}), say: s.logLater,
 		options: []nats.Option{
 			nats.Name("stage9-durable"),
 			nats.NoEcho(),        // its own messages: its users heard them already
@@ -174,39 +174,39 @@ func (s *server) joinCluster() {
 		},
 		connected: func(nc *nats.Conn) {
 			nc.ChanSubscribe(subjectSay, messages)
-			nc.ChanSubscribe(subjectMsg+"."+s.registry.id+".*", messages)
-			s.registry.todo.push(func() { s.registry.join(nc) })
+			nc.ChanSubscribe(subjectMsg+"."+s.cluster.registry.id+".*", messages)
+			s.cluster.registry.todo.push(func() { s.cluster.registry.join(nc) })
 		},
-		lost: func(err error) { s.registry.todo.push(func() { s.registry.leave(err) }) },
+		lost: func(err error) { s.cluster.registry.todo.push(func() { s.cluster.registry.leave(err) }) },
 	}
-	go s.joiner.run()
+	go s.cluster.joiner.run()
 }
 
 // startHub starts a NATS server inside this one, with JetStream for the names, so that one
 // command runs a room. It listens on every interface (the room is on other laptops), so it asks
 // for a secret, without which nobody reads the room or writes to it. It returns our URL.
 func (s *server) startHub() string {
-	// A busy port or a bad address is said in one line; port 0 picks a free port.
-	probe, err := net.Listen("tcp", s.natsListen)
+	// A busy port or a bad address is said in one line, as for -addr; port 0 picks a free port.
+	// SO_REUSEADDR (true) as the NATS server's listener has it: Go's net package sets it.
+	probe, port, err := listenNonblocking(s.natsListen, true) // main.go
 	if err != nil {
 		log.Fatalf("cannot start NATS on %s: %v%s", s.natsListen, reason(err),
-			strings.Replace(hint(s.natsListen, err), "-addr", "-nats-listen", 1)) // main.go
+			strings.Replace(hint(s.natsListen, err, true), "-addr", "-nats-listen", 1))
 	}
+	unix.Close(probe)
 	host, _, _ := net.SplitHostPort(s.natsListen)
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
 	// Restarted with the same -nats-url-file, the same room; else 130 random bits.
 	secret := cmp.Or(secretInURLFile(s.natsURLFile), rand.Text()) // natsurl.go
 	storeDir, err := os.MkdirTemp("", "stage9-nats-")
 	if err == nil {
-		s.hub, err = natsserver.NewServer(&natsserver.Options{
+		s.cluster.hub, err = natsserver.NewServer(&natsserver.Options{
 			Host: host, Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true, NoLog: true,
 			Authorization: secret, // a token: NATS refuses every client that does not give it
 		})
 	}
 	if err == nil {
-		go s.hub.Start()
-		if !s.hub.ReadyForConnections(10 * time.Second) {
+		go s.cluster.hub.Start()
+		if !s.cluster.hub.ReadyForConnections(10 * time.Second) {
 			err = errors.New("it did not start within 10 s")
 		}
 	}
@@ -234,7 +234,7 @@ func (s *server) listen(messages chan *nats.Msg) {
 	behind := false // said once for each run of lines dropped
 	for m := range messages {
 		size := int64(len(m.Data))
-		if s.heard.Load()+size > fromNATS {
+		if s.cluster.heard.Load()+size > fromNATS {
 			if !behind {
 				s.logLater("Server: this server is behind the room: lines from other servers are dropped")
 			}
@@ -242,7 +242,7 @@ func (s *server) listen(messages chan *nats.Msg) {
 			continue
 		}
 		behind = false
-		s.heard.Add(size)
+		s.cluster.heard.Add(size)
 		to := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:] // a /msg's receiver
 		name, server := m.Header.Get(headerName), m.Header.Get(headerServer)
 		since, _ := strconv.ParseUint(m.Header.Get(headerSince), 10, 64)
@@ -250,7 +250,7 @@ func (s *server) listen(messages chan *nats.Msg) {
 		var hear func()
 		hear = func() {
 			switch sender := s.named(name); {
-			case !s.inRoom:
+			case !s.cluster.inRoom:
 			case sender == nil || sender.since < since:
 				s.keepAhead(name, hear)
 			case !sender.remote || sender.server != server || sender.since != since:
@@ -261,8 +261,8 @@ func (s *server) listen(messages chan *nats.Msg) {
 				s.hearMsg(s.named(to), to, forSince, m.Data)
 			}
 		}
-		s.news.push(func() {
-			s.heard.Add(-size)
+		s.cluster.news.push(func() {
+			s.cluster.heard.Add(-size)
 			hear()
 		})
 	}
@@ -271,11 +271,11 @@ func (s *server) listen(messages chan *nats.Msg) {
 // keepAhead keeps what a new holder said until the bucket shows its entry (arrived), so that
 // its arrival still comes before its first line; up to aheadPerName.
 func (s *server) keepAhead(name string, hear func()) {
-	if len(s.ahead[name]) == aheadPerName {
+	if len(s.cluster.ahead[name]) == aheadPerName {
 		fmt.Fprintf(s.out, "Server: dropped a line from %s, whose arrival has not come yet\n", name)
 		return
 	}
-	s.ahead[name] = append(s.ahead[name], hear)
+	s.cluster.ahead[name] = append(s.cluster.ahead[name], hear)
 }
 
 // hearMsg hands a /msg to c, the user it names, only if c is the holder its sender's server
@@ -304,7 +304,7 @@ func (s *server) hearMsg(c *client, to string, forSince uint64, data []byte) {
 // While the lease is not known good, it waits, the loop's own users having heard it already:
 // it goes out once the lease is confirmed (resume), or with the user if its name is lost.
 func (s *server) tellRoom(subject string, c *client, data []byte, forSince uint64) {
-	if !s.inRoom {
+	if !s.cluster.inRoom {
 		return
 	}
 	if !s.speaksFor(c) {
@@ -315,18 +315,17 @@ func (s *server) tellRoom(subject string, c *client, data []byte, forSince uint6
 		if len(c.forRoom) == 0 {
 			s.checkLease() // names.go
 		}
-		s.kept = true // data is this pass's batch: it must stay as it is
 		c.forRoom = append(c.forRoom, func() { s.tellRoom(subject, c, data, forSince) })
 		return
 	}
 	header := nats.Header{}
 	header.Set(headerName, c.name)
-	header.Set(headerServer, s.registry.id)
+	header.Set(headerServer, s.cluster.registry.id)
 	header.Set(headerSince, strconv.FormatUint(c.since, 10))
 	header.Set(headerFor, strconv.FormatUint(forSince, 10))
 	// Lines over what NATS carries in one message are cut between lines (onJoined checks that
 	// the longest line fits).
-	for limit := s.maxPayload - headroom; len(data) > limit; {
+	for limit := s.cluster.maxPayload - headroom; len(data) > limit; {
 		cut := strings.LastIndexByte(string(data[:limit]), '\n') + 1
 		s.publish(&nats.Msg{Subject: subject, Header: header, Data: data[:cut]})
 		data = data[cut:]
@@ -334,21 +333,19 @@ func (s *server) tellRoom(subject string, c *client, data []byte, forSince uint6
 	s.publish(&nats.Msg{Subject: subject, Header: header, Data: data})
 }
 
-// publish hands data to the outbox, which keeps this pass's batches as a client's queue would
-// (kept); or, if it does not fit, drops it and says so, once.
+// publish hands data to the outbox, which holds the batch as the clients' queues do (never
+// changed once queued: queue.go); or, if it does not fit, drops it and says so, once.
 func (s *server) publish(m *nats.Msg) {
-	if s.outbox.push(m) {
-		s.kept = true
-		return
+	if !s.cluster.outbox.push(m) {
+		s.notKeepingUp()
 	}
-	s.notKeepingUp()
 }
 
 // notKeepingUp says, once, that lines for the other servers are dropped: the outbox is full,
 // or NATS has not confirmed the lease for long (tellRoom).
 func (s *server) notKeepingUp() {
-	if !s.dropping {
-		s.dropping = true
+	if !s.cluster.dropping {
+		s.cluster.dropping = true
 		fmt.Fprintln(s.out, "Server: NATS is not keeping up: lines for the other servers are dropped")
 		s.tellHere("* The other servers are not keeping up: only the users here hear you for now\n")
 	}
@@ -357,7 +354,7 @@ func (s *server) notKeepingUp() {
 // caughtUp: the outbox is empty again, after it dropped lines (and if NATS is lost, the room
 // is split: that is what the users hear).
 func (s *server) caughtUp() {
-	if s.dropping = false; s.inRoom {
+	if s.cluster.dropping = false; s.cluster.inRoom {
 		fmt.Fprintln(s.out, "Server: NATS keeps up again")
 		s.tellHere("* The other servers hear you again (they missed what was said meanwhile)\n")
 	}
@@ -375,7 +372,7 @@ func (s *server) tellHere(line string) {
 func (s *server) arrived(name, server string, since uint64) {
 	c := s.named(name)
 	switch {
-	case !s.alive[server] || c != nil && c.since > since:
+	case !s.cluster.alive[server] || c != nil && c.since > since:
 		return // a name left behind by a server whose lease ended, or an older holder's
 	case c != nil && c.server == server && c.since == since:
 		return
@@ -388,8 +385,8 @@ func (s *server) arrived(name, server string, since uint64) {
 	s.joined = append(s.joined, c)
 	fmt.Fprintf(s.out, "Server: %s joined, on another server\n", name)
 	s.announce(c, "* "+name+" has entered the room\n")
-	ahead := s.ahead[name]
-	delete(s.ahead, name)
+	ahead := s.cluster.ahead[name]
+	delete(s.cluster.ahead, name)
 	for _, hear := range ahead {
 		hear()
 	}
@@ -412,10 +409,10 @@ func (s *server) gone(name string, revision uint64) {
 // (this server was paused, or NATS slow), it speaks no more for its names until the registry
 // has them back.
 func (s *server) serverGone(server string) {
-	delete(s.alive, server)
-	if server == s.registry.id {
-		s.goodUntil = time.Time{}
-		s.registry.todo.push(s.registry.check)
+	delete(s.cluster.alive, server)
+	if server == s.cluster.registry.id {
+		s.cluster.goodUntil = time.Time{}
+		s.cluster.registry.todo.push(s.cluster.registry.check)
 		return
 	}
 	for _, c := range slices.Clone(s.joined) {
@@ -435,37 +432,38 @@ func (s *server) onJoined(connection, maxPayload int, at string) {
 	if s.maxLine+len("[] \n")+32 > maxPayload-headroom { // the longest line, framed
 		usageError("-max-line %d does not fit in a NATS message (%d bytes)", s.maxLine, maxPayload)
 	}
-	s.connection, s.maxPayload, s.shownURL, s.inRoom = connection, maxPayload, at, true
-	if s.wasInRoom {
-		s.joined = append(s.joined, s.away...)
+	s.cluster.connection, s.cluster.maxPayload = connection, maxPayload
+	s.cluster.shownURL, s.cluster.inRoom = at, true
+	if s.cluster.wasInRoom {
+		s.joined = append(s.joined, s.cluster.away...)
 		fmt.Fprintf(s.out, "Server: back in the room through NATS at %s\n", at)
 		s.tellHere("* The room is whole again (what was said on the other side meanwhile is lost)\n")
 	}
-	s.away = nil
+	s.cluster.away = nil
 }
 
 // listed: the registry holds our names (at the start of a connection, after our lease ran out,
 // or after NATS lost the bucket), and entries are the bucket as it is now. Those who left while
 // this server was not watching leave now. If NATS lost the bucket, our users are told.
 func (s *server) listed(connection int, entries []entry, bucketLost bool) {
-	if !s.inRoom || connection != s.connection {
+	if !s.cluster.inRoom || connection != s.cluster.connection {
 		return // stale
 	}
-	if !s.wasInRoom { // the first time; from now on, a lost connection is a split
-		fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.shownURL)
-		s.wasInRoom = true
+	if !s.cluster.wasInRoom { // the first time; from now on, a lost connection is a split
+		fmt.Fprintf(s.out, "Server: in the room through NATS at %s\n", s.cluster.shownURL)
+		s.cluster.wasInRoom = true
 	}
 	if bucketLost {
 		fmt.Fprintln(s.out, "Server: NATS lost the room's names: made them again, and claimed ours")
 		s.tellHere("* NATS lost the room's names: this server claimed yours again\n")
 	}
-	clear(s.alive)
+	clear(s.cluster.alive)
 	for _, e := range entries {
 		if e.name == "" {
-			s.alive[e.server] = true
+			s.cluster.alive[e.server] = true
 		}
 	}
-	names := slices.DeleteFunc(entries, func(e entry) bool { return e.name == "" || !s.alive[e.server] })
+	names := slices.DeleteFunc(entries, func(e entry) bool { return e.name == "" || !s.cluster.alive[e.server] })
 	slices.SortFunc(names, func(a, b entry) int { return cmp.Compare(a.since, b.since) })
 	for _, c := range slices.Clone(s.joined) {
 		if c.remote && !slices.Contains(names, entry{c.name, c.server, c.since}) {
@@ -480,21 +478,21 @@ func (s *server) listed(connection int, entries []entry, bucketLost bool) {
 // onLost: NATS is gone. The users here talk among themselves until this server is back in the
 // room; what either side says meanwhile is lost to the other (NATS keeps nothing for later).
 func (s *server) onLost(err error) {
-	if !s.inRoom || s.shuttingDown {
+	if !s.cluster.inRoom || s.shutdown.begun {
 		return
 	}
-	s.inRoom = false
+	s.cluster.inRoom = false
 	var here []*client
 	for _, c := range s.joined {
 		if c.remote {
-			s.away = append(s.away, c)
+			s.cluster.away = append(s.cluster.away, c)
 		} else {
 			here = append(here, c)
 		}
 	}
 	s.joined = here // the others are out of reach, out of the room
-	clear(s.ahead)
-	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.shownURL, err)
+	clear(s.cluster.ahead)
+	fmt.Fprintf(s.out, "Server: lost NATS at %s (%v): the room is split\n", s.cluster.shownURL, err)
 	s.tellHere("* The room is split: only the users on this server hear you, until it rejoins\n")
 	for _, c := range here {
 		s.resume(c) // names.go: lines held for a lease check go to the users here
@@ -502,24 +500,24 @@ func (s *server) onLost(err error) {
 }
 
 // leaveRoom, at shutdown, gives the names back: the others' watchers see the users leave.
-func (s *server) leaveRoom() { s.registry.todo.push(s.registry.stop) }
+func (s *server) leaveRoom() { s.cluster.registry.todo.push(s.cluster.registry.stop) }
 
 // closeCluster gives the outbox and the registry a second to finish, then closes all.
 func (s *server) closeCluster() {
 	deadline := time.Now().Add(time.Second)
-	for s.outbox.bytes.Load() > 0 && time.Now().Before(deadline) {
+	for s.cluster.outbox.bytes.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	select {
-	case <-s.registry.stopped:
+	case <-s.cluster.registry.stopped:
 	case <-time.After(time.Until(deadline)):
 	}
-	close(s.joiner.stop)
-	if nc := s.outbox.conn.Load(); nc != nil {
+	close(s.cluster.joiner.stop)
+	if nc := s.cluster.outbox.conn.Load(); nc != nil {
 		nc.FlushTimeout(time.Second)
 		nc.Close()
 	}
-	if s.hub != nil {
-		s.hub.Shutdown()
+	if s.cluster.hub != nil {
+		s.cluster.hub.Shutdown()
 	}
 }

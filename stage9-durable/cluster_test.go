@@ -126,7 +126,7 @@ func TestOneWinnerPerName(t *testing.T) {
 	s := startServers(t, 2, ns.ClientURL())
 	for round := range 100 {
 		name := fmt.Sprintf("round%d", round)
-		first, second := connect(t, s[0], name), connect(t, s[1], name)
+		first, second := arrive(t, s[0], name), arrive(t, s[1], name)
 		var wg sync.WaitGroup
 		answers := make([]string, 2)
 		for i, u := range []*user{first, second} {

@@ -31,13 +31,13 @@ func (s *server) prepare() error {
 	// first time a timer needs them, which may be long after start-up. Out of descriptors by
 	// then, it could not, and the whole server would crash: make it open them now.
 	time.AfterFunc(time.Hour, func() {}).Stop()
-	s.spare = openSpare()
+	s.descriptors.spare = openSpare()
 	signals, err := pipeOnSignal() // shutdown.go
 	if err != nil {
 		return err
 	}
-	s.signals = signals
-	return errors.Join(s.poller.add(s.listener), s.poller.add(s.signals))
+	s.shutdown.signals = signals
+	return errors.Join(s.poller.add(s.listener), s.poller.add(s.shutdown.signals))
 }
 
 func openSpare() int {
@@ -62,34 +62,33 @@ func (s *server) acceptFailed(err error) (again bool) {
 // outOfDescriptors handles accept's EMFILE (this process is out of descriptors) or ENFILE (the
 // whole system is), and reports whether to try accepting again.
 func (s *server) outOfDescriptors(err error) (again bool) {
-	if s.spare < 0 {
+	if s.descriptors.spare < 0 {
 		// No spare to use: stop watching the listener until a client leaves, or the loop spins.
-		if !s.paused {
+		if !s.descriptors.paused {
 			fmt.Fprintf(s.out, "Server: cannot accept connections: %v; waiting for a client to leave\n", err)
 		}
 		s.poller.remove(s.listener)
-		s.paused = true
+		s.descriptors.paused = true
 		return false
 	}
 	// Linux fails accept for want of a descriptor even when nobody is waiting, so the queue
 	// may well be empty: only an accept with the spare's descriptor tells.
-	unix.Close(s.spare)
+	unix.Close(s.descriptors.spare)
 	fd, _, acceptErr := unix.Accept(s.listener)
 	if acceptErr == nil {
-		if s.turnedAway == 0 {
+		if s.descriptors.turnedAway == 0 {
 			fmt.Fprintf(s.out, "Server: cannot accept connections: %v; turning new clients away until one leaves\n", err)
 		}
 		turnAway(fd)
-		s.turnedAway++
+		s.descriptors.turnedAway++
 	}
-	s.spare = openSpare()
+	s.descriptors.spare = openSpare()
 	return acceptErr == nil
 }
 
 // turnAway tells a connection the server cannot take it, and closes it.
 func turnAway(fd int) {
 	unix.SetNonblock(fd, true)
-	// "\n", not "\r\n": stage 7's lines are Budget Chat's.
 	unix.Write(fd, []byte("Server: too many connections, try again later\n"))
 	discardInput(fd, make([]byte, 512)) // limits.go: so that the close does not reset it
 	unix.Close(fd)
@@ -97,12 +96,12 @@ func turnAway(fd int) {
 
 // descriptorFreed is called when a client leaves: there is room for a new one again.
 func (s *server) descriptorFreed() {
-	if s.turnedAway > 0 {
-		fmt.Fprintf(s.out, "Server: turned %d connections away while out of descriptors\n", s.turnedAway)
-		s.turnedAway = 0
+	if s.descriptors.turnedAway > 0 {
+		fmt.Fprintf(s.out, "Server: turned %d connections away while out of descriptors\n", s.descriptors.turnedAway)
+		s.descriptors.turnedAway = 0
 	}
-	if s.paused && !s.shuttingDown {
-		s.paused = false
+	if s.descriptors.paused && !s.shutdown.begun {
+		s.descriptors.paused = false
 		s.poller.add(s.listener)
 	}
 }

@@ -66,7 +66,7 @@ func TestLostBucket(t *testing.T) {
 			t.Fatalf("%s's entry in the new bucket: %v", name, err)
 		}
 	}
-	u := connect(t, s[1], "alice")
+	u := arrive(t, s[1], "alice")
 	u.send("alice")
 	u.expect("* Sorry, the name alice is taken.")
 	alice.send("still here")
@@ -114,7 +114,7 @@ func TestRefreshCost(t *testing.T) {
 	}
 	one := writes()
 	for i := 1; i < users; i++ {
-		u := connect(t, s, "")
+		u := arrive(t, s, "")
 		u.send(fmt.Sprintf("user%d", i))
 		if line, err := u.line(patience); err != nil || !strings.HasPrefix(line, "* The room contains: user0") {
 			t.Fatalf("user%d got %q (%v), want the room", i, line, err)

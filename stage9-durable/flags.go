@@ -16,7 +16,7 @@ type options struct {
 	addr, poller        string
 	maxLine, maxPending int
 	maxRate, maxBurst   int
-	quiet               bool
+	reuseAddr, quiet    bool
 	nats, natsListen    string        // cluster.go: the NATS servers to use, or where to run one
 	natsURLFile         string        // natsurl.go: where the NATS server run here writes its URL
 	lease               time.Duration // names.go: how long a name outlives its server's silence
@@ -37,6 +37,7 @@ func parseFlags() options {
 	}
 	var o options
 	flag.StringVar(&o.addr, "addr", ":5555", "where to listen, host:port (port 0 picks a free port)")
+	flag.BoolVar(&o.reuseAddr, "reuseaddr", true, "set SO_REUSEADDR (false: see \"address already in use\")")
 	flag.StringVar(&o.poller, "poller", "select", "how to wait: select or "+nativePollerName)
 	flag.IntVar(&o.maxLine, "max-line", 65536, "longest line a client may send, in bytes")
 	flag.IntVar(&o.maxPending, "max-pending", 4<<20, "most bytes a client may leave unread, or be dropped")

@@ -35,41 +35,40 @@ type budget struct {
 
 // allowance brings c's bucket up to date and returns how many bytes a read from c may take.
 func (s *server) allowance(c *client) int {
-	if s.maxRate == 0 || c.unlimited {
+	if s.maxRate == 0 || c.budget.unlimited {
 		return len(s.buffer)
 	}
 	now := time.Now()
-	c.used = max(c.used-float64(s.maxRate)*now.Sub(c.refilled).Seconds(), 0)
-	c.refilled = now
-	if c.used == 0 {
-		c.slowedDown = false // the bucket is full: a flood after this is a new one
+	c.budget.used = max(c.budget.used-float64(s.maxRate)*now.Sub(c.budget.refilled).Seconds(), 0)
+	c.budget.refilled = now
+	if c.budget.used == 0 {
+		c.budget.slowedDown = false // the bucket is full: a flood after this is a new one
 	}
-	return min(int(float64(s.maxBurst)-c.used), len(s.buffer))
+	return min(int(float64(s.maxBurst)-c.budget.used), len(s.buffer))
 }
 
 // spend takes n bytes read from c out of its bucket. A client left with less than is worth a
 // read is not watched for reads any more, until readAgain finds that it has enough.
 func (s *server) spend(c *client, n int) {
-	if s.maxRate == 0 || c.unlimited {
+	if s.maxRate == 0 || c.budget.unlimited {
 		return
 	}
-	c.used += float64(n)
-	if c.throttled || float64(s.maxBurst)-c.used >= s.worthReading() {
+	c.budget.used += float64(n)
+	if c.budget.throttled || float64(s.maxBurst)-c.budget.used >= s.worthReading() {
 		return
 	}
-	c.throttled = true
-	s.throttled = append(s.throttled, c)
+	c.budget.throttled = true
+	s.waitingForBudget = append(s.waitingForBudget, c)
 	s.updateReads(c)
-	if !c.slowedDown {
-		c.slowedDown = true // once per episode, not once per read
+	if !c.budget.slowedDown {
+		c.budget.slowedDown = true // once per episode, not once per read
 		who := "client"
 		if c.name != "" {
 			who = c.name
 		}
 		fmt.Fprintf(s.out, "Server: %s slowed down: sending faster than %d bytes/s\n", who, s.maxRate)
 		// One try that never waits, and only between two lines, as sayGoodbye does (limits.go).
-		// "\n", not "\r\n": stage 7's lines are Budget Chat's.
-		if c.sent == 0 {
+		if !c.output.cut {
 			unix.Write(c.fd, []byte(fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", s.maxRate)))
 		}
 	}
@@ -84,33 +83,33 @@ func (s *server) worthReading() float64 {
 
 // readAgain watches again for reads the throttled clients whose budget has come back.
 func (s *server) readAgain() {
-	waiting := s.throttled[:0]
-	for _, c := range s.throttled {
+	waiting := s.waitingForBudget[:0]
+	for _, c := range s.waitingForBudget {
 		switch {
 		case s.clients[c.fd] != c:
 			// Gone while it waited (dropped, left, or closed by a shutdown): its descriptor
 			// is closed, or a new client's by now.
 		case float64(s.allowance(c)) >= s.worthReading():
-			c.throttled = false
+			c.budget.throttled = false
 			s.updateReads(c)
 		default:
 			waiting = append(waiting, c)
 		}
 	}
-	clear(s.throttled[len(waiting):])
-	s.throttled = waiting
+	clear(s.waitingForBudget[len(waiting):])
+	s.waitingForBudget = waiting
 }
 
 // budgetTimeout is how long the poller may sleep before a throttled client has budget again,
 // in milliseconds, or -1 while nobody waits for it: a loop that polled for it would spin.
 func (s *server) budgetTimeout() int {
 	timeout := -1
-	for _, c := range s.throttled {
+	for _, c := range s.waitingForBudget {
 		if s.clients[c.fd] != c {
 			continue // gone: readAgain forgets it
 		}
-		missing := s.worthReading() - (float64(s.maxBurst) - c.used)
-		ready := c.refilled.Add(time.Duration(missing / float64(s.maxRate) * float64(time.Second)))
+		missing := s.worthReading() - (float64(s.maxBurst) - c.budget.used)
+		ready := c.budget.refilled.Add(time.Duration(missing / float64(s.maxRate) * float64(time.Second)))
 		wait := int(max(time.Until(ready).Milliseconds()+1, 0)) // +1: not a millisecond early
 		if timeout < 0 || wait < timeout {
 			timeout = wait
@@ -123,7 +122,7 @@ func (s *server) budgetTimeout() int {
 // claim of its name (names.go). One place decides, so that neither can put back in the poller
 // a client that the other holds.
 func (s *server) updateReads(c *client) {
-	if want := !c.throttled && !c.claiming; want != c.reading && !c.disconnected {
+	if want := !c.budget.throttled && !c.claiming; want != c.reading && !c.disconnected {
 		c.reading = want
 		s.poller.watchReads(c.fd, want)
 	}

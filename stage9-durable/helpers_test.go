@@ -230,7 +230,7 @@ type user struct {
 	said   []string // a transcript: what it typed and what came, as nc shows them
 }
 
-func connect(t *testing.T, s *process, name string) *user {
+func arrive(t *testing.T, s *process, name string) *user {
 	t.Helper()
 	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port))
 	if err != nil {
@@ -245,7 +245,7 @@ func connect(t *testing.T, s *process, name string) *user {
 // join connects a user to s and answers the welcome with name; the next line says who is there.
 func join(t *testing.T, s *process, name, presence string) *user {
 	t.Helper()
-	u := connect(t, s, name)
+	u := arrive(t, s, name)
 	u.send(name)
 	u.expect(presence)
 	return u

@@ -103,7 +103,7 @@ func TestJoinerWaits(t *testing.T) {
 	secret := rand.Text()
 	s := startServerWaiting(t, "-nats", fmt.Sprintf("nats://%s@127.0.0.1:%d", secret, port))
 	s.waitLog(`^Server: NATS does not answer; trying again every second$`)
-	amy := connect(t, s, "amy")
+	amy := arrive(t, s, "amy")
 	amy.send("amy")
 	amy.expect("* Sorry, the room's names cannot be checked right now: try again.")
 

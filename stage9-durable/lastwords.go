@@ -13,8 +13,9 @@ package main
 func (s *server) relayLastWords(c *client) {
 	// A failed write means a broken connection, which can bring nothing more: what the client
 	// left is what our kernel holds for it, and it is read now, whatever its budget (flood.go).
-	c.unlimited = true
-	for i := 0; i < 64 && s.receive(c); i++ {
+	c.budget.unlimited = true
+	for i := 0; i < 64 && !c.disconnected; i++ {
+		s.receive(c) // until it reads the end of the stream, or the reset
 	}
 	if !c.disconnected {
 		s.disconnect(c, errLeft)

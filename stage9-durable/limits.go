@@ -9,9 +9,8 @@ import (
 )
 
 // The limits guard the server's memory against one client: a line that never ends (a pasted
-// megabyte, a binary file) and a client that never reads (a laptop closed mid-stream) would
-// each make a buffer grow without end. Past -max-line or -max-pending the client is dropped,
-// and everyone else goes on as before.
+// megabyte, a binary file) or a client that never reads (a laptop closed mid-stream) would
+// make a buffer grow without end. Past -max-line or -max-pending the client is dropped.
 
 // drop is why the server drops a client: what the log says, and what the client is told.
 type drop struct{ log, goodbye string }
@@ -34,8 +33,7 @@ func errNotReading(maxPending int) error {
 // sees more than a closed connection. It is one try that never waits: a client that does not
 // read has no room for it anyway. Nor is it sent after half a line, which it would garble.
 func (s *server) sayGoodbye(c *client, why error) {
-	if d, ok := why.(drop); ok && c.sent == 0 {
-		// "\n", not "\r\n": stage 7's lines are Budget Chat's.
+	if d, ok := why.(drop); ok && !c.output.cut {
 		unix.Write(c.fd, []byte("Server: "+d.goodbye+", disconnecting you\n"))
 	}
 	// Closing a socket with unread input makes the kernel send a reset instead of an orderly

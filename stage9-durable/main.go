@@ -27,16 +27,10 @@ type client struct {
 	// pending holds the bytes received after the last "\n": the start of a line whose end has
 	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
 	// several lines, whatever the client's writes were.
-	pending []byte
-	// output holds what this client's socket has not taken yet, so that a slow reader neither
-	// makes the others wait nor loses a line: a queue of batches, each the lines of one read,
-	// framed once and shared by every receiver, so a line sent to 1,000 clients is held once.
-	// sent counts the bytes of output[0] already written, queued the bytes still to write.
-	output         [][]byte
-	sent, queued   int
-	watchingWrites bool // output is waiting for room in the socket: the poller tells us when
-	disconnected   bool // the client left, or was dropped, during this pass
-	budget              // what it may send before the server reads it more slowly: see flood.go
+	pending      []byte
+	output       outputQueue // what its socket has not taken yet: queue.go
+	disconnected bool        // the client left, or was dropped, during this pass
+	budget       budget      // what it may send before it is read more slowly: flood.go
 	// name is what the client answered to the welcome, and "" until then: a client without a
 	// name has not joined the room yet, and hears nothing of it.
 	name string
@@ -54,24 +48,21 @@ type client struct {
 // server is the loop's state, shared by the functions below.
 type server struct {
 	options
-	poller      poller
-	listener    int
-	clients     map[int]*client // by descriptor: events name descriptors
-	joined      []*client       // the clients with a name, in the order they joined: the room
-	writers     []*client       // clients to write to at the end of this pass
-	throttled   []*client       // clients over their budget, not read for now: see flood.go
-	buffer      []byte          // one buffer for every read: an idle client costs no buffer
-	batches     []byte          // where this pass frames the lines it broadcasts
-	kept        bool            // a client kept some of this pass's batches for later
-	iovecs      [][]byte        // the batches of one writev
-	out         *bytes.Buffer   // what this pass printed: see log.go
-	log         *logWriter
-	descriptors // out of descriptors: see descriptors.go
-	stopping    // shutting down: see shutdown.go
-	cluster     // the room across servers: see cluster.go
+	poller           poller
+	listener         int
+	clients          map[int]*client // by descriptor: events name descriptors
+	joined           []*client       // the clients with a name, in the order they joined: the room
+	writers          []*client       // clients to write to at the end of this pass
+	waitingForBudget []*client       // clients over their budget, not read for now: see flood.go
+	buffer           []byte          // one buffer for every read: an idle client costs no buffer
+	out              *bytes.Buffer   // what this pass printed: see log.go
+	log              *logWriter
+	descriptors      descriptors // for running out of them: see descriptors.go
+	shutdown         shutdown    // signals, and shutting down: see shutdown.go
+	cluster          cluster     // the room across servers: see cluster.go
 }
 
-// errLeft is why a client that went away by itself is disconnected (no reason is printed).
+// errLeft is why a client that went away by itself is disconnected.
 var errLeft = errors.New("left")
 
 func main() {
@@ -81,9 +72,9 @@ func main() {
 		log.Print(err)
 		os.Exit(2) // like any misused flag
 	}
-	listener, port, err := listenNonblocking(options.addr)
+	listener, port, err := listenNonblocking(options.addr, options.reuseAddr)
 	if err != nil {
-		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err))
+		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err, options.reuseAddr))
 	}
 	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
 		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
@@ -95,13 +86,10 @@ func main() {
 	s.joinCluster() // cluster.go: NATS, and the room as it is now
 
 	for {
-		// What the loop printed goes out once per pass, and never holds the loop up.
-		s.handLog()
-		s.readAgain() // flood.go: clients whose budget has come back are read again
-		// The lesson of this stage: sleep in the kernel, with no timeout, until a socket is
+		// The lesson of stage 5: sleep in the kernel, with no timeout, until a socket is
 		// ready. An idle server uses no CPU at all. (Only a shutdown, or a client waiting for
-		// its budget, sets a timeout.)
-		events, err := s.poller.wait(s.timeout())
+		// its budget, sets a timeout: see beforeWait.)
+		events, err := s.poller.wait(s.beforeWait())
 		if err == unix.EINTR {
 			continue // a signal cut the sleep short: sleep again
 		}
@@ -112,13 +100,12 @@ func main() {
 		for _, e := range events {
 			sender := s.clients[e.fd]
 			switch {
-			case e.fd == s.signals:
-				s.onSignal()
 			case e.fd == s.listener:
 				listenerReady = true // accepted last, below
 			case sender == nil:
 				// Disconnected earlier in this pass: a stale event, ignore it. Accepting last
-				// keeps a new client from taking over its descriptor number before now.
+				// keeps a new client from taking over its descriptor number before now. (Or
+				// the pipe that signals arrive on: it is read before the next wait.)
 			default:
 				if e.readable {
 					s.receive(sender)
@@ -129,18 +116,26 @@ func main() {
 			}
 		}
 		s.hearNews() // cluster.go: what NATS brought, after what this pass's sockets did
-		// A storm of connections must not hold up everyone else: a bounded number per pass,
-		// as Redis does; the rest wait in the queue for the next pass.
 		for i := 0; listenerReady && i < acceptsPerPass; i++ {
 			listenerReady = s.acceptClient()
 		}
 		s.flush() // after accepting, so that a newcomer's welcome goes out in this pass
-		s.finishStopping()
 	}
 }
 
-// acceptsPerPass bounds the connections one pass accepts.
+// acceptsPerPass bounds the connections one pass accepts: a storm of connections must not
+// hold up everyone else, so the rest wait in the queue for the next pass, as in Redis.
 const acceptsPerPass = 64
+
+// beforeWait is the hardening's work between two passes, and returns how long the next wait
+// may last, in milliseconds (-1: for ever).
+func (s *server) beforeWait() (timeout int) {
+	s.onSignal()       // shutdown.go: the signals that arrived, through a pipe the poller watches
+	s.finishShutdown() // shutdown.go: while shutting down, close each client that has its output
+	s.handLog()        // log.go: what the last pass printed goes out, and never holds the loop up
+	s.readAgain()      // flood.go: clients whose budget has come back are read again
+	return s.timeout() // shutdown.go: a shutdown's last second, or a client waiting for budget
+}
 
 // listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
 // returns the socket and the port it is bound to (the real one when addr asks for port 0).
@@ -150,7 +145,7 @@ const acceptsPerPass = 64
 // from the program's side every call blocks. To poll sockets ourselves, as the article does with
 // nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
 // for us: socket, setsockopt, bind, listen.
-func listenNonblocking(addr string) (listener, port int, err error) {
+func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err error) {
 	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return -1, 0, err
@@ -183,8 +178,11 @@ func listenNonblocking(addr string) (listener, port int, err error) {
 	// otherwise inherit the listener.
 	unix.CloseOnExec(listener)
 	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
-	if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-		return -1, 0, err
+	// A new socket starts without it, so -reuseaddr=false brings the failure back.
+	if reuseAddr {
+		if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return -1, 0, err
+		}
 	}
 	if err = unix.Bind(listener, sockaddr); err != nil {
 		return -1, 0, err
@@ -238,22 +236,20 @@ func (s *server) acceptClient() (again bool) {
 }
 
 // receive reads what sender has sent, routes every complete line, and disconnects sender if
-// it has left or broke a limit. It reports whether sender may have more to read.
-func (s *server) receive(sender *client) (more bool) {
+// it has left or broke a limit.
+func (s *server) receive(sender *client) {
 	lines, err := s.readLines(sender)
 	s.route(sender, lines)
 	if err != nil && err != unix.EAGAIN {
 		s.disconnect(sender, err)
 	}
-	return err == nil && !sender.disconnected // a refused name disconnects it, for one
 }
 
 // readLines reads what the client has sent since the last pass, without waiting, and returns
-// the complete lines it now has, each without its "\n" or "\r\n"; they stay valid until the
-// next read from this client. err is EAGAIN when there was nothing to read, errLeft once the
-// client has left, or says why the server drops it.
+// the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
+// was nothing to read, errLeft once the client has left, or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
-	if s.shuttingDown {
+	if s.shutdown.begun {
 		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
 	}
 	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
@@ -304,23 +300,22 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 
 // broadcast queues lines, each as "[NAME] message\n", for every joined client except their
 // sender. Nothing is written yet: that happens once per client at the end of the pass. The
-// lines of one read are framed once, into one batch that is never changed again, and every
-// receiver's queue gets a reference to that one batch, not a copy of it.
+// lines of one read are framed once, into one batch, and every receiver's queue gets that one
+// batch.
 //
-// Stage 7's lines end in "\n" alone, where stages 4 to 6 sent "\r\n": Protohackers' Budget
-// Chat protocol, which stage 7 speaks, ends every line with "\n", and its clients compare whole
+// Stage 7's lines end in "\n" alone, where stages 4 to 6 sent "\r\n", and so do the server's
+// own lines to a client (limits.go, descriptors.go, flood.go): Protohackers' Budget Chat
+// protocol, which stage 7 speaks, ends every line with "\n", and its clients compare whole
 // lines. Our own clients and nc accept either.
 func (s *server) broadcast(sender *client, lines [][]byte) {
 	if len(lines) == 0 {
 		return
 	}
-	start := len(s.batches)
+	var batch []byte
 	for _, message := range lines {
-		s.batches = append(append(append(s.batches, '['), sender.name...), "] "...)
-		s.batches = append(append(s.batches, message...), '\n')
+		batch = append(append(append(batch, '['), sender.name...), "] "...)
+		batch = append(append(batch, message...), '\n')
 	}
-	// The full slice expression caps the batch, so no append can ever write into it.
-	batch := s.batches[start:len(s.batches):len(s.batches)]
 	s.tellRoom(subjectSay, sender, batch, 0) // cluster.go: the other servers' users
 	s.queueForRoom(sender, batch)
 }
@@ -329,79 +324,29 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 // when it came from another server).
 func (s *server) queueForRoom(sender *client, batch []byte) {
 	for _, receiver := range s.joined {
-		if receiver == sender || receiver.disconnected || receiver.remote {
-			continue // disconnected: dropped while this loop ran (see leave)
-		}
-		if receiver.queued == 0 {
-			// It joins the writers now. With output already there it is on the list, or the
-			// poller will say when its socket has room, and it keeps this batch till then.
-			s.writers = append(s.writers, receiver)
-		} else {
-			s.kept = true
-		}
-		receiver.output = append(receiver.output, batch)
-		receiver.queued += len(batch)
-		if receiver.queued > s.maxPending {
-			s.disconnect(receiver, errNotReading(s.maxPending)) // limits.go
+		// disconnected: dropped while this loop ran (see leave)
+		if receiver != sender && !receiver.disconnected && !receiver.remote {
+			s.queue(receiver, batch)
 		}
 	}
 }
 
-// flush gives each client on the writers list one write, whatever the number of batches that
-// wait for it, as Redis does: writev hands the kernel all of them in one system call. Clients
-// with nothing to send are not even looked at.
+// flush gives each client on the writers list its write (queue.go). Clients with nothing to
+// send are not even looked at.
 func (s *server) flush() {
 	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
 		c := s.writers[i]
-		if c.disconnected || c.queued == 0 {
+		if c.disconnected {
 			continue
 		}
-		// writev takes one slice per batch, at most 1024 of them (IOV_MAX on Linux and macOS).
-		s.iovecs = append(s.iovecs[:0], c.output[:min(len(c.output), 1024)]...)
-		s.iovecs[0] = s.iovecs[0][c.sent:]
-		n, err := unix.Writev(c.fd, s.iovecs)
-		if err != nil && err != unix.EAGAIN {
-			s.relayLastWords(c) // EPIPE, ECONNRESET: it left; lastwords.go
-			continue
-		}
-		c.consume(max(n, 0)) // EAGAIN (n is -1) or a partial write: the rest waits
-		if c.queued > 0 {
-			s.kept = true
-		}
-		// Watch for room in the socket only while output waits: a socket with room is always
-		// writable, so watching an idle client would wake the loop at once, forever.
-		if waiting := c.queued > 0; waiting != c.watchingWrites {
-			c.watchingWrites = waiting
-			s.poller.watchWrites(c.fd, waiting)
+		rewatch, err := c.output.writeTo(c.fd)
+		if err != nil {
+			s.relayLastWords(c) // it left; lastwords.go
+		} else if rewatch {
+			s.poller.watchWrites(c.fd, c.output.watching)
 		}
 	}
 	s.writers = s.writers[:0]
-	// When every client took all of this pass's batches, the next pass frames its lines into
-	// the same buffer; when one kept some, they must stay as they are: start a new buffer.
-	if s.kept {
-		s.batches, s.kept = nil, false
-	} else {
-		s.batches = s.batches[:0]
-	}
-}
-
-// consume takes the n bytes the socket took off the front of c's queue.
-func (c *client) consume(n int) {
-	c.queued -= n
-	n += c.sent
-	done := 0
-	for done < len(c.output) && n >= len(c.output[done]) {
-		n -= len(c.output[done])
-		done++
-	}
-	// Move what is left to the front, and forget the batches sent, so that a batch nobody
-	// needs any more can be freed.
-	left := copy(c.output, c.output[done:])
-	clear(c.output[left:])
-	c.output, c.sent = c.output[:left], n
-	if left == 0 && cap(c.output) > 64 {
-		c.output = nil // caught up after a backlog: give the long queue back
-	}
 }
 
 // disconnect closes c's connection and forgets c, saying why if the server decided it.
@@ -418,7 +363,7 @@ func (s *server) disconnect(c *client, why error) {
 	unix.Close(c.fd)
 	delete(s.clients, c.fd)
 	c.disconnected = true
-	c.output = nil
+	c.output = outputQueue{} // the batches can be freed
 	if c.name != "" {
 		s.leave(c, why)
 	} else if why == errLeft {
@@ -534,24 +479,20 @@ func (s *server) leave(c *client, why error) {
 	if !c.remote {
 		// names.go: the name is free again, and the other servers see c leave
 		name := c.name
-		s.registry.todo.push(func() { s.registry.release(name) })
+		s.cluster.registry.todo.push(func() { s.cluster.registry.release(name) })
 	}
 }
 
-// send queues a line for c alone: a batch of its own, queued as broadcast queues one for
-// each receiver, under the same limit.
-func (s *server) send(c *client, line string) {
-	start := len(s.batches)
-	s.batches = append(s.batches, line...)
-	if c.queued == 0 {
+// send queues a line for c alone.
+func (s *server) send(c *client, line string) { s.queue(c, []byte(line)) }
+
+// queue queues batch for c, and gives c a write in this pass if it is the first of its queue.
+// broadcast, send and announce all queue this way, under the same limit.
+func (s *server) queue(c *client, batch []byte) {
+	if first, err := c.output.add(batch, s.maxPending); err != nil {
+		s.disconnect(c, err)
+	} else if first {
 		s.writers = append(s.writers, c)
-	} else {
-		s.kept = true
-	}
-	c.output = append(c.output, s.batches[start:len(s.batches):len(s.batches)])
-	c.queued += len(line)
-	if c.queued > s.maxPending {
-		s.disconnect(c, errNotReading(s.maxPending)) // limits.go
 	}
 }
 
@@ -615,30 +556,26 @@ func (s *server) names() string {
 	return strings.Join(names, ", ")
 }
 
-// reason cuts an error from the net package down to its cause: "address already in use"
-// rather than "listen tcp 127.0.0.1:5555: bind: address already in use", since our message
-// already names the address.
+// reason cuts an address error down to its cause: "missing port in address" rather than
+// "address 127.0.0.1: missing port in address", since our message already names the address.
+// An error from a system call, such as "address already in use", is its cause already.
 func reason(err error) error {
 	var addrErr *net.AddrError
 	if errors.As(err, &addrErr) {
 		return errors.New(addrErr.Err)
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) {
-		return opErr.Err
-	}
 	return err
 }
 
-// hint adds a guess to "address already in use": most often, a server from an earlier stage
-// is still running in another terminal.
-func hint(addr string, err error) string {
+// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely stage
+// 2's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
+// from an earlier stage is probably still running in another terminal.
+func hint(addr string, err error, reuseAddr bool) string {
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		return ""
+	}
+	if !reuseAddr {
+		return "\n(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
 	}
 	next := ":5556"
 	if host, port, err := net.SplitHostPort(addr); err == nil {

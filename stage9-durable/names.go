@@ -69,12 +69,12 @@ const joinWithin = 2 * time.Second
 const watchCheckEvery = time.Second
 
 // registry keeps this server's names in the bucket, on a goroutine of its own (run): the loop
-// and the joiner hand it what to do (todo), and it hands the loop its answers (s.news).
+// and the joiner hand it what to do (todo), and it hands the loop its answers (s.cluster.news).
 type registry struct {
-	s          *server       // for s.news, s.outbox, s.lease and logLater: the rest is the loop's
+	s          *server       // for its news and outbox (s.cluster), s.lease and logLater: the rest is the loop's
 	id         string        // this server's mark on its entries
 	lease      time.Duration // -lease: the TTL of this server's key
-	todo       queue
+	todo       todoList
 	timer      *time.Ticker // when to write our lease again: every third of a lease
 	nc         *nats.Conn   // nil while NATS is away
 	js         jetstream.JetStream
@@ -140,9 +140,9 @@ func (r *registry) join(nc *nats.Conn) {
 	r.nc, r.kv = nc, nil
 	r.js, _ = jetstream.New(nc) // fails only without a connection
 	r.connection++
-	r.s.outbox.conn.Store(nc)
+	r.s.cluster.outbox.conn.Store(nc)
 	connection, maxPayload, at := r.connection, int(nc.MaxPayload()), nc.ConnectedAddr()
-	r.s.news.push(func() { r.s.onJoined(connection, maxPayload, at) })
+	r.s.cluster.news.push(func() { r.s.onJoined(connection, maxPayload, at) })
 	r.retry = r.list()
 }
 
@@ -180,7 +180,7 @@ func (r *registry) list() <-chan time.Time {
 	}
 	r.said = ""
 	connection := r.connection
-	r.s.news.push(func() { r.s.listed(connection, entries, bucketLost) })
+	r.s.cluster.news.push(func() { r.s.listed(connection, entries, bucketLost) })
 	return nil
 }
 
@@ -217,7 +217,7 @@ func (r *registry) open(ctx context.Context) (entries []entry, bucketLost bool, 
 			r.keep(ctx, name, since)
 		} // else its entry still points at our key, which never ran out: still ours
 	}
-	r.s.news.push(r.trusted(start))
+	r.s.cluster.news.push(r.trusted(start))
 	if r.watcher != nil {
 		r.watcher.Stop()
 	}
@@ -322,12 +322,12 @@ func (r *registry) watch(w jetstream.KeyWatcher, seen *atomic.Uint64, connection
 		seen.Store(e.Revision())
 		name, value, revision, put := e.Key(), string(e.Value()), e.Revision(), e.Operation() == jetstream.KeyValuePut
 		server, isLease := strings.CutPrefix(name, serverKeys)
-		s.news.push(func() {
+		s.cluster.news.push(func() {
 			switch {
-			case !s.inRoom || connection != s.connection:
+			case !s.cluster.inRoom || connection != s.cluster.connection:
 				// Stale.
 			case isLease && put:
-				s.alive[server] = true
+				s.cluster.alive[server] = true
 			case isLease:
 				s.serverGone(server) // cluster.go
 			case put && value != r.id:
@@ -374,8 +374,8 @@ func (r *registry) leave(err error) {
 		r.watcher.Stop()
 	}
 	r.nc, r.kv, r.watcher, r.retry = nil, nil, nil, nil
-	r.s.outbox.conn.Store(nil)
-	r.s.news.push(func() { r.s.onLost(err) })
+	r.s.cluster.outbox.conn.Store(nil)
+	r.s.cluster.news.push(func() { r.s.onLost(err) })
 }
 
 // claim asks the bucket for name, and answers the loop.
@@ -391,7 +391,7 @@ func (r *registry) claim(c *client, name string) {
 		}
 		cancel()
 	}
-	r.s.news.push(func() { r.s.claimed(c, name, revision, err) })
+	r.s.cluster.news.push(func() { r.s.claimed(c, name, revision, err) })
 }
 
 // release gives a name back. It deletes the entry only if it is still ours.
@@ -447,7 +447,7 @@ func (r *registry) check() {
 	start := time.Now()
 	switch err := r.rewriteLease(ctx); {
 	case err == nil:
-		r.s.news.push(r.trusted(start))
+		r.s.cluster.news.push(r.trusted(start))
 	case !errors.Is(err, context.DeadlineExceeded):
 		r.retry = r.list()
 	}
@@ -460,10 +460,10 @@ func (r *registry) keep(ctx context.Context, name string, since uint64) {
 	switch {
 	case err == nil:
 		r.owned[name] = revision
-		r.s.news.push(func() { r.s.confirmed(name, revision) })
+		r.s.cluster.news.push(func() { r.s.confirmed(name, revision) })
 	case errors.Is(err, jetstream.ErrKeyExists):
 		delete(r.owned, name)
-		r.s.news.push(func() {
+		r.s.cluster.news.push(func() {
 			if c := r.s.named(name); c != nil && !c.remote {
 				r.s.lost(c)
 			}
@@ -504,15 +504,15 @@ func (r *registry) take(ctx context.Context, name string, since uint64) (uint64,
 func (s *server) claim(c *client, name string) {
 	c.claiming = true
 	s.updateReads(c) // flood.go: the lines that follow stay in the socket meanwhile
-	s.registry.todo.push(func() { s.registry.claim(c, name) })
+	s.cluster.registry.todo.push(func() { s.cluster.registry.claim(c, name) })
 }
 
 // claimed is the registry's answer, in the loop: err is nil if name is c's, since revision.
 func (s *server) claimed(c *client, name string, revision uint64, err error) {
 	switch {
-	case c.disconnected || s.shuttingDown:
+	case c.disconnected || s.shutdown.begun:
 		if err == nil {
-			s.registry.todo.push(func() { s.registry.release(name) })
+			s.cluster.registry.todo.push(func() { s.cluster.registry.release(name) })
 		}
 		return
 	case errors.Is(err, jetstream.ErrKeyExists):
@@ -541,8 +541,8 @@ func (s *server) confirmed(name string, revision uint64) {
 // leaseGood is the registry's word that our key was written: the server may speak for its
 // names until until, and the lines its users held meanwhile go out now.
 func (s *server) leaseGood(until time.Time) {
-	s.goodUntil = until
-	if s.dropping && s.outbox.bytes.Load() == 0 {
+	s.cluster.goodUntil = until
+	if s.cluster.dropping && s.cluster.outbox.bytes.Load() == 0 {
 		s.caughtUp() // cluster.go: it dropped what waited for the lease, not the outbox
 	}
 	for _, c := range s.joined {
@@ -558,12 +558,12 @@ func (s *server) leaseGood(until time.Time) {
 // room, nothing goes to other servers: c speaks to this server's users only.
 func (s *server) speaksFor(c *client) bool {
 	now := time.Now()
-	return !s.inRoom || c.since > 0 && now.Before(s.goodUntil) && now.Round(0).Before(s.goodUntil.Round(0))
+	return !s.cluster.inRoom || c.since > 0 && now.Before(s.cluster.goodUntil) && now.Round(0).Before(s.cluster.goodUntil.Round(0))
 }
 
 // checkLease asks the registry to write the lease now rather than at the next rewrite:
 // something waits for it.
-func (s *server) checkLease() { s.registry.todo.push(s.registry.check) }
+func (s *server) checkLease() { s.cluster.registry.todo.push(s.cluster.registry.check) }
 
 // resume sends what c said for the room, and the /msg it was sent, while the lease was checked,
 // if it may speak now.

@@ -175,7 +175,7 @@ func TestNATSCluster(t *testing.T) {
 				}
 			}
 			attempt := time.Now()
-			u := connect(t, s, name)
+			u := arrive(t, s, name)
 			u.send(name)
 			got, err := u.line(patience)
 			if got == want {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +124,28 @@ func TestHubListensOnOneAddress(t *testing.T) {
 		t.Fatalf("the hub printed:\n%s", strings.Join(hub.lines(), "\n"))
 	}
 	join(t, hub, "alice", "* The room is empty")
+}
+
+// TestHubPortBusy: a -nats-listen port that something else holds is said in one line with
+// stage 2's hint, its flag named, and exit status 1, as a busy -addr is.
+func TestHubPortBusy(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithTimeout(context.Background(), patience) // it must not run on
+	defer cancel()
+	out, err := exec.CommandContext(ctx, stageBinary, "-addr", "127.0.0.1:0",
+		"-nats-listen", fmt.Sprintf("127.0.0.1:%d", port)).CombinedOutput()
+	exit, _ := err.(*exec.ExitError)
+	want := fmt.Sprintf("stage9-durable: cannot start NATS on 127.0.0.1:%d: address already in use\n"+
+		"(is another server still running? try -nats-listen 127.0.0.1:%d)\n", port, port+1)
+	if exit == nil || exit.ExitCode() != 1 || string(out) != want {
+		t.Fatalf("exit: %v, printing:\n%s\nwant status 1 and %q", err, out, want)
+	}
 }
 
 // TestMaxLineOverNATS: a -max-line that, framed with a long name, would not fit in one NATS

@@ -23,7 +23,7 @@ const outboxLimit = 4 << 20
 
 // outbox is the queue between the loop and the goroutine that publishes (run).
 type outbox struct {
-	queue                              // of publishes
+	todoList                           // of publishes
 	bytes    atomic.Int64              // what waits: the loop adds, run takes off
 	dropping atomic.Bool               // one did not fit: say so once the queue is empty
 	caughtUp func()                    // says so
@@ -38,7 +38,7 @@ func (o *outbox) push(m *nats.Msg) bool {
 		return false
 	}
 	o.bytes.Add(size)
-	o.queue.push(func() {
+	o.todoList.push(func() {
 		// Out of the room nothing is kept for later: a split room does not replay.
 		if nc := o.conn.Load(); nc != nil {
 			nc.PublishMsg(m) // it may wait here, for room in the socket to NATS

@@ -41,7 +41,7 @@ func TestHubStopped(t *testing.T) {
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	for i := range 8 {
-		typist := connect(t, second, "typist")
+		typist := arrive(t, second, "typist")
 		typist.send(fmt.Sprintf("typist%d", i))
 		go readAll(typist, func(string) {})
 		go func() {
@@ -95,7 +95,7 @@ func TestHubStopped(t *testing.T) {
 		t.Fatalf("bob was not told %q", notice)
 	}
 	// A newcomer's name cannot be checked: it is told so, without waiting for the hub.
-	newcomer := connect(t, second, "nina")
+	newcomer := arrive(t, second, "nina")
 	asked := time.Now()
 	newcomer.send("nina")
 	newcomer.expect("* Sorry, the room's names cannot be checked right now: try again.")
@@ -124,7 +124,7 @@ func readAll(u *user, got func(string)) {
 func TestOutboxLimit(t *testing.T) {
 	t.Parallel()
 	var caughtUp atomic.Int32
-	o := &outbox{queue: newQueue(), caughtUp: func() { caughtUp.Add(1) }}
+	o := &outbox{todoList: newTodoList(), caughtUp: func() { caughtUp.Add(1) }}
 	line := []byte(strings.Repeat("x", 1000))
 	queued := 0
 	for ; o.push(&nats.Msg{Subject: subjectSay, Data: line}); queued++ {
@@ -149,7 +149,7 @@ func TestOutboxLimit(t *testing.T) {
 func TestFromNATSLimit(t *testing.T) {
 	t.Parallel()
 	s := &server{out: &bytes.Buffer{}}
-	s.news = newQueue()
+	s.cluster.news = newTodoList()
 	messages := make(chan *nats.Msg)
 	go s.listen(messages)
 	line := []byte(strings.Repeat("x", 1000) + "\n")
@@ -157,15 +157,15 @@ func TestFromNATSLimit(t *testing.T) {
 		messages <- &nats.Msg{Subject: subjectSay, Data: line}
 	}
 	messages <- &nats.Msg{Subject: subjectSay, Data: line} // listen has handled the one before
-	waiting := s.news.take()
+	waiting := s.cluster.news.take()
 	if want := fromNATS/len(line) + 1; len(waiting) != want { // the lines that fit, and the log line
 		t.Fatalf("listen handed the loop %d things to do, want %d", len(waiting), want)
 	}
 	for _, do := range waiting {
 		do() // out of the room: the lines go nowhere, and the log says why they were lost
 	}
-	if s.heard.Load() != 0 {
-		t.Fatalf("%d bytes still counted as waiting for the loop, want 0", s.heard.Load())
+	if s.cluster.heard.Load() != 0 {
+		t.Fatalf("%d bytes still counted as waiting for the loop, want 0", s.cluster.heard.Load())
 	}
 	if want := "Server: this server is behind the room: lines from other servers are dropped\n"; s.out.String() != want {
 		t.Fatalf("the log says %q, want %q", s.out, want)
@@ -173,7 +173,7 @@ func TestFromNATSLimit(t *testing.T) {
 	for range 3 { // the third: listen has handled the second
 		messages <- &nats.Msg{Subject: subjectSay, Data: line}
 	}
-	if got := len(s.news.take()); got < 2 {
+	if got := len(s.cluster.news.take()); got < 2 {
 		t.Fatalf("after the loop caught up, listen handed it %d lines, want 2 or more", got)
 	}
 }

@@ -17,11 +17,11 @@ import (
 // to go out, and only then closes every connection. Only a client that cannot take its
 // backlog within that second is cut off, as it would be on any drop.
 
-// stopping is the shutdown's state.
-type stopping struct {
-	signals      int // the read end of the pipe that signals arrive on
-	shuttingDown bool
-	deadline     time.Time // when the last clients are closed, ready or not
+// shutdown is what the server keeps for signals and for shutting down.
+type shutdown struct {
+	signals  int       // the read end of the pipe that signals arrive on
+	begun    bool      // Ctrl-C or SIGTERM has come: see beginShutdown
+	deadline time.Time // when the last clients are closed, ready or not
 }
 
 // pipeOnSignal returns a descriptor that becomes readable on SIGINT (Ctrl-C), SIGTERM, or
@@ -49,16 +49,15 @@ func pipeOnSignal() (int, error) {
 	return pipe[0], nil
 }
 
-// onSignal reads the signals that arrived.
+// onSignal reads the signals that have arrived, if any: the pipe is non-blocking.
 func (s *server) onSignal() {
-	received := make([]byte, 16)
-	n, _ := unix.Read(s.signals, received)
-	for _, b := range received[:max(n, 0)] {
+	n, _ := unix.Read(s.shutdown.signals, s.buffer[:16])
+	for _, b := range s.buffer[:max(n, 0)] {
 		switch {
 		case b == 'q':
 			s.printQueues()
-		case s.shuttingDown:
-			s.deadline = time.Now() // asked twice: stop now
+		case s.shutdown.begun:
+			s.shutdown.deadline = time.Now() // asked twice: stop now
 		default:
 			s.beginShutdown()
 		}
@@ -67,8 +66,8 @@ func (s *server) onSignal() {
 
 func (s *server) beginShutdown() {
 	fmt.Fprintln(s.out, "Server: shutting down")
-	s.shuttingDown = true
-	s.deadline = time.Now().Add(time.Second)
+	s.shutdown.begun = true
+	s.shutdown.deadline = time.Now().Add(time.Second)
 	s.poller.remove(s.listener)
 	unix.Close(s.listener)
 	s.listener = -1
@@ -80,29 +79,29 @@ func (s *server) beginShutdown() {
 // for a client that waits for its budget (flood.go).
 func (s *server) timeout() int {
 	timeout := s.budgetTimeout()
-	if !s.shuttingDown {
+	if !s.shutdown.begun {
 		return timeout
 	}
-	untilDeadline := int(max(time.Until(s.deadline).Milliseconds()+1, 0))
+	untilDeadline := int(max(time.Until(s.shutdown.deadline).Milliseconds()+1, 0))
 	if timeout < 0 {
 		return untilDeadline
 	}
 	return min(timeout, untilDeadline)
 }
 
-// finishStopping closes, during a shutdown, every client whose output has all gone out, and
+// finishShutdown closes, during a shutdown, every client whose output has all gone out, and
 // ends the program once none is left or the second is over.
-func (s *server) finishStopping() {
-	if !s.shuttingDown {
+func (s *server) finishShutdown() {
+	if !s.shutdown.begun {
 		return
 	}
-	over := !time.Now().Before(s.deadline)
+	over := !time.Now().Before(s.shutdown.deadline)
 	cut := 0
 	for fd, c := range s.clients {
-		if c.queued > 0 && !over {
+		if c.output.queued > 0 && !over {
 			continue
 		}
-		if c.queued > 0 {
+		if c.output.queued > 0 {
 			cut++
 		}
 		s.poller.remove(fd)
@@ -134,6 +133,6 @@ func (s *server) printQueues() {
 	for _, fd := range fds {
 		c := s.clients[fd]
 		fmt.Fprintf(s.out, "Server: client on descriptor %d: %d bytes waiting in %d batches, room for %d\n",
-			fd, c.queued, len(c.output), cap(c.output))
+			fd, c.output.queued, len(c.output.batches), cap(c.output.batches))
 	}
 }
