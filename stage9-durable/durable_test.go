@@ -42,7 +42,7 @@ func openNames(t *testing.T, url string) (*nats.Conn, jetstream.JetStream, jetst
 func TestLostBucket(t *testing.T) {
 	t.Parallel()
 	ns := startNATS(t, -1)
-	s := startServers(t, 2, ns.ClientURL(), "-lease", testLease.String())
+	s := startServers(t, 2, ns.ClientURL())
 	alice := join(t, s[0], "alice", "* The room is empty")
 	knows(s[1:], "alice")
 	bob := join(t, s[1], "bob", "* The room contains: alice")
