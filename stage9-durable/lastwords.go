@@ -1,0 +1,23 @@
+//go:build linux || darwin
+
+package main
+
+// A client that sends a line and closes at once (a script, `printf 'bye\n' | nc -N`, a laptop
+// lid) has left before the server read its last words. The kernel still holds them, though,
+// so leaving loses nothing as long as the server reads before it closes. The danger is a
+// write: a write to a client that has gone fails (EPIPE, ECONNRESET), and a server that
+// disconnected it on the spot would throw away what it sent.
+
+// relayLastWords is what a failed write means: read what the client left, relay it, and only
+// then disconnect it. The reads are bounded: a client cannot keep the loop here.
+func (s *server) relayLastWords(c *client) {
+	// A failed write means a broken connection, which can bring nothing more: what the client
+	// left is what our kernel holds for it, and it is read now, whatever its budget (flood.go).
+	c.budget.unlimited = true
+	for i := 0; i < 64 && !c.disconnected; i++ {
+		s.receive(c) // until it reads the end of the stream, or the reset
+	}
+	if !c.disconnected {
+		s.disconnect(c, errLeft)
+	}
+}

@@ -1,0 +1,587 @@
+//go:build linux || darwin
+
+// Stage 9: names that survive pauses, restarts and lost nodes — one lease per server, fences
+// on every line, a bucket made again when NATS loses it, and three copies on a NATS cluster.
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// client is one connected client.
+type client struct {
+	fd int // the socket, a plain file descriptor: from here on we talk to the kernel directly
+	// pending holds the bytes received after the last "\n": the start of a line whose end has
+	// not arrived yet. TCP delivers a stream of bytes, so one read may return half a line, or
+	// several lines, whatever the client's writes were.
+	pending      []byte
+	output       outputQueue // what its socket has not taken yet: queue.go
+	disconnected bool        // the client left, or was dropped, during this pass
+	budget       budget      // what it may send before it is read more slowly: flood.go
+	// name is what the client answered to the welcome, and "" until then: a client without a
+	// name has not joined the room yet, and hears nothing of it.
+	name string
+	// remote: a member of the room on another server, without a socket here (cluster.go)
+	remote   bool
+	server   string   // remote: the ID of its server, its entry's value in the names' bucket
+	claiming bool     // its name is being claimed in the room's names (names.go)
+	held     [][]byte // the lines it sent meanwhile, routed once it has joined
+	forRoom  []func() // what it said while the lease was not known good (cluster.go, tellRoom)
+	unheard  [][]byte // the /msg sent to it meanwhile (cluster.go, hearMsg)
+	reading  bool     // watched for reads: see updateReads in flood.go
+	since    uint64   // which holder of its name: the revision of the entry that gave it
+}
+
+// server is the loop's state, shared by the functions below.
+type server struct {
+	options
+	poller           poller
+	listener         int
+	clients          map[int]*client // by descriptor: events name descriptors
+	joined           []*client       // the clients with a name, in the order they joined: the room
+	writers          []*client       // clients to write to at the end of this pass
+	waitingForBudget []*client       // clients over their budget, not read for now: see flood.go
+	buffer           []byte          // one buffer for every read: an idle client costs no buffer
+	out              *bytes.Buffer   // what this pass printed: see log.go
+	log              *logWriter
+	descriptors      descriptors // for running out of them: see descriptors.go
+	shutdown         shutdown    // signals, and shutting down: see shutdown.go
+	cluster          cluster     // the room across servers: see cluster.go
+}
+
+// errLeft is why a client that went away by itself is disconnected.
+var errLeft = errors.New("left")
+
+func main() {
+	options := parseFlags() // flags.go
+	poller, err := newPoller(options.poller)
+	if err != nil {
+		log.Print(err)
+		os.Exit(2) // like any misused flag
+	}
+	listener, port, err := listenNonblocking(options.addr, options.reuseAddr)
+	if err != nil {
+		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err, options.reuseAddr))
+	}
+	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
+		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
+	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see descriptors.go
+		log.Fatalf("cannot start waiting for sockets: %v", err)
+	}
+	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
+	fmt.Fprintf(s.out, "Server: waiting for sockets with %s (-poller %[1]s)\n", options.poller)
+	s.joinCluster() // cluster.go: NATS, and the room as it is now
+
+	for {
+		// The lesson of stage 5: sleep in the kernel, with no timeout, until a socket is
+		// ready. An idle server uses no CPU at all. (Only a shutdown, or a client waiting for
+		// its budget, sets a timeout: see beforeWait.)
+		events, err := s.poller.wait(s.beforeWait())
+		if err == unix.EINTR {
+			continue // a signal cut the sleep short: sleep again
+		}
+		if err != nil {
+			log.Fatalf("cannot wait for sockets: %v", err)
+		}
+		listenerReady := false
+		for _, e := range events {
+			sender := s.clients[e.fd]
+			switch {
+			case e.fd == s.listener:
+				listenerReady = true // accepted last, below
+			case sender == nil:
+				// Disconnected earlier in this pass: a stale event, ignore it. Accepting last
+				// keeps a new client from taking over its descriptor number before now. (Or
+				// the pipe that signals arrive on: it is read before the next wait.)
+			default:
+				if e.readable {
+					s.receive(sender)
+				}
+				if e.writable && !sender.disconnected {
+					s.writers = append(s.writers, sender) // its socket has room again
+				}
+			}
+		}
+		s.hearNews() // cluster.go: what NATS brought, after what this pass's sockets did
+		for i := 0; listenerReady && i < acceptsPerPass; i++ {
+			listenerReady = s.acceptClient()
+		}
+		s.flush() // after accepting, so that a newcomer's welcome goes out in this pass
+	}
+}
+
+// acceptsPerPass bounds the connections one pass accepts: a storm of connections must not
+// hold up everyone else, so the rest wait in the queue for the next pass, as in Redis.
+const acceptsPerPass = 64
+
+// beforeWait is the hardening's work between two passes, and returns how long the next wait
+// may last, in milliseconds (-1: for ever).
+func (s *server) beforeWait() (timeout int) {
+	s.onSignal()       // shutdown.go: the signals that arrived, through a pipe the poller watches
+	s.finishShutdown() // shutdown.go: while shutting down, close each client that has its output
+	s.handLog()        // log.go: what the last pass printed goes out, and never holds the loop up
+	s.readAgain()      // flood.go: clients whose budget has come back are read again
+	return s.timeout() // shutdown.go: a shutdown's last second, or a client waiting for budget
+}
+
+// listenNonblocking opens a listening TCP socket on addr and puts it in non-blocking mode; it
+// returns the socket and the port it is bound to (the real one when addr asks for port 0).
+//
+// Go's net package has no non-blocking mode to offer: its sockets are non-blocking underneath,
+// but a goroutine that calls Accept or Read is parked until there is something to return, so
+// from the program's side every call blocks. To poll sockets ourselves, as the article does with
+// nativesockets and setBlocking(false), we step down to the system calls that net.Listen makes
+// for us: socket, setsockopt, bind, listen.
+func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err error) {
+	tcpAddr, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return -1, 0, err
+	}
+	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
+	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
+	domain := unix.AF_INET
+	var sockaddr unix.Sockaddr
+	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
+		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
+		copy(inet4.Addr[:], ip4)
+		sockaddr = inet4
+	} else {
+		domain = unix.AF_INET6
+		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
+		copy(inet6.Addr[:], tcpAddr.IP.To16())
+		sockaddr = inet6
+	}
+
+	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return -1, 0, err
+	}
+	defer func() {
+		if err != nil {
+			unix.Close(listener)
+		}
+	}()
+	// Close-on-exec, as the net package does for every socket: a program we started would
+	// otherwise inherit the listener.
+	unix.CloseOnExec(listener)
+	// SO_REUSEADDR, as in stage 2: a quick restart must not fail with "address already in use".
+	// A new socket starts without it, so -reuseaddr=false brings the failure back.
+	if reuseAddr {
+		if err = unix.SetsockoptInt(listener, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return -1, 0, err
+		}
+	}
+	if err = unix.Bind(listener, sockaddr); err != nil {
+		return -1, 0, err
+	}
+	if err = unix.Listen(listener, unix.SOMAXCONN); err != nil {
+		return -1, 0, err
+	}
+	// The article's setBlocking(false): from now on Accept returns at once, with EAGAIN when
+	// nobody is waiting, instead of stopping the program until somebody connects.
+	if err = unix.SetNonblock(listener, true); err != nil {
+		return -1, 0, err
+	}
+	bound, err := unix.Getsockname(listener)
+	if err != nil {
+		return -1, 0, err
+	}
+	switch bound := bound.(type) {
+	case *unix.SockaddrInet4:
+		port = bound.Port
+	case *unix.SockaddrInet6:
+		port = bound.Port
+	}
+	return listener, port, nil
+}
+
+// acceptClient accepts a client if one is waiting, and reports whether to try again.
+func (s *server) acceptClient() (again bool) {
+	fd, _, err := unix.Accept(s.listener)
+	if err != nil {
+		// EAGAIN: nobody is waiting. The others are in descriptors.go.
+		return s.acceptFailed(err)
+	}
+	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
+	// it does): without this, the first read from a quiet client would stop the whole loop.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return true
+	}
+	unix.CloseOnExec(fd)
+	// A pass already gathers a client's lines into one write: Nagle's delay would only add latency.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := s.poller.add(fd); err != nil {
+		turnAway(fd) // descriptors.go
+		fmt.Fprintf(s.out, "Server: refused a connection: %v\n", err)
+		return true
+	}
+	s.clients[fd] = &client{fd: fd, reading: true}
+	fmt.Fprintln(s.out, "Server: client connected")
+	s.send(s.clients[fd], "Welcome to the chat! What is your name?\n")
+	return true
+}
+
+// receive reads what sender has sent, routes every complete line, and disconnects sender if
+// it has left or broke a limit.
+func (s *server) receive(sender *client) {
+	lines, err := s.readLines(sender)
+	s.route(sender, lines)
+	if err != nil && err != unix.EAGAIN {
+		s.disconnect(sender, err)
+	}
+}
+
+// readLines reads what the client has sent since the last pass, without waiting, and returns
+// the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
+// was nothing to read, errLeft once the client has left, or says why the server drops it.
+func (s *server) readLines(c *client) (lines [][]byte, err error) {
+	if s.shutdown.begun {
+		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
+	}
+	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
+	allowed := s.allowance(c)
+	if allowed <= 0 {
+		return nil, unix.EAGAIN
+	}
+	n, err := unix.Read(c.fd, s.buffer[:allowed])
+	if err == unix.EAGAIN {
+		// Nothing new: in blocking mode the read would have stopped the loop here.
+		return nil, err
+	}
+	if err != nil || n == 0 {
+		// 0 bytes: the client closed its end. An error such as ECONNRESET: the connection broke.
+		// A client that shut only its writing half reads as 0 bytes too, at every pass: it has
+		// left as well, or the loop would spin on it. A last line with no "\n" before the end
+		// of the stream is a line all the same, also when the stream ends in a reset (a client
+		// that closes with unread input resets the connection instead of closing it in order).
+		if len(c.pending) > 0 {
+			lines = append(lines, bytes.TrimSuffix(c.pending, []byte("\r")))
+		}
+		return lines, errLeft
+	}
+	s.spend(c, n)
+	c.pending = append(c.pending, s.buffer[:n]...)
+	rest := c.pending
+	for {
+		end := bytes.IndexByte(rest, '\n')
+		if end < 0 {
+			break
+		}
+		line := bytes.TrimSuffix(rest[:end], []byte("\r"))
+		if len(line) > s.maxLine {
+			return lines, errTooLong(s.maxLine) // limits.go
+		}
+		lines = append(lines, line)
+		rest = rest[end+1:]
+	}
+	if len(rest) > s.maxLine+1 { // limits.go says why as soon as it is too long
+		return lines, errTooLong(s.maxLine)
+	}
+	if len(rest) == 0 {
+		rest = c.pending[:0] // all used: the next read fills the buffer again from its start
+	}
+	c.pending = rest
+	return lines, nil
+}
+
+// broadcast queues lines, each as "[NAME] message\n", for every joined client except their
+// sender. Nothing is written yet: that happens once per client at the end of the pass. The
+// lines of one read are framed once, into one batch, and every receiver's queue gets that one
+// batch.
+//
+// Stage 7's lines end in "\n" alone, where stages 4 to 6 sent "\r\n", and so do the server's
+// own lines to a client (limits.go, descriptors.go, flood.go): Protohackers' Budget Chat
+// protocol, which stage 7 speaks, ends every line with "\n", and its clients compare whole
+// lines. Our own clients and nc accept either.
+func (s *server) broadcast(sender *client, lines [][]byte) {
+	if len(lines) == 0 {
+		return
+	}
+	var batch []byte
+	for _, message := range lines {
+		batch = append(append(append(batch, '['), sender.name...), "] "...)
+		batch = append(append(batch, message...), '\n')
+	}
+	s.tellRoom(subjectSay, sender, batch, 0) // cluster.go: the other servers' users
+	s.queueForRoom(sender, batch)
+}
+
+// queueForRoom queues a batch for every joined client of this server except its sender (nil
+// when it came from another server).
+func (s *server) queueForRoom(sender *client, batch []byte) {
+	for _, receiver := range s.joined {
+		// disconnected: dropped while this loop ran (see leave)
+		if receiver != sender && !receiver.disconnected && !receiver.remote {
+			s.queue(receiver, batch)
+		}
+	}
+}
+
+// flush gives each client on the writers list its write (queue.go). Clients with nothing to
+// send are not even looked at.
+func (s *server) flush() {
+	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
+		c := s.writers[i]
+		if c.disconnected {
+			continue
+		}
+		rewatch, err := c.output.writeTo(c.fd)
+		if err != nil {
+			s.relayLastWords(c) // it left; lastwords.go
+		} else if rewatch {
+			s.poller.watchWrites(c.fd, c.output.watching)
+		}
+	}
+	s.writers = s.writers[:0]
+}
+
+// disconnect closes c's connection and forgets c, saying why if the server decided it.
+func (s *server) disconnect(c *client, why error) {
+	if c.disconnected {
+		return // dropped already, while its own lines were being routed
+	}
+	if why != errLeft {
+		s.sayGoodbye(c, why) // limits.go
+	}
+	// Stop watching the descriptor before closing it: select fails on a closed descriptor,
+	// and the next accept may give the same number to a new client.
+	s.poller.remove(c.fd)
+	unix.Close(c.fd)
+	delete(s.clients, c.fd)
+	c.disconnected = true
+	c.output = outputQueue{} // the batches can be freed
+	if c.name != "" {
+		s.leave(c, why)
+	} else if why == errLeft {
+		fmt.Fprintln(s.out, "Server: client disconnected")
+	} else {
+		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
+	}
+	s.descriptorFreed() // descriptors.go
+}
+
+// route handles the lines of one read, in order. A client's first line is its name; after
+// that, /msg and /who are commands, and every other line is a message for the room. A run of
+// messages between two commands still goes out as one batch.
+func (s *server) route(sender *client, lines [][]byte) {
+	for len(lines) > 0 && !sender.disconnected {
+		if sender.claiming {
+			for _, line := range lines { // one read at most: it is not read until the answer
+				sender.held = append(sender.held, append([]byte(nil), line...))
+			}
+			return
+		}
+		if sender.name == "" {
+			s.join(sender, lines[0])
+			lines = lines[1:]
+			continue
+		}
+		if isCommand(lines[0]) {
+			s.printMessage(sender, lines[0])
+			s.command(sender, lines[0])
+			lines = lines[1:]
+			continue
+		}
+		messages := 1
+		for messages < len(lines) && !isCommand(lines[messages]) {
+			messages++
+		}
+		for _, message := range lines[:messages] {
+			s.printMessage(sender, message)
+		}
+		s.broadcast(sender, lines[:messages])
+		lines = lines[messages:]
+	}
+}
+
+// join takes a client's first line as its name. With a legal name that nobody in the room
+// has, the client joins: the others hear of it, and it hears who is there. Otherwise it is
+// told why and disconnected, and nobody else hears anything about it.
+func (s *server) join(c *client, name []byte) {
+	if !legalName(name) {
+		var shown bytes.Buffer
+		writePrintable(&shown, name) // log.go: shown as messages are
+		s.refuse(c, "* Sorry, a name is 1 to 32 letters and digits.\n",
+			fmt.Errorf(`illegal name "%s"`, shown.String()))
+		return
+	}
+	if s.named(string(name)) != nil {
+		s.refuse(c, "* Sorry, the name "+string(name)+" is taken.\n",
+			fmt.Errorf(`name "%s" is taken`, name))
+		return
+	}
+	s.claim(c, string(name)) // names.go: the room's registry decides, and enter follows
+}
+
+// enter lets c into the room under name, once the registry has given it the name.
+func (s *server) enter(c *client, name string) {
+	others := s.names() // before c joins: the newcomer's list does not include itself
+	c.name = name
+	s.joined = append(s.joined, c)
+	fmt.Fprintf(s.out, "Server: %s joined\n", c.name)
+	s.announce(c, "* "+c.name+" has entered the room\n")
+	if others == "" {
+		s.send(c, "* The room is empty\n")
+	} else {
+		s.send(c, "* The room contains: "+others+"\n")
+	}
+}
+
+// legalName reports whether name is 1 to 32 ASCII letters or digits, as Budget Chat requires:
+// a name that shows up in "[NAME] message" must not carry spaces, brackets or escape sequences.
+func legalName(name []byte) bool {
+	if len(name) < 1 || len(name) > 32 {
+		return false
+	}
+	for _, b := range name {
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// refuse tells c why it cannot join, in one last line, and disconnects it. The line is
+// written at once, not queued, since the connection closes now; a client that has just
+// connected has all the room it needs in its socket.
+func (s *server) refuse(c *client, line string, why error) {
+	unix.Write(c.fd, []byte(line))
+	s.disconnect(c, why) // which reads what c sent after its name: see sayGoodbye
+}
+
+// leave takes a client that had joined out of the room and tells the others; disconnect calls
+// it, whatever the reason.
+func (s *server) leave(c *client, why error) {
+	i := slices.Index(s.joined, c)
+	// A new slice, not the old one edited in place: leave may be called while a loop such as
+	// broadcast's walks over the old one, and that loop must not skip anyone.
+	s.joined = slices.Concat(s.joined[:i], s.joined[i+1:])
+	if why == errLeft {
+		fmt.Fprintf(s.out, "Server: %s left\n", c.name)
+	} else {
+		fmt.Fprintf(s.out, "Server: %s left (%v)\n", c.name, why)
+	}
+	s.announce(c, "* "+c.name+" has left the room\n")
+	if !c.remote {
+		// names.go: the name is free again, and the other servers see c leave
+		name := c.name
+		s.cluster.registry.todo.push(func() { s.cluster.registry.release(name) })
+	}
+}
+
+// send queues a line for c alone.
+func (s *server) send(c *client, line string) { s.queue(c, []byte(line)) }
+
+// queue queues batch for c, and gives c a write in this pass if it is the first of its queue.
+// broadcast, send and announce all queue this way, under the same limit.
+func (s *server) queue(c *client, batch []byte) {
+	if first, err := c.output.add(batch, s.maxPending); err != nil {
+		s.disconnect(c, err)
+	} else if first {
+		s.writers = append(s.writers, c)
+	}
+}
+
+// announce queues a line for every joined client but one: the one it is about.
+func (s *server) announce(about *client, line string) {
+	for _, receiver := range s.joined {
+		if receiver != about && !receiver.disconnected && !receiver.remote {
+			s.send(receiver, line)
+		}
+	}
+}
+
+// isCommand reports whether a line is /who or /msg. Any other line, even one that starts with
+// "/", is a message: Budget Chat has no commands, and its clients may say anything.
+func isCommand(line []byte) bool {
+	return string(line) == "/who" || string(line) == "/msg" || bytes.HasPrefix(line, []byte("/msg "))
+}
+
+// command carries out /who (the asker alone learns who is there, itself included) or
+// /msg NAME text (NAME alone gets the text).
+func (s *server) command(sender *client, line []byte) {
+	if string(line) == "/who" {
+		s.send(sender, "* Present: "+s.names()+"\n")
+		return
+	}
+	// The name ends at the first space after "/msg ", and the text is all the rest.
+	name, text, ok := strings.Cut(strings.TrimPrefix(string(line), "/msg "), " ")
+	switch receiver := s.named(name); {
+	case !ok || name == "":
+		s.send(sender, "* Usage: /msg NAME text\n")
+	case receiver == nil:
+		s.send(sender, "* Nobody called "+name+" is here.\n")
+	case receiver.remote:
+		// cluster.go: to the receiver's server alone
+		s.tellRoom(subjectMsg+"."+receiver.server+"."+name, sender, []byte("["+sender.name+" -> you] "+text+"\n"),
+			receiver.since) // the holder it is for: its server checks
+	default:
+		s.send(receiver, "["+sender.name+" -> you] "+text+"\n")
+	}
+}
+
+// named returns the joined client called name, or nil.
+func (s *server) named(name string) *client {
+	for _, c := range s.joined {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// names lists the joined clients in the order the room's names were granted, the same on every
+// server: "bob, charlie". Names taken while the room was split come last.
+func (s *server) names() string {
+	var names []string
+	for _, c := range slices.SortedStableFunc(slices.Values(s.joined), func(a, b *client) int {
+		return cmp.Compare(cmp.Or(a.since, math.MaxUint64), cmp.Or(b.since, math.MaxUint64))
+	}) {
+		names = append(names, c.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// reason cuts an address error down to its cause: "missing port in address" rather than
+// "address 127.0.0.1: missing port in address", since our message already names the address.
+// An error from a system call, such as "address already in use", is its cause already.
+func reason(err error) error {
+	var addrErr *net.AddrError
+	if errors.As(err, &addrErr) {
+		return errors.New(addrErr.Err)
+	}
+	return err
+}
+
+// hint adds a guess to "address already in use". Without SO_REUSEADDR it is most likely stage
+// 2's lesson: a connection from the last run still waits in TIME_WAIT. With it, a server
+// from an earlier stage is probably still running in another terminal.
+func hint(addr string, err error, reuseAddr bool) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	if !reuseAddr {
+		return "\n(a connection of the last run may still be in TIME_WAIT: see -reuseaddr)"
+	}
+	next := ":5556"
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if n, err := strconv.Atoi(port); err == nil {
+			next = net.JoinHostPort(host, strconv.Itoa(n+1))
+		}
+	}
+	return "\n(is another server still running? try -addr " + next + ")"
+}

@@ -1,0 +1,8 @@
+//go:build race
+
+package main
+
+// Under the race detector, the servers the tests start are built with it too: the loop and the
+// NATS goroutines share the inbox and the registry's requests, and this is where a missing lock
+// would show.
+func init() { buildFlags = append(buildFlags, "-race") }
