@@ -258,11 +258,19 @@ func TestCheckCommand(t *testing.T) {
 			{nil, ""},
 			{[]string{"-stage", "3"}, "check: no server command: put it after --\n"},
 			{[]string{"--", "./server"}, "check: which stage? -stage 1 to 7 (-h lists them)\n"},
-			{[]string{"-stage", "9", "--", "./server"}, "check: stage 9 has no checks; stages 1 to 7 have (-h lists them)\n"},
+			{[]string{"-stage", "10", "--", "./server"}, "check: stage 10 has no checks; stages 1 to 7 have (-h lists them)\n"},
 		} {
 			out, code := checkCommand(t, tc.args...)
 			require.Equal(t, 2, code, "%q", tc.args)
 			require.Equal(t, tc.first+short, out, "%q", tc.args)
+		}
+		// Stages 8 and 9 are ours, and say why the tester has nothing of its own for them.
+		for _, stage := range []string{"8", "9"} {
+			out, code := checkCommand(t, "-stage", stage, "--", "./server")
+			require.Equal(t, 2, code, "stage %s", stage)
+			require.Equal(t, "check: stage "+stage+" has no checks; stages 1 to 7 have\n"+
+				"What it adds, a room across many servers, cannot be seen from one server's\n"+
+				"clients; stage 7's checks judge each of its servers.\n", out, "stage %s", stage)
 		}
 	})
 	t.Run("port-5555-taken", func(t *testing.T) {

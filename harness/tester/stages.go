@@ -28,8 +28,8 @@ var StageTitles = map[int]string{
 // each message (`Server: received from client: Hello`); from stage 4 on, the checks look only
 // at what the clients receive, and up to stage 5 past the server's house style (style.go).
 // Each check says what the lesson (or, at stage 7, Budget Chat's
-// statement) requires, and what is only how our stages do it. Stage 8 has no checks: what it
-// adds (servers that share a room) cannot be seen from one server's clients.
+// statement) requires, and what is only how our stages do it. Stages 8 and 9 have no checks: what
+// they add (servers that share a room) cannot be seen from one server's clients.
 func StageChecks(stage int) []Check {
 	switch stage {
 	case 1:

@@ -87,10 +87,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// A newcomer's first try: the usage line and an example say more than any one error.
 		fmt.Fprint(stderr, shortUsage)
 		return 2
-	case *stage == 8:
-		fmt.Fprintln(stderr, "check: stage 8 has no checks; stages 1 to 7 have\n"+
-			"What it adds, one room across many servers, cannot be seen from one server's\n"+
-			"clients; stage 7's checks judge each of its servers.")
+	case *stage == 8 || *stage == 9:
+		fmt.Fprintf(stderr, "check: stage %d has no checks; stages 1 to 7 have\n"+
+			"What it adds, a room across many servers, cannot be seen from one server's\n"+
+			"clients; stage 7's checks judge each of its servers.\n", *stage)
 		return 2
 	case *stage == 0:
 		fmt.Fprintf(stderr, "check: which stage? -stage 1 to 7 (-h lists them)\n%s", shortUsage)
