@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bufio"
 	"testing"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
@@ -10,10 +9,10 @@ import (
 
 // dialSmallReceiveBuffer connects with a small receive buffer, so that a client that does not
 // read fills up quickly and the server has to hold the rest.
-func dialSmallReceiveBuffer(t *testing.T, addr string) *Client {
+func dialSmallReceiveBuffer(t *testing.T, addr string) *tester.Client {
 	t.Helper()
 	conn, err := tester.SmallReceiveBuffer.Dial("tcp", addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
-	return &Client{Conn: conn, reader: bufio.NewReader(conn)}
+	return tester.TestClient(t, conn)
 }

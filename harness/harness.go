@@ -8,7 +8,6 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -112,12 +111,7 @@ type Process struct {
 	running *tester.Running
 	stderr  *lockedBuffer
 
-	mu    sync.Mutex
-	lines []string // every complete stdout line so far, without its newline
-	next  int      // index of the next line NextLine returns
-	eof   bool     // stdout closed and the program ended
-	grew  chan struct{}
-
+	output   tester.Lines // every complete stdout line so far, without its newline
 	started  time.Time
 	exited   chan struct{}
 	exitCode int
@@ -174,7 +168,7 @@ func StartServerProcess(pkg string, args ...string) (*Server, error) {
 // an error the server is returned too, so that the caller can kill it.
 func Listening(p *Process, pkg string) (*Server, error) {
 	s := &Server{Process: p}
-	first, ok := p.nextLine(Deadline)
+	first, ok := p.output.Next(Deadline, nil)
 	if !ok {
 		return s, fmt.Errorf("%s printed no started line within %v; stderr: %q", pkg, Deadline, p.Stderr())
 	}
@@ -185,7 +179,7 @@ func Listening(p *Process, pkg string) (*Server, error) {
 	s.Port, _ = strconv.Atoi(port)
 	s.Addr = net.JoinHostPort("127.0.0.1", port)
 	if announcesPoller[pkg] {
-		second, ok := p.nextLine(Deadline)
+		second, ok := p.output.Next(Deadline, nil)
 		m := pollerLine.FindStringSubmatch(second)
 		if !ok || m == nil {
 			return s, fmt.Errorf("%s: second line %q does not name the poller; stderr: %q", pkg, second, p.Stderr())
@@ -230,19 +224,14 @@ func Start(t testing.TB, bin string, stdin io.Reader, args ...string) *Process {
 
 // StartProcess is Start without a test: the caller must call Kill.
 func StartProcess(bin string, stdin io.Reader, args ...string) (*Process, error) {
-	p := &Process{stderr: &lockedBuffer{}, grew: make(chan struct{}), exited: make(chan struct{})}
+	p := &Process{stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	running, err := tester.Command{
 		Args:   append([]string{bin}, args...),
 		Stdin:  stdin,
 		Stderr: p.stderr,
 		// Line runs on the collecting goroutine and never touches a *testing.T: failures are
 		// reported by the test goroutine when it looks at the lines.
-		Line: func(line string) {
-			p.mu.Lock()
-			p.lines = append(p.lines, line)
-			p.signal()
-			p.mu.Unlock()
-		},
+		Line: p.output.Add,
 	}.Start()
 	if err != nil {
 		return nil, err
@@ -259,11 +248,8 @@ func StartProcess(bin string, stdin io.Reader, args ...string) (*Process, error)
 func (p *Process) collect() {
 	<-p.running.Read()
 	<-p.running.Exited()
-	p.mu.Lock()
-	p.eof = true
 	p.exitCode = exitCode(p.running.State())
-	p.signal()
-	p.mu.Unlock()
+	p.output.End()
 	untrack(p)
 	close(p.exited)
 }
@@ -278,43 +264,11 @@ func exitCode(state *os.ProcessState) int {
 	return state.ExitCode()
 }
 
-// signal wakes everyone waiting for a new line; p.mu must be held.
-func (p *Process) signal() {
-	close(p.grew)
-	p.grew = make(chan struct{})
-}
-
-// nextLine returns the next line not yet returned, waiting up to d for it.
-func (p *Process) nextLine(d time.Duration) (string, bool) {
-	timeout := time.NewTimer(d)
-	defer timeout.Stop()
-	for {
-		p.mu.Lock()
-		if p.next < len(p.lines) {
-			line := p.lines[p.next]
-			p.next++
-			p.mu.Unlock()
-			return line, true
-		}
-		if p.eof {
-			p.mu.Unlock()
-			return "", false
-		}
-		grew := p.grew
-		p.mu.Unlock()
-		select {
-		case <-grew:
-		case <-timeout.C:
-			return "", false
-		}
-	}
-}
-
 // NextLine returns the next line of standard output, failing the test if none comes within
 // the Deadline.
 func (p *Process) NextLine(t testing.TB) string {
 	t.Helper()
-	line, ok := p.nextLine(Deadline)
+	line, ok := p.output.Next(Deadline, nil)
 	if !ok {
 		t.Fatalf("no next output line within %v (ended: %v); lines so far: %q; stderr: %q",
 			Deadline, p.Exited(), p.Lines(), p.Stderr())
@@ -328,7 +282,7 @@ func (p *Process) ExpectLines(t testing.TB, want ...string) {
 	t.Helper()
 	got := make([]string, 0, len(want))
 	for range want {
-		line, ok := p.nextLine(Deadline)
+		line, ok := p.output.Next(Deadline, nil)
 		if !ok {
 			break
 		}
@@ -346,7 +300,7 @@ func (p *Process) WaitLine(t testing.TB, want string) []string {
 	var skipped []string
 	deadline := time.Now().Add(Deadline)
 	for {
-		line, ok := p.nextLine(time.Until(deadline))
+		line, ok := p.output.Next(time.Until(deadline), nil)
 		if !ok {
 			t.Fatalf("no output line %q within %v; lines so far: %q; stderr: %q",
 				want, Deadline, p.Lines(), p.Stderr())
@@ -364,16 +318,14 @@ func (p *Process) ExpectNoLine(t testing.TB, d time.Duration) {
 	if d <= 0 {
 		t.Fatalf("ExpectNoLine(%v) proves nothing: a wait that is already over sees no line; give it a positive duration", d)
 	}
-	if line, ok := p.nextLine(d); ok {
+	if line, ok := p.output.Next(d, nil); ok {
 		t.Fatalf("expected no output for %v, got %q", d, line)
 	}
 }
 
 // Lines returns every complete line printed so far.
 func (p *Process) Lines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
+	return p.output.All()
 }
 
 // Stderr returns everything printed on standard error so far.
@@ -407,8 +359,6 @@ func (p *Process) WaitExit(t testing.TB, timeout time.Duration) int {
 	case <-time.After(timeout):
 		t.Fatalf("process still running after %v; lines: %q; stderr: %q", timeout, p.Lines(), p.Stderr())
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return p.exitCode
 }
 
@@ -449,94 +399,3 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-
-// Client is a raw TCP connection to a server, read with deadlines.
-type Client struct {
-	Conn   net.Conn
-	reader *bufio.Reader
-}
-
-// Dial connects to addr; the connection is closed when the test ends.
-func Dial(t testing.TB, addr string) *Client {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, Deadline)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	return &Client{Conn: conn, reader: bufio.NewReader(conn)}
-}
-
-// DialClients connects n clients to the server and waits for its n "Server: client connected"
-// lines, so that every client is served when it returns.
-func (s *Server) DialClients(t testing.TB, n int) []*Client {
-	t.Helper()
-	// All the connections first, then all the lines that say they were accepted: one round
-	// trip to the server per client would make a thousand clients take seconds.
-	clients := make([]*Client, n)
-	for i := range clients {
-		clients[i] = Dial(t, s.Addr)
-	}
-	for range clients {
-		require.Equal(t, "Server: client connected", s.NextLine(t))
-	}
-	return clients
-}
-
-// Send writes s exactly as given: add the line terminator yourself.
-func (c *Client) Send(t testing.TB, s string) {
-	t.Helper()
-	require.NoError(t, c.Conn.SetWriteDeadline(time.Now().Add(Deadline)))
-	_, err := io.WriteString(c.Conn, s)
-	require.NoError(t, err)
-}
-
-// ReadLine returns the next line the server sent, with its terminator, failing the test if
-// no whole line arrives within the Deadline.
-func (c *Client) ReadLine(t testing.TB) string {
-	t.Helper()
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-	line, err := c.reader.ReadString('\n')
-	require.NoError(t, err, "reading a line (got %q so far)", line)
-	return line
-}
-
-// ExpectNothing proves that nothing arrives for d, which must be positive: the read must
-// time out.
-func (c *Client) ExpectNothing(t testing.TB, d time.Duration) {
-	t.Helper()
-	if d <= 0 {
-		t.Fatalf("ExpectNothing(%v) proves nothing: a deadline already past reads nothing; give it a positive duration", d)
-	}
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(d)))
-	b, err := c.reader.ReadByte()
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		return
-	}
-	rest, _ := c.reader.Peek(c.reader.Buffered())
-	t.Fatalf("expected nothing for %v, got %q (err %v)", d, append([]byte{b}, rest...), err)
-}
-
-// ExpectClosed proves that the server closed the connection (EOF or reset) within the
-// Deadline, discarding anything that arrives before.
-func (c *Client) ExpectClosed(t testing.TB) {
-	t.Helper()
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-	_, err := io.Copy(io.Discard, c.reader)
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		t.Fatalf("connection still open after %v", Deadline)
-	}
-}
-
-// ExpectEOF proves that the server ended the connection in good order (end of stream, not a
-// reset) within the Deadline, with nothing more before it.
-func (c *Client) ExpectEOF(t testing.TB) {
-	t.Helper()
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-	rest, err := io.ReadAll(c.reader)
-	require.NoError(t, err, "the connection should end in good order")
-	require.Empty(t, string(rest), "nothing more before the end of the stream")
-}
-
-// Close closes the connection.
-func (c *Client) Close() { c.Conn.Close() }

@@ -21,8 +21,8 @@ func TestStage6LogEscapes(t *testing.T) {
 		clients := s.DialClients(t, 2)
 
 		message := "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
-		clients[0].Send(t, message+"\n")
-		require.Equal(t, message+"\r\n", clients[1].ReadLine(t))
+		clients[0].Send(message + "\n")
+		require.Equal(t, message+"\r\n", clients[1].NextLine())
 		require.Equal(t, `Server: received from client: nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab`+"\t"+`del\x7f é`,
 			s.NextLine(t))
 	})

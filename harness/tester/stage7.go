@@ -243,7 +243,7 @@ func checkTakenName(r *Run) {
 	if !refused {
 		// A line came: a refusal, if the connection closes now, or the list of users present.
 		second.Conn.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := second.reader.Peek(1); err != nil && !isTimeout(err) {
+		if _, err := second.Reader.Peek(1); err != nil && !isTimeout(err) {
 			refused = true
 			second.run.say("[%s] the connection was closed by your server", second.Name)
 		}
