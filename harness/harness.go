@@ -276,6 +276,12 @@ func (p *Process) NextLine(t testing.TB) string {
 	return line
 }
 
+// Await waits up to d for the next line of standard output for which match is true, passing
+// over the others: NextLine and WaitLine for a caller without a test.
+func (p *Process) Await(d time.Duration, match func(line string) bool) (string, bool) {
+	return p.output.Next(d, match)
+}
+
 // ExpectLines reads the next len(want) lines of standard output and fails the test, with a
 // diff, unless they are want.
 func (p *Process) ExpectLines(t testing.TB, want ...string) {

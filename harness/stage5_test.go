@@ -98,14 +98,21 @@ func TestStage5EmptyLine(t *testing.T) {
 // too; stage 6's log escapes what is not printable, TestStage6LogEscapes.)
 func TestStage5BinaryVerbatim(t *testing.T) {
 	t.Parallel()
-	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller)
-		clients := s.DialClients(t, 2)
+	expectBinaryRelayed(t, stage5, "Server: received from client: "+notText)
+}
 
-		message := "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
-		clients[0].Send(message + "\n")
-		require.Equal(t, message+"\r\n", clients[1].NextLine())
-		require.Equal(t, "Server: received from client: "+message, s.NextLine(t))
+// notText is a line of bytes that are not all printable text.
+const notText = "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
+
+// expectBinaryRelayed has a client of pkg send notText, which the other must receive as it
+// came, and the server log as logged.
+func expectBinaryRelayed(t *testing.T, pkg, logged string) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, pkg, "-poller", poller)
+		clients := s.DialClients(t, 2)
+		clients[0].Send(notText + "\n")
+		require.Equal(t, notText+"\r\n", clients[1].NextLine())
+		require.Equal(t, logged, s.NextLine(t))
 	})
 }
 

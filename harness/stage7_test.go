@@ -86,8 +86,7 @@ func TestStage7Names(t *testing.T) {
 		joinStage7(t, s, mid, "watcher", long)
 		require.Equal(t, "* "+long+" has entered the room\n", watcher.NextLine())
 		require.Equal(t, "* "+mid+" has entered the room\n", watcher.NextLine())
-		watcher.ExpectNothing(200*time.Millisecond, "") // not a word about the refused ones
-		lurker.ExpectNothing(time.Millisecond, "")
+		expectQuiet(watcher, lurker) // not a word about the refused ones
 	})
 }
 
@@ -104,8 +103,7 @@ func TestStage7NameTaken(t *testing.T) {
 	require.Equal(t, "* Sorry, the name alice is taken.\n", second.NextLine())
 	second.ExpectEOF()
 	require.Equal(t, `Server: client disconnected (name "alice" is taken)`, s.NextLine(t))
-	alice.ExpectNothing(200*time.Millisecond, "")
-	bob.ExpectNothing(time.Millisecond, "")
+	expectQuiet(alice, bob)
 
 	alice.Close()
 	require.Equal(t, "Server: alice left", s.NextLine(t))
@@ -138,8 +136,7 @@ func TestStage7Presence(t *testing.T) {
 		dave.Send("/who\n")
 		require.Equal(t, "* Present: bob, dave, alice\n", dave.NextLine())
 		require.Equal(t, "Server: received from dave: /who", s.NextLine(t))
-		alice.ExpectNothing(200*time.Millisecond, "")
-		bob.ExpectNothing(time.Millisecond, "")
+		expectQuiet(alice, bob)
 	})
 }
 
@@ -164,8 +161,7 @@ func TestStage7OnlyJoinedHear(t *testing.T) {
 		bob.Close()
 		require.Equal(t, "Server: bob left", s.NextLine(t))
 		require.Equal(t, "* bob has left the room\n", alice.NextLine())
-		alice.ExpectNothing(200*time.Millisecond, "") // nothing about the quitter
-		lurker.ExpectNothing(time.Millisecond, "")    // nothing at all before it joins
+		expectQuiet(alice, lurker) // nothing about the quitter, nothing at all before joining
 
 		lurker.Send("carol\n")
 		require.Equal(t, "Server: carol joined", s.NextLine(t))
@@ -257,10 +253,7 @@ func TestStage7PrivateMessages(t *testing.T) {
 
 		carol.Send("/who\n")
 		require.Equal(t, "* Present: alice, bob, carol\n", carol.NextLine())
-		bob.ExpectNothing(200*time.Millisecond, "")
-		carol.ExpectNothing(time.Millisecond, "")
-		alice.ExpectNothing(time.Millisecond, "")
-		lurker.ExpectNothing(time.Millisecond, "")
+		expectQuiet(bob, carol, alice, lurker)
 	})
 }
 
@@ -548,5 +541,14 @@ func expectPerSender(t *testing.T, receiver string, want, got []string) {
 	}
 	if diff := cmp.Diff(bySender(want), bySender(got)); diff != "" {
 		t.Fatalf("%s received, by sender (-want +got):\n%s", receiver, diff)
+	}
+}
+
+// expectQuiet proves that none of clients receives anything more: the first is given 200 ms,
+// by which time whatever the others were sent has arrived too.
+func expectQuiet(clients ...*tester.Client) {
+	clients[0].ExpectNothing(200*time.Millisecond, "")
+	for _, c := range clients[1:] {
+		c.ExpectNothing(time.Millisecond, "")
 	}
 }
