@@ -21,12 +21,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
-	"github.com/google/go-cmp/cmp"
-	"github.com/stretchr/testify/require"
 )
 
 // Deadline is how long a test waits for something that should happen. It is generous on
@@ -56,15 +53,6 @@ func Root() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// Binary builds the program in the module folder pkg (such as "stage5-select" or
-// "clients/sender") once per test run and returns the path of the executable.
-func Binary(t testing.TB, pkg string) string {
-	t.Helper()
-	path, err := BuildBinary(pkg)
-	require.NoError(t, err)
-	return path
 }
 
 // BuildBinary is Binary for programs that are not tests (the CPU table command, say).
@@ -126,19 +114,6 @@ type Server struct {
 }
 
 var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connections on port (\d+)\.\.\.$`)
-
-// StartServer starts the program in pkg on 127.0.0.1:0 (unless args name an -addr of their
-// own), waits for its "started" line and learns the port from it. The server is killed when
-// the test ends.
-func StartServer(t testing.TB, pkg string, args ...string) *Server {
-	t.Helper()
-	s, err := StartServerProcess(pkg, args...)
-	if s != nil {
-		t.Cleanup(s.Kill)
-	}
-	require.NoError(t, err)
-	return s
-}
 
 // StartServerProcess is StartServer without a test: the caller must call Kill. On an error
 // after the start the server is returned too, so that the caller can kill it.
@@ -212,16 +187,6 @@ var (
 	pollerLine      = regexp.MustCompile(`^Server: waiting for sockets with (\w+) \(-poller (\w+)\)$`)
 )
 
-// Start runs the executable bin with args, feeding it stdin (nil for none). The process is
-// killed when the test ends.
-func Start(t testing.TB, bin string, stdin io.Reader, args ...string) *Process {
-	t.Helper()
-	p, err := StartProcess(bin, stdin, args...)
-	require.NoError(t, err)
-	t.Cleanup(p.Kill)
-	return p
-}
-
 // StartProcess is Start without a test: the caller must call Kill.
 func StartProcess(bin string, stdin io.Reader, args ...string) (*Process, error) {
 	p := &Process{stderr: &lockedBuffer{}, exited: make(chan struct{})}
@@ -264,69 +229,10 @@ func exitCode(state *os.ProcessState) int {
 	return state.ExitCode()
 }
 
-// NextLine returns the next line of standard output, failing the test if none comes within
-// the Deadline.
-func (p *Process) NextLine(t testing.TB) string {
-	t.Helper()
-	line, ok := p.output.Next(Deadline, nil)
-	if !ok {
-		t.Fatalf("no next output line within %v (ended: %v); lines so far: %q; stderr: %q",
-			Deadline, p.Exited(), p.Lines(), p.Stderr())
-	}
-	return line
-}
-
 // Await waits up to d for the next line of standard output for which match is true, passing
 // over the others: NextLine and WaitLine for a caller without a test.
 func (p *Process) Await(d time.Duration, match func(line string) bool) (string, bool) {
 	return p.output.Next(d, match)
-}
-
-// ExpectLines reads the next len(want) lines of standard output and fails the test, with a
-// diff, unless they are want.
-func (p *Process) ExpectLines(t testing.TB, want ...string) {
-	t.Helper()
-	got := make([]string, 0, len(want))
-	for range want {
-		line, ok := p.output.Next(Deadline, nil)
-		if !ok {
-			break
-		}
-		got = append(got, line)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("output lines (-want +got):\n%s\nstderr: %q", diff, p.Stderr())
-	}
-}
-
-// WaitLine skips output lines until one equals want, failing the test if none does within
-// the Deadline. It returns the lines it skipped.
-func (p *Process) WaitLine(t testing.TB, want string) []string {
-	t.Helper()
-	var skipped []string
-	deadline := time.Now().Add(Deadline)
-	for {
-		line, ok := p.output.Next(time.Until(deadline), nil)
-		if !ok {
-			t.Fatalf("no output line %q within %v; lines so far: %q; stderr: %q",
-				want, Deadline, p.Lines(), p.Stderr())
-		}
-		if line == want {
-			return skipped
-		}
-		skipped = append(skipped, line)
-	}
-}
-
-// ExpectNoLine proves that the program prints nothing more for d, which must be positive.
-func (p *Process) ExpectNoLine(t testing.TB, d time.Duration) {
-	t.Helper()
-	if d <= 0 {
-		t.Fatalf("ExpectNoLine(%v) proves nothing: a wait that is already over sees no line; give it a positive duration", d)
-	}
-	if line, ok := p.output.Next(d, nil); ok {
-		t.Fatalf("expected no output for %v, got %q", d, line)
-	}
 }
 
 // Lines returns every complete line printed so far.
@@ -348,24 +254,6 @@ func (p *Process) Exited() bool {
 	default:
 		return false
 	}
-}
-
-// Signal sends sig to the process.
-func (p *Process) Signal(t testing.TB, sig os.Signal) {
-	t.Helper()
-	require.NoError(t, p.running.Signal(sig))
-}
-
-// WaitExit waits up to timeout for the process to end and returns its exit status
-// (128+N for a process killed by signal N).
-func (p *Process) WaitExit(t testing.TB, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		t.Fatalf("process still running after %v; lines: %q; stderr: %q", timeout, p.Lines(), p.Stderr())
-	}
-	return p.exitCode
 }
 
 // ExitState is WaitExit for callers without a test; ok is false if it has not ended in time.
