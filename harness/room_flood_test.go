@@ -57,8 +57,8 @@ func forEachFloodRoom(t *testing.T, test func(t *testing.T, room *floodRoom), ar
 
 // join connects a client called name (a name only stage 7 hears) and waits until the server
 // has taken it in. small gives it a receive buffer of 4 KiB. In stage 7 every client that
-// joined before hears of it, in a line that starts with "* ".
-func (r *floodRoom) join(t *testing.T, name string, small bool) *tester.Client {
+// joined before hears of it, in a line that starts with "* ", which those in told read.
+func (r *floodRoom) join(t *testing.T, name string, small bool, told ...*tester.Client) *tester.Client {
 	t.Helper()
 	var c *tester.Client
 	if small {
@@ -72,6 +72,9 @@ func (r *floodRoom) join(t *testing.T, name string, small bool) *tester.Client {
 		c.Send(name + "\n")
 		r.WaitLine(t, "Server: "+name+" joined")
 		require.True(t, strings.HasPrefix(c.NextLine(), "* The room "))
+		for _, other := range told {
+			require.Equal(t, "* "+name+" has entered the room\n", other.NextLine())
+		}
 	}
 	return c
 }
@@ -396,22 +399,15 @@ func slowRead(c *tester.Client, flood string, expected func(string) bool, last, 
 func TestFloodControlOrder(t *testing.T) {
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		flooder := room.join(t, "flooder", false)
-		var told string
-		if room.named {
-			require.Equal(t, "* flooder has entered the room\n", receiver.NextLine())
-			told = fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", floodRate)
-		} else {
-			told = fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", floodRate)
+		flooder := room.join(t, "flooder", false, receiver)
+		told := fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", floodRate)
+		if room.named { // stage 7 ends its lines with "\n" alone
+			told = strings.TrimSuffix(told, "\r\n") + "\n"
 		}
 
 		// leaver goes while the flooder waits for its budget: select must go on watching the
 		// flooder's descriptor, the highest, when it stops watching a lower one.
-		leaver := room.join(t, "leaver", false)
-		if room.named {
-			require.Equal(t, "* leaver has entered the room\n", receiver.NextLine())
-			require.Equal(t, "* leaver has entered the room\n", flooder.NextLine())
-		}
+		leaver := room.join(t, "leaver", false, receiver, flooder)
 		const total = 100_000 // 10 MB: more than the kernels hold, on either side
 		var sent atomic.Int64
 		tester.Flood{Conn: flooder.Conn, Line: tester.FloodLine, Count: total, Sent: &sent, Patience: 2 * Deadline}.Send()
@@ -541,12 +537,8 @@ func TestFloodControlReset(t *testing.T) {
 	t.Parallel()
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		flooder := room.join(t, "flooder", false)
-		marker := room.join(t, "marker", false)
-		if room.named {
-			require.Equal(t, "* flooder has entered the room\n", receiver.NextLine())
-			require.Equal(t, "* marker has entered the room\n", receiver.NextLine())
-		}
+		flooder := room.join(t, "flooder", false, receiver)
+		marker := room.join(t, "marker", false, receiver)
 		tester.Flood{Conn: flooder.Conn, Line: tester.FloodLine, Count: 100_000, Patience: 2 * Deadline}.Send()
 		room.WaitLine(t, room.slowedDown("flooder"))
 
@@ -630,13 +622,8 @@ func TestFloodControlLastWords(t *testing.T) {
 	t.Parallel()
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		poker := room.join(t, "poker", false)
-		flooder := room.join(t, "flooder", false)
-		if room.named {
-			require.Equal(t, "* poker has entered the room\n", receiver.NextLine())
-			require.Equal(t, "* flooder has entered the room\n", receiver.NextLine())
-			require.Equal(t, "* flooder has entered the room\n", poker.NextLine())
-		}
+		poker := room.join(t, "poker", false, receiver)
+		flooder := room.join(t, "flooder", false, receiver, poker)
 		var lines strings.Builder
 		for i := range 50 {
 			lines.WriteString(tester.FloodLine(i))
@@ -667,10 +654,7 @@ func TestFloodControlPaste(t *testing.T) {
 	t.Parallel()
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		paster := room.join(t, "paster", false)
-		if room.named {
-			require.Equal(t, "* paster has entered the room\n", receiver.NextLine())
-		}
+		paster := room.join(t, "paster", false, receiver)
 		var paste strings.Builder
 		for i := range 300 {
 			fmt.Fprintf(&paste, "%03d %s\n", i, strings.Repeat("p", 245))
@@ -706,10 +690,7 @@ func TestFloodControlIdle(t *testing.T) {
 	const rate, burst = 2000, 1000
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		sender := room.join(t, "sender", false)
-		if room.named {
-			require.Equal(t, "* sender has entered the room\n", receiver.NextLine())
-		}
+		sender := room.join(t, "sender", false, receiver)
 		slowed := room.slowedDown("sender")
 
 		// 50 lines of 100 bytes: 10 at once, then 40 at 20 a second, for 2 seconds.
@@ -787,10 +768,7 @@ func TestFloodControlFlags(t *testing.T) {
 			s := StartServer(t, pkg, "-quiet", "-max-rate", "0")
 			room := &floodRoom{Server: s, roomStage: stage, rate: floodRate}
 			receiver := room.join(t, "receiver", false)
-			sender := room.join(t, "sender", false)
-			if room.named {
-				require.Equal(t, "* sender has entered the room\n", receiver.NextLine())
-			}
+			sender := room.join(t, "sender", false, receiver)
 			var flood strings.Builder
 			for i := range 10_000 {
 				flood.WriteString(tester.FloodLine(i))

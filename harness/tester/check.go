@@ -400,6 +400,9 @@ func (r *Run) ResumeOutput() {
 func (r *Run) say(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.test != nil && len(r.transcript) == 100 { // a failed test shows only the last 10
+		r.transcript = append(r.transcript[:0], r.transcript[90:]...)
+	}
 	r.transcript = append(r.transcript, fmt.Sprintf(format, args...))
 }
 
@@ -720,12 +723,12 @@ func (c *Client) ReadOthers(d time.Duration, show bool) (Relayed, error) {
 func (c *Client) write(s string) {
 	if c.run.test == nil { // a test asserts exact bytes: it has nothing to recognise
 		c.remember(s)
-	}
-	// A line sent in several writes is a line too, once its end is sent.
-	c.unfinished += s
-	if end := strings.LastIndex(c.unfinished, "\n"); end >= 0 {
-		c.remember(c.unfinished[:end])
-		c.unfinished = c.unfinished[end+1:]
+		// A line sent in several writes is a line too, once its end is sent.
+		c.unfinished += s
+		if end := strings.LastIndex(c.unfinished, "\n"); end >= 0 {
+			c.remember(c.unfinished[:end])
+			c.unfinished = c.unfinished[end+1:]
+		}
 	}
 	c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
 	if _, err := io.WriteString(c.Conn, s); err != nil {
@@ -825,10 +828,15 @@ func (c *Client) ExpectClosed(hint string) {
 // Close ends the connection in good order, the way a well-behaved client leaves: it says it
 // is done sending (FIN), reads whatever the server still sends until the server closes its
 // end, then closes. Closing with unread data would make the kernel send a reset instead, and
-// the server's log would show an error that the tester caused.
+// the server's log would show an error that the tester caused. A test's client closes at
+// once: the test knows what it left unread.
 func (c *Client) Close() {
 	c.run.say("[%s] closed its connection", c.Name)
 	c.closed = true
+	if c.run.test != nil { // a test may be reading it in a goroutine of its own: close at once
+		c.Conn.Close()
+		return
+	}
 	c.goodbye(2 * time.Second)
 }
 
