@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
@@ -255,21 +256,21 @@ func TestClientsChatPipes(t *testing.T) {
 	s.WaitLine(t, "Server: client connected")
 
 	// Nothing has been typed, and yet the message is shown.
-	other.Send(t, "Hello, chat\r\n")
+	other.Send("Hello, chat\r\n")
 	require.Equal(t, "Message: Hello, chat", chat.NextLine(t))
 
 	// And the chat still sends what is typed.
 	_, err := typing.WriteString("Hello, other\n")
 	require.NoError(t, err)
-	require.Equal(t, "Hello, other\r\n", other.ReadLine(t))
-	other.Send(t, "Bye\r\n")
+	require.Equal(t, "Hello, other\r\n", other.NextLine())
+	other.Send("Bye\r\n")
 	require.Equal(t, "Message: Bye", chat.NextLine(t))
 
 	// The end of input is the end of the chat: the last line, without a newline, still goes.
 	_, err = typing.WriteString("Bye")
 	require.NoError(t, err)
 	typing.Close()
-	require.Equal(t, "Bye\r\n", other.ReadLine(t))
+	require.Equal(t, "Bye\r\n", other.NextLine())
 	require.Equal(t, "Client: disconnected", chat.NextLine(t))
 	require.Equal(t, 0, chat.WaitExit(t, Deadline))
 	require.Empty(t, chat.Stderr())
@@ -307,7 +308,7 @@ func startChatInTerminal(t *testing.T, s *Server, columns int) *PTYProcess {
 
 // chatWithOther starts the server, clients/chat in a terminal of columns by 24, and another
 // client to talk with, once the server has listed both.
-func chatWithOther(t *testing.T, columns int) (*Server, *PTYProcess, *Client) {
+func chatWithOther(t *testing.T, columns int) (*Server, *PTYProcess, *tester.Client) {
 	t.Helper()
 	s := StartServer(t, clientsServer)
 	chat := startChatInTerminal(t, s, columns)
@@ -328,7 +329,7 @@ func TestClientsChatTerminal(t *testing.T) {
 	chat.Type(t, "see yé\x7f\x1b[D")
 	chat.WaitScreen(t, "\n> see y")
 
-	other.Send(t, "Hello from the other side\r\n")
+	other.Send("Hello from the other side\r\n")
 	chat.WaitScreen(t, "Message: Hello from the other side\n> see y")
 	wantScreen := connectedLine(s.Addr) + "\n" +
 		"Message: Hello from the other side\n" +
@@ -338,7 +339,7 @@ func TestClientsChatTerminal(t *testing.T) {
 	}
 
 	chat.Type(t, "ou\r")
-	require.Equal(t, "see you\r\n", other.ReadLine(t))
+	require.Equal(t, "see you\r\n", other.NextLine())
 	s.WaitLine(t, "Server: received from client: see you")
 
 	// Ctrl-C arrives as a key in raw mode: the chat puts the terminal back and leaves.
@@ -444,7 +445,7 @@ func TestClientsChatLongLine(t *testing.T) {
 	messages := []string{"first", "a second message, wider than the terminal, in two rows", "third"}
 	rows = inRows(connectedLine(s.Addr), 40)
 	for _, message := range messages {
-		other.Send(t, message+"\r\n")
+		other.Send(message + "\r\n")
 		rows = append(rows, inRows("Message: "+message, 40)...)
 		waitForScreen(t, chat, append(rows, inRows("> "+line, 40)...))
 	}
@@ -454,7 +455,7 @@ func TestClientsChatLongLine(t *testing.T) {
 
 	// What is sent is the line as it stands, in one piece, and it stays on the screen.
 	chat.Type(t, "\r")
-	require.Equal(t, line[:97]+"\r\n", other.ReadLine(t))
+	require.Equal(t, line[:97]+"\r\n", other.NextLine())
 	rows = append(rows, inRows("> "+line[:97], 40)...)
 
 	// A line that fills its last row exactly leaves the cursor in that row's last column,
@@ -462,7 +463,7 @@ func TestClientsChatLongLine(t *testing.T) {
 	// fills, or it takes the row above with it.
 	chat.Type(t, line[:78])
 	waitForScreen(t, chat, append(rows, inRows("> "+line[:78], 40)...))
-	other.Send(t, "fourth\r\n")
+	other.Send("fourth\r\n")
 	rows = append(rows, "Message: fourth")
 	waitForScreen(t, chat, append(rows, inRows("> "+line[:78], 40)...))
 }
@@ -482,7 +483,7 @@ func TestClientsChatResize(t *testing.T) {
 	// message, or the message could be drawn before the chat has heard of the new width.
 	chat.Resize(t, 40, 24)
 	chat.WaitOutput(t, "\x1b[J> "+line)
-	other.Send(t, "Hello\r\n")
+	other.Send("Hello\r\n")
 	rows := append(inRows(connectedLine(s.Addr), 40), "Message: Hello")
 	waitForScreen(t, chat, append(rows, inRows("> "+line, 40)...))
 }
@@ -496,10 +497,10 @@ func TestClientsChatTab(t *testing.T) {
 	chat.Type(t, "a\tb")
 	waitForScreen(t, chat, []string{connectedLine(s.Addr), "> a     b"})
 	chat.Type(t, "\r")
-	require.Equal(t, "a\tb\r\n", other.ReadLine(t))
+	require.Equal(t, "a\tb\r\n", other.NextLine())
 
 	chat.Type(t, "x\t\x7fy\r")
-	require.Equal(t, "xy\r\n", other.ReadLine(t))
+	require.Equal(t, "xy\r\n", other.NextLine())
 }
 
 // screenClasses are the kinds of characters a line can hold, each with what the receiver and
@@ -549,7 +550,7 @@ func TestClientsScreenSafe(t *testing.T) {
 
 			t.Run("receiver", func(t *testing.T) {
 				receiver := startReceiver(t, s)
-				other.Send(t, class.sent+"\r\n")
+				other.Send(class.sent + "\r\n")
 				require.Equal(t, shown, receiver.NextLine(t))
 			})
 
@@ -558,13 +559,13 @@ func TestClientsScreenSafe(t *testing.T) {
 				chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
 				require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
 				s.WaitLine(t, "Server: client connected")
-				other.Send(t, class.sent+"\r\n")
+				other.Send(class.sent + "\r\n")
 				require.Equal(t, shown, chat.NextLine(t))
 			})
 
 			t.Run("chat in a terminal", func(t *testing.T) {
 				chat := startChatInTerminal(t, s, 80)
-				other.Send(t, class.sent+"\r\n")
+				other.Send(class.sent + "\r\n")
 				// Every byte written to the terminal: the message, and the prompt below it.
 				chat.WaitOutput(t, "\x1b[J"+shown+"\r\n> ")
 			})
@@ -591,7 +592,7 @@ func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 		receiver := startReceiver(t, s)
 		other := Dial(t, s.Addr)
 		s.WaitLine(t, "Server: client connected")
-		other.Send(t, line+"\n")
+		other.Send(line + "\n")
 		logged, ok := strings.CutPrefix(s.NextLine(t), "Server: received from client: ")
 		require.True(t, ok, "not a received line: %q", logged)
 		printed, ok := strings.CutPrefix(receiver.NextLine(t), "Message: ")
@@ -606,7 +607,7 @@ func TestClientsEscapeLikeTheServerLog(t *testing.T) {
 		receiver.ExpectLines(t, connectedLine(s.Addr), "Message: "+strings.TrimSuffix(stage7Welcome, "\n"))
 		s.WaitLine(t, "Server: bob joined")
 		alice := joinStage7(t, s, "alice", "bob")
-		alice.Send(t, line+"\n")
+		alice.Send(line + "\n")
 		logged, ok := strings.CutPrefix(s.NextLine(t), "Server: received from alice: ")
 		require.True(t, ok, "not a received line: %q", logged)
 		receiver.ExpectLines(t, "Message: "+strings.TrimSuffix(presenceLine(), "\n"),

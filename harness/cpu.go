@@ -2,21 +2,10 @@ package harness
 
 import (
 	"errors"
-	"testing"
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
-	"github.com/stretchr/testify/require"
 )
-
-// CPUUse measures how much of one core the process uses over window (1.0 is a whole core),
-// failing the test if it cannot.
-func CPUUse(t testing.TB, p *Process, window time.Duration) float64 {
-	t.Helper()
-	use, err := MeasureCPU(p, window)
-	require.NoError(t, err)
-	return use
-}
 
 // MeasureCPU measures how much of one core the process uses over window: 1.0 is a whole core.
 //

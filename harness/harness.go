@@ -8,7 +8,6 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -22,12 +21,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
-	"github.com/google/go-cmp/cmp"
-	"github.com/stretchr/testify/require"
 )
 
 // Deadline is how long a test waits for something that should happen. It is generous on
@@ -57,15 +53,6 @@ func Root() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// Binary builds the program in the module folder pkg (such as "stage5-select" or
-// "clients/sender") once per test run and returns the path of the executable.
-func Binary(t testing.TB, pkg string) string {
-	t.Helper()
-	path, err := BuildBinary(pkg)
-	require.NoError(t, err)
-	return path
 }
 
 // BuildBinary is Binary for programs that are not tests (the CPU table command, say).
@@ -112,12 +99,7 @@ type Process struct {
 	running *tester.Running
 	stderr  *lockedBuffer
 
-	mu    sync.Mutex
-	lines []string // every complete stdout line so far, without its newline
-	next  int      // index of the next line NextLine returns
-	eof   bool     // stdout closed and the program ended
-	grew  chan struct{}
-
+	output   tester.Lines // every complete stdout line so far, without its newline
 	started  time.Time
 	exited   chan struct{}
 	exitCode int
@@ -132,19 +114,6 @@ type Server struct {
 }
 
 var startedLine = regexp.MustCompile(`^Server: started\. Listening to new connections on port (\d+)\.\.\.$`)
-
-// StartServer starts the program in pkg on 127.0.0.1:0 (unless args name an -addr of their
-// own), waits for its "started" line and learns the port from it. The server is killed when
-// the test ends.
-func StartServer(t testing.TB, pkg string, args ...string) *Server {
-	t.Helper()
-	s, err := StartServerProcess(pkg, args...)
-	if s != nil {
-		t.Cleanup(s.Kill)
-	}
-	require.NoError(t, err)
-	return s
-}
 
 // StartServerProcess is StartServer without a test: the caller must call Kill. On an error
 // after the start the server is returned too, so that the caller can kill it.
@@ -174,7 +143,7 @@ func StartServerProcess(pkg string, args ...string) (*Server, error) {
 // an error the server is returned too, so that the caller can kill it.
 func Listening(p *Process, pkg string) (*Server, error) {
 	s := &Server{Process: p}
-	first, ok := p.nextLine(Deadline)
+	first, ok := p.output.Next(Deadline, nil)
 	if !ok {
 		return s, fmt.Errorf("%s printed no started line within %v; stderr: %q", pkg, Deadline, p.Stderr())
 	}
@@ -185,7 +154,7 @@ func Listening(p *Process, pkg string) (*Server, error) {
 	s.Port, _ = strconv.Atoi(port)
 	s.Addr = net.JoinHostPort("127.0.0.1", port)
 	if announcesPoller[pkg] {
-		second, ok := p.nextLine(Deadline)
+		second, ok := p.output.Next(Deadline, nil)
 		m := pollerLine.FindStringSubmatch(second)
 		if !ok || m == nil {
 			return s, fmt.Errorf("%s: second line %q does not name the poller; stderr: %q", pkg, second, p.Stderr())
@@ -218,31 +187,16 @@ var (
 	pollerLine      = regexp.MustCompile(`^Server: waiting for sockets with (\w+) \(-poller (\w+)\)$`)
 )
 
-// Start runs the executable bin with args, feeding it stdin (nil for none). The process is
-// killed when the test ends.
-func Start(t testing.TB, bin string, stdin io.Reader, args ...string) *Process {
-	t.Helper()
-	p, err := StartProcess(bin, stdin, args...)
-	require.NoError(t, err)
-	t.Cleanup(p.Kill)
-	return p
-}
-
 // StartProcess is Start without a test: the caller must call Kill.
 func StartProcess(bin string, stdin io.Reader, args ...string) (*Process, error) {
-	p := &Process{stderr: &lockedBuffer{}, grew: make(chan struct{}), exited: make(chan struct{})}
+	p := &Process{stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	running, err := tester.Command{
 		Args:   append([]string{bin}, args...),
 		Stdin:  stdin,
 		Stderr: p.stderr,
 		// Line runs on the collecting goroutine and never touches a *testing.T: failures are
 		// reported by the test goroutine when it looks at the lines.
-		Line: func(line string) {
-			p.mu.Lock()
-			p.lines = append(p.lines, line)
-			p.signal()
-			p.mu.Unlock()
-		},
+		Line: p.output.Add,
 	}.Start()
 	if err != nil {
 		return nil, err
@@ -259,11 +213,8 @@ func StartProcess(bin string, stdin io.Reader, args ...string) (*Process, error)
 func (p *Process) collect() {
 	<-p.running.Read()
 	<-p.running.Exited()
-	p.mu.Lock()
-	p.eof = true
 	p.exitCode = exitCode(p.running.State())
-	p.signal()
-	p.mu.Unlock()
+	p.output.End()
 	untrack(p)
 	close(p.exited)
 }
@@ -278,102 +229,15 @@ func exitCode(state *os.ProcessState) int {
 	return state.ExitCode()
 }
 
-// signal wakes everyone waiting for a new line; p.mu must be held.
-func (p *Process) signal() {
-	close(p.grew)
-	p.grew = make(chan struct{})
-}
-
-// nextLine returns the next line not yet returned, waiting up to d for it.
-func (p *Process) nextLine(d time.Duration) (string, bool) {
-	timeout := time.NewTimer(d)
-	defer timeout.Stop()
-	for {
-		p.mu.Lock()
-		if p.next < len(p.lines) {
-			line := p.lines[p.next]
-			p.next++
-			p.mu.Unlock()
-			return line, true
-		}
-		if p.eof {
-			p.mu.Unlock()
-			return "", false
-		}
-		grew := p.grew
-		p.mu.Unlock()
-		select {
-		case <-grew:
-		case <-timeout.C:
-			return "", false
-		}
-	}
-}
-
-// NextLine returns the next line of standard output, failing the test if none comes within
-// the Deadline.
-func (p *Process) NextLine(t testing.TB) string {
-	t.Helper()
-	line, ok := p.nextLine(Deadline)
-	if !ok {
-		t.Fatalf("no next output line within %v (ended: %v); lines so far: %q; stderr: %q",
-			Deadline, p.Exited(), p.Lines(), p.Stderr())
-	}
-	return line
-}
-
-// ExpectLines reads the next len(want) lines of standard output and fails the test, with a
-// diff, unless they are want.
-func (p *Process) ExpectLines(t testing.TB, want ...string) {
-	t.Helper()
-	got := make([]string, 0, len(want))
-	for range want {
-		line, ok := p.nextLine(Deadline)
-		if !ok {
-			break
-		}
-		got = append(got, line)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("output lines (-want +got):\n%s\nstderr: %q", diff, p.Stderr())
-	}
-}
-
-// WaitLine skips output lines until one equals want, failing the test if none does within
-// the Deadline. It returns the lines it skipped.
-func (p *Process) WaitLine(t testing.TB, want string) []string {
-	t.Helper()
-	var skipped []string
-	deadline := time.Now().Add(Deadline)
-	for {
-		line, ok := p.nextLine(time.Until(deadline))
-		if !ok {
-			t.Fatalf("no output line %q within %v; lines so far: %q; stderr: %q",
-				want, Deadline, p.Lines(), p.Stderr())
-		}
-		if line == want {
-			return skipped
-		}
-		skipped = append(skipped, line)
-	}
-}
-
-// ExpectNoLine proves that the program prints nothing more for d, which must be positive.
-func (p *Process) ExpectNoLine(t testing.TB, d time.Duration) {
-	t.Helper()
-	if d <= 0 {
-		t.Fatalf("ExpectNoLine(%v) proves nothing: a wait that is already over sees no line; give it a positive duration", d)
-	}
-	if line, ok := p.nextLine(d); ok {
-		t.Fatalf("expected no output for %v, got %q", d, line)
-	}
+// Await waits up to d for the next line of standard output for which match is true, passing
+// over the others: NextLine and WaitLine for a caller without a test.
+func (p *Process) Await(d time.Duration, match func(line string) bool) (string, bool) {
+	return p.output.Next(d, match)
 }
 
 // Lines returns every complete line printed so far.
 func (p *Process) Lines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
+	return p.output.All()
 }
 
 // Stderr returns everything printed on standard error so far.
@@ -390,26 +254,6 @@ func (p *Process) Exited() bool {
 	default:
 		return false
 	}
-}
-
-// Signal sends sig to the process.
-func (p *Process) Signal(t testing.TB, sig os.Signal) {
-	t.Helper()
-	require.NoError(t, p.running.Signal(sig))
-}
-
-// WaitExit waits up to timeout for the process to end and returns its exit status
-// (128+N for a process killed by signal N).
-func (p *Process) WaitExit(t testing.TB, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		t.Fatalf("process still running after %v; lines: %q; stderr: %q", timeout, p.Lines(), p.Stderr())
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.exitCode
 }
 
 // ExitState is WaitExit for callers without a test; ok is false if it has not ended in time.
@@ -449,94 +293,3 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-
-// Client is a raw TCP connection to a server, read with deadlines.
-type Client struct {
-	Conn   net.Conn
-	reader *bufio.Reader
-}
-
-// Dial connects to addr; the connection is closed when the test ends.
-func Dial(t testing.TB, addr string) *Client {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, Deadline)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	return &Client{Conn: conn, reader: bufio.NewReader(conn)}
-}
-
-// DialClients connects n clients to the server and waits for its n "Server: client connected"
-// lines, so that every client is served when it returns.
-func (s *Server) DialClients(t testing.TB, n int) []*Client {
-	t.Helper()
-	// All the connections first, then all the lines that say they were accepted: one round
-	// trip to the server per client would make a thousand clients take seconds.
-	clients := make([]*Client, n)
-	for i := range clients {
-		clients[i] = Dial(t, s.Addr)
-	}
-	for range clients {
-		require.Equal(t, "Server: client connected", s.NextLine(t))
-	}
-	return clients
-}
-
-// Send writes s exactly as given: add the line terminator yourself.
-func (c *Client) Send(t testing.TB, s string) {
-	t.Helper()
-	require.NoError(t, c.Conn.SetWriteDeadline(time.Now().Add(Deadline)))
-	_, err := io.WriteString(c.Conn, s)
-	require.NoError(t, err)
-}
-
-// ReadLine returns the next line the server sent, with its terminator, failing the test if
-// no whole line arrives within the Deadline.
-func (c *Client) ReadLine(t testing.TB) string {
-	t.Helper()
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-	line, err := c.reader.ReadString('\n')
-	require.NoError(t, err, "reading a line (got %q so far)", line)
-	return line
-}
-
-// ExpectNothing proves that nothing arrives for d, which must be positive: the read must
-// time out.
-func (c *Client) ExpectNothing(t testing.TB, d time.Duration) {
-	t.Helper()
-	if d <= 0 {
-		t.Fatalf("ExpectNothing(%v) proves nothing: a deadline already past reads nothing; give it a positive duration", d)
-	}
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(d)))
-	b, err := c.reader.ReadByte()
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		return
-	}
-	rest, _ := c.reader.Peek(c.reader.Buffered())
-	t.Fatalf("expected nothing for %v, got %q (err %v)", d, append([]byte{b}, rest...), err)
-}
-
-// ExpectClosed proves that the server closed the connection (EOF or reset) within the
-// Deadline, discarding anything that arrives before.
-func (c *Client) ExpectClosed(t testing.TB) {
-	t.Helper()
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-	_, err := io.Copy(io.Discard, c.reader)
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		t.Fatalf("connection still open after %v", Deadline)
-	}
-}
-
-// ExpectEOF proves that the server ended the connection in good order (end of stream, not a
-// reset) within the Deadline, with nothing more before it.
-func (c *Client) ExpectEOF(t testing.TB) {
-	t.Helper()
-	require.NoError(t, c.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-	rest, err := io.ReadAll(c.reader)
-	require.NoError(t, err, "the connection should end in good order")
-	require.Empty(t, string(rest), "nothing more before the end of the stream")
-}
-
-// Close closes the connection.
-func (c *Client) Close() { c.Conn.Close() }

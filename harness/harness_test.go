@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -77,18 +78,24 @@ func peer(t *testing.T) (addr string, accepted <-chan net.Conn) {
 func TestHarnessExpectNothing(t *testing.T) {
 	t.Parallel()
 	addr, accepted := peer(t)
-	client := Dial(t, addr)
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
 	server := <-accepted
 	defer server.Close()
+	// Each check is a client of its own on the one connection, failing a recorder.
+	expectNothing := func(d time.Duration) func(tb testing.TB) {
+		return func(tb testing.TB) { tester.TestClient(tb, conn).ExpectNothing(d, "") }
+	}
 
-	require.False(t, fails(t, func(tb testing.TB) { client.ExpectNothing(tb, 100*time.Millisecond) }),
+	require.False(t, fails(t, expectNothing(100*time.Millisecond)),
 		"nothing was sent, so ExpectNothing must pass")
-	require.True(t, fails(t, func(tb testing.TB) { client.ExpectNothing(tb, 0) }),
+	require.True(t, fails(t, expectNothing(0)),
 		"a wait of 0 proves nothing, so ExpectNothing must refuse it")
-	require.True(t, fails(t, func(tb testing.TB) { client.ExpectNothing(tb, -time.Second) }))
-	_, err := server.Write([]byte("surprise\r\n"))
+	require.True(t, fails(t, expectNothing(-time.Second)))
+	_, err = server.Write([]byte("surprise\r\n"))
 	require.NoError(t, err)
-	require.True(t, fails(t, func(tb testing.TB) { client.ExpectNothing(tb, 2*time.Second) }),
+	require.True(t, fails(t, expectNothing(2*time.Second)),
 		"a line arrived, so ExpectNothing must fail")
 }
 
@@ -99,10 +106,10 @@ func TestHarnessReadLineAndClosed(t *testing.T) {
 	server := <-accepted
 	_, err := server.Write([]byte("Hello\r\nHola\n"))
 	require.NoError(t, err)
-	require.Equal(t, "Hello\r\n", client.ReadLine(t))
-	require.Equal(t, "Hola\n", client.ReadLine(t))
+	require.Equal(t, "Hello\r\n", client.NextLine())
+	require.Equal(t, "Hola\n", client.NextLine())
 	server.Close()
-	client.ExpectClosed(t)
+	client.ExpectClosed("")
 }
 
 func TestHarnessProcessLines(t *testing.T) {

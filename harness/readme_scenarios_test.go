@@ -127,7 +127,7 @@ func readmeStage2ReuseAddr(t *testing.T) map[string]string {
 	client := Dial(t, server.Addr)
 	server.WaitLine(t, "Server: client connected")
 	server.Kill()
-	client.ExpectClosed(t)
+	client.ExpectClosed("")
 	client.Close()
 
 	transcript := goRunFails(t, server, "./stage2-recvline", "-reuseaddr=false")
@@ -225,10 +225,10 @@ func readmeChat(t *testing.T) map[string]string {
 	chat.waitCount(t, "> ", 1)
 	chat.Type(t, "see y")
 	chat.waitCount(t, "see y", 1)
-	other.Send(t, "Hello from the other side\r\n")
+	other.Send("Hello from the other side\r\n")
 	chat.waitCount(t, "see y", 2)
 	chat.Type(t, "ou\r")
-	require.Equal(t, "see you\r\n", other.ReadLine(t))
+	require.Equal(t, "see you\r\n", other.NextLine())
 	chat.Type(t, ctrlC)
 	require.Equal(t, 0, chat.WaitExit(t, Deadline))
 	return map[string]string{
@@ -261,7 +261,7 @@ func readmeStage7(t *testing.T) map[string]string {
 	taken.expect(t, "Welcome to the chat! What is your name?")
 	taken.typeLine(t, "alice")
 	taken.expect(t, "* Sorry, the name alice is taken.")
-	taken.ExpectClosed(t)
+	taken.ExpectClosed("")
 
 	carol := dialNC(t, server)
 	carol.expect(t, "Welcome to the chat! What is your name?")
@@ -277,7 +277,7 @@ func readmeStage7(t *testing.T) map[string]string {
 	bob.expect(t, "[alice -> you] lunch at noon?")
 	carol.typeLine(t, "/who")
 	carol.expect(t, "* Present: alice, bob, carol")
-	bob.ExpectNothing(t, 100*time.Millisecond)
+	bob.ExpectNothing(100*time.Millisecond, "")
 
 	alice.Type(t, ctrlC)
 	require.Equal(t, 0, alice.WaitExit(t, Deadline))
@@ -323,7 +323,7 @@ func readmeStage6(t *testing.T) map[string]string {
 		}
 	}()
 	server.WaitLine(t, "Server: client slowed down: sending faster than 65536 bytes/s")
-	told := flooder.ReadLine(t)
+	told := flooder.NextLine()
 	server.Signal(t, os.Interrupt)
 	require.Equal(t, 0, server.WaitExit(t, Deadline))
 	close(stop)
@@ -338,7 +338,7 @@ func readmeStage6(t *testing.T) map[string]string {
 // what their terminal shows, the lines they typed (which the terminal echoes) and the lines
 // the server sent, in the order they happened.
 type ncSession struct {
-	*Client
+	*tester.Client
 	screen strings.Builder
 }
 
@@ -353,14 +353,14 @@ func dialNC(t *testing.T, server *Server) *ncSession {
 // typeLine sends a line as nc does, ended by "\n".
 func (c *ncSession) typeLine(t *testing.T, line string) {
 	t.Helper()
-	c.Send(t, line+"\n")
+	c.Send(line + "\n")
 	c.screen.WriteString(line + "\n")
 }
 
 // expect reads the server's next line, which must be want ended by "\n".
 func (c *ncSession) expect(t *testing.T, want string) {
 	t.Helper()
-	line := c.ReadLine(t)
+	line := c.NextLine()
 	require.Equal(t, want+"\n", line)
 	c.screen.WriteString(line)
 }

@@ -57,10 +57,10 @@ func forEachFloodRoom(t *testing.T, test func(t *testing.T, room *floodRoom), ar
 
 // join connects a client called name (a name only stage 7 hears) and waits until the server
 // has taken it in. small gives it a receive buffer of 4 KiB. In stage 7 every client that
-// joined before hears of it, in a line that starts with "* ".
-func (r *floodRoom) join(t *testing.T, name string, small bool) *Client {
+// joined before hears of it, in a line that starts with "* ", which those in told read.
+func (r *floodRoom) join(t *testing.T, name string, small bool, told ...*tester.Client) *tester.Client {
 	t.Helper()
-	var c *Client
+	var c *tester.Client
 	if small {
 		c = dialSmallReceiveBuffer(t, r.Addr)
 	} else {
@@ -68,10 +68,13 @@ func (r *floodRoom) join(t *testing.T, name string, small bool) *Client {
 	}
 	r.WaitLine(t, "Server: client connected")
 	if r.named {
-		require.Equal(t, stage7Welcome, c.ReadLine(t))
-		c.Send(t, name+"\n")
+		require.Equal(t, stage7Welcome, c.NextLine())
+		c.Send(name + "\n")
 		r.WaitLine(t, "Server: "+name+" joined")
-		require.True(t, strings.HasPrefix(c.ReadLine(t), "* The room "))
+		require.True(t, strings.HasPrefix(c.NextLine(), "* The room "))
+		for _, other := range told {
+			require.Equal(t, "* "+name+" has entered the room\n", other.NextLine())
+		}
 	}
 	return c
 }
@@ -106,7 +109,7 @@ func (r *floodRoom) count(line string) int {
 // floodWith writes chunk over and over from c until stop is closed, and yields the bytes its
 // writes handed to the kernel, and the first error other than the stop. A flooder also reads
 // what it is sent and throws it away, as `yes | nc` does.
-func floodWith(c *Client, chunk []byte, stop <-chan struct{}) <-chan floodResult {
+func floodWith(c *tester.Client, chunk []byte, stop <-chan struct{}) <-chan floodResult {
 	done := make(chan floodResult, 1)
 	go io.Copy(io.Discard, c.Conn)
 	go func() {
@@ -148,7 +151,7 @@ func TestFloodControlRoom(t *testing.T) {
 	forEachRoomInTurn(t, hostileRooms, func(t *testing.T, r *room) {
 		room := &floodRoom{Server: r.start(t, "-quiet"), roomStage: r.roomStage, rate: floodRate}
 		const readerCount, floodFor = 20, 1500 * time.Millisecond
-		readers := make([]*Client, readerCount)
+		readers := make([]*tester.Client, readerCount)
 		for i := range readers {
 			readers[i] = room.join(t, fmt.Sprintf("reader%d", i), true)
 		}
@@ -236,7 +239,7 @@ func TestFloodControlRoom(t *testing.T) {
 		slowed := make(chan struct{})
 		go func() { // no test failure from here: the test goroutine sees the channel stay open
 			for deadline := time.Now().Add(Deadline); ; {
-				line, ok := room.nextLine(time.Until(deadline))
+				line, ok := room.output.Next(time.Until(deadline), nil)
 				if !ok {
 					return
 				}
@@ -287,7 +290,7 @@ func TestFloodControlRoom(t *testing.T) {
 		require.False(t, measureFrom.IsZero(), "the flooder was never slowed down")
 		require.NoError(t, pingSendErr)
 		require.NoError(t, res.err)
-		ping.Send(t, "last\n")
+		ping.Send("last\n")
 		for range readerCount {
 			require.NoError(t, <-readerErrs)
 		}
@@ -327,12 +330,12 @@ var errDeadline = errors.New("deadline")
 // deadline passes, which it reports as errDeadline), failing on a line that expected refuses,
 // and hands every line but flood to each. The flood's lines are compared without a copy: they
 // are most of what arrives.
-func readFloodRoomLines(c *Client, until, flood string, expected func(string) bool, each func(string) error) error {
+func readFloodRoomLines(c *tester.Client, until, flood string, expected func(string) bool, each func(string) error) error {
 	if until != "" {
 		c.Conn.SetReadDeadline(time.Now().Add(Deadline + 5*time.Second))
 	}
 	for {
-		raw, err := c.reader.ReadSlice('\n')
+		raw, err := c.Reader.ReadSlice('\n')
 		if err == nil && string(raw) == flood {
 			continue
 		}
@@ -358,7 +361,7 @@ func readFloodRoomLines(c *Client, until, flood string, expected func(string) bo
 
 // slowRead reads c as a laptop on a busy Wi-Fi would, 16 KiB every 16 ms, and checks every
 // line until last.
-func slowRead(c *Client, flood string, expected func(string) bool, last, name string) error {
+func slowRead(c *tester.Client, flood string, expected func(string) bool, last, name string) error {
 	deadline := time.Now().Add(Deadline + 5*time.Second)
 	c.Conn.SetReadDeadline(deadline)
 	buffer := make([]byte, 16<<10)
@@ -396,22 +399,15 @@ func slowRead(c *Client, flood string, expected func(string) bool, last, name st
 func TestFloodControlOrder(t *testing.T) {
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		flooder := room.join(t, "flooder", false)
-		var told string
-		if room.named {
-			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
-			told = fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\n", floodRate)
-		} else {
-			told = fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", floodRate)
+		flooder := room.join(t, "flooder", false, receiver)
+		told := fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", floodRate)
+		if room.named { // stage 7 ends its lines with "\n" alone
+			told = strings.TrimSuffix(told, "\r\n") + "\n"
 		}
 
 		// leaver goes while the flooder waits for its budget: select must go on watching the
 		// flooder's descriptor, the highest, when it stops watching a lower one.
-		leaver := room.join(t, "leaver", false)
-		if room.named {
-			require.Equal(t, "* leaver has entered the room\n", receiver.ReadLine(t))
-			require.Equal(t, "* leaver has entered the room\n", flooder.ReadLine(t))
-		}
+		leaver := room.join(t, "leaver", false, receiver, flooder)
 		const total = 100_000 // 10 MB: more than the kernels hold, on either side
 		var sent atomic.Int64
 		tester.Flood{Conn: flooder.Conn, Line: tester.FloodLine, Count: total, Sent: &sent, Patience: 2 * Deadline}.Send()
@@ -421,7 +417,7 @@ func TestFloodControlOrder(t *testing.T) {
 		var countAt []int // lines received by each quarter second after the first
 		received := 0
 		for {
-			line := receiver.ReadLine(t)
+			line := receiver.NextLine()
 			if start.IsZero() {
 				start = time.Now()
 			}
@@ -452,7 +448,7 @@ func TestFloodControlOrder(t *testing.T) {
 		require.Greater(t, countAt[2]*100, floodBurst/2, "the burst arrives at once")
 		require.InDelta(t, floodRate, rate, floodRate/2, "lines arrive at about -max-rate")
 		require.Less(t, sent.Load(), int64(total), "the flooder's send blocks")
-		require.Equal(t, told, flooder.ReadLine(t))
+		require.Equal(t, told, flooder.NextLine())
 		require.Equal(t, 1, room.count(room.slowedDown("flooder")), "the flood is logged once: %q", room.Lines())
 	}, "-quiet")
 }
@@ -471,7 +467,7 @@ func TestFloodControlShutdown(t *testing.T) {
 		stalled := room.join(t, "stalled", true)
 		receiver := room.join(t, "receiver", false)
 		flooder := room.join(t, "flooder", false)
-		senders := make([]*Client, floodSenderCount(count))
+		senders := make([]*tester.Client, floodSenderCount(count))
 		for k := range senders {
 			senders[k] = room.join(t, fmt.Sprintf("s%d", k), false)
 		}
@@ -479,7 +475,7 @@ func TestFloodControlShutdown(t *testing.T) {
 		go func() { // every line whole, until the end of the stream
 			receiver.Conn.SetReadDeadline(time.Now().Add(3 * Deadline))
 			for n := 0; ; n++ {
-				line, err := receiver.reader.ReadString('\n')
+				line, err := receiver.Reader.ReadString('\n')
 				if err == io.EOF && line == "" {
 					received <- nil
 					return
@@ -529,7 +525,7 @@ func TestFloodControlShutdown(t *testing.T) {
 		require.Less(t, took, 3*time.Second)
 		room.WaitLine(t, "Server: shutting down")
 		room.WaitLine(t, "Server: cut off 1 clients that did not take their output within a second")
-		stalled.ExpectClosed(t)
+		stalled.ExpectClosed("")
 	}, "-quiet", "-max-pending", "16777216")
 }
 
@@ -541,12 +537,8 @@ func TestFloodControlReset(t *testing.T) {
 	t.Parallel()
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		flooder := room.join(t, "flooder", false)
-		marker := room.join(t, "marker", false)
-		if room.named {
-			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
-			require.Equal(t, "* marker has entered the room\n", receiver.ReadLine(t))
-		}
+		flooder := room.join(t, "flooder", false, receiver)
+		marker := room.join(t, "marker", false, receiver)
 		tester.Flood{Conn: flooder.Conn, Line: tester.FloodLine, Count: 100_000, Patience: 2 * Deadline}.Send()
 		room.WaitLine(t, room.slowedDown("flooder"))
 
@@ -559,7 +551,7 @@ func TestFloodControlReset(t *testing.T) {
 			receiver.Conn.SetReadDeadline(time.Now().Add(4 * Deadline))
 			cut := false
 			for i := 0; ; {
-				line, err := receiver.reader.ReadString('\n')
+				line, err := receiver.Reader.ReadString('\n')
 				want := room.relayed("flooder", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
 				end := len(room.relayed("flooder", "")) - len(room.relayed("", "")) // "[flooder] " or ""
 				switch {
@@ -581,8 +573,7 @@ func TestFloodControlReset(t *testing.T) {
 				}
 			}
 		}()
-		require.NoError(t, flooder.Conn.(*net.TCPConn).SetLinger(0))
-		flooder.Close()
+		flooder.Reset()
 		start := time.Now()
 		var cpuBefore time.Duration
 		if CPUSupported {
@@ -597,7 +588,7 @@ func TestFloodControlReset(t *testing.T) {
 		// What the server's kernel held is read at the rate: that may take more than the
 		// usual Deadline at the default (its receive buffer has held over 500 KB).
 		for deadline := time.Now().Add(3 * Deadline); ; {
-			line, ok := room.nextLine(time.Until(deadline))
+			line, ok := room.output.Next(time.Until(deadline), nil)
 			require.True(t, ok, "the reset was not noticed within %v; lines: %q", 3*Deadline, room.Lines())
 			if line == left {
 				break
@@ -615,7 +606,7 @@ func TestFloodControlReset(t *testing.T) {
 			t.Logf("%.1f%% of a core from the reset until it was noticed", use*100)
 			require.Less(t, use, 0.05, "the server spins on a client that reset while over its budget")
 		}
-		marker.Send(t, "after the reset\n")
+		marker.Send("after the reset\n")
 		require.NoError(t, <-done)
 		// Eight times the default rate: what is proven is relative to the rate, and the
 		// server's kernel holds over 500 KB, some 8 s at the default.
@@ -631,26 +622,20 @@ func TestFloodControlLastWords(t *testing.T) {
 	t.Parallel()
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		poker := room.join(t, "poker", false)
-		flooder := room.join(t, "flooder", false)
-		if room.named {
-			require.Equal(t, "* poker has entered the room\n", receiver.ReadLine(t))
-			require.Equal(t, "* flooder has entered the room\n", receiver.ReadLine(t))
-			require.Equal(t, "* flooder has entered the room\n", poker.ReadLine(t))
-		}
+		poker := room.join(t, "poker", false, receiver)
+		flooder := room.join(t, "flooder", false, receiver, poker)
 		var lines strings.Builder
 		for i := range 50 {
 			lines.WriteString(tester.FloodLine(i))
 		}
-		flooder.Send(t, lines.String())
+		flooder.Send(lines.String())
 		room.WaitLine(t, room.slowedDown("flooder"))
-		require.NoError(t, flooder.Conn.(*net.TCPConn).SetLinger(0))
-		flooder.Close()
-		poker.Send(t, "poke\n")
+		flooder.Reset()
+		poker.Send("poke\n")
 		start := time.Now()
 		poked := false
 		for i := 0; i < 50; {
-			line := receiver.ReadLine(t)
+			line := receiver.NextLine()
 			if !poked && line == room.relayed("poker", "poke") {
 				poked = true
 				continue
@@ -669,27 +654,24 @@ func TestFloodControlPaste(t *testing.T) {
 	t.Parallel()
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		paster := room.join(t, "paster", false)
-		if room.named {
-			require.Equal(t, "* paster has entered the room\n", receiver.ReadLine(t))
-		}
+		paster := room.join(t, "paster", false, receiver)
 		var paste strings.Builder
 		for i := range 300 {
 			fmt.Fprintf(&paste, "%03d %s\n", i, strings.Repeat("p", 245))
 		}
 		start := time.Now()
-		paster.Send(t, paste.String())
+		paster.Send(paste.String())
 		for i := range 300 {
 			want := room.relayed("paster", fmt.Sprintf("%03d %s", i, strings.Repeat("p", 245)))
-			require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
+			require.Equal(t, want, receiver.NextLine(), "line %d", i)
 		}
 		took := time.Since(start)
 		t.Logf("300 lines, %d bytes, arrived in %v", paste.Len(), took.Round(time.Microsecond))
 		require.Less(t, took, time.Second, "at -max-rate alone they would take %v",
 			time.Duration(float64(paste.Len())/floodRate*float64(time.Second)))
 
-		paster.Send(t, "after the paste\n")
-		require.Equal(t, room.relayed("paster", "after the paste"), receiver.ReadLine(t))
+		paster.Send("after the paste\n")
+		require.Equal(t, room.relayed("paster", "after the paste"), receiver.NextLine())
 		who := "client"
 		if room.named {
 			who = "paster"
@@ -708,10 +690,7 @@ func TestFloodControlIdle(t *testing.T) {
 	const rate, burst = 2000, 1000
 	forEachFloodRoom(t, func(t *testing.T, room *floodRoom) {
 		receiver := room.join(t, "receiver", false)
-		sender := room.join(t, "sender", false)
-		if room.named {
-			require.Equal(t, "* sender has entered the room\n", receiver.ReadLine(t))
-		}
+		sender := room.join(t, "sender", false, receiver)
 		slowed := room.slowedDown("sender")
 
 		// 50 lines of 100 bytes: 10 at once, then 40 at 20 a second, for 2 seconds.
@@ -719,11 +698,11 @@ func TestFloodControlIdle(t *testing.T) {
 		for i := range 50 {
 			lines.WriteString(tester.FloodLine(i))
 		}
-		sender.Send(t, lines.String())
+		sender.Send(lines.String())
 		expect := func(from, to int) {
 			for i := from; i < to; i++ {
 				want := room.relayed("sender", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
-				require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
+				require.Equal(t, want, receiver.NextLine(), "line %d", i)
 			}
 		}
 		expect(0, 10)
@@ -741,9 +720,9 @@ func TestFloodControlIdle(t *testing.T) {
 
 		// The bucket is full again after half a second at 2000 bytes/s: a new episode.
 		time.Sleep(time.Second)
-		sender.Send(t, strings.Repeat(tester.FloodLine(0), 15))
+		sender.Send(strings.Repeat(tester.FloodLine(0), 15))
 		for range 15 {
-			require.Equal(t, room.relayed("sender", strings.TrimSuffix(tester.FloodLine(0), "\r\n")), receiver.ReadLine(t))
+			require.Equal(t, room.relayed("sender", strings.TrimSuffix(tester.FloodLine(0), "\r\n")), receiver.NextLine())
 		}
 		room.WaitLine(t, slowed)
 		require.Equal(t, 2, room.count(slowed), "a second episode: %q", room.Lines())
@@ -789,10 +768,7 @@ func TestFloodControlFlags(t *testing.T) {
 			s := StartServer(t, pkg, "-quiet", "-max-rate", "0")
 			room := &floodRoom{Server: s, roomStage: stage, rate: floodRate}
 			receiver := room.join(t, "receiver", false)
-			sender := room.join(t, "sender", false)
-			if room.named {
-				require.Equal(t, "* sender has entered the room\n", receiver.ReadLine(t))
-			}
+			sender := room.join(t, "sender", false, receiver)
 			var flood strings.Builder
 			for i := range 10_000 {
 				flood.WriteString(tester.FloodLine(i))
@@ -804,7 +780,7 @@ func TestFloodControlFlags(t *testing.T) {
 			start := time.Now()
 			for i := range 10_000 {
 				want := room.relayed("sender", strings.TrimSuffix(tester.FloodLine(i), "\r\n"))
-				require.Equal(t, want, receiver.ReadLine(t), "line %d", i)
+				require.Equal(t, want, receiver.NextLine(), "line %d", i)
 			}
 			require.Less(t, time.Since(start), 5*time.Second, "at the default rate it would take over 10 s")
 			require.Zero(t, room.count(room.slowedDown("sender")))
@@ -824,7 +800,7 @@ func floodSenderCount(count int) int { return (count + floodShare - 1) / floodSh
 // spreadFlood sends flood lines 0 to count-1 from senders, sender k lines k*floodShare on, all
 // at once. Each sender reads what it is sent, as a chat client does. The channel yields the
 // first write error, or nil once everything is sent.
-func spreadFlood(senders []*Client, count int) <-chan error {
+func spreadFlood(senders []*tester.Client, count int) <-chan error {
 	floods := make([]tester.Flood, len(senders))
 	for k, c := range senders {
 		go io.Copy(io.Discard, c.Conn)

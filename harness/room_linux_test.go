@@ -38,17 +38,16 @@ func TestRoomLastWords(t *testing.T) {
 
 		r.s.Signal(t, syscall.SIGSTOP)
 		waitStopped(t, r.s.PID())
-		speaker.Send(t, "for the leaver too\n")
+		speaker.Send("for the leaver too\n")
 		const count, size = 1000, 100 // 100 KB: more than one read, less than a fresh window
 		var last strings.Builder
 		for i := range count {
 			last.WriteString(tester.NumberedLine(0, i, size, "\n"))
 		}
 		last.WriteString("no newline at the end")
-		leaver.Send(t, last.String())
+		leaver.Send(last.String())
 		waitSent(t, leaver.Client)
-		require.NoError(t, leaver.Conn.(*net.TCPConn).SetLinger(0)) // close with a reset
-		leaver.Close()
+		leaver.Reset()
 		r.s.Signal(t, syscall.SIGCONT)
 
 		next, spoken := 0, false
@@ -70,7 +69,7 @@ func TestRoomLastWords(t *testing.T) {
 
 // waitSent waits until the kernel has handed everything c sent to the other side: nothing is
 // left in its send queue (SIOCOUTQ), so that a close that resets cannot throw any of it away.
-func waitSent(t testing.TB, c *Client) {
+func waitSent(t testing.TB, c *tester.Client) {
 	t.Helper()
 	raw, err := c.Conn.(*net.TCPConn).SyscallConn()
 	require.NoError(t, err)
@@ -111,11 +110,11 @@ func TestRoomBroadcastMemory(t *testing.T) {
 		message := strings.Repeat("x", 65534) // the longest line, with its "\r\n": 64 KiB
 		want := r.relayed(sender, message)
 		failures := make(chan string, receivers)
-		go sender.Send(t, message+"\r\n")
+		go sender.Send(message + "\r\n")
 		parallel(ms, func(m *member) {
 			m.Conn.SetReadDeadline(time.Now().Add(3 * Deadline))
 			for {
-				line, err := m.reader.ReadString('\n')
+				line, err := m.Reader.ReadString('\n')
 				if err != nil || line == want {
 					if err != nil {
 						failures <- m.name + ": " + err.Error()
@@ -239,8 +238,8 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		for len(ms) < 30 {
 			c := Dial(t, r.s.Addr)
 			if line := r.log(t); line == full {
-				require.Equal(t, r.tooMany(), c.ReadLine(t))
-				c.ExpectEOF(t)
+				require.Equal(t, r.tooMany(), c.NextLine())
+				c.ExpectEOF()
 				break
 			} else {
 				require.Equal(t, stage5Connected, line)
@@ -252,8 +251,8 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		// Everyone after is turned away at once too, and it is said only once.
 		for range 3 {
 			c := Dial(t, r.s.Addr)
-			require.Equal(t, r.tooMany(), c.ReadLine(t))
-			c.ExpectEOF(t)
+			require.Equal(t, r.tooMany(), c.NextLine())
+			c.ExpectEOF()
 		}
 		r.s.ExpectNoLine(t, 200*time.Millisecond)
 		expectAsleep(t, r.s, 500*time.Millisecond)
@@ -280,7 +279,7 @@ func TestRoomOutOfDescriptors(t *testing.T) {
 		require.Equal(t, r.left(ms[2], ""), r.log(t))
 		require.Equal(t, "Server: turned 4 connections away while out of descriptors", r.log(t))
 		late := r.join(t)
-		late.Send(t, "I got in\n")
+		late.Send("I got in\n")
 		require.Equal(t, r.relayed(late, "I got in"), r.read(t, reader))
 	})
 }
@@ -303,7 +302,7 @@ func TestRoomInterrupted(t *testing.T) {
 			tid := threadInSyscall(t, r.s.PID(), waits)
 			require.NoError(t, syscall.Tgkill(r.s.PID(), tid, syscall.SIGWINCH))
 			message := fmt.Sprintf("still up %d", round)
-			ms[0].Send(t, message+"\n")
+			ms[0].Send(message + "\n")
 			require.Equal(t, r.relayed(ms[0], message), r.read(t, ms[1]), "stderr: %q", r.s.Stderr())
 		}
 		require.False(t, r.s.Exited(), "stderr: %q", r.s.Stderr())

@@ -63,7 +63,7 @@ type room struct {
 
 // member is a client in the room.
 type member struct {
-	*Client
+	*tester.Client
 	name string       // as the log names it: "client" in stage 5
 	got  atomic.Int64 // volume lines expectVolume has read at it so far
 }
@@ -107,24 +107,24 @@ func (r *room) join(t testing.TB) *member {
 }
 
 // enter brings a client already connected into the room, and returns once the server has it.
-func (r *room) enter(t testing.TB, c *Client) *member {
+func (r *room) enter(t testing.TB, c *tester.Client) *member {
 	t.Helper()
 	require.Equal(t, stage5Connected, r.log(t))
 	return r.enterConnected(t, c)
 }
 
 // enterConnected is enter once the log has said that the client is connected.
-func (r *room) enterConnected(t testing.TB, c *Client) *member {
+func (r *room) enterConnected(t testing.TB, c *tester.Client) *member {
 	t.Helper()
 	if !r.named {
 		return &member{Client: c, name: "client"}
 	}
 	r.joined++
 	m := &member{Client: c, name: fmt.Sprintf("m%d", r.joined)}
-	require.Equal(t, stage7Welcome, c.ReadLine(t))
-	m.Send(t, m.name+"\n")
+	require.Equal(t, stage7Welcome, c.NextLine())
+	m.Send(m.name + "\n")
 	require.Equal(t, "Server: "+m.name+" joined", r.log(t))
-	require.True(t, strings.HasPrefix(c.ReadLine(t), "* The room "), "the newcomer's presence line")
+	require.True(t, strings.HasPrefix(c.NextLine(), "* The room "), "the newcomer's presence line")
 	return m
 }
 
@@ -191,7 +191,7 @@ func (r *room) notice(line string) bool { return r.named && strings.HasPrefix(li
 func (r *room) read(t testing.TB, m *member) string {
 	t.Helper()
 	for {
-		if line := m.ReadLine(t); !r.notice(line) {
+		if line := m.NextLine(); !r.notice(line) {
 			return line
 		}
 	}
@@ -206,11 +206,11 @@ func (r *room) expectQuiet(t testing.TB, m *member, d time.Duration) {
 			return
 		}
 		if !r.named {
-			m.ExpectNothing(t, left)
+			m.ExpectNothing(left, "")
 			return
 		}
 		m.Conn.SetReadDeadline(time.Now().Add(left))
-		line, err := m.reader.ReadString('\n')
+		line, err := m.Reader.ReadString('\n')
 		if err != nil {
 			require.Empty(t, line, "half a line, then %v", err)
 			return // the deadline passed with nothing
@@ -273,7 +273,7 @@ func drainInput(ms []*member) {
 			buf := make([]byte, 64<<10)
 			for {
 				m.Conn.SetReadDeadline(time.Now().Add(time.Hour))
-				if _, err := m.reader.Read(buf); err != nil {
+				if _, err := m.Reader.Read(buf); err != nil {
 					return
 				}
 			}
@@ -397,7 +397,7 @@ func TestRoomBlockedLog(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("SIGTERM did not stop a server whose log is blocked")
 		}
-		receiver.ExpectEOF(t)
+		receiver.ExpectEOF()
 	})
 }
 
@@ -426,17 +426,17 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		// Take late's stream to its end as fast as it comes, and check it after: the second
 		// the shutdown gives is for the server to deliver, not for this test to check lines.
 		late.Conn.SetReadDeadline(time.Now().Add(Deadline))
-		stream, err := io.ReadAll(late.reader)
+		stream, err := io.ReadAll(late.Reader)
 		require.NoError(t, err, "late's stream should end in good order")
-		late.reader = bufio.NewReader(bytes.NewReader(stream))
+		late.Reader = bufio.NewReader(bytes.NewReader(stream))
 		r.expectVolume(t, late, senders, volumeLines, volumeSize)
-		late.ExpectEOF(t)
-		healthy.ExpectEOF(t)
+		late.ExpectEOF()
+		healthy.ExpectEOF()
 		require.Equal(t, 0, r.s.WaitExit(t, 5*time.Second))
 		// A second for the queues, and one at most for the log: not a wait for the stalled.
 		require.Less(t, time.Since(start), 4*time.Second)
 		require.Equal(t, "Server: cut off 1 clients that did not take their output within a second", r.log(t))
-		stalled.ExpectClosed(t)
+		stalled.ExpectClosed("")
 	})
 }
 
@@ -527,7 +527,7 @@ func TestRoomAcceptStorm(t *testing.T) {
 			return line == stage5Connected || strings.HasPrefix(line, "Server: refused a connection: descriptor")
 		}
 		require.True(t, accepted(r.log(t)))
-		ms[0].Send(t, "during the storm\n")
+		ms[0].Send("during the storm\n")
 		require.Equal(t, r.relayed(ms[0], "during the storm"), r.read(t, ms[1]))
 		connected := 1
 		for line := r.log(t); line != r.received(ms[0], "during the storm"); line = r.log(t) {
@@ -552,7 +552,7 @@ func TestRoomSlowReader(t *testing.T) {
 		// 5 MB: more than the kernels buffer for stalled (about 3 MB on Linux) and the limit.
 		r.flood(t, healthy, senders)
 		require.Equal(t, r.left(stalled, "not reading: more than 1048576 bytes pending"), r.log(t))
-		stalled.ExpectClosed(t)
+		stalled.ExpectClosed("")
 		r.expectQuiet(t, healthy, 100*time.Millisecond)
 	})
 }
@@ -567,27 +567,27 @@ func TestRoomLimits(t *testing.T) {
 		r.start(t, "-quiet", "-max-line", "2000", "-max-pending", "2500")
 		ms := r.members(t, 3)
 		a, long, unfinished := ms[0], ms[1], ms[2]
-		long.Send(t, "exactly 2000 "+strings.Repeat("x", 1987)+"\r\n")
+		long.Send("exactly 2000 " + strings.Repeat("x", 1987) + "\r\n")
 		want := r.relayed(long, "exactly 2000 "+strings.Repeat("x", 1987))
 		require.Equal(t, want, r.read(t, a))
 		require.Equal(t, want, r.read(t, unfinished))
 
 		// More follows in the same write: the server drops the client with that still unread,
 		// and must read it before it closes, or the close is a reset, not an end.
-		long.Send(t, strings.Repeat("x", 2001)+"\n"+strings.Repeat("more\n", 20_000))
+		long.Send(strings.Repeat("x", 2001) + "\n" + strings.Repeat("more\n", 20_000))
 		require.Equal(t, r.left(long, "line longer than 2000 bytes"), r.log(t))
 		require.Equal(t, r.goodbye("line longer than 2000 bytes"), r.read(t, long))
-		long.ExpectEOF(t)
-		unfinished.Send(t, strings.Repeat("y", 2002)) // no end in sight: dropped without waiting
+		long.ExpectEOF()
+		unfinished.Send(strings.Repeat("y", 2002)) // no end in sight: dropped without waiting
 		require.Equal(t, r.left(unfinished, "line longer than 2000 bytes"), r.log(t))
 		require.Equal(t, r.goodbye("line longer than 2000 bytes"), r.read(t, unfinished))
-		unfinished.ExpectEOF(t)
+		unfinished.ExpectEOF()
 		r.expectQuiet(t, a, 200*time.Millisecond)
 
 		// Two lines in one write, too big together for everyone's queue: each receiver is
 		// dropped, none skipped, and the sender stays.
 		others := r.members(t, 3)
-		a.Send(t, strings.Repeat("z", 1500)+"\n"+strings.Repeat("z", 1500)+"\n")
+		a.Send(strings.Repeat("z", 1500) + "\n" + strings.Repeat("z", 1500) + "\n")
 		var drops []string
 		for range others {
 			drops = append(drops, r.log(t))
@@ -595,10 +595,10 @@ func TestRoomLimits(t *testing.T) {
 		for _, m := range others {
 			require.Contains(t, drops, r.left(m, "not reading: more than 2500 bytes pending"))
 			require.Equal(t, r.goodbye("more than 2500 bytes waiting for you"), r.read(t, m))
-			m.ExpectEOF(t)
+			m.ExpectEOF()
 		}
 		late := r.join(t)
-		late.Send(t, "still here?\n")
+		late.Send("still here?\n")
 		require.Equal(t, r.relayed(late, "still here?"), r.read(t, a))
 	})
 }
@@ -612,7 +612,7 @@ func TestRoomSelectLimit(t *testing.T) {
 		t.Run(stage.pkg, func(t *testing.T) {
 			r := &room{roomStage: stage, poller: "select"}
 			r.start(t)
-			var clients []*Client
+			var clients []*tester.Client
 			refused := 0
 			for len(clients) < 1100 && refused < 3 {
 				c := Dial(t, r.s.Addr)
@@ -621,7 +621,7 @@ func TestRoomSelectLimit(t *testing.T) {
 					clients = append(clients, c)
 				case "Server: refused a connection: descriptor 1024 is past select's limit of 1024 (FD_SETSIZE); try -poller " + NativePoller():
 					refused++
-					c.ExpectClosed(t)
+					c.ExpectClosed("")
 					c.Close()
 				default:
 					t.Fatalf("unexpected line %q", line)
@@ -631,9 +631,9 @@ func TestRoomSelectLimit(t *testing.T) {
 			require.Greater(t, len(clients), 1000)
 
 			first, last := r.enterConnected(t, clients[0]), r.enterConnected(t, clients[len(clients)-1])
-			first.Send(t, "still served\n")
+			first.Send("still served\n")
 			require.Equal(t, r.relayed(first, "still served"), r.read(t, last))
-			last.Send(t, "me too\n")
+			last.Send("me too\n")
 			require.Equal(t, r.relayed(last, "me too"), r.read(t, first))
 		})
 	}
@@ -669,7 +669,7 @@ func printQueues(t *testing.T, s *Server) []queueLine {
 func (r *room) expectEnd(t testing.TB, m *member) {
 	t.Helper()
 	require.NoError(t, m.Conn.SetReadDeadline(time.Now().Add(Deadline)))
-	rest, err := io.ReadAll(m.reader)
+	rest, err := io.ReadAll(m.Reader)
 	require.NoError(t, err, "the connection should end in good order")
 	for _, line := range strings.SplitAfter(string(rest), "\n") {
 		require.True(t, line == "" || r.notice(line), "got %q before the end of the stream", line)
@@ -684,15 +684,14 @@ func TestRoomResetAndHalfClose(t *testing.T) {
 		r.start(t)
 		ms := r.members(t, 4)
 
-		require.NoError(t, ms[0].Conn.(*net.TCPConn).SetLinger(0)) // close sends a reset
-		ms[0].Close()
+		ms[0].Reset()
 		require.Equal(t, r.left(ms[0], ""), r.log(t))
 
 		require.NoError(t, ms[1].Conn.(*net.TCPConn).CloseWrite())
 		require.Equal(t, r.left(ms[1], ""), r.log(t))
-		ms[1].ExpectClosed(t)
+		ms[1].ExpectClosed("")
 
-		ms[2].Send(t, "anyone left?\n")
+		ms[2].Send("anyone left?\n")
 		require.Equal(t, r.relayed(ms[2], "anyone left?"), r.read(t, ms[3]))
 		require.Equal(t, r.received(ms[2], "anyone left?"), r.log(t))
 		if CPUSupported {
@@ -714,15 +713,15 @@ func TestRoomStaleEvent(t *testing.T) {
 		r.s.Signal(t, syscall.SIGSTOP)               // frozen, so that both are ready in one pass
 		waitStopped(t, r.s.PID())
 		long := "longer than sixty bytes, " + strings.Repeat("-", 40)
-		ms[0].Send(t, long+"\n")
-		ms[1].Send(t, "x\n")
+		ms[0].Send(long + "\n")
+		ms[1].Send("x\n")
 		r.s.Signal(t, syscall.SIGCONT)
 		require.Equal(t, r.received(ms[0], long), r.log(t))
 		require.Equal(t, r.left(ms[1], "not reading: more than 60 bytes pending"), r.log(t))
-		ms[1].ExpectClosed(t)
+		ms[1].ExpectClosed("")
 
 		late := r.join(t)
-		ms[0].Send(t, "hi\n")
+		ms[0].Send("hi\n")
 		require.Equal(t, r.relayed(ms[0], "hi"), r.read(t, late))
 		require.Equal(t, r.received(ms[0], "hi"), r.log(t))
 	})

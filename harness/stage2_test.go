@@ -23,7 +23,7 @@ func TestStage2EmptyAndUnfinishedLines(t *testing.T) {
 	s := StartServer(t, "stage2-recvline")
 	client := Dial(t, s.Addr)
 	require.Equal(t, "Server: client connected", s.NextLine(t))
-	client.Send(t, "\r\n\nafter two empty lines\r\nno newline at the end")
+	client.Send("\r\n\nafter two empty lines\r\nno newline at the end")
 	s.ExpectLines(t, received("", "", "after two empty lines")...)
 	s.ExpectNoLine(t, 300*time.Millisecond)
 	client.Close()

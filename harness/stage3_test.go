@@ -32,10 +32,10 @@ func TestStage3Framing(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, "stage3-nonblocking")
 	clients := s.DialClients(t, 1)
-	clients[0].Send(t, "one\r\ntwo\r\nthr")
+	clients[0].Send("one\r\ntwo\r\nthr")
 	s.ExpectLines(t, received("one", "two")...)
 	s.ExpectNoLine(t, 300*time.Millisecond)
-	clients[0].Send(t, "ee\r\n")
+	clients[0].Send("ee\r\n")
 	require.Equal(t, "Server: received from client: three", s.NextLine(t))
 }
 

@@ -66,10 +66,10 @@ func TestStage5ManyClients(t *testing.T) {
 		require.Less(t, perClient, int64(2048), "an idle client should cost little memory")
 	}
 
-	clients[count-1].Send(t, "hello, everyone\n")
+	clients[count-1].Send("hello, everyone\n")
 	for _, c := range clients[:count-1] {
-		require.Equal(t, "hello, everyone\r\n", c.ReadLine(t))
+		require.Equal(t, "hello, everyone\r\n", c.NextLine())
 	}
-	clients[0].Send(t, "hello back\n")
-	require.Equal(t, "hello back\r\n", clients[count-1].ReadLine(t))
+	clients[0].Send("hello back\n")
+	require.Equal(t, "hello back\r\n", clients[count-1].NextLine())
 }

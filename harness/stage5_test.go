@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/stretchr/testify/require"
 )
 
@@ -86,10 +87,10 @@ func TestStage5EmptyLine(t *testing.T) {
 	s := StartServer(t, stage5)
 	clients := s.DialClients(t, 2)
 	sender, receiver := clients[0], clients[1]
-	sender.Send(t, "\r\n")
-	require.Equal(t, "\r\n", receiver.ReadLine(t))
-	receiver.Send(t, "still there?\n")
-	require.Equal(t, "still there?\r\n", sender.ReadLine(t))
+	sender.Send("\r\n")
+	require.Equal(t, "\r\n", receiver.NextLine())
+	receiver.Send("still there?\n")
+	require.Equal(t, "still there?\r\n", sender.NextLine())
 	s.ExpectLines(t, received("", "still there?")...)
 }
 
@@ -97,14 +98,21 @@ func TestStage5EmptyLine(t *testing.T) {
 // too; stage 6's log escapes what is not printable, TestStage6LogEscapes.)
 func TestStage5BinaryVerbatim(t *testing.T) {
 	t.Parallel()
-	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage5, "-poller", poller)
-		clients := s.DialClients(t, 2)
+	expectBinaryRelayed(t, stage5, "Server: received from client: "+notText)
+}
 
-		message := "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
-		clients[0].Send(t, message+"\n")
-		require.Equal(t, message+"\r\n", clients[1].ReadLine(t))
-		require.Equal(t, "Server: received from client: "+message, s.NextLine(t))
+// notText is a line of bytes that are not all printable text.
+const notText = "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
+
+// expectBinaryRelayed has a client of pkg send notText, which the other must receive as it
+// came, and the server log as logged.
+func expectBinaryRelayed(t *testing.T, pkg, logged string) {
+	forEachPoller(t, func(t *testing.T, poller string) {
+		s := StartServer(t, pkg, "-poller", poller)
+		clients := s.DialClients(t, 2)
+		clients[0].Send(notText + "\n")
+		require.Equal(t, notText+"\r\n", clients[1].NextLine())
+		require.Equal(t, logged, s.NextLine(t))
 	})
 }
 
@@ -125,13 +133,13 @@ func TestStage5LongLine(t *testing.T) {
 			sender.Conn.Write([]byte(strings.Repeat("x", 1<<20)))
 		}()
 		require.Equal(t, "Server: client disconnected (line longer than 65536 bytes)", s.NextLine(t))
-		require.Equal(t, "Server: line longer than 65536 bytes, disconnecting you\r\n", sender.ReadLine(t))
-		sender.ExpectClosed(t)
+		require.Equal(t, "Server: line longer than 65536 bytes, disconnecting you\r\n", sender.NextLine())
+		sender.ExpectClosed("")
 		<-sent
-		a.ExpectNothing(t, 300*time.Millisecond)
+		a.ExpectNothing(300*time.Millisecond, "")
 
-		b.Send(t, "after the long line\n")
-		require.Equal(t, "after the long line\r\n", a.ReadLine(t))
+		b.Send("after the long line\n")
+		require.Equal(t, "after the long line\r\n", a.NextLine())
 		require.Equal(t, "Server: received from client: after the long line", s.NextLine(t))
 	})
 }
@@ -144,33 +152,33 @@ func TestStage5LineLimitEdge(t *testing.T) {
 	clients := s.DialClients(t, 4)
 	sender, receiver, complete, unfinished := clients[0], clients[1], clients[2], clients[3]
 
-	sender.Send(t, "0123456789\r\n") // exactly 10 bytes: relayed
-	require.Equal(t, "0123456789\r\n", receiver.ReadLine(t))
-	sender.Send(t, "0123456789\r") // 10 bytes and half a terminator: still fine
-	receiver.ExpectNothing(t, 200*time.Millisecond)
-	sender.Send(t, "\n")
-	require.Equal(t, "0123456789\r\n", receiver.ReadLine(t))
+	sender.Send("0123456789\r\n") // exactly 10 bytes: relayed
+	require.Equal(t, "0123456789\r\n", receiver.NextLine())
+	sender.Send("0123456789\r") // 10 bytes and half a terminator: still fine
+	receiver.ExpectNothing(200*time.Millisecond, "")
+	sender.Send("\n")
+	require.Equal(t, "0123456789\r\n", receiver.NextLine())
 	for range 2 {
 		require.Equal(t, "Server: received from client: 0123456789", s.NextLine(t))
 	}
 
 	// A client the server drops is told why in one last line before the end of the stream
 	// (after the two lines it was sent above).
-	for _, c := range []*Client{complete, unfinished} {
+	for _, c := range []*tester.Client{complete, unfinished} {
 		for range 2 {
-			require.Equal(t, "0123456789\r\n", c.ReadLine(t))
+			require.Equal(t, "0123456789\r\n", c.NextLine())
 		}
 	}
-	complete.Send(t, "0123456789a\r\n")
+	complete.Send("0123456789a\r\n")
 	require.Equal(t, "Server: client disconnected (line longer than 10 bytes)", s.NextLine(t))
-	require.Equal(t, "Server: line longer than 10 bytes, disconnecting you\r\n", complete.ReadLine(t))
-	complete.ExpectEOF(t)
-	unfinished.Send(t, "0123456789ab")
+	require.Equal(t, "Server: line longer than 10 bytes, disconnecting you\r\n", complete.NextLine())
+	complete.ExpectEOF()
+	unfinished.Send("0123456789ab")
 	require.Equal(t, "Server: client disconnected (line longer than 10 bytes)", s.NextLine(t))
-	require.Equal(t, "Server: line longer than 10 bytes, disconnecting you\r\n", unfinished.ReadLine(t))
-	unfinished.ExpectEOF(t)
-	receiver.ExpectNothing(t, 200*time.Millisecond)
-	sender.ExpectNothing(t, 100*time.Millisecond)
+	require.Equal(t, "Server: line longer than 10 bytes, disconnecting you\r\n", unfinished.NextLine())
+	unfinished.ExpectEOF()
+	receiver.ExpectNothing(200*time.Millisecond, "")
+	sender.ExpectNothing(100*time.Millisecond, "")
 }
 
 // An idle server sleeps in the kernel, even after a client has left (stage 3's loop would

@@ -2,11 +2,7 @@
 
 package harness
 
-import (
-	"testing"
-
-	"github.com/stretchr/testify/require"
-)
+import "testing"
 
 // Stage 6's own lessons are proven by the real-room and flood tests (room*_test.go), which run
 // against it; this file holds what is stage 6's alone and fits no room.
@@ -16,14 +12,6 @@ import (
 // sequences, nor hide anything from the log.
 func TestStage6LogEscapes(t *testing.T) {
 	t.Parallel()
-	forEachPoller(t, func(t *testing.T, poller string) {
-		s := StartServer(t, stage6, "-poller", poller)
-		clients := s.DialClients(t, 2)
-
-		message := "nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab\tdel\x7f é"
-		clients[0].Send(t, message+"\n")
-		require.Equal(t, message+"\r\n", clients[1].ReadLine(t))
-		require.Equal(t, `Server: received from client: nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab`+"\t"+`del\x7f é`,
-			s.NextLine(t))
-	})
+	expectBinaryRelayed(t, stage6,
+		`Server: received from client: nul\x00 bad utf-8 \xff\xfe esc \x1b[2J tab`+"\t"+`del\x7f é`)
 }

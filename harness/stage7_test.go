@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
@@ -24,22 +25,22 @@ const (
 )
 
 // connectStage7 connects a client and reads the welcome; the client has not joined yet.
-func connectStage7(t *testing.T, s *Server) *Client {
+func connectStage7(t *testing.T, s *Server) *tester.Client {
 	t.Helper()
 	c := Dial(t, s.Addr)
 	require.Equal(t, "Server: client connected", s.NextLine(t))
-	require.Equal(t, stage7Welcome, c.ReadLine(t))
+	require.Equal(t, stage7Welcome, c.NextLine())
 	return c
 }
 
 // joinStage7 connects a client and joins it as name. others are the names it must find in
 // the room, in the order they joined.
-func joinStage7(t *testing.T, s *Server, name string, others ...string) *Client {
+func joinStage7(t *testing.T, s *Server, name string, others ...string) *tester.Client {
 	t.Helper()
 	c := connectStage7(t, s)
-	c.Send(t, name+"\n")
+	c.Send(name + "\n")
 	require.Equal(t, "Server: "+name+" joined", s.NextLine(t))
-	require.Equal(t, presenceLine(others...), c.ReadLine(t))
+	require.Equal(t, presenceLine(others...), c.NextLine())
 	return c
 }
 
@@ -72,9 +73,9 @@ func TestStage7Names(t *testing.T) {
 			{"bad\xffbyte", `bad\xffbyte`},
 		} {
 			c := connectStage7(t, s)
-			c.Send(t, name.sent+"\n")
-			require.Equal(t, stage7Illegal, c.ReadLine(t), "name %q", name.sent)
-			c.ExpectEOF(t)
+			c.Send(name.sent + "\n")
+			require.Equal(t, stage7Illegal, c.NextLine(), "name %q", name.sent)
+			c.ExpectEOF()
 			require.Equal(t, fmt.Sprintf(`Server: client disconnected (illegal name "%s")`, name.logged),
 				s.NextLine(t))
 		}
@@ -83,10 +84,9 @@ func TestStage7Names(t *testing.T) {
 		mid := "Alice0123456789x" // 16
 		joinStage7(t, s, long, "watcher")
 		joinStage7(t, s, mid, "watcher", long)
-		require.Equal(t, "* "+long+" has entered the room\n", watcher.ReadLine(t))
-		require.Equal(t, "* "+mid+" has entered the room\n", watcher.ReadLine(t))
-		watcher.ExpectNothing(t, 200*time.Millisecond) // not a word about the refused ones
-		lurker.ExpectNothing(t, time.Millisecond)
+		require.Equal(t, "* "+long+" has entered the room\n", watcher.NextLine())
+		require.Equal(t, "* "+mid+" has entered the room\n", watcher.NextLine())
+		expectQuiet(watcher, lurker) // not a word about the refused ones
 	})
 }
 
@@ -96,21 +96,20 @@ func TestStage7NameTaken(t *testing.T) {
 	s := StartServer(t, stage7)
 	alice := joinStage7(t, s, "alice")
 	bob := joinStage7(t, s, "bob", "alice")
-	require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
+	require.Equal(t, "* bob has entered the room\n", alice.NextLine())
 
 	second := connectStage7(t, s)
-	second.Send(t, "alice\r\n")
-	require.Equal(t, "* Sorry, the name alice is taken.\n", second.ReadLine(t))
-	second.ExpectEOF(t)
+	second.Send("alice\r\n")
+	require.Equal(t, "* Sorry, the name alice is taken.\n", second.NextLine())
+	second.ExpectEOF()
 	require.Equal(t, `Server: client disconnected (name "alice" is taken)`, s.NextLine(t))
-	alice.ExpectNothing(t, 200*time.Millisecond)
-	bob.ExpectNothing(t, time.Millisecond)
+	expectQuiet(alice, bob)
 
 	alice.Close()
 	require.Equal(t, "Server: alice left", s.NextLine(t))
-	require.Equal(t, "* alice has left the room\n", bob.ReadLine(t))
+	require.Equal(t, "* alice has left the room\n", bob.NextLine())
 	joinStage7(t, s, "alice", "bob")
-	require.Equal(t, "* alice has entered the room\n", bob.ReadLine(t))
+	require.Equal(t, "* alice has entered the room\n", bob.NextLine())
 }
 
 // The newcomer's one line about who is there: empty, then the others in the order they
@@ -127,18 +126,17 @@ func TestStage7Presence(t *testing.T) {
 		require.Equal(t, "Server: charlie left", s.NextLine(t))
 		alice := joinStage7(t, s, "alice", "bob", "dave")
 
-		require.Equal(t, "* charlie has entered the room\n", bob.ReadLine(t))
-		require.Equal(t, "* dave has entered the room\n", bob.ReadLine(t))
-		require.Equal(t, "* charlie has left the room\n", bob.ReadLine(t))
-		require.Equal(t, "* alice has entered the room\n", bob.ReadLine(t))
-		require.Equal(t, "* charlie has left the room\n", dave.ReadLine(t))
-		require.Equal(t, "* alice has entered the room\n", dave.ReadLine(t))
+		require.Equal(t, "* charlie has entered the room\n", bob.NextLine())
+		require.Equal(t, "* dave has entered the room\n", bob.NextLine())
+		require.Equal(t, "* charlie has left the room\n", bob.NextLine())
+		require.Equal(t, "* alice has entered the room\n", bob.NextLine())
+		require.Equal(t, "* charlie has left the room\n", dave.NextLine())
+		require.Equal(t, "* alice has entered the room\n", dave.NextLine())
 
-		dave.Send(t, "/who\n")
-		require.Equal(t, "* Present: bob, dave, alice\n", dave.ReadLine(t))
+		dave.Send("/who\n")
+		require.Equal(t, "* Present: bob, dave, alice\n", dave.NextLine())
 		require.Equal(t, "Server: received from dave: /who", s.NextLine(t))
-		alice.ExpectNothing(t, 200*time.Millisecond)
-		bob.ExpectNothing(t, time.Millisecond)
+		expectQuiet(alice, bob)
 	})
 }
 
@@ -153,37 +151,36 @@ func TestStage7OnlyJoinedHear(t *testing.T) {
 		lurker := connectStage7(t, s)
 
 		bob := joinStage7(t, s, "bob", "alice")
-		require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
-		bob.Send(t, "hello, who is here?\n")
-		require.Equal(t, "[bob] hello, who is here?\n", alice.ReadLine(t))
+		require.Equal(t, "* bob has entered the room\n", alice.NextLine())
+		bob.Send("hello, who is here?\n")
+		require.Equal(t, "[bob] hello, who is here?\n", alice.NextLine())
 		require.Equal(t, "Server: received from bob: hello, who is here?", s.NextLine(t))
 		quitter := connectStage7(t, s)
 		quitter.Close()
 		require.Equal(t, "Server: client disconnected", s.NextLine(t))
 		bob.Close()
 		require.Equal(t, "Server: bob left", s.NextLine(t))
-		require.Equal(t, "* bob has left the room\n", alice.ReadLine(t))
-		alice.ExpectNothing(t, 200*time.Millisecond) // nothing about the quitter
-		lurker.ExpectNothing(t, time.Millisecond)    // nothing at all before it joins
+		require.Equal(t, "* bob has left the room\n", alice.NextLine())
+		expectQuiet(alice, lurker) // nothing about the quitter, nothing at all before joining
 
-		lurker.Send(t, "carol\n")
+		lurker.Send("carol\n")
 		require.Equal(t, "Server: carol joined", s.NextLine(t))
-		require.Equal(t, presenceLine("alice"), lurker.ReadLine(t))
-		require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
-		lurker.ExpectNothing(t, 200*time.Millisecond)
+		require.Equal(t, presenceLine("alice"), lurker.NextLine())
+		require.Equal(t, "* carol has entered the room\n", alice.NextLine())
+		lurker.ExpectNothing(200*time.Millisecond, "")
 	})
 }
 
 // joinThree joins alice, bob and carol, in that order, and reads what each is told of those
 // who came after.
-func joinThree(t *testing.T, s *Server) (alice, bob, carol *Client) {
+func joinThree(t *testing.T, s *Server) (alice, bob, carol *tester.Client) {
 	t.Helper()
 	alice = joinStage7(t, s, "alice")
 	bob = joinStage7(t, s, "bob", "alice")
 	carol = joinStage7(t, s, "carol", "alice", "bob")
-	require.Equal(t, "* bob has entered the room\n", alice.ReadLine(t))
-	require.Equal(t, "* carol has entered the room\n", alice.ReadLine(t))
-	require.Equal(t, "* carol has entered the room\n", bob.ReadLine(t))
+	require.Equal(t, "* bob has entered the room\n", alice.NextLine())
+	require.Equal(t, "* carol has entered the room\n", alice.NextLine())
+	require.Equal(t, "* carol has entered the room\n", bob.NextLine())
 	return alice, bob, carol
 }
 
@@ -204,20 +201,20 @@ func TestStage7Messages(t *testing.T) {
 		for i, m := range messages {
 			sent.WriteString(m + []string{"\r\n", "\n"}[i%2])
 		}
-		alice.Send(t, sent.String()[:7]) // "Hello\r\n" in one write: the rest in two more
-		alice.Send(t, sent.String()[7:500])
-		alice.Send(t, sent.String()[500:])
+		alice.Send(sent.String()[:7]) // "Hello\r\n" in one write: the rest in two more
+		alice.Send(sent.String()[7:500])
+		alice.Send(sent.String()[500:])
 		for _, m := range messages {
-			require.Equal(t, "[alice] "+m+"\n", bob.ReadLine(t))
-			require.Equal(t, "[alice] "+m+"\n", carol.ReadLine(t))
+			require.Equal(t, "[alice] "+m+"\n", bob.NextLine())
+			require.Equal(t, "[alice] "+m+"\n", carol.NextLine())
 			require.Equal(t, "Server: received from alice: "+m, s.NextLine(t))
 		}
-		alice.ExpectNothing(t, 200*time.Millisecond) // no echo
+		alice.ExpectNothing(200*time.Millisecond, "") // no echo
 
-		bob.Send(t, "hi alice\n")
-		require.Equal(t, "[bob] hi alice\n", alice.ReadLine(t))
-		require.Equal(t, "[bob] hi alice\n", carol.ReadLine(t))
-		bob.ExpectNothing(t, 100*time.Millisecond)
+		bob.Send("hi alice\n")
+		require.Equal(t, "[bob] hi alice\n", alice.NextLine())
+		require.Equal(t, "[bob] hi alice\n", carol.NextLine())
+		bob.ExpectNothing(100*time.Millisecond, "")
 	})
 }
 
@@ -230,22 +227,22 @@ func TestStage7PrivateMessages(t *testing.T) {
 		alice, bob, carol := joinThree(t, s)
 		lurker := connectStage7(t, s)
 
-		alice.Send(t, "before\n/msg bob just for you, bob\r\nafter\n")
-		require.Equal(t, "[alice] before\n", bob.ReadLine(t))
-		require.Equal(t, "[alice -> you] just for you, bob\n", bob.ReadLine(t))
-		require.Equal(t, "[alice] after\n", bob.ReadLine(t))
-		require.Equal(t, "[alice] before\n", carol.ReadLine(t))
-		require.Equal(t, "[alice] after\n", carol.ReadLine(t))
+		alice.Send("before\n/msg bob just for you, bob\r\nafter\n")
+		require.Equal(t, "[alice] before\n", bob.NextLine())
+		require.Equal(t, "[alice -> you] just for you, bob\n", bob.NextLine())
+		require.Equal(t, "[alice] after\n", bob.NextLine())
+		require.Equal(t, "[alice] before\n", carol.NextLine())
+		require.Equal(t, "[alice] after\n", carol.NextLine())
 		s.ExpectLines(t,
 			"Server: received from alice: before",
 			"Server: received from alice: /msg bob just for you, bob",
 			"Server: received from alice: after")
 
-		alice.Send(t, "/msg zed hello?\n")
-		require.Equal(t, "* Nobody called zed is here.\n", alice.ReadLine(t))
+		alice.Send("/msg zed hello?\n")
+		require.Equal(t, "* Nobody called zed is here.\n", alice.NextLine())
 		for _, usage := range []string{"/msg", "/msg ", "/msg bob", "/msg  bob hi"} {
-			alice.Send(t, usage+"\n")
-			require.Equal(t, "* Usage: /msg NAME text\n", alice.ReadLine(t), "after %q", usage)
+			alice.Send(usage + "\n")
+			require.Equal(t, "* Usage: /msg NAME text\n", alice.NextLine(), "after %q", usage)
 		}
 		s.ExpectLines(t,
 			"Server: received from alice: /msg zed hello?",
@@ -254,12 +251,9 @@ func TestStage7PrivateMessages(t *testing.T) {
 			"Server: received from alice: /msg bob",
 			"Server: received from alice: /msg  bob hi")
 
-		carol.Send(t, "/who\n")
-		require.Equal(t, "* Present: alice, bob, carol\n", carol.ReadLine(t))
-		bob.ExpectNothing(t, 200*time.Millisecond)
-		carol.ExpectNothing(t, time.Millisecond)
-		alice.ExpectNothing(t, time.Millisecond)
-		lurker.ExpectNothing(t, time.Millisecond)
+		carol.Send("/who\n")
+		require.Equal(t, "* Present: alice, bob, carol\n", carol.NextLine())
+		expectQuiet(bob, carol, alice, lurker)
 	})
 }
 
@@ -271,13 +265,13 @@ func TestStage7LastWords(t *testing.T) {
 		s := StartServer(t, stage7, "-poller", poller)
 		bob := joinStage7(t, s, "bob")
 		alice := Dial(t, s.Addr)
-		alice.Send(t, "alice\nHello\r\nbye")
+		alice.Send("alice\nHello\r\nbye")
 		alice.Close()
 		for _, want := range []string{
 			"* alice has entered the room\n", "[alice] Hello\n", "[alice] bye\n",
 			"* alice has left the room\n",
 		} {
-			require.Equal(t, want, bob.ReadLine(t))
+			require.Equal(t, want, bob.NextLine())
 		}
 		s.ExpectLines(t, "Server: client connected", "Server: alice joined",
 			"Server: received from alice: Hello", "Server: received from alice: bye", "Server: alice left")
@@ -289,11 +283,11 @@ func TestStage7Log(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, stage7)
 	alice := connectStage7(t, s)
-	alice.Send(t, "alice\n")
+	alice.Send("alice\n")
 	require.Equal(t, "Server: alice joined", s.NextLine(t))
-	alice.Send(t, "Hello\n")
+	alice.Send("Hello\n")
 	require.Equal(t, "Server: received from alice: Hello", s.NextLine(t))
-	alice.Send(t, "esc \x1b[2J\n")
+	alice.Send("esc \x1b[2J\n")
 	require.Equal(t, `Server: received from alice: esc \x1b[2J`, s.NextLine(t))
 	alice.Close()
 	require.Equal(t, "Server: alice left", s.NextLine(t))
@@ -312,51 +306,51 @@ func TestStage7Limits(t *testing.T) {
 		carol := joinStage7(t, s, "carol", "alice", "bob")
 		dave := joinStage7(t, s, "dave", "alice", "bob", "carol")
 		erin := joinStage7(t, s, "erin", "alice", "bob", "carol", "dave")
-		room := []*Client{alice, bob, carol, dave, erin}
+		room := []*tester.Client{alice, bob, carol, dave, erin}
 		names := []string{"alice", "bob", "carol", "dave", "erin"}
 		for i, c := range room {
 			for _, later := range names[i+1:] {
-				require.Equal(t, "* "+later+" has entered the room\n", c.ReadLine(t))
+				require.Equal(t, "* "+later+" has entered the room\n", c.NextLine())
 			}
 		}
 
-		bob.Send(t, strings.Repeat("x", 2001)+"\n")
+		bob.Send(strings.Repeat("x", 2001) + "\n")
 		require.Equal(t, "Server: bob left (line longer than 2000 bytes)", s.NextLine(t))
-		require.Equal(t, "Server: line longer than 2000 bytes, disconnecting you\n", bob.ReadLine(t))
-		bob.ExpectEOF(t)
-		for _, c := range []*Client{alice, carol, dave, erin} {
-			require.Equal(t, "* bob has left the room\n", c.ReadLine(t))
+		require.Equal(t, "Server: line longer than 2000 bytes, disconnecting you\n", bob.NextLine())
+		bob.ExpectEOF()
+		for _, c := range []*tester.Client{alice, carol, dave, erin} {
+			require.Equal(t, "* bob has left the room\n", c.NextLine())
 		}
 
 		// More than 1100 bytes for carol at once, whether she reads or not: a private
 		// message counts against the limit too.
 		big := strings.Repeat("y", 1200)
-		alice.Send(t, "/msg carol "+big+"\n")
+		alice.Send("/msg carol " + big + "\n")
 		s.ExpectLines(t,
 			"Server: received from alice: /msg carol "+big,
 			"Server: carol left (not reading: more than 1100 bytes pending)")
 		goodbye := "Server: more than 1100 bytes waiting for you, disconnecting you\n"
-		require.Equal(t, goodbye, carol.ReadLine(t))
-		carol.ExpectEOF(t)
-		for _, c := range []*Client{alice, dave, erin} {
-			require.Equal(t, "* carol has left the room\n", c.ReadLine(t))
+		require.Equal(t, goodbye, carol.NextLine())
+		carol.ExpectEOF()
+		for _, c := range []*tester.Client{alice, dave, erin} {
+			require.Equal(t, "* carol has left the room\n", c.NextLine())
 		}
 
 		// One message too big for both others: dave is dropped while the broadcast runs, the
 		// room (erin too) hears of it, and erin is dropped next, not skipped.
-		alice.Send(t, big+"\n")
+		alice.Send(big + "\n")
 		s.ExpectLines(t,
 			"Server: received from alice: "+big,
 			"Server: dave left (not reading: more than 1100 bytes pending)",
 			"Server: erin left (not reading: more than 1100 bytes pending)")
-		require.Equal(t, "* dave has left the room\n", alice.ReadLine(t))
-		require.Equal(t, "* erin has left the room\n", alice.ReadLine(t))
-		for _, c := range []*Client{dave, erin} {
-			require.Equal(t, goodbye, c.ReadLine(t))
-			c.ExpectEOF(t)
+		require.Equal(t, "* dave has left the room\n", alice.NextLine())
+		require.Equal(t, "* erin has left the room\n", alice.NextLine())
+		for _, c := range []*tester.Client{dave, erin} {
+			require.Equal(t, goodbye, c.NextLine())
+			c.ExpectEOF()
 		}
-		alice.Send(t, "/who\n")
-		require.Equal(t, "* Present: alice\n", alice.ReadLine(t))
+		alice.Send("/who\n")
+		require.Equal(t, "* Present: alice\n", alice.NextLine())
 		require.Equal(t, "Server: received from alice: /who", s.NextLine(t))
 
 		if CPUSupported {
@@ -365,7 +359,7 @@ func TestStage7Limits(t *testing.T) {
 		s.Signal(t, syscall.SIGINT)
 		require.Equal(t, 0, s.WaitExit(t, 5*time.Second))
 		require.Equal(t, "Server: shutting down", s.NextLine(t))
-		alice.ExpectEOF(t)
+		alice.ExpectEOF()
 	})
 }
 
@@ -391,12 +385,12 @@ func TestStage7SlowReaderCatchesUp(t *testing.T) {
 		// in. The next pass must not frame its lines over them: its message, as long as both
 		// together, would fit in the same buffer.
 		sync, psst := "["+alice.name+" -> you] sync\n", "["+alice.name+" -> you] psst\n"
-		alice.Send(t, "/msg "+bob.name+" sync\n/msg "+late.name+" psst\n")
+		alice.Send("/msg " + bob.name + " sync\n/msg " + late.name + " psst\n")
 		require.Equal(t, sync, r.read(t, bob))
 		message := "after the flood"
 		message += strings.Repeat(".", len(sync)+len(psst)-len(r.relayed(alice, message)))
 		after := r.relayed(alice, message)
-		alice.Send(t, message+"\n")
+		alice.Send(message + "\n")
 		require.Equal(t, after, r.read(t, bob))
 
 		r.expectVolume(t, late, senders, volumeLines, volumeSize)
@@ -418,7 +412,7 @@ func TestStage7Chatter(t *testing.T) {
 		said := func(i, round int) string { return fmt.Sprintf("line %d from %s", round, name(i)) }
 
 		lurker := connectStage7(t, s) // never joins: must hear nothing
-		room := make([]*Client, clients)
+		room := make([]*tester.Client, clients)
 		var names []string
 		for i := range room {
 			room[i] = joinStage7(t, s, name(i), names...)
@@ -438,12 +432,12 @@ func TestStage7Chatter(t *testing.T) {
 					case i%5 == 1 && (round-from)%2 == 0 && round+1 < to:
 						continue // sent with the next round, in one write
 					case i%5 == 1 && (round-from)%2 == 1:
-						room[i].Send(t, said(i, round-1)+"\n"+line)
+						room[i].Send(said(i, round-1) + "\n" + line)
 					case i%5 == 2:
-						room[i].Send(t, line[:4])
-						room[i].Send(t, line[4:])
+						room[i].Send(line[:4])
+						room[i].Send(line[4:])
 					default:
-						room[i].Send(t, line)
+						room[i].Send(line)
 					}
 				}
 			}
@@ -473,10 +467,10 @@ func TestStage7Chatter(t *testing.T) {
 		room = append(room, late)
 		lateIndex := clients
 		for _, i := range stayers {
-			require.Equal(t, "* late has entered the room\n", room[i].ReadLine(t))
-			require.Equal(t, "* "+name(leaver)+" has left the room\n", room[i].ReadLine(t))
+			require.Equal(t, "* late has entered the room\n", room[i].NextLine())
+			require.Equal(t, "* "+name(leaver)+" has left the room\n", room[i].NextLine())
 		}
-		require.Equal(t, "* "+name(leaver)+" has left the room\n", late.ReadLine(t))
+		require.Equal(t, "* "+name(leaver)+" has left the room\n", late.NextLine())
 		speakers := append(stayers, lateIndex)
 		name = func(i int) string {
 			if i == lateIndex {
@@ -516,18 +510,18 @@ func TestStage7Chatter(t *testing.T) {
 			}
 		}
 		for _, i := range speakers {
-			room[i].ExpectNothing(t, time.Millisecond)
+			room[i].ExpectNothing(time.Millisecond, "")
 		}
-		lurker.ExpectNothing(t, time.Millisecond)
+		lurker.ExpectNothing(time.Millisecond, "")
 	})
 }
 
 // readLines reads n lines from c.
-func readLines(t *testing.T, c *Client, n int) []string {
+func readLines(t *testing.T, c *tester.Client, n int) []string {
 	t.Helper()
 	lines := make([]string, n)
 	for i := range lines {
-		lines[i] = c.ReadLine(t)
+		lines[i] = c.NextLine()
 	}
 	return lines
 }
@@ -547,5 +541,14 @@ func expectPerSender(t *testing.T, receiver string, want, got []string) {
 	}
 	if diff := cmp.Diff(bySender(want), bySender(got)); diff != "" {
 		t.Fatalf("%s received, by sender (-want +got):\n%s", receiver, diff)
+	}
+}
+
+// expectQuiet proves that none of clients receives anything more: the first is given 200 ms,
+// by which time whatever the others were sent has arrived too.
+func expectQuiet(clients ...*tester.Client) {
+	clients[0].ExpectNothing(200*time.Millisecond, "")
+	for _, c := range clients[1:] {
+		c.ExpectNothing(time.Millisecond, "")
 	}
 }

@@ -79,20 +79,20 @@ const (
 	tailLines      = 25
 )
 
-// Run is one run of one check: the server it started and the clients it connected.
+// Run is one run of one check: the server it started and the clients it connected. A
+// client of a test (TestClient) has a Run of its own, with no server and a test to fail.
 type Run struct {
 	program *Program
+	test    Failer // nil in a check
 	stage   int
 	port    int
 	Addr    string // 127.0.0.1:PORT
 
 	mu         sync.Mutex
 	transcript []string
-	output     []string
-	shown      int // output lines put in the transcript
-	grew       chan struct{}
-	logNext    int  // the next output line WaitLog looks at
-	stopping   bool // the tester is stopping the server: its exit is expected
+	output     Lines // what the server printed; WaitLog waits for its lines
+	shown      int   // output lines put in the transcript
+	stopping   bool  // the tester is stopping the server: its exit is expected
 	awaited    []awaited
 
 	probe   net.Conn
@@ -120,7 +120,7 @@ type awaited struct {
 // RunCheck starts the server, runs check against it, and stops the server's process group.
 func RunCheck(program *Program, stage int, check Check) *Result {
 	result := &Result{Check: check, Stage: stage, Notes: map[string]string{}, Values: map[string]float64{}}
-	r := &Run{program: program, stage: stage, grew: make(chan struct{}), result: result, hidden: -1}
+	r := &Run{program: program, stage: stage, result: result, hidden: -1, output: Lines{Max: maxOutputLines}}
 	if program.FixedPort() {
 		r.port = DefaultPort
 	} else {
@@ -169,11 +169,11 @@ func RunCheck(program *Program, stage int, check Check) *Result {
 		}
 	}
 	if result.Ended != "" {
-		result.Tail = tail(r.output, tailLines)
+		result.Tail = tail(r.output.All(), tailLines)
 	}
 	// Copies: a process outside the group may still hold the server's output and print.
 	result.Transcript = append([]string(nil), r.transcript...)
-	result.Output = append([]string(nil), r.output...)
+	result.Output = r.output.All()
 	return result
 }
 
@@ -192,14 +192,12 @@ func (r *Run) bindFailed(err error) bool {
 	case <-r.program.outputRead():
 	case <-time.After(time.Second):
 	}
-	r.mu.Lock()
 	inUse := false
-	for _, line := range r.output {
+	for _, line := range r.output.All() {
 		lower := strings.ToLower(line)
 		inUse = inUse || strings.Contains(lower, "address already in use") ||
 			strings.Contains(lower, "address in use") || strings.Contains(lower, "eaddrinuse")
 	}
-	r.mu.Unlock()
 	if !inUse {
 		return false
 	}
@@ -220,8 +218,9 @@ const ReuseAddrHint = "the port is held by connections of an earlier run waiting
 // judgeBuffered looks, once the server has ended, for the log lines WaitLog gave up on; r.mu
 // must be held.
 func (r *Run) judgeBuffered() {
+	output := r.output.All()
 	for _, a := range r.awaited {
-		for _, line := range r.output[min(a.after, len(r.output)):] {
+		for _, line := range output[min(a.after, len(output)):] {
 			if a.match(line) {
 				r.result.Buffered = true
 			}
@@ -230,7 +229,7 @@ func (r *Run) judgeBuffered() {
 	if !r.result.Buffered {
 		// A server that buffers what it prints into a pipe, and is stopped by SIGTERM
 		// (C's default action), never writes its buffer out: nothing came at all.
-		if !r.result.Passed && r.result.Err == nil && r.program.Pipe && len(r.output) == 0 {
+		if !r.result.Passed && r.result.Err == nil && r.program.Pipe && len(output) == 0 {
 			r.result.Hint = SilentHint
 		}
 		return
@@ -327,9 +326,7 @@ func (r *Run) Restart() error {
 func (r *Run) serverLine(line string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.output) < maxOutputLines {
-		r.output = append(r.output, line)
-	}
+	r.output.Add(line)
 	shown := fit(serverPrefix+printable(line), len(line), excerptWidth)
 	switch {
 	case r.hidden >= 0:
@@ -342,8 +339,6 @@ func (r *Run) serverLine(line string) {
 		r.transcript = append(r.transcript, "[your server] ... (more lines, not shown)")
 		r.shown++
 	}
-	close(r.grew)
-	r.grew = make(chan struct{})
 }
 
 // repeated counts line as one more of the transcript's last line, if it is the same line
@@ -405,6 +400,9 @@ func (r *Run) ResumeOutput() {
 func (r *Run) say(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.test != nil && len(r.transcript) == 100 { // a failed test shows only the last 10
+		r.transcript = append(r.transcript[:0], r.transcript[90:]...)
+	}
 	r.transcript = append(r.transcript, fmt.Sprintf(format, args...))
 }
 
@@ -413,8 +411,18 @@ func (r *Run) Say(format string, args ...any) { r.say("[tester] "+format, args..
 
 // Fail records what was expected and the lesson the server missed, and ends the check. A
 // server that ended by itself meanwhile is reported as that, since it is what to fix first:
-// whatever the check was waiting for could not come.
+// whatever the check was waiting for could not come. A test client's Run fails its test.
 func (r *Run) Fail(expected, hint string) {
+	if r.test != nil {
+		r.test.Helper()
+		r.mu.Lock()
+		said := strings.Join(tail(r.transcript, 10), "\n")
+		r.mu.Unlock()
+		if hint != "" {
+			expected += ": " + hint
+		}
+		r.test.Fatalf("expected %s; the client's last lines:\n%s", expected, said)
+	}
 	// A server that dies closes its connections a moment before its exit is collected.
 	select {
 	case <-r.program.ended():
@@ -481,29 +489,13 @@ func (r *Run) CPU(window time.Duration) float64 {
 // WaitLog waits up to d for an output line, after the last one it returned, for which match
 // is true, and returns it; other lines are passed over.
 func (r *Run) WaitLog(d time.Duration, match func(line string) bool) (string, bool) {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
+	line, ok := r.output.Next(d, match)
+	if !ok {
 		r.mu.Lock()
-		for r.logNext < len(r.output) {
-			line := r.output[r.logNext]
-			r.logNext++
-			if match(line) {
-				r.mu.Unlock()
-				return line, true
-			}
-		}
-		grew := r.grew
+		r.awaited = append(r.awaited, awaited{match: match, after: len(r.output.All())})
 		r.mu.Unlock()
-		select {
-		case <-grew:
-		case <-deadline.C:
-			r.mu.Lock()
-			r.awaited = append(r.awaited, awaited{match: match, after: len(r.output)})
-			r.mu.Unlock()
-			return "", false
-		}
 	}
+	return line, ok
 }
 
 // DropProbe closes the connection that found the server ready, so that no client at all is
@@ -611,7 +603,7 @@ func (r *Run) SlowClient() *Client {
 }
 
 func (r *Run) addClient(name string, conn net.Conn) *Client {
-	c := &Client{run: r, Name: name, Conn: conn, reader: bufio.NewReaderSize(conn, 64<<10)}
+	c := &Client{run: r, Name: name, Conn: conn, Reader: bufio.NewReaderSize(conn, 64<<10)}
 	r.clients = append(r.clients, c)
 	local, remote := conn.LocalAddr().(*net.TCPAddr), conn.RemoteAddr().(*net.TCPAddr)
 	if !r.connectingMany {
@@ -635,13 +627,13 @@ func (r *Run) closeClients() {
 	r.closing.Wait()
 }
 
-// Client is one connection of a check. Everything it sends and receives goes into the
-// transcript, prefixed with its name.
+// Client is one connection of a check, or of a test (TestClient). Everything it sends and
+// receives goes into the transcript, prefixed with its name.
 type Client struct {
 	run    *Run
 	Name   string
 	Conn   net.Conn
-	reader *bufio.Reader
+	Reader *bufio.Reader // what it has received and not yet read
 	closed bool
 	sent   map[string]bool // the lines it sent, and pieces of them, without their endings
 	// unfinished is what it sent after its last "\n".
@@ -651,6 +643,40 @@ type Client struct {
 	drained chan struct{}
 }
 
+// Failer is a test: testing.TB has both methods, and the tester does not import testing.
+type Failer interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// TestClient is a client of a test on the connection conn: where a check's client ends the
+// check, it fails test, showing its last lines sent and received. It reads exact bytes, with
+// no house style to look past.
+func TestClient(test Failer, conn net.Conn) *Client {
+	r := &Run{test: test, result: &Result{}, hidden: -1}
+	return r.addClient("client", conn)
+}
+
+// NextLine reads one line, with its terminator, failing if none comes within the Deadline.
+func (c *Client) NextLine() string {
+	line, err := c.ReadLine(Deadline)
+	if err != nil {
+		c.run.Fail(fmt.Sprintf("%s to receive a line", c.Name), "")
+	}
+	return line
+}
+
+// ExpectEOF proves that the server ends the connection in good order (end of stream, not a
+// reset) within the Deadline, with nothing more before it.
+func (c *Client) ExpectEOF() {
+	c.Conn.SetReadDeadline(time.Now().Add(Deadline))
+	rest, err := io.ReadAll(c.Reader)
+	c.sayRead(string(rest), err, Deadline)
+	if err != nil || len(rest) > 0 {
+		c.run.Fail(fmt.Sprintf("%s's connection to end in good order, with nothing more", c.Name), "")
+	}
+}
+
 // Drain reads and throws away everything the client receives, from now on, in the background:
 // a client that only sends must still read, or the server's queue for it grows until the
 // server drops it (as a server should drop a client that does not read).
@@ -658,7 +684,7 @@ func (c *Client) Drain() {
 	c.drained = make(chan struct{})
 	go func() {
 		defer close(c.drained)
-		io.Copy(io.Discard, c.reader)
+		io.Copy(io.Discard, c.Reader)
 	}()
 }
 
@@ -695,12 +721,14 @@ func (c *Client) ReadOthers(d time.Duration, show bool) (Relayed, error) {
 }
 
 func (c *Client) write(s string) {
-	c.remember(s)
-	// A line sent in several writes is a line too, once its end is sent.
-	c.unfinished += s
-	if end := strings.LastIndex(c.unfinished, "\n"); end >= 0 {
-		c.remember(c.unfinished[:end])
-		c.unfinished = c.unfinished[end+1:]
+	if c.run.test == nil { // a test asserts exact bytes: it has nothing to recognise
+		c.remember(s)
+		// A line sent in several writes is a line too, once its end is sent.
+		c.unfinished += s
+		if end := strings.LastIndex(c.unfinished, "\n"); end >= 0 {
+			c.remember(c.unfinished[:end])
+			c.unfinished = c.unfinished[end+1:]
+		}
 	}
 	c.Conn.SetWriteDeadline(time.Now().Add(Deadline))
 	if _, err := io.WriteString(c.Conn, s); err != nil {
@@ -717,7 +745,7 @@ func (c *Client) ReadLine(d time.Duration) (string, error) {
 
 func (c *Client) readLine(d time.Duration, show bool) (string, error) {
 	c.Conn.SetReadDeadline(time.Now().Add(d))
-	line, err := c.reader.ReadString('\n')
+	line, err := c.Reader.ReadString('\n')
 	if err == nil && show {
 		c.run.say("[%s] received %s", c.Name, quote(line))
 	}
@@ -749,12 +777,12 @@ func (c *Client) sayRead(line string, err error, d time.Duration) {
 // line back to it fails with echoHint, whatever hint is given.
 func (c *Client) ExpectNothing(d time.Duration, hint string) {
 	if d <= 0 {
-		panic("ExpectNothing needs a positive duration: a wait of 0 sees nothing and proves nothing")
+		c.run.Fail("ExpectNothing to wait a positive duration", "a wait of 0 sees nothing and proves nothing")
 	}
 	deadline := time.Now().Add(d)
 	for range maxStyleLines {
 		c.Conn.SetReadDeadline(deadline)
-		_, err := c.reader.ReadByte()
+		_, err := c.Reader.ReadByte()
 		var netErr net.Error
 		if errors.As(err, &netErr) && netErr.Timeout() {
 			c.run.say("[%s] expected nothing, waited %s ✓", c.Name, human(d))
@@ -764,9 +792,9 @@ func (c *Client) ExpectNothing(d time.Duration, hint string) {
 			c.run.say("[%s] expected nothing, but %v", c.Name, reasonOf(err))
 			c.run.Fail(fmt.Sprintf("%s to stay connected and receive nothing", c.Name), hint)
 		}
-		c.reader.UnreadByte()
+		c.Reader.UnreadByte()
 		c.Conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		line, err := c.reader.ReadString('\n')
+		line, err := c.Reader.ReadString('\n')
 		text := trimEnding(line)
 		if message, _ := c.run.relays(text); c.run.styled() && err == nil && c.sent[message] {
 			c.run.say("[%s] received its own line back: %s", c.Name, quote(line))
@@ -784,7 +812,7 @@ func (c *Client) ExpectNothing(d time.Duration, hint string) {
 // over anything that comes first.
 func (c *Client) ExpectClosed(hint string) {
 	c.Conn.SetReadDeadline(time.Now().Add(Deadline))
-	n, err := io.Copy(io.Discard, c.reader)
+	n, err := io.Copy(io.Discard, c.Reader)
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
 		c.run.say("[%s] still connected after %s", c.Name, human(Deadline))
@@ -800,10 +828,15 @@ func (c *Client) ExpectClosed(hint string) {
 // Close ends the connection in good order, the way a well-behaved client leaves: it says it
 // is done sending (FIN), reads whatever the server still sends until the server closes its
 // end, then closes. Closing with unread data would make the kernel send a reset instead, and
-// the server's log would show an error that the tester caused.
+// the server's log would show an error that the tester caused. A test's client closes at
+// once: the test knows what it left unread.
 func (c *Client) Close() {
 	c.run.say("[%s] closed its connection", c.Name)
 	c.closed = true
+	if c.run.test != nil { // a test may be reading it in a goroutine of its own: close at once
+		c.Conn.Close()
+		return
+	}
 	c.goodbye(2 * time.Second)
 }
 
@@ -820,7 +853,7 @@ func (c *Client) goodbye(wait time.Duration) {
 		if c.drained != nil {
 			<-c.drained // the client's own drain reads until the end, or the deadline
 		} else {
-			io.Copy(io.Discard, c.reader)
+			io.Copy(io.Discard, c.Reader)
 		}
 		c.Conn.Close()
 	}()

@@ -7,9 +7,11 @@
 // The map:
 //
 //   - process.go: Command, the one way this repository starts and watches a program (its
-//     output on a pseudo-terminal or a pipe, its process group, its stop and its CPU).
+//     output on a pseudo-terminal or a pipe, its process group, its stop and its CPU), and
+//     Lines, the one waiter for a program's output lines.
 //   - program.go: Program, somebody's server as the checks start, stop and restart it.
-//   - check.go: a check's run and its clients; report.go: a result as the command prints it.
+//   - check.go: a check's run and Client, the one client type, which the tests of package
+//     harness use too (TestClient); report.go: a result as the command prints it.
 //   - stages.go: the list of every stage's checks, and the checks of stages 1 to 5;
 //     stage6.go: those of stage 6 (a room you do not trust); stage7.go: those of stage 7
 //     (Budget Chat). Each check says what the lesson or the statement requires and what is

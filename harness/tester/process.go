@@ -271,3 +271,80 @@ func (r *Running) CPU(window time.Duration) (float64, error) {
 	pid := r.PID()
 	return CPUShare(window, func() (time.Duration, error) { return CPUTime(pid) })
 }
+
+// Lines is a program's output as it comes, line by line: the one place where a test or a
+// check waits for the line it expects.
+type Lines struct {
+	Max   int // how many lines are kept at most, or 0 for all of them
+	mu    sync.Mutex
+	lines []string
+	next  int  // the next line Next looks at
+	ended bool // no line will come any more
+	grew  chan struct{}
+}
+
+// changed wakes whoever waits in Next; l.mu must be held.
+func (l *Lines) changed() {
+	if l.grew != nil {
+		close(l.grew)
+	}
+	l.grew = make(chan struct{})
+}
+
+// Add appends a line, unless Max are kept already.
+func (l *Lines) Add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.Max > 0 && len(l.lines) >= l.Max {
+		return
+	}
+	l.lines = append(l.lines, line)
+	l.changed()
+}
+
+// End says that no line will come any more: Next stops waiting.
+func (l *Lines) End() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended = true
+	l.changed()
+}
+
+// Next waits up to d for a line, after the last one it returned, for which match is true
+// (nil matches any), and returns it; other lines are passed over.
+func (l *Lines) Next(d time.Duration, match func(line string) bool) (string, bool) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		for l.next < len(l.lines) {
+			line := l.lines[l.next]
+			l.next++
+			if match == nil || match(line) {
+				l.mu.Unlock()
+				return line, true
+			}
+		}
+		if l.ended {
+			l.mu.Unlock()
+			return "", false
+		}
+		if l.grew == nil {
+			l.grew = make(chan struct{})
+		}
+		grew := l.grew
+		l.mu.Unlock()
+		select {
+		case <-grew:
+		case <-deadline.C:
+			return "", false
+		}
+	}
+}
+
+// All returns every line so far.
+func (l *Lines) All() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}

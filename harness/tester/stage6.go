@@ -168,7 +168,7 @@ func readSlowly(c *Client, message string) hearing {
 	var h hearing
 	start := time.Now()
 	for {
-		line, err := c.reader.ReadString('\n')
+		line, err := c.Reader.ReadString('\n')
 		h.read += int64(len(line))
 		if err != nil {
 			h.err = err
@@ -228,7 +228,7 @@ func heedFlooder(c *Client) (told func() string) {
 	go func() {
 		defer close(c.drained)
 		for {
-			line, err := c.reader.ReadString('\n')
+			line, err := c.Reader.ReadString('\n')
 			if err != nil {
 				return
 			}
@@ -290,14 +290,12 @@ func checkPausedOutput(r *Run) {
 	// the server kept. A server that does not print messages has nothing to wait for.
 	_, logged := r.WaitLog(2*time.Second, endsWith(hello))
 	r.ShowOutput()
-	r.mu.Lock()
 	printed := 0
-	for _, line := range r.output {
+	for _, line := range r.output.All() {
 		if strings.Contains(line, "line 00") && strings.HasSuffix(line, strings.Repeat("-", 85)) {
 			printed++
 		}
 	}
-	r.mu.Unlock()
 	switch {
 	case printed >= PausedLines:
 		r.Note("log", "kept")
@@ -349,15 +347,15 @@ func checkShutdown(r *Run) {
 	// under the race detector) could use up.
 	var stream bytes.Buffer
 	late.Conn.SetReadDeadline(signalled.Add(shutdownWait))
-	_, end := io.Copy(&stream, late.reader)
+	_, end := io.Copy(&stream, late.Reader)
 	if end == nil {
 		end = io.EOF
 	}
-	late.reader = bufio.NewReader(io.MultiReader(&stream, failing{end}))
+	late.Reader = bufio.NewReader(io.MultiReader(&stream, failing{end}))
 	receiveFlood(late, ShutdownLines, new(atomic.Int64), shutdownWait, shutdownHint, shutdownHint)
 	// Anything after the lines (a goodbye, say) is passed over: the stream must end, in order
 	// or with a reset, which loses nothing now.
-	if _, err := io.Copy(io.Discard, late.reader); isTimeout(err) {
+	if _, err := io.Copy(io.Discard, late.Reader); isTimeout(err) {
 		r.say("[%s] still connected %s after SIGTERM", late.Name, human(shutdownWait))
 		r.Fail(fmt.Sprintf("your server to close %s's connection once its lines were sent", late.Name),
 			"after SIGTERM, once a client's queued output has gone out, close its connection and exit")

@@ -140,9 +140,7 @@ func checkIllegalName(r *Run) {
 const sixteen = "Charlie123456789"
 
 func checkPresence(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	charlie := connectUnnamed(r)
 	charlie.Send(sixteen + "\n")
 	expectEvent(charlie, "the list of users present", presenceHint+"; names of up to 16 "+
@@ -153,9 +151,7 @@ func checkPresence(r *Run) {
 }
 
 func checkLeft(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	bob.Close()
 	expectEvent(alice, "bob's departure", "when a joined user leaves, tell the others with a "+
 		"line starting with \"*\" that names them (\"* bob has left the room\")", "bob")
@@ -175,9 +171,7 @@ func checkNotJoined(r *Run) {
 }
 
 func checkMessages(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	charlie := join(r, "charlie", "alice", "bob")
 	expectEntered("charlie", alice, bob)
 	alice.Send("Hello, everyone\n")
@@ -201,18 +195,14 @@ func expectMessage(c *Client, want string) {
 }
 
 func checkLongMessage(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	message := strings.Repeat("0123456789", 100)
 	bob.Send(message + "\n")
 	expectMessage(alice, "[bob] "+message)
 }
 
 func checkResetBudget(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	bob.Reset()
 	expectEvent(alice, "bob's departure", "a user whose connection was reset has left: tell "+
 		"the others, and forget them (a write to them fails; that must not end the server)", "bob")
@@ -233,9 +223,7 @@ func checkResetBudget(r *Run) {
 }
 
 func checkTakenName(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	second := connectUnnamed(r)
 	second.Send("alice\n")
 	line, err := second.ReadLine(Deadline)
@@ -243,7 +231,7 @@ func checkTakenName(r *Run) {
 	if !refused {
 		// A line came: a refusal, if the connection closes now, or the list of users present.
 		second.Conn.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := second.reader.Peek(1); err != nil && !isTimeout(err) {
+		if _, err := second.Reader.Peek(1); err != nil && !isTimeout(err) {
 			refused = true
 			second.run.say("[%s] the connection was closed by your server", second.Name)
 		}
@@ -289,9 +277,7 @@ func checkTakenName(r *Run) {
 }
 
 func checkWholeBudget(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	carol := join(r, "carol", "alice", "bob")
 	expectEntered("carol", alice, bob)
 	wholeLinesBetween(r, alice, bob, carol, 1000, "[alice] ", "[bob] ")
@@ -300,9 +286,7 @@ func checkWholeBudget(r *Run) {
 // observeNotTextBudget sends a message that is not ASCII, and reports what became of it and of
 // the room; it never fails.
 func observeNotTextBudget(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	alice.Send(NotTextLine)
 	alice.Send("plain\n")
 	var seen []string
@@ -332,9 +316,7 @@ func observeNotTextBudget(r *Run) {
 }
 
 func observeCommands(r *Run) {
-	alice := join(r, "alice")
-	bob := join(r, "bob", "alice")
-	expectEntered("bob", alice)
+	alice, bob := aliceAndBob(r)
 	charlie := join(r, "charlie", "alice", "bob")
 	expectEntered("charlie", alice, bob)
 
@@ -357,4 +339,13 @@ func observeCommands(r *Run) {
 		return
 	}
 	r.Observe("%s, as ours do.", strings.Join(seen, " and "))
+}
+
+// aliceAndBob joins alice, then bob, who is told that alice is present while she is told
+// that he entered.
+func aliceAndBob(r *Run) (alice, bob *Client) {
+	alice = join(r, "alice")
+	bob = join(r, "bob", "alice")
+	expectEntered("bob", alice)
+	return alice, bob
 }

@@ -252,21 +252,23 @@ func observeSecondClient(r *Run) {
 var greeting = []string{"Hello\r\n", "Hola\n", "Foo\r\n"}
 
 func checkClients(r *Run) {
+	greetLogged(r, "every client must be read: accept new clients and read from all of them "+
+		"in one loop, with non-blocking sockets, so that no call waits for one client")
+}
+
+// greetLogged connects three clients, each of which says its greeting and waits for the
+// server's log to print it.
+func greetLogged(r *Run, hint string) []*Client {
 	clients := []*Client{r.Client(), r.Client(), r.Client()}
 	for i, c := range clients {
 		c.Send(greeting[i])
-		r.waitLog(strings.TrimRight(greeting[i], "\r\n"),
-			"every client must be read: accept new clients and read from all of them in one "+
-				"loop, with non-blocking sockets, so that no call waits for one client")
+		r.waitLog(strings.TrimRight(greeting[i], "\r\n"), hint)
 	}
+	return clients
 }
 
 func checkLeaveLog(r *Run) {
-	clients := []*Client{r.Client(), r.Client(), r.Client()}
-	for i, c := range clients {
-		c.Send(greeting[i])
-		r.waitLog(strings.TrimRight(greeting[i], "\r\n"), "print each line the client sends")
-	}
+	clients := greetLogged(r, "print each line the client sends")
 	clients[1].Close()
 	line, ok := r.WaitLog(2*time.Second, func(line string) bool {
 		lower := strings.ToLower(line)
@@ -297,11 +299,7 @@ const resetHint = "a connection reset (ECONNRESET on a read, EPIPE or SIGPIPE on
 	"Node, handle each socket's 'error' event; in Python, catch ConnectionResetError)"
 
 func checkResetLog(r *Run) {
-	clients := []*Client{r.Client(), r.Client(), r.Client()}
-	for i, c := range clients {
-		c.Send(greeting[i])
-		r.waitLog(strings.TrimRight(greeting[i], "\r\n"), "print each line the client sends")
-	}
+	clients := greetLogged(r, "print each line the client sends")
 	clients[1].Reset()
 	clients[0].Send("Bar\r\n")
 	r.waitLog("Bar", resetHint)

@@ -44,7 +44,7 @@ type Relayed struct {
 }
 
 // styled reports whether the run looks past house style: up to stage 5.
-func (r *Run) styled() bool { return r.stage <= 5 }
+func (r *Run) styled() bool { return r.stage <= 5 && r.test == nil }
 
 // sentLine records a line a client sent, for recognising it in what the server sends.
 func (r *Run) sentLine(line string) {
@@ -165,7 +165,7 @@ func (c *Client) readRelayed(d time.Duration, show bool) (Relayed, error) {
 	for range maxStyleLines {
 		wait := max(time.Until(deadline), time.Millisecond)
 		c.Conn.SetReadDeadline(time.Now().Add(wait))
-		line, err := c.reader.ReadString('\n')
+		line, err := c.Reader.ReadString('\n')
 		got := Relayed{Line: line, Text: trimEnding(line)}
 		if err != nil {
 			flush()

@@ -141,19 +141,17 @@ func start(bin, ready string, args ...string) (*server, error) {
 		return nil, err
 	}
 	s := &server{Process: p}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !p.Exited(); time.Sleep(10 * time.Millisecond) {
-		s.lines = p.Lines()
-		for _, line := range s.lines {
-			if port := harness.StartedPort(line); port != "" {
-				s.addr = "127.0.0.1:" + port
-			}
-			if strings.Contains(line, ready) && s.addr != "" {
-				return s, nil
-			}
+	_, ok := p.Await(20*time.Second, func(line string) bool {
+		if port := harness.StartedPort(line); port != "" {
+			s.addr = "127.0.0.1:" + port
 		}
+		return strings.Contains(line, ready) && s.addr != ""
+	})
+	if s.lines = p.Lines(); !ok {
+		p.Kill()
+		return nil, fmt.Errorf("%s was not ready within 20 s: %q %s", bin, s.lines, p.Stderr())
 	}
-	p.Kill()
-	return nil, fmt.Errorf("%s was not ready within 20 s: %q %s", bin, s.lines, p.Stderr())
+	return s, nil
 }
 
 func oneServer(bin string, receivers, lines, size int) (float64, error) {

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -641,7 +642,7 @@ func (b *bench) memory() error {
 	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", cli.Thousands(float64(b.memoryConns)))
 	fmt.Printf("%-14s %12s %12s %16s\n", "server", "RSS before", "RSS after", "per connection")
 	for _, t := range b.targets {
-		if t.pkg == "stage5-select" && slicesContain(t.args, "select") && b.memoryConns >= 1020 {
+		if t.pkg == "stage5-select" && slices.Contains(t.args, "select") && b.memoryConns >= 1020 {
 			fmt.Printf("%-14s %s\n", t.name, "-  (select cannot watch descriptors of 1024 or more; see stage5 epoll)")
 			continue
 		}
@@ -761,15 +762,6 @@ func closeAll(fds []int) {
 	for _, fd := range fds {
 		syscall.Close(fd)
 	}
-}
-
-func slicesContain(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // dialRedis waits for a freshly started Redis to answer PING.

@@ -105,21 +105,12 @@ func startServer(poller string, args ...string) (*harness.Server, error) {
 // waitConnected waits until the server's log shows want connections in all.
 func waitConnected(s *harness.Server, want int) error {
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		n := 0
-		for _, line := range s.Lines() {
-			if line == "Server: client connected" {
-				n++
-			}
-		}
-		if n >= want {
-			return nil
-		}
-		if s.Exited() || time.Now().After(deadline) {
+	for n := range want {
+		if _, ok := s.Await(time.Until(deadline), func(line string) bool { return line == "Server: client connected" }); !ok {
 			return fmt.Errorf("the server logged %d of %d connections; stderr: %q", n, want, s.Stderr())
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // bigLine is measurement (a).

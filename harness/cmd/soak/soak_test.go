@@ -26,7 +26,11 @@ func TestStage6Soak(t *testing.T) {
 	for _, poller := range []string{"select", harness.NativePoller()} {
 		t.Run(poller, func(t *testing.T) {
 			t.Parallel()
-			s := harness.StartServer(t, "stage6-hardened", "-poller", poller, "-quiet")
+			s, err := harness.StartServerProcess("stage6-hardened", "-poller", poller, "-quiet")
+			if s != nil {
+				t.Cleanup(s.Kill)
+			}
+			require.NoError(t, err)
 			report, err := Soak(SoakConfig{
 				Addr:           s.Addr,
 				ServerPID:      s.PID(),
