@@ -114,11 +114,21 @@ func TestNATSCluster(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	stream, err := js.Stream(ctx, "KV_"+namesBucket)
-	if err != nil {
-		t.Fatal(err)
+	// The server is in the room once it is connected; the bucket's stream may still be electing
+	// its first leader, and until it has one, NATS leaves a question about it unanswered: ask
+	// again, for as long as an election may take on a busy machine.
+	var stream jetstream.Stream
+	for deadline := time.Now().Add(3 * patience); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		stream, err = js.Stream(ctx, "KV_"+namesBucket)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the names' bucket: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if replicas := stream.CachedInfo().Config.Replicas; replicas != 3 {
 		t.Fatalf("the names' bucket has %d copies, want 3", replicas)
