@@ -27,12 +27,11 @@ func openNames(t *testing.T, url string) (*nats.Conn, jetstream.JetStream, jetst
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, namesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var kv jetstream.KeyValue
+	askCluster(t, "the names' bucket", func(ctx context.Context) (err error) {
+		kv, err = js.KeyValue(ctx, namesBucket)
+		return err
+	})
 	return nc, js, kv
 }
 
@@ -184,12 +183,11 @@ func TestThreeCopies(t *testing.T) {
 	startNode(t, &third)
 	hub.waitLog(`^Server: in the room through NATS`)
 	_, js, _ := openNames(t, url)
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
-	stream, err := js.Stream(ctx, "KV_"+namesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var stream jetstream.Stream
+	askCluster(t, "the names' bucket", func(ctx context.Context) (err error) {
+		stream, err = js.Stream(ctx, "KV_"+namesBucket)
+		return err
+	})
 	if replicas := stream.CachedInfo().Config.Replicas; replicas != 3 {
 		t.Fatalf("the names' bucket has %d copies, want 3", replicas)
 	}

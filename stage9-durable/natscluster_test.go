@@ -76,6 +76,26 @@ func startNATSCluster(t *testing.T, secret string, size int) ([]*natsserver.Serv
 	}
 }
 
+// askCluster asks a NATS cluster a question until it answers. A server is in the room once it
+// is connected, but the bucket's stream may still be electing its first leader, and until it
+// has one, NATS leaves a question about it unanswered: ask again, for as long as an election
+// may take on a busy machine.
+func askCluster(t *testing.T, what string, ask func(context.Context) error) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * patience); ; {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := ask(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // startNode starts one node of a NATS cluster, and stops it at the end of the test.
 func startNode(t *testing.T, options *natsserver.Options) *natsserver.Server {
 	t.Helper()
@@ -114,22 +134,11 @@ func TestNATSCluster(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	// The server is in the room once it is connected; the bucket's stream may still be electing
-	// its first leader, and until it has one, NATS leaves a question about it unanswered: ask
-	// again, for as long as an election may take on a busy machine.
 	var stream jetstream.Stream
-	for deadline := time.Now().Add(3 * patience); ; {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	askCluster(t, "the names' bucket", func(ctx context.Context) (err error) {
 		stream, err = js.Stream(ctx, "KV_"+namesBucket)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the names' bucket: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err
+	})
 	if replicas := stream.CachedInfo().Config.Replicas; replicas != 3 {
 		t.Fatalf("the names' bucket has %d copies, want 3", replicas)
 	}
