@@ -30,6 +30,12 @@ var stageBinary string // the stage, built by TestMain
 
 var buildFlags []string // race_test.go adds -race
 
+// whileThrottled is the most of a core a server may use while it relays a throttled client's
+// 20 lines a second (cpu_linux_test.go): a loop that spun while the client waited would take
+// all of one. race_test.go raises it: built with the race detector, a server does each line's
+// work several times slower.
+var whileThrottled = 0.02
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "stage8-test-")
 	if err != nil {
