@@ -31,8 +31,7 @@ func TestFanoutSmoke(t *testing.T) {
 		{"gorelay", "harness/cmd/gorelay", []string{"-quiet"}, "line"},
 		{"stage7", "stage7-identity", []string{"-poller", "epoll", "-quiet"}, "stage7"},
 	}
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	runs := []struct {
 		name      string
 		args      []string

@@ -139,8 +139,7 @@ func readmeStage2ReuseAddr(t *testing.T) map[string]string {
 // fail, and returns the transcript of the README's command, without the -addr.
 func goRunFails(t *testing.T, server *Server, pkg string, args ...string) string {
 	t.Helper()
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	cmd := exec.Command("go", append(append([]string{"run", pkg}, args...), "-addr", server.Addr)...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
@@ -450,8 +449,7 @@ func readmeCheckBuffered(t *testing.T) map[string]string {
 	if _, err := exec.LookPath("cc"); err != nil {
 		t.Skip("no C compiler (cc) on this machine")
 	}
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	bin := filepath.Join(t.TempDir(), "server")
 	build := exec.Command("cc", "-O2", "-o", bin, filepath.Join(root, "harness/testdata/corpus/c-stage1/server.c"))
 	out, err := build.CombinedOutput()
