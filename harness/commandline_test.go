@@ -13,13 +13,10 @@ import (
 // and one sentence. A misused command line gets one line on stderr and exit status 2.
 func TestStagesCommandLine(t *testing.T) {
 	t.Parallel()
-	root := RootDir(t)
 	for _, pkg := range []string{"stage1-blocking", "stage2-recvline", "stage3-nonblocking",
 		"stage4-broadcast", "stage5-select", "stage7-identity"} {
 		t.Run(pkg, func(t *testing.T) {
-			if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
-				t.Skipf("no %s in this checkout", pkg)
-			}
+			needFolder(t, pkg)
 			help := Start(t, Binary(t, pkg), nil, "-h")
 			require.Equal(t, 0, help.WaitExit(t, Deadline))
 			usage := help.Stderr()
@@ -51,10 +48,7 @@ func TestStage5ListenErrors(t *testing.T) {
 
 func TestStage7ListenErrors(t *testing.T) {
 	t.Parallel()
-	root := RootDir(t)
-	if _, err := os.Stat(filepath.Join(root, "stage7-identity")); err != nil {
-		t.Skip("no stage7-identity in this checkout")
-	}
+	needFolder(t, "stage7-identity")
 	checkListenErrors(t, "stage7-identity")
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -21,6 +22,15 @@ func RootDir(t testing.TB) string {
 	root, err := Root()
 	require.NoError(t, err)
 	return root
+}
+
+// needFolder skips the test when the module has no folder pkg, in a checkout that lacks a
+// stage.
+func needFolder(t testing.TB, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(RootDir(t), pkg)); err != nil {
+		t.Skipf("no %s in this checkout", pkg)
+	}
 }
 
 // needPython returns the path of python3, whose small servers some tests start, and skips
