@@ -208,24 +208,21 @@ func TestClientsCannotConnect(t *testing.T) {
 // good order (exit 0). (A reset: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsSenderServerGone(t *testing.T) {
 	t.Parallel()
-	t.Run("closed", func(t *testing.T) {
-		s := StartServer(t, clientsServer)
-		stdin, typing := stdinPipe(t)
-		sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", s.Addr)
-		s.WaitLine(t, "Server: client connected")
-		_, err := typing.WriteString("Hello\n")
-		require.NoError(t, err)
-		s.WaitLine(t, "Server: received from client: Hello")
-		s.Kill()
-		require.Equal(t, 0, sender.WaitExit(t, Deadline), "stderr: %s", sender.Stderr())
-		// The prompt for the line never typed is ended by a newline.
-		want := []string{connectedLine(s.Addr), "> > ", "Client: the server closed the connection"}
-		if diff := cmp.Diff(want, sender.Lines()); diff != "" {
-			t.Fatalf("sender's output (-want +got):\n%s", diff)
-		}
-		require.Empty(t, sender.Stderr())
-	})
-
+	s := StartServer(t, clientsServer)
+	stdin, typing := stdinPipe(t)
+	sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", s.Addr)
+	s.WaitLine(t, "Server: client connected")
+	_, err := typing.WriteString("Hello\n")
+	require.NoError(t, err)
+	s.WaitLine(t, "Server: received from client: Hello")
+	s.Kill()
+	require.Equal(t, 0, sender.WaitExit(t, Deadline), "stderr: %s", sender.Stderr())
+	// The prompt for the line never typed is ended by a newline.
+	want := []string{connectedLine(s.Addr), "> > ", "Client: the server closed the connection"}
+	if diff := cmp.Diff(want, sender.Lines()); diff != "" {
+		t.Fatalf("sender's output (-want +got):\n%s", diff)
+	}
+	require.Empty(t, sender.Stderr())
 }
 
 // With -no-newline the sender does what the article's first client did, and stage 1 shows
@@ -282,18 +279,15 @@ func TestClientsChatPipes(t *testing.T) {
 // (exit 0). (Resets and a server's last line: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsChatServerGone(t *testing.T) {
 	t.Parallel()
-	t.Run("closed", func(t *testing.T) {
-		s := StartServer(t, clientsServer)
-		stdin, _ := stdinPipe(t)
-		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-		require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-		s.WaitLine(t, "Server: client connected")
-		s.Kill()
-		require.Equal(t, 0, chat.WaitExit(t, Deadline))
-		require.Empty(t, chat.Stderr())
-		require.Equal(t, []string{connectedLine(s.Addr), "Client: the server closed the connection"}, chat.Lines())
-	})
-
+	s := StartServer(t, clientsServer)
+	stdin, _ := stdinPipe(t)
+	chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+	s.WaitLine(t, "Server: client connected")
+	s.Kill()
+	require.Equal(t, 0, chat.WaitExit(t, Deadline))
+	require.Empty(t, chat.Stderr())
+	require.Equal(t, []string{connectedLine(s.Addr), "Client: the server closed the connection"}, chat.Lines())
 }
 
 // startChatInTerminal starts clients/chat in a pseudo-terminal of columns by 24, waits for
