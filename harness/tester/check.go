@@ -761,9 +761,8 @@ func (c *Client) sayRead(line string, err error, d time.Duration) {
 	if line != "" {
 		c.run.say("[%s] received %s, with no end of line", c.Name, quote(line))
 	}
-	var netErr net.Error
 	switch {
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case isTimeout(err):
 		c.run.say("[%s] received nothing more within %s", c.Name, human(d))
 	case errors.Is(err, io.EOF):
 		c.run.say("[%s] the connection was closed by your server", c.Name)
@@ -783,8 +782,7 @@ func (c *Client) ExpectNothing(d time.Duration, hint string) {
 	for range maxStyleLines {
 		c.Conn.SetReadDeadline(deadline)
 		_, err := c.Reader.ReadByte()
-		var netErr net.Error
-		if errors.As(err, &netErr) && netErr.Timeout() {
+		if isTimeout(err) {
 			c.run.say("[%s] expected nothing, waited %s ✓", c.Name, human(d))
 			return
 		}
@@ -813,8 +811,7 @@ func (c *Client) ExpectNothing(d time.Duration, hint string) {
 func (c *Client) ExpectClosed(hint string) {
 	c.Conn.SetReadDeadline(time.Now().Add(Deadline))
 	n, err := io.Copy(io.Discard, c.Reader)
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
+	if isTimeout(err) {
 		c.run.say("[%s] still connected after %s", c.Name, human(Deadline))
 		c.run.Fail(fmt.Sprintf("your server to close %s's connection", c.Name), hint)
 	}

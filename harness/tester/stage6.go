@@ -271,13 +271,7 @@ func checkPausedOutput(r *Run) {
 	senders := r.Clients(r.floodSenders(PausedLines))
 	r.HideOutput() // what it prints now is not read until later, and then it is a flood
 	r.PauseOutput()
-	var received atomic.Int64
-	sent := flood(r, senders, PausedLines, &received)
-	receiveFlood(healthy, PausedLines, &received, 5*time.Second, pausedHint, lostHint)
-	if err := <-sent; err != nil {
-		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", pausedHint)
-	}
+	floodPast(r, senders, healthy, PausedLines, pausedHint)
 	r.ResumeOutput()
 	newcomer := r.Client()
 	hello := "hello, I am " + newcomer.Name
@@ -330,14 +324,8 @@ func checkShutdown(r *Run) {
 	late, witness := r.SlowClient(), r.Client()
 	senders := r.Clients(r.floodSenders(ShutdownLines))
 	r.Say("%s does not read for now; %s reads everything", late.Name, witness.Name)
-	var received atomic.Int64
 	r.HideOutput()
-	sent := flood(r, senders, ShutdownLines, &received)
-	receiveFlood(witness, ShutdownLines, &received, 5*time.Second, heldUpHint, lostHint)
-	if err := <-sent; err != nil {
-		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
-	}
+	floodPast(r, senders, witness, ShutdownLines, "")
 	// Everything has been read by the server, since the witness got it: what late has not
 	// read waits for it, in the kernel and in the server's queue.
 	signalled := r.terminate()

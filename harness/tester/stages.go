@@ -792,14 +792,22 @@ func (r *Run) looksFlood(text string) bool {
 }
 
 // floodPast has senders send count numbered lines, and proves that healthy receives every
-// one, whole and in order, whatever another client does meanwhile.
-func floodPast(r *Run, senders []*Client, healthy *Client, count int) {
+// one, whole and in order, whatever another client (or the server's own output) does
+// meanwhile. held is the hint if healthy waits in vain or the senders cannot send, "" for
+// the usual ones.
+func floodPast(r *Run, senders []*Client, healthy *Client, count int, held string) {
+	unsent := "keep reading every client while you write to the others"
+	if held == "" {
+		held = heldUpHint
+	} else {
+		unsent = held
+	}
 	var received atomic.Int64
 	sent := flood(r, senders, count, &received)
-	receiveFlood(healthy, count, &received, 5*time.Second, heldUpHint, lostHint)
+	receiveFlood(healthy, count, &received, 5*time.Second, held, lostHint)
 	if err := <-sent; err != nil {
 		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
+		r.Fail("every sender to send every line", unsent)
 	}
 }
 
@@ -820,7 +828,7 @@ func checkCatchUp(r *Run) {
 	spins := ProcReadable && r.CPU(300*time.Millisecond) >= 0.05
 	r.HideOutput()
 	defer r.ShowOutput()
-	floodPast(r, senders, healthy, CatchUpLines)
+	floodPast(r, senders, healthy, CatchUpLines, "")
 	r.Say("%s reads now", late.Name)
 	behind := "a client that fell behind lost lines: when a write takes only part of what you " +
 		"give it (or none: EAGAIN), keep the rest for that client and send it when its socket " +
@@ -847,7 +855,7 @@ func checkStalled(r *Run) {
 	r.Say("%s never reads; it may be dropped", stalled.Name)
 	r.HideOutput()
 	defer r.ShowOutput()
-	floodPast(r, senders, healthy, StalledLines)
+	floodPast(r, senders, healthy, StalledLines, "")
 	healthy.ExpectNothing(100*time.Millisecond, "every line was to arrive once")
 }
 
