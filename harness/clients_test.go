@@ -44,6 +44,17 @@ func stdinPipe(t *testing.T) (programSide, testSide *os.File) {
 	return programSide, testSide
 }
 
+// startChatOnPipes starts clients/chat with a pipe for its input, returning the pipe's end
+// to type into, and waits for it to say it is connected and for the server to list it.
+func startChatOnPipes(t *testing.T, s *Server) (chat *Process, typing *os.File) {
+	t.Helper()
+	stdin, typing := stdinPipe(t)
+	chat = Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+	s.WaitLine(t, "Server: client connected")
+	return chat, typing
+}
+
 // The article's sender and receiver, with the article's lines: the receiver prints exactly
 // what the article shows, and the sender prompts before every line.
 func TestClientsSendAndReceive(t *testing.T) {
@@ -245,10 +256,7 @@ func TestClientsSenderNoNewline(t *testing.T) {
 func TestClientsChatPipes(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, clientsServer)
-	stdin, typing := stdinPipe(t)
-	chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-	s.WaitLine(t, "Server: client connected")
+	chat, typing := startChatOnPipes(t, s)
 	other := Dial(t, s.Addr)
 	s.WaitLine(t, "Server: client connected")
 
@@ -280,10 +288,7 @@ func TestClientsChatPipes(t *testing.T) {
 func TestClientsChatServerGone(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, clientsServer)
-	stdin, _ := stdinPipe(t)
-	chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-	s.WaitLine(t, "Server: client connected")
+	chat, _ := startChatOnPipes(t, s)
 	s.Kill()
 	require.Equal(t, 0, chat.WaitExit(t, Deadline))
 	require.Empty(t, chat.Stderr())
@@ -549,10 +554,7 @@ func TestClientsScreenSafe(t *testing.T) {
 			})
 
 			t.Run("chat", func(t *testing.T) {
-				stdin, _ := stdinPipe(t)
-				chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-				require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-				s.WaitLine(t, "Server: client connected")
+				chat, _ := startChatOnPipes(t, s)
 				other.Send(class.sent + "\r\n")
 				require.Equal(t, shown, chat.NextLine(t))
 			})

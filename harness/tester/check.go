@@ -25,8 +25,9 @@ import (
 
 // Check is one thing checked of a server at one stage.
 type Check struct {
-	Name  string // short, in the output and in `go test -run`: "broadcast"
-	Title string // what it checks, in one line of the output
+	Name   string // short, in the output and in `go test -run`: "broadcast"
+	Stages []int  // the stages whose lesson it checks
+	Title  string // what it checks, in one line of the output
 	// Required is true when the check fails a server that misses Requires; an observation
 	// (false) reports what it saw and never fails.
 	Required bool

@@ -15,35 +15,6 @@ import (
 	"time"
 )
 
-// Stage 6 is the stage 5 relay made fit for a room nobody vouches for. Its checks judge what a
-// client can see of that: the basics still hold, one client's flood does not bury the others,
-// a server whose own output is not read still relays, and a stop delivers what was queued.
-// How a server does each (a token bucket, a log goroutine, a second's grace) is its own affair.
-var (
-	floodControl = Check{Name: "flood", Title: "one client floods: slow readers still hear the others", Required: true,
-		Requires: "one client's flood does not bury the others: while it sends as fast as it " +
-			"can, readers that take 256 KB/s each stay connected and hear another client's " +
-			"line within 2 s; the flooder may be slowed down or dropped",
-		Ours: "a token bucket per client (a 256 KiB burst, then 64 KiB/s): a client over its " +
-			"budget is read no faster than that, and told so once",
-		Run: checkFlood}
-	pausedOutput = Check{Name: "paused-output", Title: "its output not read, the server still relays", Required: true,
-		Requires: "the relay never waits for the server's own output: with its standard output " +
-			"not read (a terminal paused with Ctrl-S, a pipe nobody reads), 1 MB of messages " +
-			"are still relayed, and the server goes on once its output is read again",
-		Ours: "our log is written by a goroutine of its own from a backlog of up to 1 MiB, and " +
-			"lines past that are dropped and counted; several senders share the 1 MB so that " +
-			"each stays within a flood-control burst (ours allow 256 KiB at once)",
-		Run: checkPausedOutput}
-	shutdown = Check{Name: "shutdown", Title: "SIGTERM: what was queued still arrives, then it ends", Required: true,
-		Requires: "on SIGTERM, every line queued for a client before the signal still reaches " +
-			"it, then its connection ends, and the server is gone within 5 s",
-		Ours: "ours stop accepting and reading, give queued output up to 1 s to go out, then " +
-			"close and exit with status 0 (the status is only reported); several senders share " +
-			"the 4 MB so that each stays within a flood-control burst",
-		Run: checkShutdown}
-)
-
 // The flood check: readers that read like slow clients, a client that floods for a while, and
 // then another that speaks, who must be heard at once. What a reader has to get through
 // before the line is what the server read of the flood less what the reader took meanwhile:
