@@ -149,9 +149,7 @@ func RunCheck(program *Program, stage int, check Check) *Result {
 	}()
 	<-done
 	r.closeClients()
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	r.setStopping(true)
 	if program.Stop() {
 		result.Killed = true
 		r.say("[tester] your server was still running %s after SIGTERM: killed it (SIGKILL)", human(StopGrace))
@@ -266,9 +264,7 @@ func tail(lines []string, n int) []string {
 // start starts the server and waits until its port accepts a connection, which it keeps as
 // the first client.
 func (r *Run) start() error {
-	r.mu.Lock()
-	r.stopping = false
-	r.mu.Unlock()
+	r.setStopping(false)
 	if err := r.program.Start(r.port, r.serverLine); err != nil {
 		r.say("[tester] cannot start %s: %v", ShellWords(r.program.Command(r.port)), err)
 		return fmt.Errorf("cannot start your server: %v", err)
@@ -287,6 +283,13 @@ func (r *Run) start() error {
 	return nil
 }
 
+// setStopping says whether the tester is stopping the server, so that its exit is expected.
+func (r *Run) setStopping(stopping bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopping = stopping
+}
+
 // watchExit notes in the transcript a server that ends while the check still runs.
 func (r *Run) watchExit(exited <-chan struct{}) {
 	<-exited
@@ -301,9 +304,7 @@ func (r *Run) watchExit(exited <-chan struct{}) {
 // Stop stops the server in the middle of a check, the way Ctrl-C would stop it for good:
 // SIGTERM to its process group.
 func (r *Run) Stop() {
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	r.setStopping(true)
 	r.say("[tester] stopping your server (SIGTERM to its process group)")
 	if r.program.Stop() {
 		r.say("[tester] your server was still running %s after SIGTERM: killed it (SIGKILL)", human(StopGrace))
@@ -316,9 +317,7 @@ func (r *Run) Restart() error {
 	r.probe = nil
 	err := r.start()
 	if err != nil {
-		r.mu.Lock()
-		r.stopping = true
-		r.mu.Unlock()
+		r.setStopping(true)
 	}
 	return err
 }

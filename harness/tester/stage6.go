@@ -344,9 +344,7 @@ func (f failing) Read([]byte) (int, error) { return 0, f.err }
 // terminate sends SIGTERM to the server's process group, as the tester stops a server, without
 // waiting for it to end; it returns when.
 func (r *Run) terminate() time.Time {
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	r.setStopping(true)
 	r.Say("SIGTERM to your server's process group")
 	signalGroup(r.program.Group(), syscall.SIGTERM)
 	return time.Now()

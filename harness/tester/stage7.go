@@ -14,7 +14,7 @@ func budgetLine(c *Client, what, hint string) string {
 	if err != nil {
 		c.run.Fail(fmt.Sprintf("%s to receive %s", c.Name, what), hint)
 	}
-	return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	return trimEnding(line)
 }
 
 // expectEvent reads a line that must start with "*" and name every one of names.

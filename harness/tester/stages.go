@@ -468,11 +468,17 @@ func checkBroadcast(r *Run) {
 	noteEnding(r)
 }
 
-func checkLeave(r *Run) {
+// threeTalking connects three clients, the third of which says it is leaving and is heard.
+func threeTalking(r *Run) []*Client {
 	clients := []*Client{r.Client(), r.Client(), r.Client()}
 	clients[2].Send("I am leaving\r\n")
 	expectRelayed(clients[0], "I am leaving")
 	expectRelayed(clients[1], "I am leaving")
+	return clients
+}
+
+func checkLeave(r *Run) {
+	clients := threeTalking(r)
 	clients[2].Close()
 	left := "after client-3 left: a client that left is removed, and a write to it that fails " +
 		"(EPIPE, or SIGPIPE in C) must not stop the broadcast to the others"
@@ -495,10 +501,7 @@ func stillHeard(r *Run, a, b *Client, hint string) {
 }
 
 func checkReset(r *Run) {
-	clients := []*Client{r.Client(), r.Client(), r.Client()}
-	clients[2].Send("I am leaving\r\n")
-	expectRelayed(clients[0], "I am leaving")
-	expectRelayed(clients[1], "I am leaving")
+	clients := threeTalking(r)
 	clients[2].Reset()
 	stillHeard(r, clients[0], clients[1], "after client-3 vanished: "+resetHint)
 	welcome(r, clients[0], clients[1], "after a client vanished, a newcomer is served like anyone: "+resetHint)
@@ -569,18 +572,10 @@ func sendInTurns(a, b *Client, lineA, lineB string) {
 }
 
 // expectWhole reads len(want) lines at c, in any order, each of which must be one of want
-// whole; tag is what the server puts before a relayed message ("" or "[alice] ").
+// whole, and fails with hint if one is not.
 func expectWhole(r *Run, c *Client, want map[string]bool, hint string) {
-	for range len(want) {
-		got, err := c.ReadOthers(Deadline, false)
-		if err == nil && want[got.Message] {
-			delete(want, got.Message)
-			continue
-		}
-		if err == nil {
-			c.run.say("[%s] received %s", c.Name, quote(got.Line))
-			r.Say("%s", mixedWhere(r.unstyled(got.Text), want))
-		}
+	if what := readWhole(c, want); what != "" {
+		r.Say("%s", what)
 		r.Fail(fmt.Sprintf("%s to receive each long line whole", c.Name), hint)
 	}
 }
