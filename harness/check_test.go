@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -405,9 +404,7 @@ func TestCheckWait(t *testing.T) {
 // server never logs a reset that the tester caused; only Reset ends a connection with one.
 func TestCheckClientsLeaveInGoodOrder(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3 on this machine")
-	}
+	needPython(t)
 	// A server that sends each client lines it never reads, then says how the client left.
 	const script = `
 import socket, sys
@@ -445,9 +442,7 @@ while True:
 // is printed), or to a pipe with -pipe: the server itself can tell.
 func TestCheckServerOutputOnTerminal(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3 on this machine")
-	}
+	needPython(t)
 	const script = `
 import os, socket, sys
 print("stdout is a " + ("terminal" if os.isatty(1) else "pipe"))
@@ -474,9 +469,7 @@ while True:
 // signal and its last lines whole, not as a line that never came.
 func TestCheckServerEnds(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3 on this machine")
-	}
+	needPython(t)
 	const script = `
 import os, signal, socket, sys
 s = socket.socket()
@@ -521,9 +514,7 @@ os.kill(os.getpid(), signal.SIGSEGV)
 // with -v a server that prints a 1530-byte line and dies with a traceback at stage 1.
 func TestCheckOutputFits80Columns(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3 on this machine")
-	}
+	needPython(t)
 	const script = `
 import socket, sys
 print("a" * 1530, flush=True)
@@ -642,9 +633,7 @@ func TestCheckIgnoredPortFoundEarly(t *testing.T) {
 // before it wrote its buffer out) is told why its log may be empty.
 func TestCheckSilentOnAPipe(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3 on this machine")
-	}
+	needPython(t)
 	silent := `import socket, sys, time
 s = socket.socket()
 s.bind(("127.0.0.1", int(sys.argv[1])))

@@ -44,6 +44,17 @@ func stdinPipe(t *testing.T) (programSide, testSide *os.File) {
 	return programSide, testSide
 }
 
+// startChatOnPipes starts clients/chat with a pipe for its input, returning the pipe's end
+// to type into, and waits for it to say it is connected and for the server to list it.
+func startChatOnPipes(t *testing.T, s *Server) (chat *Process, typing *os.File) {
+	t.Helper()
+	stdin, typing := stdinPipe(t)
+	chat = Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
+	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
+	s.WaitLine(t, "Server: client connected")
+	return chat, typing
+}
+
 // The article's sender and receiver, with the article's lines: the receiver prints exactly
 // what the article shows, and the sender prompts before every line.
 func TestClientsSendAndReceive(t *testing.T) {
@@ -208,24 +219,21 @@ func TestClientsCannotConnect(t *testing.T) {
 // good order (exit 0). (A reset: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsSenderServerGone(t *testing.T) {
 	t.Parallel()
-	t.Run("closed", func(t *testing.T) {
-		s := StartServer(t, clientsServer)
-		stdin, typing := stdinPipe(t)
-		sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", s.Addr)
-		s.WaitLine(t, "Server: client connected")
-		_, err := typing.WriteString("Hello\n")
-		require.NoError(t, err)
-		s.WaitLine(t, "Server: received from client: Hello")
-		s.Kill()
-		require.Equal(t, 0, sender.WaitExit(t, Deadline), "stderr: %s", sender.Stderr())
-		// The prompt for the line never typed is ended by a newline.
-		want := []string{connectedLine(s.Addr), "> > ", "Client: the server closed the connection"}
-		if diff := cmp.Diff(want, sender.Lines()); diff != "" {
-			t.Fatalf("sender's output (-want +got):\n%s", diff)
-		}
-		require.Empty(t, sender.Stderr())
-	})
-
+	s := StartServer(t, clientsServer)
+	stdin, typing := stdinPipe(t)
+	sender := Start(t, Binary(t, "clients/sender"), stdin, "-addr", s.Addr)
+	s.WaitLine(t, "Server: client connected")
+	_, err := typing.WriteString("Hello\n")
+	require.NoError(t, err)
+	s.WaitLine(t, "Server: received from client: Hello")
+	s.Kill()
+	require.Equal(t, 0, sender.WaitExit(t, Deadline), "stderr: %s", sender.Stderr())
+	// The prompt for the line never typed is ended by a newline.
+	want := []string{connectedLine(s.Addr), "> > ", "Client: the server closed the connection"}
+	if diff := cmp.Diff(want, sender.Lines()); diff != "" {
+		t.Fatalf("sender's output (-want +got):\n%s", diff)
+	}
+	require.Empty(t, sender.Stderr())
 }
 
 // With -no-newline the sender does what the article's first client did, and stage 1 shows
@@ -248,10 +256,7 @@ func TestClientsSenderNoNewline(t *testing.T) {
 func TestClientsChatPipes(t *testing.T) {
 	t.Parallel()
 	s := StartServer(t, clientsServer)
-	stdin, typing := stdinPipe(t)
-	chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-	require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-	s.WaitLine(t, "Server: client connected")
+	chat, typing := startChatOnPipes(t, s)
 	other := Dial(t, s.Addr)
 	s.WaitLine(t, "Server: client connected")
 
@@ -282,18 +287,12 @@ func TestClientsChatPipes(t *testing.T) {
 // (exit 0). (Resets and a server's last line: TestClientsServerGoneAfterLastLineOrReset.)
 func TestClientsChatServerGone(t *testing.T) {
 	t.Parallel()
-	t.Run("closed", func(t *testing.T) {
-		s := StartServer(t, clientsServer)
-		stdin, _ := stdinPipe(t)
-		chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-		require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-		s.WaitLine(t, "Server: client connected")
-		s.Kill()
-		require.Equal(t, 0, chat.WaitExit(t, Deadline))
-		require.Empty(t, chat.Stderr())
-		require.Equal(t, []string{connectedLine(s.Addr), "Client: the server closed the connection"}, chat.Lines())
-	})
-
+	s := StartServer(t, clientsServer)
+	chat, _ := startChatOnPipes(t, s)
+	s.Kill()
+	require.Equal(t, 0, chat.WaitExit(t, Deadline))
+	require.Empty(t, chat.Stderr())
+	require.Equal(t, []string{connectedLine(s.Addr), "Client: the server closed the connection"}, chat.Lines())
 }
 
 // startChatInTerminal starts clients/chat in a pseudo-terminal of columns by 24, waits for
@@ -555,10 +554,7 @@ func TestClientsScreenSafe(t *testing.T) {
 			})
 
 			t.Run("chat", func(t *testing.T) {
-				stdin, _ := stdinPipe(t)
-				chat := Start(t, Binary(t, "clients/chat"), stdin, "-addr", s.Addr)
-				require.Equal(t, connectedLine(s.Addr), chat.NextLine(t))
-				s.WaitLine(t, "Server: client connected")
+				chat, _ := startChatOnPipes(t, s)
 				other.Send(class.sent + "\r\n")
 				require.Equal(t, shown, chat.NextLine(t))
 			})

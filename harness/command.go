@@ -1,13 +1,8 @@
 package harness
 
 import (
-	"context"
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
-	"time"
 )
 
 // The harness's commands (harness/cmd) build programs into a folder in the temporary
@@ -19,8 +14,6 @@ var (
 	liveMu   sync.Mutex
 	live     = map[*Process]bool{}
 	stopping bool // a signal came: whatever starts now is killed at once
-
-	buildContext, cancelBuilds = context.WithCancel(context.Background())
 )
 
 var errStopping = errors.New("stopping: a signal came")
@@ -42,21 +35,6 @@ func untrack(p *Process) {
 	liveMu.Lock()
 	defer liveMu.Unlock()
 	delete(live, p)
-}
-
-// buildCommand is the `go build` that BuildBinary runs, with its work folder (GOTMPDIR) inside
-// buildDir: a go command interrupted by a signal leaves its work folder behind, and this way
-// RemoveBuilds deletes it with the rest. A signal to this program interrupts the build, as
-// Ctrl-C in a terminal would.
-func buildCommand(dir, buildDir string, args ...string) *exec.Cmd {
-	work := filepath.Join(buildDir, "go-tmp")
-	_ = os.MkdirAll(work, 0o755) // if it fails, go build says so
-	cmd := exec.CommandContext(buildContext, "go", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOTMPDIR="+work)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 5 * time.Second // then it is killed
-	return cmd
 }
 
 // StopAll kills every process started through this package that still runs (and any started

@@ -13,14 +13,10 @@ import (
 // and one sentence. A misused command line gets one line on stderr and exit status 2.
 func TestStagesCommandLine(t *testing.T) {
 	t.Parallel()
-	root, err := Root()
-	require.NoError(t, err)
 	for _, pkg := range []string{"stage1-blocking", "stage2-recvline", "stage3-nonblocking",
 		"stage4-broadcast", "stage5-select", "stage7-identity"} {
 		t.Run(pkg, func(t *testing.T) {
-			if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
-				t.Skipf("no %s in this checkout", pkg)
-			}
+			needFolder(t, pkg)
 			help := Start(t, Binary(t, pkg), nil, "-h")
 			require.Equal(t, 0, help.WaitExit(t, Deadline))
 			usage := help.Stderr()
@@ -44,7 +40,7 @@ func TestStagesCommandLine(t *testing.T) {
 	}
 }
 
-// Stages 5 and 6 explain why they cannot listen as the others do (stage1_test.go).
+// Stages 5 and 6 explain why they cannot listen as the others do (checkListenErrors, in stage1to4_test.go).
 func TestStage5ListenErrors(t *testing.T) {
 	t.Parallel()
 	checkListenErrors(t, "stage5-select")
@@ -52,11 +48,7 @@ func TestStage5ListenErrors(t *testing.T) {
 
 func TestStage7ListenErrors(t *testing.T) {
 	t.Parallel()
-	root, err := Root()
-	require.NoError(t, err)
-	if _, err := os.Stat(filepath.Join(root, "stage7-identity")); err != nil {
-		t.Skip("no stage7-identity in this checkout")
-	}
+	needFolder(t, "stage7-identity")
 	checkListenErrors(t, "stage7-identity")
 }
 
@@ -77,8 +69,7 @@ func columns(line string) int {
 // the clients, the tester and the harness's commands.
 func TestEveryHelpFits80Columns(t *testing.T) {
 	t.Parallel()
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	var programs []string
 	for _, pattern := range []string{"stage[1-7]-*", "clients/*", "harness/cmd/*"} {
 		found, err := filepath.Glob(filepath.Join(root, pattern))

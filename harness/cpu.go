@@ -16,8 +16,7 @@ import (
 // figure larger, so a low figure is still proof.
 func MeasureCPU(p *Process, window time.Duration) (float64, error) {
 	if CPUSupported {
-		pid := p.PID()
-		return tester.CPUShare(window, func() (time.Duration, error) { return tester.CPUTime(pid) })
+		return p.running.CPU(window)
 	}
 	time.Sleep(window)
 	p.Kill()

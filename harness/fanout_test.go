@@ -2,8 +2,6 @@ package harness
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -31,8 +29,6 @@ func TestFanoutSmoke(t *testing.T) {
 		{"gorelay", "harness/cmd/gorelay", []string{"-quiet"}, "line"},
 		{"stage7", "stage7-identity", []string{"-poller", "epoll", "-quiet"}, "stage7"},
 	}
-	root, err := Root()
-	require.NoError(t, err)
 	runs := []struct {
 		name      string
 		args      []string
@@ -45,9 +41,7 @@ func TestFanoutSmoke(t *testing.T) {
 	}
 	for _, target := range targets {
 		t.Run(target.name, func(t *testing.T) {
-			if _, err := os.Stat(filepath.Join(root, target.pkg)); err != nil {
-				t.Skipf("no %s in this checkout", target.pkg)
-			}
+			needFolder(t, target.pkg)
 			server := StartServer(t, target.pkg, target.args...)
 			for _, run := range runs {
 				args := append([]string{"-addr", server.Addr, "-protocol", target.protocol,

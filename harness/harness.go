@@ -9,12 +9,10 @@ package harness
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -30,67 +28,6 @@ import (
 // purpose: the machines that run these tests are shared and noisy, and a test that waits for
 // an event returns as soon as it happens, so a long deadline costs nothing when all is well.
 const Deadline = tester.Deadline
-
-var (
-	buildMu  sync.Mutex
-	buildDir string
-	built    = map[string]string{}
-)
-
-// Root is the module's root folder, found by walking up from the working directory to go.mod.
-func Root() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// BuildBinary is Binary for programs that are not tests (the CPU table command, say).
-func BuildBinary(pkg string) (string, error) {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if path, ok := built[pkg]; ok {
-		return path, nil
-	}
-	root, err := Root()
-	if err != nil {
-		return "", err
-	}
-	if buildDir == "" {
-		buildDir, err = os.MkdirTemp("", "chat-workshop-bin-")
-		if err != nil {
-			return "", err
-		}
-	}
-	// Named after its folder, as `go run` names it, since the programs name themselves in
-	// their error messages after their executable.
-	path := filepath.Join(buildDir, pkg, filepath.Base(pkg))
-	cmd := buildCommand(root, buildDir, "build", "-o", path, "./"+pkg)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./%s: %v\n%s", pkg, err, out)
-	}
-	built[pkg] = path
-	return path, nil
-}
-
-// RemoveBuilds deletes the binaries built so far; TestMain calls it once the tests are over.
-func RemoveBuilds() {
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-}
 
 // Process is a running program whose standard output is collected line by line and whose
 // standard error is kept whole. It is started the one way this repository starts programs,

@@ -7,12 +7,42 @@ package harness
 import (
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 )
+
+// RootDir is the module's root folder (Root), failing the test if there is none.
+func RootDir(t testing.TB) string {
+	t.Helper()
+	root, err := Root()
+	require.NoError(t, err)
+	return root
+}
+
+// needFolder skips the test when the module has no folder pkg, in a checkout that lacks a
+// stage.
+func needFolder(t testing.TB, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(RootDir(t), pkg)); err != nil {
+		t.Skipf("no %s in this checkout", pkg)
+	}
+}
+
+// needPython returns the path of python3, whose small servers some tests start, and skips
+// the test on a machine without it.
+func needPython(t testing.TB) string {
+	t.Helper()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3 on this machine")
+	}
+	return python
+}
 
 // Binary builds the program in the module folder pkg (such as "stage5-select" or
 // "clients/sender") once per test run and returns the path of the executable.

@@ -24,8 +24,7 @@ import (
 // other tests, since a sleeping server takes no core.)
 func TestPictures(t *testing.T) {
 	t.Parallel()
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 
 	t.Run("drawn from their data", func(t *testing.T) {
 		drawn := map[string]bool{}
@@ -113,8 +112,7 @@ var cpuBurners = map[string]bool{"stage3-nonblocking": true, "stage4-broadcast":
 // it must fall on the same side.
 func requireCPUPicture(t *testing.T, stage string, live float64) {
 	t.Helper()
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	path := filepath.Join(root, pictures.CPUFile(stage))
 	d, err := chart.ReadData(path)
 	require.NoError(t, err)

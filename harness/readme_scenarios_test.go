@@ -139,8 +139,7 @@ func readmeStage2ReuseAddr(t *testing.T) map[string]string {
 // fail, and returns the transcript of the README's command, without the -addr.
 func goRunFails(t *testing.T, server *Server, pkg string, args ...string) string {
 	t.Helper()
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	cmd := exec.Command("go", append(append([]string{"run", pkg}, args...), "-addr", server.Addr)...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
@@ -249,24 +248,15 @@ func readmeStage7(t *testing.T) map[string]string {
 	server.WaitLine(t, "Server: alice joined")
 	alice.waitCount(t, "* The room is empty", 1)
 
-	bob := dialNC(t, server)
-	bob.expect(t, "Welcome to the chat! What is your name?")
-	bob.typeLine(t, "bob")
-	bob.expect(t, "* The room contains: alice")
+	bob := joinNC(t, server, "bob", "* The room contains: alice")
 	alice.waitCount(t, "* bob has entered the room", 1)
 	bob.typeLine(t, "Hi alice! Who else is coming?")
 	alice.waitCount(t, "[bob] Hi alice! Who else is coming?", 1)
 
-	taken := dialNC(t, server)
-	taken.expect(t, "Welcome to the chat! What is your name?")
-	taken.typeLine(t, "alice")
-	taken.expect(t, "* Sorry, the name alice is taken.")
+	taken := joinNC(t, server, "alice", "* Sorry, the name alice is taken.")
 	taken.ExpectClosed("")
 
-	carol := dialNC(t, server)
-	carol.expect(t, "Welcome to the chat! What is your name?")
-	carol.typeLine(t, "carol")
-	carol.expect(t, "* The room contains: alice, bob")
+	carol := joinNC(t, server, "carol", "* The room contains: alice, bob")
 	bob.expect(t, "* carol has entered the room")
 	alice.waitCount(t, "* carol has entered the room", 1)
 
@@ -342,11 +332,16 @@ type ncSession struct {
 	screen strings.Builder
 }
 
-func dialNC(t *testing.T, server *Server) *ncSession {
+// joinNC connects a user of stage 7 at nc: asked for a name, it gives name, and the server
+// answers with the line reply.
+func joinNC(t *testing.T, server *Server, name, reply string) *ncSession {
 	t.Helper()
 	c := &ncSession{Client: Dial(t, server.Addr)}
 	server.WaitLine(t, "Server: client connected")
 	c.screen.WriteString("$ nc 127.0.0.1 5555\n")
+	c.expect(t, "Welcome to the chat! What is your name?")
+	c.typeLine(t, name)
+	c.expect(t, reply)
 	return c
 }
 
@@ -450,8 +445,7 @@ func readmeCheckBuffered(t *testing.T) map[string]string {
 	if _, err := exec.LookPath("cc"); err != nil {
 		t.Skip("no C compiler (cc) on this machine")
 	}
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	bin := filepath.Join(t.TempDir(), "server")
 	build := exec.Command("cc", "-O2", "-o", bin, filepath.Join(root, "harness/testdata/corpus/c-stage1/server.c"))
 	out, err := build.CombinedOutput()

@@ -39,8 +39,7 @@ type readme struct{ path, text string }
 // of them).
 func readmeBlocks(t *testing.T) ([]readme, map[string]string) {
 	t.Helper()
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	var files []readme
 	blocks := map[string]string{}
 	for _, name := range readmeFiles {
@@ -223,8 +222,7 @@ func normalise(transcript string, port int, server bool) string {
 // stage 6's folder, not to another.
 func TestREADMENavigation(t *testing.T) {
 	t.Parallel()
-	root, err := Root()
-	require.NoError(t, err)
+	root := RootDir(t)
 	readmes, err := filepath.Glob(filepath.Join(root, "stage*", "README.md"))
 	require.NoError(t, err)
 	require.NotEmpty(t, readmes)

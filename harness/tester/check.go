@@ -25,8 +25,9 @@ import (
 
 // Check is one thing checked of a server at one stage.
 type Check struct {
-	Name  string // short, in the output and in `go test -run`: "broadcast"
-	Title string // what it checks, in one line of the output
+	Name   string // short, in the output and in `go test -run`: "broadcast"
+	Stages []int  // the stages whose lesson it checks
+	Title  string // what it checks, in one line of the output
 	// Required is true when the check fails a server that misses Requires; an observation
 	// (false) reports what it saw and never fails.
 	Required bool
@@ -148,9 +149,7 @@ func RunCheck(program *Program, stage int, check Check) *Result {
 	}()
 	<-done
 	r.closeClients()
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	r.setStopping(true)
 	if program.Stop() {
 		result.Killed = true
 		r.say("[tester] your server was still running %s after SIGTERM: killed it (SIGKILL)", human(StopGrace))
@@ -265,9 +264,7 @@ func tail(lines []string, n int) []string {
 // start starts the server and waits until its port accepts a connection, which it keeps as
 // the first client.
 func (r *Run) start() error {
-	r.mu.Lock()
-	r.stopping = false
-	r.mu.Unlock()
+	r.setStopping(false)
 	if err := r.program.Start(r.port, r.serverLine); err != nil {
 		r.say("[tester] cannot start %s: %v", ShellWords(r.program.Command(r.port)), err)
 		return fmt.Errorf("cannot start your server: %v", err)
@@ -286,6 +283,13 @@ func (r *Run) start() error {
 	return nil
 }
 
+// setStopping says whether the tester is stopping the server, so that its exit is expected.
+func (r *Run) setStopping(stopping bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopping = stopping
+}
+
 // watchExit notes in the transcript a server that ends while the check still runs.
 func (r *Run) watchExit(exited <-chan struct{}) {
 	<-exited
@@ -300,9 +304,7 @@ func (r *Run) watchExit(exited <-chan struct{}) {
 // Stop stops the server in the middle of a check, the way Ctrl-C would stop it for good:
 // SIGTERM to its process group.
 func (r *Run) Stop() {
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	r.setStopping(true)
 	r.say("[tester] stopping your server (SIGTERM to its process group)")
 	if r.program.Stop() {
 		r.say("[tester] your server was still running %s after SIGTERM: killed it (SIGKILL)", human(StopGrace))
@@ -315,9 +317,7 @@ func (r *Run) Restart() error {
 	r.probe = nil
 	err := r.start()
 	if err != nil {
-		r.mu.Lock()
-		r.stopping = true
-		r.mu.Unlock()
+		r.setStopping(true)
 	}
 	return err
 }
@@ -761,9 +761,8 @@ func (c *Client) sayRead(line string, err error, d time.Duration) {
 	if line != "" {
 		c.run.say("[%s] received %s, with no end of line", c.Name, quote(line))
 	}
-	var netErr net.Error
 	switch {
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case isTimeout(err):
 		c.run.say("[%s] received nothing more within %s", c.Name, human(d))
 	case errors.Is(err, io.EOF):
 		c.run.say("[%s] the connection was closed by your server", c.Name)
@@ -783,8 +782,7 @@ func (c *Client) ExpectNothing(d time.Duration, hint string) {
 	for range maxStyleLines {
 		c.Conn.SetReadDeadline(deadline)
 		_, err := c.Reader.ReadByte()
-		var netErr net.Error
-		if errors.As(err, &netErr) && netErr.Timeout() {
+		if isTimeout(err) {
 			c.run.say("[%s] expected nothing, waited %s ✓", c.Name, human(d))
 			return
 		}
@@ -813,8 +811,7 @@ func (c *Client) ExpectNothing(d time.Duration, hint string) {
 func (c *Client) ExpectClosed(hint string) {
 	c.Conn.SetReadDeadline(time.Now().Add(Deadline))
 	n, err := io.Copy(io.Discard, c.Reader)
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
+	if isTimeout(err) {
 		c.run.say("[%s] still connected after %s", c.Name, human(Deadline))
 		c.run.Fail(fmt.Sprintf("your server to close %s's connection", c.Name), hint)
 	}

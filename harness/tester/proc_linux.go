@@ -54,42 +54,40 @@ func CPUTime(pid int) (time.Duration, error) {
 // CPUTicks is the user plus system CPU time of process pid in the clock ticks of
 // /proc/<pid>/stat, for claims such as "zero ticks while idle".
 func CPUTicks(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	path := fmt.Sprintf("/proc/%d/stat", pid)
+	fields, err := statFields(path)
 	if err != nil {
 		return 0, err
 	}
-	// The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
-	text := string(data)
-	end := strings.LastIndexByte(text, ')')
-	if end < 0 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, text)
-	}
-	fields := strings.Fields(text[end+1:])
-	// fields[0] is field 3 (state), so utime (14) and stime (15) are fields[11] and fields[12].
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, text)
-	}
+	// utime (field 14) and stime (15).
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, text)
+		return 0, fmt.Errorf("unexpected %s: %q", path, fields)
 	}
 	return utime + stime, nil
 }
 
-// RSS is the resident memory of the process pid in bytes, from VmRSS in /proc/<pid>/status.
-func RSS(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// statFields reads a process's /proc/<pid>/stat at path and returns its fields from the third
+// on (state, ppid, pgrp...): the command name (field 2) is in parentheses and may hold spaces,
+// so they are counted from the last ')'.
+func statFields(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb * 1024, err
-		}
+	text := string(data)
+	end := strings.LastIndexByte(text, ')')
+	if fields := strings.Fields(text[end+1:]); end >= 0 && len(fields) >= 13 {
+		return fields, nil
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return nil, fmt.Errorf("unexpected %s: %q", path, text)
+}
+
+// RSS is the resident memory of the process pid in bytes (VmRSS, as ReadMemory reads it).
+func RSS(pid int) (int64, error) {
+	m, err := ReadMemory(pid)
+	return m.RSS, err
 }
 
 // Memory is what /proc/<pid>/status says about a process's resident memory, in bytes.
@@ -188,18 +186,10 @@ func LoadAverage() string {
 func groupProcesses(pgid int, f func(pid int, fields []string)) {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, path := range stats {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue // it ended meanwhile
-		}
-		text := string(data)
-		end := strings.LastIndexByte(text, ')')
-		if end < 0 {
-			continue
-		}
-		// fields[0] is field 3 (state), fields[2] field 5 (pgrp).
-		fields := strings.Fields(text[end+1:])
-		if len(fields) < 13 || fields[2] != strconv.Itoa(pgid) || fields[0] == "Z" || fields[0] == "X" {
+		fields, err := statFields(path)
+		// fields[0] is field 3 (state), fields[2] field 5 (pgrp). A process that ended
+		// meanwhile has no file any more.
+		if err != nil || fields[2] != strconv.Itoa(pgid) || fields[0] == "Z" || fields[0] == "X" {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))

@@ -46,10 +46,7 @@ func (rp *Reporter) Report(res *Result) string {
 		// what it looks for.
 		b.WriteString(paint("36", "• ") + head + "\n")
 		showTranscript = showTranscript || res.Err != nil || !res.Passed
-	case res.Err != nil:
-		b.WriteString(paint("31", "✗ ") + head + "\n")
-		showTranscript = true
-	case !res.Passed:
+	case res.Err != nil || !res.Passed:
 		b.WriteString(paint("31", "✗ ") + head + "\n")
 		showTranscript = true
 	case res.Skipped != "":

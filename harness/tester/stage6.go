@@ -15,35 +15,6 @@ import (
 	"time"
 )
 
-// Stage 6 is the stage 5 relay made fit for a room nobody vouches for. Its checks judge what a
-// client can see of that: the basics still hold, one client's flood does not bury the others,
-// a server whose own output is not read still relays, and a stop delivers what was queued.
-// How a server does each (a token bucket, a log goroutine, a second's grace) is its own affair.
-var (
-	floodControl = Check{Name: "flood", Title: "one client floods: slow readers still hear the others", Required: true,
-		Requires: "one client's flood does not bury the others: while it sends as fast as it " +
-			"can, readers that take 256 KB/s each stay connected and hear another client's " +
-			"line within 2 s; the flooder may be slowed down or dropped",
-		Ours: "a token bucket per client (a 256 KiB burst, then 64 KiB/s): a client over its " +
-			"budget is read no faster than that, and told so once",
-		Run: checkFlood}
-	pausedOutput = Check{Name: "paused-output", Title: "its output not read, the server still relays", Required: true,
-		Requires: "the relay never waits for the server's own output: with its standard output " +
-			"not read (a terminal paused with Ctrl-S, a pipe nobody reads), 1 MB of messages " +
-			"are still relayed, and the server goes on once its output is read again",
-		Ours: "our log is written by a goroutine of its own from a backlog of up to 1 MiB, and " +
-			"lines past that are dropped and counted; several senders share the 1 MB so that " +
-			"each stays within a flood-control burst (ours allow 256 KiB at once)",
-		Run: checkPausedOutput}
-	shutdown = Check{Name: "shutdown", Title: "SIGTERM: what was queued still arrives, then it ends", Required: true,
-		Requires: "on SIGTERM, every line queued for a client before the signal still reaches " +
-			"it, then its connection ends, and the server is gone within 5 s",
-		Ours: "ours stop accepting and reading, give queued output up to 1 s to go out, then " +
-			"close and exit with status 0 (the status is only reported); several senders share " +
-			"the 4 MB so that each stays within a flood-control burst",
-		Run: checkShutdown}
-)
-
 // The flood check: readers that read like slow clients, a client that floods for a while, and
 // then another that speaks, who must be heard at once. What a reader has to get through
 // before the line is what the server read of the flood less what the reader took meanwhile:
@@ -271,13 +242,7 @@ func checkPausedOutput(r *Run) {
 	senders := r.Clients(r.floodSenders(PausedLines))
 	r.HideOutput() // what it prints now is not read until later, and then it is a flood
 	r.PauseOutput()
-	var received atomic.Int64
-	sent := flood(r, senders, PausedLines, &received)
-	receiveFlood(healthy, PausedLines, &received, 5*time.Second, pausedHint, lostHint)
-	if err := <-sent; err != nil {
-		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", pausedHint)
-	}
+	floodPast(r, senders, healthy, PausedLines, pausedHint)
 	r.ResumeOutput()
 	newcomer := r.Client()
 	hello := "hello, I am " + newcomer.Name
@@ -330,14 +295,8 @@ func checkShutdown(r *Run) {
 	late, witness := r.SlowClient(), r.Client()
 	senders := r.Clients(r.floodSenders(ShutdownLines))
 	r.Say("%s does not read for now; %s reads everything", late.Name, witness.Name)
-	var received atomic.Int64
 	r.HideOutput()
-	sent := flood(r, senders, ShutdownLines, &received)
-	receiveFlood(witness, ShutdownLines, &received, 5*time.Second, heldUpHint, lostHint)
-	if err := <-sent; err != nil {
-		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
-	}
+	floodPast(r, senders, witness, ShutdownLines, "")
 	// Everything has been read by the server, since the witness got it: what late has not
 	// read waits for it, in the kernel and in the server's queue.
 	signalled := r.terminate()
@@ -385,9 +344,7 @@ func (f failing) Read([]byte) (int, error) { return 0, f.err }
 // terminate sends SIGTERM to the server's process group, as the tester stops a server, without
 // waiting for it to end; it returns when.
 func (r *Run) terminate() time.Time {
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	r.setStopping(true)
 	r.Say("SIGTERM to your server's process group")
 	signalGroup(r.program.Group(), syscall.SIGTERM)
 	return time.Now()

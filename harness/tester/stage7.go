@@ -8,69 +8,13 @@ import (
 	"time"
 )
 
-// Stage 7 is Protohackers' Budget Chat (problem 3), judged by its statement's MUST and MAY:
-// the texts of the prompt, the presence list, arrivals and departures are the server's own,
-// as long as an event starts with "*" and names the users it is about; a message is relayed
-// exactly as "[NAME] message". Our stage's texts are examples, not the expected bytes.
-
-// budgetTexts is what Budget Chat leaves to the server, and what ours say.
-const budgetTexts = "our texts (\"Welcome to the chat! What is your name?\", " +
-	"\"* The room contains: alice, bob\", \"* bob has entered the room\") are examples: the " +
-	"statement fixes only the leading \"*\" and the names"
-
-var (
-	prompt = Check{Name: "prompt", Title: "a line asking for a name as soon as a client connects", Required: true,
-		Requires: "the server sends a line prompting for a name when a client connects; its text is its own",
-		Ours:     budgetTexts, Run: checkPrompt}
-	illegalName = Check{Name: "illegal-name", Title: "an illegal name: disconnected, and nobody told", Required: true,
-		Requires: "a name that is empty or not all letters and digits ends the connection; " +
-			"the server MAY say why first, and tells nobody about it",
-		Ours: "ours say why (\"* Sorry, a name is 1 to 32 letters and digits.\") before closing; closing without a word passes too",
-		Run:  checkIllegalName}
-	presence = Check{Name: "presence", Title: "a newcomer is told who is present; the others, who came", Required: true,
-		Requires: "a newcomer gets one line starting with \"*\" naming everyone present (even " +
-			"when nobody is); the others get a \"*\" line naming the newcomer; names of 16 " +
-			"letters and digits are allowed",
-		Ours: budgetTexts, Run: checkPresence}
-	left = Check{Name: "left", Title: "the others are told when a user leaves", Required: true,
-		Requires: "when a joined user leaves, every other joined user gets a \"*\" line naming them",
-		Ours:     budgetTexts, Run: checkLeft}
-	notJoined = Check{Name: "not-joined", Title: "no events or messages before joining", Required: true,
-		Requires: "a client that has not given its name hears nothing, and nobody hears of it",
-		Run:      checkNotJoined}
-	messages = Check{Name: "messages", Title: `"[NAME] message" to every other user, not the sender`, Required: true,
-		Requires: "each message goes to every other joined user as \"[NAME] message\", never " +
-			"back to its sender; the line may end in \"\\n\" or \"\\r\\n\"",
-		Ours: "ours end lines in \"\\n\", as the statement does", Run: checkMessages}
-	longMessage = Check{Name: "long-message", Title: "a 1000-character message", Required: true,
-		Requires: "messages of at least 1000 characters are relayed whole", Run: checkLongMessage}
-	resetBudget = Check{Name: "reset", Title: "a user vanishes with a reset: the room is told, newcomers join", Required: true,
-		Requires: "a user whose connection is reset has left: the others are told, and the " +
-			"next newcomer joins as usual, without the ghost in its list",
-		Run: checkResetBudget}
-	takenName = Check{Name: "taken-name", Title: "a name that is taken: refused, or both users served", Required: true,
-		Requires: "duplicate names MAY be refused (a disconnect, with or without a line) or " +
-			"allowed; if allowed, both users keep hearing and being heard",
-		Ours: "ours refuse a taken name with a line saying so", Run: checkTakenName}
-	wholeBudget = Check{Name: "whole-lines", Title: "two long messages sent at once arrive whole", Required: true,
-		Requires: "each message is relayed whole: two users' messages, each in several writes " +
-			"at the same time, never mixed",
-		Ours: "1000 characters each, the longest the statement asks for", Run: checkWholeBudget}
-	notTextBudget = Check{Name: "not-text", Title: "bytes that are not ASCII in a message", Required: false,
-		Ours: "Budget Chat's messages are ASCII, so what to do with other bytes is the " +
-			"server's choice; ours relay them as they came",
-		Run: observeNotTextBudget}
-	commands = Check{Name: "commands", Title: "our additions: /msg NAME text and /who", Required: false,
-		Ours: "/msg and /who are ours, not Budget Chat's", Run: observeCommands}
-)
-
 // budgetLine reads a line of a Budget Chat server and returns it without its ending.
 func budgetLine(c *Client, what, hint string) string {
 	line, err := c.ReadLine(Deadline)
 	if err != nil {
 		c.run.Fail(fmt.Sprintf("%s to receive %s", c.Name, what), hint)
 	}
-	return strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	return trimEnding(line)
 }
 
 // expectEvent reads a line that must start with "*" and name every one of names.

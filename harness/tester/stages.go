@@ -5,6 +5,7 @@ package tester
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,32 +24,16 @@ var StageTitles = map[int]string{
 	8: "one room across many servers (no checks)",
 }
 
-// StageChecks lists the checks of a stage, required ones first. Stages 1 to 3 show their
-// lesson only in the server's log, so their checks read it, looking for lines that end with
-// each message (`Server: received from client: Hello`); from stage 4 on, the checks look only
-// at what the clients receive, and up to stage 5 past the server's house style (style.go).
-// Each check says what the lesson (or, at stage 7, Budget Chat's
-// statement) requires, and what is only how our stages do it. Stages 8 and 9 have no checks: what
-// they add (servers that share a room) cannot be seen from one server's clients.
+// StageChecks lists the checks of a stage, in the order of the table of checks: required
+// ones first.
 func StageChecks(stage int) []Check {
-	switch stage {
-	case 1:
-		return []Check{pieces}
-	case 2:
-		return []Check{lines, restart, secondClient}
-	case 3:
-		return []Check{clients, leaveLog, resetLog, idleCPU}
-	case 4:
-		return []Check{broadcast, leave, reset, wholeLinesAtOnce, notText, idleCPU}
-	case 5:
-		return []Check{broadcast, leave, reset, wholeLines, notText, idleCPUSelect, framing, catchUp, stalled}
-	case 6:
-		return []Check{broadcast, floodControl, pausedOutput, shutdown}
-	case 7:
-		return []Check{prompt, illegalName, presence, left, notJoined, messages, longMessage,
-			resetBudget, takenName, wholeBudget, notTextBudget, commands}
+	var list []Check
+	for _, check := range checks {
+		if slices.Contains(check.Stages, stage) {
+			list = append(list, check)
+		}
 	}
-	return nil
+	return list
 }
 
 // The log of stages 1 to 3 is judged by its ends only: what comes before a message is the
@@ -56,83 +41,171 @@ func StageChecks(stage int) []Check {
 const logStyle = "our log says `Server: received from client: MESSAGE`; any line that ends " +
 	"with the message will do"
 
-var (
-	pieces = Check{Name: "pieces", Title: "two messages come out as 10-byte pieces in the log", Required: true,
+// budgetTexts is what Budget Chat leaves to the server, and what ours say.
+const budgetTexts = "our texts (\"Welcome to the chat! What is your name?\", " +
+	"\"* The room contains: alice, bob\", \"* bob has entered the room\") are examples: the " +
+	"statement fixes only the leading \"*\" and the names"
+
+// checks is every check of every stage: its Stages say where it runs, and its place in the
+// table the order. Stages 1 to 3 show their lesson only in the server's log, so their checks
+// read it, looking for lines that end with each message (`Server: received from client:
+// Hello`); from stage 4 on, the checks look only at what the clients receive, and up to
+// stage 5 past the server's house style (style.go). Each check says what the lesson (or, at
+// stage 7, Budget Chat's statement) requires, and what is only how our stages do it. Stages
+// 8 and 9 have no checks: what they add (servers that share a room) cannot be seen from one
+// server's clients.
+var checks = []Check{
+	{Name: "pieces", Stages: []int{1}, Title: "two messages come out as 10-byte pieces in the log", Required: true,
 		Requires: "the stream is read 10 bytes at a time and each piece printed as it comes, " +
 			"so that the log shows that TCP keeps no message boundaries",
-		Ours: logStyle, Run: checkPieces}
-	lines = Check{Name: "lines", Title: `whole lines in the log, ended by "\n" or "\r\n"`, Required: true,
+		Ours: logStyle, Run: checkPieces},
+	{Name: "lines", Stages: []int{2}, Title: `whole lines in the log, ended by "\n" or "\r\n"`, Required: true,
 		Requires: `each line is read up to its end, "\n" or "\r\n", and printed whole without its terminator`,
-		Ours:     logStyle, Run: checkLines}
-	restart = Check{Name: "restart", Title: "a restart right after a stop with a client connected", Required: true,
+		Ours:     logStyle, Run: checkLines},
+	{Name: "restart", Stages: []int{2}, Title: "a restart right after a stop with a client connected", Required: true,
 		Requires: "SO_REUSEADDR: the server listens again on its port at once, though the " +
 			"last connection waits in TIME_WAIT",
-		Run: checkRestart}
-	secondClient = Check{Name: "second-client", Title: "is a second client served?", Required: false,
-		Ours: "stage 2 serves one client; stage 3 is the step that serves more", Run: observeSecondClient}
-	clients = Check{Name: "clients", Title: "several clients, every line of each in the log", Required: true,
+		Run: checkRestart},
+	{Name: "second-client", Stages: []int{2}, Title: "is a second client served?", Required: false,
+		Ours: "stage 2 serves one client; stage 3 is the step that serves more", Run: observeSecondClient},
+	{Name: "clients", Stages: []int{3}, Title: "several clients, every line of each in the log", Required: true,
 		Requires: "non-blocking sockets in one loop: every connected client is read", Ours: logStyle,
-		Run: checkClients}
-	leaveLog = Check{Name: "leave", Title: "a client leaves: the rest still heard", Required: true,
+		Run: checkClients},
+	{Name: "leave", Stages: []int{3}, Title: "a client leaves: the rest still heard", Required: true,
 		Requires: "a read of 0 bytes means the client left: the server drops it and goes on " +
 			"reading the others",
-		Ours: "our log says `Server: client disconnected`; that line is only reported", Run: checkLeaveLog}
-	resetLog = Check{Name: "reset", Title: "a client vanishes with a reset: the rest still heard", Required: true,
+		Ours: "our log says `Server: client disconnected`; that line is only reported", Run: checkLeaveLog},
+	{Name: "reset", Stages: []int{3}, Title: "a client vanishes with a reset: the rest still heard", Required: true,
 		Requires: "a connection reset (ECONNRESET) is one more way a client leaves: the server " +
 			"stays up and goes on reading the others and accepting newcomers",
-		Run: checkResetLog}
-	idleCPU = Check{Name: "idle-cpu", Title: "CPU used with nobody talking", Required: false,
-		Ours: "stages 3 and 4 poll and burn a core, which is their lesson; stage 5 sleeps",
-		Run:  observeIdleCPU}
-	broadcast = Check{Name: "broadcast", Title: "every line to every other client, not its sender", Required: true,
+		Run: checkResetLog},
+	{Name: "broadcast", Stages: []int{4, 5, 6}, Title: "every line to every other client, not its sender", Required: true,
 		Requires: "each line goes to every other client, never back to its sender; " +
 			`it may end in "\n" or "\r\n"`,
-		Ours: `ours end every relayed line in "\r\n", as the article's do`, Run: checkBroadcast}
-	leave = Check{Name: "leave", Title: "a client leaves: the others still hear each other", Required: true,
+		Ours: `ours end every relayed line in "\r\n", as the article's do`, Run: checkBroadcast},
+	{Name: "leave", Stages: []int{4, 5}, Title: "a client leaves: the others still hear each other", Required: true,
 		Requires: "a client that left is dropped, and a failed write to it does not stop the broadcast",
-		Run:      checkLeave}
-	reset = Check{Name: "reset", Title: "a client vanishes with a reset: the others still served", Required: true,
+		Run:      checkLeave},
+	{Name: "reset", Stages: []int{4, 5}, Title: "a client vanishes with a reset: the others still served", Required: true,
 		Requires: "a connection reset (ECONNRESET on a read, EPIPE on a write) ends that client " +
 			"only: the server stays up, the others still hear each other, a newcomer is served",
-		Run: checkReset}
-	wholeLinesAtOnce = Check{Name: "whole-lines", Title: "two long lines sent at once arrive whole", Required: true,
+		Run: checkReset},
+	{Name: "whole-lines", Stages: []int{4}, Title: "two long lines sent at once arrive whole", Required: true,
 		Requires: "the server relays lines, not reads: two clients' long lines sent at the same " +
 			"time reach every receiver whole, and a line one client has not finished never runs " +
 			"into another's",
 		Ours: "3000-byte lines, each in one write, since the article's server loses the start " +
 			"of a line that pauses for 1 ms (stage 5's framing asks for that); the unfinished " +
 			"line is never ended",
-		Run: checkWholeLinesAtOnce}
-	wholeLines = Check{Name: "whole-lines", Title: "two long lines sent at once arrive whole", Required: true,
+		Run: checkWholeLinesAtOnce},
+	{Name: "whole-lines", Stages: []int{5}, Title: "two long lines sent at once arrive whole", Required: true,
 		Requires: "the server relays lines, not reads: two clients' long lines, each in several " +
 			"writes at the same time, reach every receiver whole, never mixed, however long " +
 			"a line takes to arrive",
 		Ours: "6000-byte lines in four writes 30 ms apart, the two senders taking turns",
-		Run:  checkWholeLines}
-	notText = Check{Name: "not-text", Title: "bytes that are not text: the others still served", Required: true,
+		Run:  checkWholeLines},
+	{Name: "not-text", Stages: []int{4, 5}, Title: "bytes that are not text: the others still served", Required: true,
 		Requires: "invalid UTF-8 and control bytes in a line do not end the server or stop it " +
 			"serving the others",
 		Ours: "ours relay the bytes as they came; dropping the line or its sender is allowed too",
-		Run:  checkNotText}
-	idleCPUSelect = Check{Name: "idle-cpu", Title: "under 2% of a core with 50 idle clients", Required: true,
+		Run:  checkNotText},
+	{Name: "idle-cpu", Stages: []int{3, 4}, Title: "CPU used with nobody talking", Required: false,
+		Ours: "stages 3 and 4 poll and burn a core, which is their lesson; stage 5 sleeps",
+		Run:  observeIdleCPU},
+	{Name: "idle-cpu", Stages: []int{5}, Title: "under 2% of a core with 50 idle clients", Required: true,
 		Requires: "the server sleeps in select (or poll, epoll, kqueue) until a socket is ready",
-		Ours:     "the 2% bound is ours: a server that sleeps uses about none", Run: checkIdleCPU}
-	framing = Check{Name: "framing", Title: "two lines in one write, one line in two writes", Required: true,
+		Ours:     "the 2% bound is ours: a server that sleeps uses about none", Run: checkIdleCPU},
+	{Name: "framing", Stages: []int{5}, Title: "two lines in one write, one line in two writes", Required: true,
 		Requires: "every complete line of every read is relayed, and an unfinished line waits for its end",
-		Run:      checkFraming}
-	catchUp = Check{Name: "catch-up", Title: "a reader 1 MB behind gets every line once it reads", Required: true,
+		Run:      checkFraming},
+	{Name: "catch-up", Stages: []int{5}, Title: "a reader 1 MB behind gets every line once it reads", Required: true,
 		Requires: "what a socket did not take is kept and sent when it is writable again; the " +
 			"server sleeps again once it is sent",
 		Ours: "two senders share the flood, each write ending mid-line; from stage 6 on, more, " +
 			"each within a flood-control burst (ours allow 256 KiB at once)",
-		Run: checkCatchUp}
-	stalled = Check{Name: "stalled", Title: "a client that stops reading does not stop the others", Required: true,
+		Run: checkCatchUp},
+	{Name: "stalled", Stages: []int{5}, Title: "a client that stops reading does not stop the others", Required: true,
 		Requires: "no write waits for one client: a client that does not read holds up nobody " +
 			"(it may be dropped)",
 		Ours: "two senders share the 6 MB, each write ending mid-line; from stage 6 on, more, " +
 			"each within a flood-control burst; ours drop a client 4 MiB behind",
-		Run: checkStalled}
-)
+		Run: checkStalled},
+	// Stage 6 is the stage 5 relay made fit for a room nobody vouches for. Its checks judge
+	// what a client can see of that: the basics still hold, one client's flood does not bury
+	// the others, a server whose own output is not read still relays, and a stop delivers
+	// what was queued. How a server does each (a token bucket, a log goroutine, a second's
+	// grace) is its own affair.
+	{Name: "flood", Stages: []int{6}, Title: "one client floods: slow readers still hear the others", Required: true,
+		Requires: "one client's flood does not bury the others: while it sends as fast as it " +
+			"can, readers that take 256 KB/s each stay connected and hear another client's " +
+			"line within 2 s; the flooder may be slowed down or dropped",
+		Ours: "a token bucket per client (a 256 KiB burst, then 64 KiB/s): a client over its " +
+			"budget is read no faster than that, and told so once",
+		Run: checkFlood},
+	{Name: "paused-output", Stages: []int{6}, Title: "its output not read, the server still relays", Required: true,
+		Requires: "the relay never waits for the server's own output: with its standard output " +
+			"not read (a terminal paused with Ctrl-S, a pipe nobody reads), 1 MB of messages " +
+			"are still relayed, and the server goes on once its output is read again",
+		Ours: "our log is written by a goroutine of its own from a backlog of up to 1 MiB, and " +
+			"lines past that are dropped and counted; several senders share the 1 MB so that " +
+			"each stays within a flood-control burst (ours allow 256 KiB at once)",
+		Run: checkPausedOutput},
+	{Name: "shutdown", Stages: []int{6}, Title: "SIGTERM: what was queued still arrives, then it ends", Required: true,
+		Requires: "on SIGTERM, every line queued for a client before the signal still reaches " +
+			"it, then its connection ends, and the server is gone within 5 s",
+		Ours: "ours stop accepting and reading, give queued output up to 1 s to go out, then " +
+			"close and exit with status 0 (the status is only reported); several senders share " +
+			"the 4 MB so that each stays within a flood-control burst",
+		Run: checkShutdown},
+	// Stage 7 is Protohackers' Budget Chat (problem 3), judged by its statement's MUST and
+	// MAY: the texts of the prompt, the presence list, arrivals and departures are the
+	// server's own, as long as an event starts with "*" and names the users it is about; a
+	// message is relayed exactly as "[NAME] message". Our stage's texts are examples, not the
+	// expected bytes.
+	{Name: "prompt", Stages: []int{7}, Title: "a line asking for a name as soon as a client connects", Required: true,
+		Requires: "the server sends a line prompting for a name when a client connects; its text is its own",
+		Ours:     budgetTexts, Run: checkPrompt},
+	{Name: "illegal-name", Stages: []int{7}, Title: "an illegal name: disconnected, and nobody told", Required: true,
+		Requires: "a name that is empty or not all letters and digits ends the connection; " +
+			"the server MAY say why first, and tells nobody about it",
+		Ours: "ours say why (\"* Sorry, a name is 1 to 32 letters and digits.\") before closing; closing without a word passes too",
+		Run:  checkIllegalName},
+	{Name: "presence", Stages: []int{7}, Title: "a newcomer is told who is present; the others, who came", Required: true,
+		Requires: "a newcomer gets one line starting with \"*\" naming everyone present (even " +
+			"when nobody is); the others get a \"*\" line naming the newcomer; names of 16 " +
+			"letters and digits are allowed",
+		Ours: budgetTexts, Run: checkPresence},
+	{Name: "left", Stages: []int{7}, Title: "the others are told when a user leaves", Required: true,
+		Requires: "when a joined user leaves, every other joined user gets a \"*\" line naming them",
+		Ours:     budgetTexts, Run: checkLeft},
+	{Name: "not-joined", Stages: []int{7}, Title: "no events or messages before joining", Required: true,
+		Requires: "a client that has not given its name hears nothing, and nobody hears of it",
+		Run:      checkNotJoined},
+	{Name: "messages", Stages: []int{7}, Title: `"[NAME] message" to every other user, not the sender`, Required: true,
+		Requires: "each message goes to every other joined user as \"[NAME] message\", never " +
+			"back to its sender; the line may end in \"\\n\" or \"\\r\\n\"",
+		Ours: "ours end lines in \"\\n\", as the statement does", Run: checkMessages},
+	{Name: "long-message", Stages: []int{7}, Title: "a 1000-character message", Required: true,
+		Requires: "messages of at least 1000 characters are relayed whole", Run: checkLongMessage},
+	{Name: "reset", Stages: []int{7}, Title: "a user vanishes with a reset: the room is told, newcomers join", Required: true,
+		Requires: "a user whose connection is reset has left: the others are told, and the " +
+			"next newcomer joins as usual, without the ghost in its list",
+		Run: checkResetBudget},
+	{Name: "taken-name", Stages: []int{7}, Title: "a name that is taken: refused, or both users served", Required: true,
+		Requires: "duplicate names MAY be refused (a disconnect, with or without a line) or " +
+			"allowed; if allowed, both users keep hearing and being heard",
+		Ours: "ours refuse a taken name with a line saying so", Run: checkTakenName},
+	{Name: "whole-lines", Stages: []int{7}, Title: "two long messages sent at once arrive whole", Required: true,
+		Requires: "each message is relayed whole: two users' messages, each in several writes " +
+			"at the same time, never mixed",
+		Ours: "1000 characters each, the longest the statement asks for", Run: checkWholeBudget},
+	{Name: "not-text", Stages: []int{7}, Title: "bytes that are not ASCII in a message", Required: false,
+		Ours: "Budget Chat's messages are ASCII, so what to do with other bytes is the " +
+			"server's choice; ours relay them as they came",
+		Run: observeNotTextBudget},
+	{Name: "commands", Stages: []int{7}, Title: "our additions: /msg NAME text and /who", Required: false,
+		Ours: "/msg and /who are ours, not Budget Chat's", Run: observeCommands},
+}
 
 // The article's two messages, and the 10-byte pieces a server that reads 10 bytes at a time
 // makes of them.
@@ -395,11 +468,17 @@ func checkBroadcast(r *Run) {
 	noteEnding(r)
 }
 
-func checkLeave(r *Run) {
+// threeTalking connects three clients, the third of which says it is leaving and is heard.
+func threeTalking(r *Run) []*Client {
 	clients := []*Client{r.Client(), r.Client(), r.Client()}
 	clients[2].Send("I am leaving\r\n")
 	expectRelayed(clients[0], "I am leaving")
 	expectRelayed(clients[1], "I am leaving")
+	return clients
+}
+
+func checkLeave(r *Run) {
+	clients := threeTalking(r)
 	clients[2].Close()
 	left := "after client-3 left: a client that left is removed, and a write to it that fails " +
 		"(EPIPE, or SIGPIPE in C) must not stop the broadcast to the others"
@@ -422,10 +501,7 @@ func stillHeard(r *Run, a, b *Client, hint string) {
 }
 
 func checkReset(r *Run) {
-	clients := []*Client{r.Client(), r.Client(), r.Client()}
-	clients[2].Send("I am leaving\r\n")
-	expectRelayed(clients[0], "I am leaving")
-	expectRelayed(clients[1], "I am leaving")
+	clients := threeTalking(r)
 	clients[2].Reset()
 	stillHeard(r, clients[0], clients[1], "after client-3 vanished: "+resetHint)
 	welcome(r, clients[0], clients[1], "after a client vanished, a newcomer is served like anyone: "+resetHint)
@@ -496,18 +572,10 @@ func sendInTurns(a, b *Client, lineA, lineB string) {
 }
 
 // expectWhole reads len(want) lines at c, in any order, each of which must be one of want
-// whole; tag is what the server puts before a relayed message ("" or "[alice] ").
+// whole, and fails with hint if one is not.
 func expectWhole(r *Run, c *Client, want map[string]bool, hint string) {
-	for range len(want) {
-		got, err := c.ReadOthers(Deadline, false)
-		if err == nil && want[got.Message] {
-			delete(want, got.Message)
-			continue
-		}
-		if err == nil {
-			c.run.say("[%s] received %s", c.Name, quote(got.Line))
-			r.Say("%s", mixedWhere(r.unstyled(got.Text), want))
-		}
+	if what := readWhole(c, want); what != "" {
+		r.Say("%s", what)
 		r.Fail(fmt.Sprintf("%s to receive each long line whole", c.Name), hint)
 	}
 }
@@ -792,14 +860,22 @@ func (r *Run) looksFlood(text string) bool {
 }
 
 // floodPast has senders send count numbered lines, and proves that healthy receives every
-// one, whole and in order, whatever another client does meanwhile.
-func floodPast(r *Run, senders []*Client, healthy *Client, count int) {
+// one, whole and in order, whatever another client (or the server's own output) does
+// meanwhile. held is the hint if healthy waits in vain or the senders cannot send, "" for
+// the usual ones.
+func floodPast(r *Run, senders []*Client, healthy *Client, count int, held string) {
+	unsent := "keep reading every client while you write to the others"
+	if held == "" {
+		held = heldUpHint
+	} else {
+		unsent = held
+	}
 	var received atomic.Int64
 	sent := flood(r, senders, count, &received)
-	receiveFlood(healthy, count, &received, 5*time.Second, heldUpHint, lostHint)
+	receiveFlood(healthy, count, &received, 5*time.Second, held, lostHint)
 	if err := <-sent; err != nil {
 		r.Say("the senders could not send: %v", err)
-		r.Fail("every sender to send every line", "keep reading every client while you write to the others")
+		r.Fail("every sender to send every line", unsent)
 	}
 }
 
@@ -820,7 +896,7 @@ func checkCatchUp(r *Run) {
 	spins := ProcReadable && r.CPU(300*time.Millisecond) >= 0.05
 	r.HideOutput()
 	defer r.ShowOutput()
-	floodPast(r, senders, healthy, CatchUpLines)
+	floodPast(r, senders, healthy, CatchUpLines, "")
 	r.Say("%s reads now", late.Name)
 	behind := "a client that fell behind lost lines: when a write takes only part of what you " +
 		"give it (or none: EAGAIN), keep the rest for that client and send it when its socket " +
@@ -847,7 +923,7 @@ func checkStalled(r *Run) {
 	r.Say("%s never reads; it may be dropped", stalled.Name)
 	r.HideOutput()
 	defer r.ShowOutput()
-	floodPast(r, senders, healthy, StalledLines)
+	floodPast(r, senders, healthy, StalledLines, "")
 	healthy.ExpectNothing(100*time.Millisecond, "every line was to arrive once")
 }
 

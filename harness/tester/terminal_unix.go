@@ -10,22 +10,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openMaster opens /dev/ptmx, which creates a new pair of pseudo-terminal sides, and returns
-// the master side, non-blocking, with its descriptor.
-func openMaster() (*os.File, int, error) {
+// OpenTerminal opens a new pseudo-terminal of columns x rows and returns its two sides: the
+// master, which this program reads and writes, and the slave (/dev/pts/N on Linux, /dev/ttysN
+// on macOS), which a program started on it sees as its terminal. The master is non-blocking,
+// so that Go's poller waits for output and closing it stops a pending Read.
+func OpenTerminal(columns, rows int) (master, slave *os.File, err error) {
+	// Opening /dev/ptmx creates a new pair.
 	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, 0, fmt.Errorf("opening /dev/ptmx: %w", err)
+		return nil, nil, fmt.Errorf("opening /dev/ptmx: %w", err)
 	}
-	return os.NewFile(uintptr(fd), "/dev/ptmx"), fd, nil
-}
-
-// openSlave opens the slave side called name of master's pair, and gives it its size.
-func openSlave(master *os.File, name string, columns, rows int) (*os.File, *os.File, error) {
-	slave, err := os.OpenFile(name, os.O_RDWR|syscall.O_NOCTTY, 0)
+	master = os.NewFile(uintptr(fd), "/dev/ptmx")
+	name, err := slaveName(fd)
+	if err == nil {
+		slave, err = os.OpenFile(name, os.O_RDWR|syscall.O_NOCTTY, 0)
+	}
 	if err != nil {
 		master.Close()
-		return nil, nil, fmt.Errorf("opening %s: %w", name, err)
+		return nil, nil, err
 	}
 	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ,
 		&unix.Winsize{Row: uint16(rows), Col: uint16(columns)}); err != nil {
