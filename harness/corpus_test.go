@@ -3,6 +3,7 @@
 package harness
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -127,15 +128,21 @@ func TestCheckCorpus(t *testing.T) {
 	}
 
 	// Six servers at a time: most of a check is waiting, each server has its own port and
-	// process group, and CPU is measured per group. The servers of stage 5 go first: their
-	// floods take longest.
-	floods := func(e *entry) int {
-		if slices.Contains(e.stages, 5) {
-			return 1
+	// process group, and CPU is measured per group. The longest go first, so that none is
+	// left running alone at the end: those with the most checks (stages 5 and 7), and among
+	// them those that fail the most, since a failing check often waits out a deadline.
+	longer := func(e *entry) (checks, fails int) {
+		for _, stage := range e.stages {
+			checks = max(checks, len(tester.StageChecks(stage)))
+			fails += len(e.verdict.Stages[strconv.Itoa(stage)].Fail)
 		}
-		return 0
+		return checks, fails
 	}
-	slices.SortStableFunc(entries, func(a, b *entry) int { return floods(b) - floods(a) })
+	slices.SortStableFunc(entries, func(a, b *entry) int {
+		aChecks, aFails := longer(a)
+		bChecks, bFails := longer(b)
+		return cmp.Or(bChecks-aChecks, bFails-aFails)
+	})
 	running := make(chan struct{}, 6)
 	var wg sync.WaitGroup
 	for _, e := range entries {
