@@ -18,6 +18,11 @@ import (
 // runs' samples. (The benchmark's pictures are beside the benchmark, FanoutFolder.)
 const Runs = "harness/pictures/runs"
 
+// FanoutFolder holds the benchmark (harness/cmd/fanout), its data file and its charts.
+const FanoutFolder = "harness/cmd/fanout"
+
+var FanoutFile = filepath.Join(FanoutFolder, "fanout.tsv")
+
 // MaxSize is the most an SVG may weigh: a README's picture must load at once.
 const MaxSize = 50 << 10
 

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -36,7 +37,6 @@ func main() {
 	cli.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 7, a goroutine relay, Redis and NATS, side by side.")
 	// One run against a server that is already running.
 	addr := flag.String("addr", "", "run one workload against the server at this host:port instead of the whole benchmark")
-	redis := flag.Bool("redis", false, "with -addr: the server is Redis (the same as -protocol redis)")
 	protocol := flag.String("protocol", "line", "with -addr: the server's protocol: line (stages 2 to 5, gorelay), stage7, redis (SUBSCRIBE/PUBLISH on one channel) or nats (SUB/PUB on one subject)")
 	receivers := flag.Int("receivers", 100, "with -addr: receiving connections")
 	senders := flag.Int("senders", 1, "with -addr: sending connections")
@@ -47,8 +47,8 @@ func main() {
 
 	// The whole benchmark.
 	quick := flag.Bool("quick", false, "shorter runs and fewer idle connections: a rough table in under a minute")
-	targets := flag.String("targets", "select,epoll,stage7,gorelay,redis,nats", "servers to measure: select, epoll (stage 5 with that poller), stage7 (with epoll), gorelay, redis, nats")
-	workloads := flag.String("workloads", "flood,senders,paced,memory,idle", "what to run: flood (one sender, N = 10, 100, 1000), senders (4 senders, N = 100), paced, memory, idle")
+	targets := flag.String("targets", "select,epoll,stage7,gorelay,redis,nats", "servers to measure: select, epoll (stage 5 with that poller), stage7 (with epoll), gorelay, redis, nats; and stage8 (a room of two servers, everyone on the second) or stage8-across (the senders on the first: every line crosses NATS)")
+	workloads := flag.String("workloads", "flood,senders,paced,memory,idle", "what to run: flood (one sender, N = 10, 100, 1000), senders (4 senders, N = 100), paced, memory, idle; and, on the servers of the line protocol only, the memory of one broadcast: bigline (one 64 KiB line to 2,000 receivers), stalled (a flood with 64 stalled readers)")
 	sizes := flag.String("sizes", "32,64", "message sizes in bytes, \"\\r\\n\" included")
 	duration := flag.Duration("duration", time.Second, "how long each flood sends (with -addr: each run)")
 	pacedDuration := flag.Duration("paced-duration", 1500*time.Millisecond, "how long each paced run sends")
@@ -66,9 +66,6 @@ func main() {
 	flag.Parse()
 
 	if *addr != "" {
-		if *redis {
-			*protocol = redisProtocol
-		}
 		if *protocol == "line" {
 			*protocol = lineProtocol
 		}
@@ -122,7 +119,7 @@ func main() {
 	for _, name := range splitList(*targets) {
 		t, ok := knownTargets[name]
 		if !ok {
-			fmt.Fprintf(os.Stderr, "fanout: unknown target %q (want select, epoll, stage7, gorelay, redis or nats)\n", name)
+			fmt.Fprintf(os.Stderr, "fanout: unknown target %q (want select, epoll, stage7, gorelay, redis, nats, stage8 or stage8-across)\n", name)
 			os.Exit(2)
 		}
 		b.targets = append(b.targets, t)
@@ -136,9 +133,15 @@ func main() {
 		b.pin = false
 	}
 
+	if slices.ContainsFunc(b.targets, func(t target) bool { return t.room }) {
+		var err error
+		if b.modules, err = os.MkdirTemp("", "fanout-"); err != nil {
+			cli.Fatal("%v", err)
+		}
+	}
 	// Ctrl-C must not leave servers or builds behind: the harness kills every process it
 	// started, those started from now on included, and deletes the builds.
-	cli.CleanUpOnSignal()
+	cli.CleanUpOnSignal(b.modules)
 	began := time.Now()
 	err := b.run()
 	if err == nil && *drawChart {
@@ -146,6 +149,7 @@ func main() {
 	}
 	b.stopAll()
 	harness.RemoveBuilds()
+	os.RemoveAll(b.modules)
 	if err != nil {
 		cli.Fatal("%v", err)
 	}
@@ -210,6 +214,8 @@ type target struct {
 	pkg      string // module folder, or "" for Redis and NATS
 	args     []string
 	protocol string
+	room     bool // stage 8: a room of two servers, joined by NATS; the receivers on the second
+	across   bool // the senders on the first server, so that every line crosses NATS
 }
 
 // noFloodControl turns the stages' flood control off: a benchmark floods on purpose, and with
@@ -221,17 +227,29 @@ var knownTargets = map[string]target{
 	"epoll":   {name: "stage5 epoll", pkg: "stage5-select", args: []string{"-poller", "epoll", "-quiet"}},
 	"stage7":  {name: "stage7 epoll", pkg: "stage7-identity", args: append([]string{"-poller", "epoll", "-quiet"}, noFloodControl...), protocol: stage7Protocol},
 	"gorelay": {name: "gorelay", pkg: "harness/cmd/gorelay", args: []string{"-quiet"}},
-	"redis":   {name: "redis", protocol: redisProtocol},
-	"nats":    {name: "nats-server", protocol: natsProtocol},
+	"stage8": {name: "stage8 local", pkg: "stage8-cluster", args: append([]string{"-poller", "epoll", "-quiet"}, noFloodControl...),
+		protocol: stage7Protocol, room: true},
+	"stage8-across": {name: "stage8 across", pkg: "stage8-cluster", args: append([]string{"-poller", "epoll", "-quiet"}, noFloodControl...),
+		protocol: stage7Protocol, room: true, across: true},
+	"redis": {name: "redis", protocol: redisProtocol},
+	"nats":  {name: "nats-server", protocol: natsProtocol},
+}
+
+// selectLimited says the target waits with select, which cannot watch descriptors of 1024 or
+// more.
+func (t target) selectLimited() bool {
+	return t.pkg == "stage5-select" && slices.Contains(t.args, "select")
 }
 
 // server is a running target.
 type server struct {
 	target
-	process *harness.Process
-	addr    string
-	control net.Conn // Redis: a connection for INFO
-	monitor string   // NATS: its monitoring port's address, for /varz
+	process    *harness.Process
+	addr       string
+	control    net.Conn // Redis: a connection for INFO
+	monitor    string   // NATS: its monitoring port's address, for /varz
+	hub        *server  // stage 8: the room's first server, which runs NATS
+	senderAddr string   // stage 8: where the senders connect, if not at addr
 }
 
 func (s *server) pid() int { return s.process.PID() }
@@ -263,6 +281,10 @@ func (s *server) connected() (int, error) {
 		return 0, errors.New("no connected_clients in INFO")
 	}
 	n := 0
+	if s.hub != nil {
+		hub, _ := s.hub.connected()
+		n += hub
+	}
 	for _, line := range s.process.Lines() {
 		switch {
 		case line == "Server: client connected":
@@ -292,6 +314,7 @@ type bench struct {
 	natsServer    string
 	pin           bool
 	rounds        int
+	modules       string // where stage 8, a module of its own, is built
 
 	mu      sync.Mutex
 	running []*server
@@ -338,13 +361,13 @@ func (b *bench) run() error {
 			}
 			b.natsServer = path
 		default:
-			if root, err := harness.Root(); err == nil && t.protocol == stage7Protocol {
+			if root, err := harness.Root(); err == nil {
 				if _, err := os.Stat(filepath.Join(root, t.pkg)); err != nil {
 					fmt.Printf("%s: skipped, there is no %s folder in this checkout\n", t.name, t.pkg)
 					continue
 				}
 			}
-			if _, err := harness.BuildBinary(t.pkg); err != nil {
+			if _, err := b.build(t.pkg); err != nil {
 				return err
 			}
 		}
@@ -365,6 +388,11 @@ func (b *bench) run() error {
 	}
 	if b.wants("idle") {
 		if err := b.idle(); err != nil {
+			return err
+		}
+	}
+	if b.wants("bigline") || b.wants("stalled") {
+		if err := b.broadcastMemory(); err != nil {
 			return err
 		}
 	}
@@ -395,6 +423,60 @@ func (b *bench) header() {
 // under taskset, a Go server sees one CPU and sets GOMAXPROCS to 1, as it would for a user
 // who pins it; pinned after its start, it would keep two Ps time-sharing one core.
 func (b *bench) start(t target, maxClients int) (*server, error) {
+	if !t.room {
+		return b.startOne(t, maxClients)
+	}
+	// The first server runs NATS, which asks for a secret: its log says the URL to join with,
+	// secret included.
+	first, second := t, t
+	first.args = append(slices.Clip(t.args), "-nats-listen", "127.0.0.1:0")
+	hub, err := b.startOne(first, maxClients)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Join(hub.process.Lines(), "\n")
+	url := regexp.MustCompile(`(?m)^Server:   (nats://\w+@127\.0\.0\.1:\d+)$`).FindStringSubmatch(lines)
+	if url == nil {
+		b.stop(hub)
+		return nil, fmt.Errorf("the first server did not say where NATS is: %q", lines)
+	}
+	second.args = append(slices.Clip(t.args), "-nats", url[1])
+	s, err := b.startOne(second, maxClients)
+	if err != nil {
+		b.stop(hub)
+		return nil, err
+	}
+	s.hub = hub
+	if t.across {
+		s.senderAddr = hub.addr
+	}
+	return s, nil
+}
+
+// build builds a folder of the module, or one that is a module of its own (stage 8) in that
+// folder, into b.modules.
+func (b *bench) build(pkg string) (string, error) {
+	root, err := harness.Root()
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(root, pkg, "go.mod")); err != nil {
+		return harness.BuildBinary(pkg)
+	}
+	path := filepath.Join(b.modules, pkg)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	cmd := exec.Command("go", "build", "-o", path, ".")
+	cmd.Dir = filepath.Join(root, pkg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build in %s: %v\n%s", pkg, err, out)
+	}
+	return path, nil
+}
+
+// startOne starts one server.
+func (b *bench) startOne(t target, maxClients int) (*server, error) {
 	s := &server{target: t}
 	command, args := "", []string{}
 	switch t.protocol {
@@ -417,7 +499,7 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		args = []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--maxclients", strconv.Itoa(maxClients + 100), "--daemonize", "no"}
 	default:
-		bin, err := harness.BuildBinary(t.pkg)
+		bin, err := b.build(t.pkg)
 		if err != nil {
 			return nil, err
 		}
@@ -448,6 +530,11 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		return nil, err
 	}
 	s.addr = listening.Addr
+	if t.room {
+		if _, ok := s.process.Await(harness.Deadline, func(line string) bool { return strings.Contains(line, "in the room") }); !ok {
+			return nil, fmt.Errorf("%s did not join the room within %v: %q", t.name, harness.Deadline, s.process.Stderr())
+		}
+	}
 	return s, nil
 }
 
@@ -458,6 +545,9 @@ func (b *bench) track(s *server) {
 }
 
 func (b *bench) stop(s *server) {
+	if s.hub != nil {
+		b.stop(s.hub)
+	}
 	s.stop()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -540,7 +630,7 @@ func (b *bench) throughput() error {
 				}
 				for _, s := range servers {
 					w := workload{
-						addr: s.addr, protocol: s.protocol, receivers: sp.receivers, senders: sp.senders, size: size,
+						addr: s.addr, senderAddr: s.senderAddr, protocol: s.protocol, receivers: sp.receivers, senders: sp.senders, size: size,
 						rate: sp.rate, duration: b.duration, stall: b.stall, serverPID: s.pid(),
 					}
 					if sp.rate > 0 {
@@ -642,7 +732,7 @@ func (b *bench) memory() error {
 	fmt.Printf("Memory: resident memory of a fresh server before and after %s idle connections.\n\n", cli.Thousands(float64(b.memoryConns)))
 	fmt.Printf("%-14s %12s %12s %16s\n", "server", "RSS before", "RSS after", "per connection")
 	for _, t := range b.targets {
-		if t.pkg == "stage5-select" && slices.Contains(t.args, "select") && b.memoryConns >= 1020 {
+		if t.selectLimited() && b.memoryConns >= 1020 {
 			fmt.Printf("%-14s %s\n", t.name, "-  (select cannot watch descriptors of 1024 or more; see stage5 epoll)")
 			continue
 		}
@@ -690,19 +780,23 @@ func (b *bench) connectIdle(s *server, n int) ([]int, error) {
 		}
 		fds = append(fds, fd)
 	}
+	if err := waitHeld(s, n); err != nil {
+		closeAll(fds)
+		return nil, err
+	}
+	return fds, nil
+}
+
+// waitHeld waits until the server holds n connections.
+func waitHeld(s *server, n int) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		held, err := s.connected()
-		if err != nil {
-			closeAll(fds)
-			return nil, err
-		}
-		if held >= n {
-			return fds, nil
+		if err != nil || held >= n {
+			return err
 		}
 		if time.Now().After(deadline) {
-			closeAll(fds)
-			return nil, fmt.Errorf("the server holds %d of %d connections after 30s", held, n)
+			return fmt.Errorf("the server holds %d of %d connections after 30s", held, n)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
