@@ -84,31 +84,6 @@ func (b *bench) broadcastMemory() error {
 	return nil
 }
 
-// dial opens n connections to s with d and waits until s holds want clients.
-func (b *bench) dial(s *server, d *net.Dialer, n, want int) ([]net.Conn, error) {
-	var conns []net.Conn
-	for i := range n {
-		c, err := d.Dial("tcp", s.addr)
-		if err != nil {
-			closeConns(conns)
-			return nil, fmt.Errorf("connection %d: %w", i+1, err)
-		}
-		conns = append(conns, c)
-	}
-	if err := waitHeld(s, want); err != nil {
-		closeConns(conns)
-		return nil, err
-	}
-	time.Sleep(300 * time.Millisecond) // let the server settle after the accepts
-	return conns, nil
-}
-
-func closeConns(conns []net.Conn) {
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
 // memoryAfter reads the server's memory, waits, and reads it again.
 func memoryAfter(pid int, wait time.Duration) (now, later tester.Memory, err error) {
 	if now, err = tester.ReadMemory(pid); err != nil {

@@ -19,13 +19,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
@@ -434,13 +432,17 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	lines := strings.Join(hub.process.Lines(), "\n")
-	url := regexp.MustCompile(`(?m)^Server:   (nats://\w+@127\.0\.0\.1:\d+)$`).FindStringSubmatch(lines)
-	if url == nil {
-		b.stop(hub)
-		return nil, fmt.Errorf("the first server did not say where NATS is: %q", lines)
+	url := ""
+	for _, line := range hub.process.Lines() {
+		if rest, ok := strings.CutPrefix(line, "Server:   "); ok && strings.HasPrefix(rest, "nats://") {
+			url = rest
+		}
 	}
-	second.args = append(slices.Clip(t.args), "-nats", url[1])
+	if url == "" {
+		b.stop(hub)
+		return nil, fmt.Errorf("the first server did not say where NATS is: %q", hub.process.Lines())
+	}
+	second.args = append(slices.Clip(t.args), "-nats", url)
 	s, err := b.startOne(second, maxClients)
 	if err != nil {
 		b.stop(hub)
@@ -745,14 +747,14 @@ func (b *bench) memory() error {
 		if err != nil {
 			return err
 		}
-		fds, err := b.connectIdle(s, b.memoryConns)
+		conns, err := b.dial(s, &net.Dialer{Timeout: harness.Deadline}, b.memoryConns, b.memoryConns)
 		if err != nil {
 			b.stop(s)
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 		after, err := tester.RSS(s.pid())
-		closeAll(fds)
+		closeConns(conns)
 		b.stop(s)
 		if err != nil {
 			return err
@@ -765,26 +767,29 @@ func (b *bench) memory() error {
 	return nil
 }
 
-// connectIdle opens n connections that never send, and waits until the server holds them all.
-func (b *bench) connectIdle(s *server, n int) ([]int, error) {
-	sockaddr, err := resolve(s.addr)
-	if err != nil {
-		return nil, err
-	}
-	fds := make([]int, 0, n)
+// dial opens n connections to s with d and waits until s holds want clients.
+func (b *bench) dial(s *server, d *net.Dialer, n, want int) ([]net.Conn, error) {
+	var conns []net.Conn
 	for i := range n {
-		fd, err := connect(sockaddr)
+		c, err := d.Dial("tcp", s.addr)
 		if err != nil {
-			closeAll(fds)
-			return nil, fmt.Errorf("idle connection %d: %w", i+1, err)
+			closeConns(conns)
+			return nil, fmt.Errorf("connection %d: %w", i+1, err)
 		}
-		fds = append(fds, fd)
+		conns = append(conns, c)
 	}
-	if err := waitHeld(s, n); err != nil {
-		closeAll(fds)
+	if err := waitHeld(s, want); err != nil {
+		closeConns(conns)
 		return nil, err
 	}
-	return fds, nil
+	time.Sleep(300 * time.Millisecond) // let the server settle after the accepts
+	return conns, nil
+}
+
+func closeConns(conns []net.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 // waitHeld waits until the server holds n connections.
@@ -809,13 +814,13 @@ func (b *bench) idle() error {
 	fmt.Printf("Idle: CPU ticks (1/100 s) used in %v with %s idle connections.\n\n", b.idleWindow, cli.Thousands(float64(b.idleConns)))
 	type idleServer struct {
 		s     *server
-		fds   []int
+		conns []net.Conn
 		ticks int64
 	}
 	var servers []*idleServer
 	defer func() {
 		for _, is := range servers {
-			closeAll(is.fds)
+			closeConns(is.conns)
 			b.stop(is.s)
 		}
 	}()
@@ -826,7 +831,7 @@ func (b *bench) idle() error {
 		}
 		is := &idleServer{s: s}
 		servers = append(servers, is)
-		if is.fds, err = b.connectIdle(s, b.idleConns); err != nil {
+		if is.conns, err = b.dial(s, &net.Dialer{Timeout: harness.Deadline}, b.idleConns, b.idleConns); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
@@ -850,12 +855,6 @@ func (b *bench) idle() error {
 	}
 	fmt.Println()
 	return nil
-}
-
-func closeAll(fds []int) {
-	for _, fd := range fds {
-		syscall.Close(fd)
-	}
 }
 
 // dialRedis waits for a freshly started Redis to answer PING.
