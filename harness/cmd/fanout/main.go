@@ -44,22 +44,23 @@ func main() {
 	serverPID := flag.Int("server-pid", 0, "with -addr: the server's process id, to report its CPU time")
 
 	// The whole benchmark.
+	b := &bench{}
 	quick := flag.Bool("quick", false, "shorter runs and fewer idle connections: a rough table in under a minute")
 	targets := flag.String("targets", "select,epoll,stage7,gorelay,redis,nats", "servers to measure: select, epoll (stage 5 with that poller), stage7 (with epoll), gorelay, redis, nats; and stage8 (a room of two servers, everyone on the second) or stage8-across (the senders on the first: every line crosses NATS)")
 	workloads := flag.String("workloads", "flood,senders,paced,memory,idle", "what to run: flood (one sender, N = 10, 100, 1000), senders (4 senders, N = 100), paced, memory, idle; and, on the servers of the line protocol only, the memory of one broadcast: bigline (one 64 KiB line to 2,000 receivers), stalled (a flood with 64 stalled readers)")
 	sizes := flag.String("sizes", "32,64", "message sizes in bytes, \"\\r\\n\" included")
-	duration := flag.Duration("duration", time.Second, "how long each flood sends (with -addr: each run)")
-	pacedDuration := flag.Duration("paced-duration", 1500*time.Millisecond, "how long each paced run sends")
-	pacedRate := flag.Float64("paced-rate", 100_000, "deliveries per second in the paced runs")
-	memoryConns := flag.Int("memory-conns", 10_000, "idle connections for the memory figure")
-	idleConns := flag.Int("idle-conns", 1_000, "idle connections for the idle CPU figure")
-	idleWindow := flag.Duration("idle-window", 10*time.Second, "how long to count an idle server's CPU ticks")
-	windowBytes := flag.Int("window-bytes", 16<<20, "flood: bytes in flight across all receivers (at most 256 KiB each)")
-	pin := flag.Bool("pin", true, "pin servers to CPU 0 and the generator to CPU 1 with taskset, when there are two CPUs or more")
-	redisServer := flag.String("redis-server", "redis-server", "the redis-server executable")
-	natsServer := flag.String("nats-server", "nats-server", "the nats-server executable (looked for on PATH, then in $GOBIN, $GOPATH/bin and ~/go/bin)")
-	rounds := flag.Int("rounds", 3, "run every throughput workload this many times and keep the best")
-	stall := flag.Duration("stall", 10*time.Second, "give up on a run when nothing arrives for this long")
+	flag.DurationVar(&b.duration, "duration", time.Second, "how long each flood sends (with -addr: each run)")
+	flag.DurationVar(&b.pacedDuration, "paced-duration", 1500*time.Millisecond, "how long each paced run sends")
+	flag.Float64Var(&b.pacedRate, "paced-rate", 100_000, "deliveries per second in the paced runs")
+	flag.IntVar(&b.memoryConns, "memory-conns", 10_000, "idle connections for the memory figure")
+	flag.IntVar(&b.idleConns, "idle-conns", 1_000, "idle connections for the idle CPU figure")
+	flag.DurationVar(&b.idleWindow, "idle-window", 10*time.Second, "how long to count an idle server's CPU ticks")
+	flag.IntVar(&b.windowBytes, "window-bytes", 16<<20, "flood: bytes in flight across all receivers (at most 256 KiB each)")
+	flag.BoolVar(&b.pin, "pin", true, "pin servers to CPU 0 and the generator to CPU 1 with taskset, when there are two CPUs or more")
+	flag.StringVar(&b.redisServer, "redis-server", "redis-server", "the redis-server executable")
+	flag.StringVar(&b.natsServer, "nats-server", "nats-server", "the nats-server executable (looked for on PATH, then in $GOBIN, $GOPATH/bin and ~/go/bin)")
+	flag.IntVar(&b.rounds, "rounds", 3, "run every throughput workload this many times and keep the best")
+	flag.DurationVar(&b.stall, "stall", 10*time.Second, "give up on a run when nothing arrives for this long")
 	drawChart := flag.Bool("chart", false, "write the throughput figures to fanout.tsv beside this command, and draw its README's charts from them")
 	flag.Parse()
 
@@ -73,9 +74,9 @@ func main() {
 		}
 		w := workload{
 			addr: *addr, protocol: *protocol, receivers: *receivers, senders: *senders, size: *size,
-			rate: *rate, duration: *duration, messages: *messages, stall: *stall, serverPID: *serverPID,
+			rate: *rate, duration: b.duration, messages: *messages, stall: b.stall, serverPID: *serverPID,
 		}
-		w.window = floodWindow(w, *windowBytes)
+		w.window = floodWindow(w, b.windowBytes)
 		if w.receivers < 1 || w.senders < 1 || w.size < minSize || w.senders >= syncSender {
 			fmt.Fprintf(os.Stderr, "fanout: need at least one receiver, 1 to %d senders and lines of %d bytes or more\n", syncSender-1, minSize)
 			os.Exit(2)
@@ -99,21 +100,7 @@ func main() {
 			}
 		}
 	}
-	b := &bench{
-		sizes:         parseSizes(*sizes),
-		duration:      *duration,
-		pacedDuration: *pacedDuration,
-		pacedRate:     *pacedRate,
-		memoryConns:   *memoryConns,
-		idleConns:     *idleConns,
-		idleWindow:    *idleWindow,
-		windowBytes:   *windowBytes,
-		stall:         *stall,
-		redisServer:   *redisServer,
-		natsServer:    *natsServer,
-		workloads:     splitList(*workloads),
-		rounds:        max(*rounds, 1),
-	}
+	b.sizes, b.workloads, b.rounds = parseSizes(*sizes), splitList(*workloads), max(b.rounds, 1)
 	for _, name := range splitList(*targets) {
 		t, ok := knownTargets[name]
 		if !ok {
@@ -126,7 +113,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "fanout: -sizes wants a comma-separated list of sizes of %d bytes or more\n", minSize)
 		os.Exit(2)
 	}
-	b.pin = *pin && runtime.NumCPU() >= 2
+	b.pin = b.pin && runtime.NumCPU() >= 2
 	if _, err := exec.LookPath("taskset"); err != nil {
 		b.pin = false
 	}
