@@ -2,11 +2,15 @@
 
 // Command fanout measures how fast a chat relay fans lines out: stage 5 with select and with
 // epoll, stage 7, an idiomatic goroutine-per-connection relay (harness/cmd/gorelay), Redis
-// pub/sub and NATS, side by side on one machine in one run. See README.md beside this file.
+// pub/sub and NATS, side by side on one machine in one run; on request, stage 8 with and
+// without crossing NATS, and what one broadcast costs a relay in memory. See README.md beside
+// this file.
 //
 //	go run ./harness/cmd/fanout            # the whole benchmark, about four minutes
 //	go run ./harness/cmd/fanout -quick     # the same table in well under a minute, noisier
 //	go run ./harness/cmd/fanout -addr 127.0.0.1:5555 -receivers 100   # one run against a running server
+//	go run ./harness/cmd/fanout -targets stage7,stage8,stage8-across -workloads flood -sizes 32
+//	go run ./harness/cmd/fanout -targets epoll,select -workloads bigline,stalled
 package main
 
 import (
@@ -32,7 +36,7 @@ import (
 )
 
 func main() {
-	cli.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 7, a goroutine relay, Redis and NATS, side by side.")
+	cli.SetUsage("fanout", "fanout measures how fast chat relays fan lines out to many receivers: stage 5, stage 7, a goroutine relay, Redis and NATS, side by side; on request, stage 8 across NATS, and the memory one broadcast costs.")
 	// One run against a server that is already running.
 	addr := flag.String("addr", "", "run one workload against the server at this host:port instead of the whole benchmark")
 	protocol := flag.String("protocol", "line", "with -addr: the server's protocol: line (stages 2 to 5, gorelay), stage7, redis (SUBSCRIBE/PUBLISH on one channel) or nats (SUB/PUB on one subject)")
