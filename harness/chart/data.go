@@ -42,21 +42,8 @@ func (d *Data) Fact(name string) string {
 // AddFact appends a fact.
 func (d *Data) AddFact(name, value string) { d.Facts = append(d.Facts, Fact{name, value}) }
 
-// AddRow appends a row; each value is formatted with %v, a float64 with as few digits as
-// tell it exactly, and NaN (not measured) as "-".
-func (d *Data) AddRow(values ...any) {
-	row := make([]string, len(values))
-	for i, v := range values {
-		if f, ok := v.(float64); ok && math.IsNaN(f) {
-			row[i] = "-"
-		} else if ok {
-			row[i] = strconv.FormatFloat(f, 'f', -1, 64)
-		} else {
-			row[i] = fmt.Sprint(v)
-		}
-	}
-	d.Rows = append(d.Rows, row)
-}
+// AddRow appends a row, its values as written ("-" for a figure that was not measured).
+func (d *Data) AddRow(values ...string) { d.Rows = append(d.Rows, values) }
 
 // Bytes is the file's text.
 func (d *Data) Bytes() []byte {

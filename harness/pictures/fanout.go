@@ -47,7 +47,7 @@ func (r *FanoutRun) Data() *chart.Data {
 		if row.Saturated {
 			saturated = "yes"
 		}
-		d.AddRow(row.Workload, row.Size, row.Target, strconv.FormatFloat(row.Rate, 'f', 0, 64),
+		d.AddRow(row.Workload, strconv.Itoa(row.Size), row.Target, strconv.FormatFloat(row.Rate, 'f', 0, 64),
 			strconv.FormatFloat(row.CPU, 'f', 4, 64), saturated)
 	}
 	return d
