@@ -751,7 +751,7 @@ func (b *bench) memory() error {
 			return err
 		}
 		perConn := float64(after-before) / float64(b.memoryConns)
-		fmt.Printf("%-14s %9.1f MiB %9.1f MiB %11.0f bytes\n", t.name, mib(before), mib(after), perConn)
+		fmt.Printf("%-14s %12s %12s %11.0f bytes\n", t.name, size(before), size(after), perConn)
 		b.memoryRows = append(b.memoryRows, memoryRow{target: t.name, perConn: perConn})
 	}
 	fmt.Println()

@@ -163,5 +163,3 @@ func compact(v float64) string {
 	}
 	return fmt.Sprintf("%.0f", v)
 }
-
-func mib(bytes int64) float64 { return float64(bytes) / (1 << 20) }
