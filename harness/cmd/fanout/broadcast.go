@@ -99,7 +99,7 @@ func (b *bench) bigLine(t target) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer b.stop(s)
+	defer s.stop()
 	conns, err := b.dial(s, &net.Dialer{Timeout: harness.Deadline}, bigLineReceivers+1, bigLineReceivers+1)
 	if err != nil {
 		return "", err
@@ -149,7 +149,7 @@ func (b *bench) stalled(t target) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer b.stop(s)
+	defer s.stop()
 	conns, err := b.dial(s, &net.Dialer{Timeout: harness.Deadline}, 2, 2)
 	if err != nil {
 		return "", err

@@ -27,7 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness"
@@ -136,12 +135,11 @@ func main() {
 	if err == nil && *drawChart {
 		err = b.writeChart(began)
 	}
-	b.stopAll()
-	harness.RemoveBuilds()
 	os.RemoveAll(b.modules)
 	if err != nil {
-		cli.Fatal("%v", err)
+		cli.Fatal("%v", err) // which stops the servers and deletes the builds
 	}
+	harness.StopAll()
 }
 
 func parseSizes(list string) []int {
@@ -244,6 +242,9 @@ type server struct {
 func (s *server) pid() int { return s.process.PID() }
 
 func (s *server) stop() {
+	if s.hub != nil {
+		s.hub.stop()
+	}
 	if s.control != nil {
 		s.control.Close()
 	}
@@ -304,9 +305,6 @@ type bench struct {
 	pin           bool
 	rounds        int
 	modules       string // where stage 8, a module of its own, is built
-
-	mu      sync.Mutex
-	running []*server
 
 	rows       []row
 	memoryRows []memoryRow
@@ -430,13 +428,13 @@ func (b *bench) start(t target, maxClients int) (*server, error) {
 		}
 	}
 	if url == "" {
-		b.stop(hub)
+		hub.stop()
 		return nil, fmt.Errorf("the first server did not say where NATS is: %q", hub.process.Lines())
 	}
 	second.args = append(slices.Clip(t.args), "-nats", url)
 	s, err := b.startOne(second, maxClients)
 	if err != nil {
-		b.stop(hub)
+		hub.stop()
 		return nil, err
 	}
 	s.hub = hub
@@ -505,7 +503,6 @@ func (b *bench) startOne(t target, maxClients int) (*server, error) {
 	if s.process, err = harness.StartProcess(command, nil, args...); err != nil {
 		return nil, err
 	}
-	b.track(s)
 	switch t.protocol {
 	case natsProtocol:
 		if err := waitNATS(s.addr); err != nil {
@@ -529,37 +526,6 @@ func (b *bench) startOne(t target, maxClients int) (*server, error) {
 		}
 	}
 	return s, nil
-}
-
-func (b *bench) track(s *server) {
-	b.mu.Lock()
-	b.running = append(b.running, s)
-	b.mu.Unlock()
-}
-
-func (b *bench) stop(s *server) {
-	if s.hub != nil {
-		b.stop(s.hub)
-	}
-	s.stop()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i, r := range b.running {
-		if r == s {
-			b.running = append(b.running[:i], b.running[i+1:]...)
-			break
-		}
-	}
-}
-
-func (b *bench) stopAll() {
-	b.mu.Lock()
-	running := b.running
-	b.running = nil
-	b.mu.Unlock()
-	for _, s := range running {
-		s.stop()
-	}
 }
 
 // throughput runs every flood and paced workload against every target. All targets run at
@@ -650,7 +616,7 @@ func (b *bench) throughput() error {
 		}
 	}
 	for _, s := range servers {
-		b.stop(s)
+		s.stop()
 	}
 
 	fmt.Printf("%-22s %4s  %-14s %13s %9s %9s %9s %8s %8s %8s\n",
@@ -740,13 +706,13 @@ func (b *bench) memory() error {
 		}
 		conns, err := b.dial(s, &net.Dialer{Timeout: harness.Deadline}, b.memoryConns, b.memoryConns)
 		if err != nil {
-			b.stop(s)
+			s.stop()
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		time.Sleep(500 * time.Millisecond)
 		after, err := tester.RSS(s.pid())
 		closeConns(conns)
-		b.stop(s)
+		s.stop()
 		if err != nil {
 			return err
 		}
@@ -812,7 +778,7 @@ func (b *bench) idle() error {
 	defer func() {
 		for _, is := range servers {
 			closeConns(is.conns)
-			b.stop(is.s)
+			is.s.stop()
 		}
 	}()
 	for _, t := range b.targets {
