@@ -393,7 +393,7 @@ func (b *bench) header() {
 	fmt.Printf("machine: %s\n", tester.Machine())
 	fmt.Printf("command: %s\n", strings.Join(append([]string{"fanout"}, os.Args[1:]...), " "))
 	fmt.Printf("load average before: %s\n", tester.LoadAverage())
-	fmt.Printf("flood control: stage 5 has none; off in stage 7 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
+	fmt.Printf("flood control: stage 5 has none; off in stages 7 and 8 (%s), since the benchmark floods on purpose\n", strings.Join(noFloodControl, " "))
 	if b.pin {
 		if err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run(); err != nil {
 			fmt.Printf("pinning: taskset failed (%v); nothing is pinned\n", err)
@@ -406,9 +406,7 @@ func (b *bench) header() {
 	}
 }
 
-// start starts a target on 127.0.0.1, pinned to CPU 0 from its first instruction: started
-// under taskset, a Go server sees one CPU and sets GOMAXPROCS to 1, as it would for a user
-// who pins it; pinned after its start, it would keep two Ps time-sharing one core.
+// start starts a target: one server, or for stage 8 a room of two.
 func (b *bench) start(t target, maxClients int) (*server, error) {
 	if !t.room {
 		return b.startOne(t, maxClients)
@@ -466,7 +464,9 @@ func (b *bench) build(pkg string) (string, error) {
 	return path, nil
 }
 
-// startOne starts one server.
+// startOne starts a server on 127.0.0.1, pinned to CPU 0 from its first instruction: started
+// under taskset, a Go server sees one CPU and sets GOMAXPROCS to 1, as it would for a user
+// who pins it; pinned after its start, it would keep two Ps time-sharing one core.
 func (b *bench) startOne(t target, maxClients int) (*server, error) {
 	s := &server{target: t}
 	command, args := "", []string{}
