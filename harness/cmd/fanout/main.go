@@ -505,12 +505,22 @@ func (b *bench) startOne(t target, maxClients int) (*server, error) {
 	}
 	switch t.protocol {
 	case natsProtocol:
-		if err := waitNATS(s.addr); err != nil {
-			return nil, fmt.Errorf("%v; its output: %q", err, s.process.Stderr())
+		// nats-server greets a client with its INFO line.
+		conn, err := answered(s.addr, func(c net.Conn) bool {
+			c.SetDeadline(time.Now().Add(time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			return err == nil && strings.HasPrefix(line, "INFO ")
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nats-server did not greet a client: %v; its output: %q", err, s.process.Stderr())
 		}
+		conn.Close()
 		return s, nil
 	case redisProtocol:
-		if s.control, err = dialRedis(s.addr); err != nil {
+		if s.control, err = answered(s.addr, func(c net.Conn) bool {
+			reply, err := redisCommand(c, "PING")
+			return err == nil && reply == "PONG"
+		}); err != nil {
 			return nil, fmt.Errorf("redis did not answer PING: %v; its output: %q", err, s.process.Lines())
 		}
 		return s, nil
@@ -814,17 +824,18 @@ func (b *bench) idle() error {
 	return nil
 }
 
-// dialRedis waits for a freshly started Redis to answer PING.
-func dialRedis(addr string) (net.Conn, error) {
+// answered waits until a freshly started server at addr answers a new connection as ok
+// wants, and returns that connection.
+func answered(addr string, ok func(net.Conn) bool) (net.Conn, error) {
 	deadline := time.Now().Add(harness.Deadline)
 	for {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
-			reply, err := redisCommand(conn, "PING")
-			if err == nil && reply == "PONG" {
+			if ok(conn) {
 				return conn, nil
 			}
 			conn.Close()
+			err = errors.New("no answer")
 		}
 		if time.Now().After(deadline) {
 			return nil, err
