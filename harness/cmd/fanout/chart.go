@@ -5,8 +5,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +14,8 @@ import (
 )
 
 // writeChart writes the run's throughput figures to fanout.tsv beside this command, and
-// draws the charts of its README from that file (package harness/pictures draws them, so
-// that `go run ./harness/cmd/pictures -draw` and the test of the pictures draw the same).
+// redraws the pictures as `go run ./harness/cmd/pictures -draw` does: the charts of its
+// README from that file, and the text beside them.
 func (b *bench) writeChart(began time.Time) error {
 	root, err := harness.Root()
 	if err != nil {
@@ -28,16 +26,7 @@ func (b *bench) writeChart(began time.Time) error {
 		return err
 	}
 	fmt.Printf("\nwrote %s\n", pictures.FanoutFile)
-	for _, p := range pictures.All() {
-		if !slices.Contains(p.Inputs, pictures.FanoutFile) {
-			continue
-		}
-		if _, _, err := p.Redraw(root); err != nil {
-			return err
-		}
-		fmt.Printf("drew %s\n", filepath.ToSlash(p.SVG))
-	}
-	return nil
+	return pictures.RedrawAll(root, os.Stdout)
 }
 
 // chartRun is the run's throughput rows for the charts; a row that failed has no figures and
