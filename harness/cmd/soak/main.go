@@ -64,7 +64,7 @@ func main() {
 			failed = check(report, err) || failed
 			server.Kill() // its log is complete once it has ended
 			summary, ok := SoakServerLog(server.Process)
-			fmt.Println(summary)
+			fmt.Print(fitted(summary))
 			failed = failed || !ok
 			fmt.Println()
 		}

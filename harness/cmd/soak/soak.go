@@ -149,7 +149,7 @@ func (r *SoakReport) String() string {
 	}
 	if !r.Failed() {
 		b.WriteString("soak: OK\n")
-		return b.String()
+		return fitted(b.String())
 	}
 	b.WriteString("soak: FAILED\n")
 	if r.LastMissed > 0 {
@@ -163,6 +163,18 @@ func (r *SoakReport) String() string {
 		for _, p := range r.Problems {
 			fmt.Fprintf(&b, "  %s\n", p)
 		}
+	}
+	return fitted(b.String())
+}
+
+// fitted wraps each line of a report to fit an 80-column terminal, the rest of a line
+// indented under its start.
+func fitted(report string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSuffix(report, "\n"), "\n") {
+		text := strings.TrimLeft(line, " ")
+		indent := line[:len(line)-len(text)]
+		b.WriteString(tester.Wrap(text, indent, indent+"      ", tester.ReportWidth))
 	}
 	return b.String()
 }
