@@ -1,7 +1,8 @@
 // Package pictures knows the repository's charts: where each SVG lives, the data file of a
 // real run it is drawn from, and how it is drawn (with package chart). The command
-// harness/cmd/pictures measures and redraws them, harness/cmd/fanout writes the benchmark's,
-// and a test in package harness checks that every SVG is what its data file draws.
+// harness/cmd/pictures measures the stages' runs and redraws every picture (RedrawAll), as
+// harness/cmd/fanout -chart does once it has written the benchmark's data file; a test in
+// package harness checks that every SVG is what its data file draws.
 package pictures
 
 import (
