@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -41,31 +42,8 @@ func (d *Data) Fact(name string) string {
 // AddFact appends a fact.
 func (d *Data) AddFact(name, value string) { d.Facts = append(d.Facts, Fact{name, value}) }
 
-// AddRow appends a row; each value is formatted with %v, a float64 with as few digits as
-// tell it exactly, and NaN (not measured) as "-".
-func (d *Data) AddRow(values ...any) {
-	row := make([]string, len(values))
-	for i, v := range values {
-		if f, ok := v.(float64); ok && math.IsNaN(f) {
-			row[i] = "-"
-		} else if ok {
-			row[i] = strconv.FormatFloat(f, 'f', -1, 64)
-		} else {
-			row[i] = fmt.Sprint(v)
-		}
-	}
-	d.Rows = append(d.Rows, row)
-}
-
-// Column is the index of the column called name, or -1.
-func (d *Data) Column(name string) int {
-	for i, c := range d.Columns {
-		if c == name {
-			return i
-		}
-	}
-	return -1
-}
+// AddRow appends a row, its values as written ("-" for a figure that was not measured).
+func (d *Data) AddRow(values ...string) { d.Rows = append(d.Rows, values) }
 
 // Bytes is the file's text.
 func (d *Data) Bytes() []byte {
@@ -124,28 +102,26 @@ func ReadData(path string) (*Data, error) {
 // Floats reads the column called name as numbers; "-" is NaN, a figure that was not
 // measured.
 func (d *Data) Floats(name string) ([]float64, error) {
-	c := d.Column(name)
-	if c < 0 {
-		return nil, fmt.Errorf("no column %q (columns: %s)", name, strings.Join(d.Columns, ", "))
+	values, err := d.Strings(name)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]float64, len(d.Rows))
-	for i, row := range d.Rows {
-		if row[c] == "-" {
-			out[i] = nan
+	out := make([]float64, len(values))
+	for i, value := range values {
+		if value == "-" {
+			out[i] = math.NaN()
 			continue
 		}
-		v, err := strconv.ParseFloat(row[c], 64)
-		if err != nil {
-			return nil, fmt.Errorf("row %d, column %s: %q is not a number", i+1, name, row[c])
+		if out[i], err = strconv.ParseFloat(value, 64); err != nil {
+			return nil, fmt.Errorf("row %d, column %s: %q is not a number", i+1, name, value)
 		}
-		out[i] = v
 	}
 	return out, nil
 }
 
 // Strings reads the column called name.
 func (d *Data) Strings(name string) ([]string, error) {
-	c := d.Column(name)
+	c := slices.Index(d.Columns, name)
 	if c < 0 {
 		return nil, fmt.Errorf("no column %q (columns: %s)", name, strings.Join(d.Columns, ", "))
 	}
@@ -155,5 +131,3 @@ func (d *Data) Strings(name string) ([]string, error) {
 	}
 	return out, nil
 }
-
-var nan = math.NaN()

@@ -12,7 +12,6 @@ type Line struct {
 	Caption []string // lines under the chart: the machine, the date, the command
 	XLabel  string   // with its unit: "time (s)"
 	YLabel  string
-	XMax    float64 // the x axis runs from 0 to XMax (0: the largest x)
 	YMax    float64 // the y axis runs from 0 to at least YMax (0: the largest y)
 	Series  []Series
 	Bands   []Band // stretches of x named at the top of the plot, such as a run's phases
@@ -44,12 +43,10 @@ type Mark struct {
 
 // SVG draws the chart.
 func (c Line) SVG() []byte {
-	xMax, yMax := c.XMax, c.YMax
+	xMax, yMax := 0.0, c.YMax
 	for _, series := range c.Series {
 		for _, p := range series.Points {
-			if c.XMax == 0 {
-				xMax = math.Max(xMax, p.X)
-			}
+			xMax = math.Max(xMax, p.X)
 			if !math.IsNaN(p.Y) {
 				yMax = math.Max(yMax, p.Y)
 			}

@@ -3,7 +3,6 @@ package pictures
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,50 +10,73 @@ import (
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
 )
 
-// FanoutFolder holds the benchmark (harness/cmd/fanout), its data file and its charts.
-const FanoutFolder = "harness/cmd/fanout"
-
-var FanoutFile = filepath.Join(FanoutFolder, "fanout.tsv")
-
-// FanoutColumns are the columns of the benchmark's data file: one row per workload, line
-// size and server.
-var FanoutColumns = []string{"workload", "size", "target", "deliveries_per_s", "cpu_s_per_million", "generator_saturated"}
-
 // The two fan-out pictures.
 const (
 	fanoutRate = "rate"
 	fanoutCPU  = "cpu"
 )
 
-// fanoutRow is one row of the data file.
-type fanoutRow struct {
-	workload, target string
-	size             int
-	rate, cpu        float64
-	saturated        bool
+// FanoutRun is the benchmark's throughput figures (harness/cmd/fanout -chart), one row per
+// workload, line size and server.
+type FanoutRun struct {
+	Machine, Date, Command string
+	Rounds                 int // each figure is the best of this many rounds
+	Rows                   []FanoutRow
 }
 
-func readFanout(d *chart.Data) ([]fanoutRow, error) {
+// FanoutRow is one workload, line size and server of the benchmark.
+type FanoutRow struct {
+	Workload, Target string
+	Size             int     // bytes of a line, "\r\n" included
+	Rate             float64 // deliveries a second
+	CPU              float64 // the server's CPU seconds per million deliveries
+	Saturated        bool    // the generator's core was full: Rate is a lower bound
+}
+
+// Data is the run as a data file, its figures as the benchmark's table prints them.
+func (r *FanoutRun) Data() *chart.Data {
+	d := &chart.Data{Columns: []string{"workload", "size", "target", "deliveries_per_s", "cpu_s_per_million", "generator_saturated"}}
+	d.AddFact("what", "the benchmark's throughput rows: deliveries a second, the server's CPU seconds per million "+
+		"deliveries, and whether the generator's core was full (then the rate is a lower bound)")
+	d.AddFact("machine", r.Machine)
+	d.AddFact("date", r.Date)
+	d.AddFact("command", r.Command)
+	d.AddFact("rounds", strconv.Itoa(r.Rounds))
+	for _, row := range r.Rows {
+		saturated := "no"
+		if row.Saturated {
+			saturated = "yes"
+		}
+		d.AddRow(row.Workload, strconv.Itoa(row.Size), row.Target, strconv.FormatFloat(row.Rate, 'f', 0, 64),
+			strconv.FormatFloat(row.CPU, 'f', 4, 64), saturated)
+	}
+	return d
+}
+
+// ReadFanoutRun reads the benchmark's data file.
+func ReadFanoutRun(d *chart.Data) (*FanoutRun, error) {
+	r := &FanoutRun{Machine: d.Fact("machine"), Date: d.Fact("date"), Command: d.Fact("command")}
+	rounds, err := strconv.Atoi(d.Fact("rounds"))
 	workloads, err1 := d.Strings("workload")
 	sizes, err2 := d.Floats("size")
 	targets, err3 := d.Strings("target")
 	rates, err4 := d.Floats("deliveries_per_s")
 	cpus, err5 := d.Floats("cpu_s_per_million")
 	saturated, err6 := d.Strings("generator_saturated")
-	for _, err := range []error{err1, err2, err3, err4, err5, err6} {
+	for _, err := range []error{err, err1, err2, err3, err4, err5, err6} {
 		if err != nil {
 			return nil, err
 		}
 	}
-	var rows []fanoutRow
+	r.Rounds = rounds
 	for i := range workloads {
-		rows = append(rows, fanoutRow{workload: workloads[i], target: targets[i], size: int(sizes[i]),
-			rate: rates[i], cpu: cpus[i], saturated: saturated[i] == "yes"})
+		r.Rows = append(r.Rows, FanoutRow{Workload: workloads[i], Target: targets[i], Size: int(sizes[i]),
+			Rate: rates[i], CPU: cpus[i], Saturated: saturated[i] == "yes"})
 	}
-	if len(rows) == 0 || d.Fact("machine") == "" || len(d.Fact("date")) < 10 {
+	if len(r.Rows) == 0 || r.Machine == "" || len(r.Date) < 10 {
 		return nil, fmt.Errorf("the benchmark's data needs rows, a machine and a date")
 	}
-	return rows, nil
+	return r, nil
 }
 
 // floodWorkloads are the workloads drawn, in the benchmark's names, and as the chart labels
@@ -80,23 +102,24 @@ func fanoutName(target string) string {
 }
 
 func drawFanout(d *chart.Data, which string) (Drawing, error) {
-	rows, err := readFanout(d)
+	run, err := ReadFanoutRun(d)
 	if err != nil {
 		return Drawing{}, err
 	}
+	rows := run.Rows
 	// The smallest line size: the one the README's table is about.
-	size := rows[0].size
+	size := rows[0].Size
 	var targets []string
 	for _, r := range rows {
-		size = min(size, r.size)
-		if !slices.Contains(targets, r.target) {
-			targets = append(targets, r.target)
+		size = min(size, r.Size)
+		if !slices.Contains(targets, r.Target) {
+			targets = append(targets, r.Target)
 		}
 	}
 	var groups []string
 	var workloads []string
 	for _, w := range floodWorkloads {
-		if slices.ContainsFunc(rows, func(r fanoutRow) bool { return r.workload == w.name && r.size == size }) {
+		if slices.ContainsFunc(rows, func(r FanoutRow) bool { return r.Workload == w.name && r.Size == size }) {
 			groups = append(groups, w.label)
 			workloads = append(workloads, w.name)
 		}
@@ -113,18 +136,18 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 		s := chart.BarSeries{Name: fanoutName(target)}
 		var figures, cells []string
 		for g, w := range workloads {
-			i := slices.IndexFunc(rows, func(r fanoutRow) bool { return r.workload == w && r.size == size && r.target == target })
+			i := slices.IndexFunc(rows, func(r FanoutRow) bool { return r.Workload == w && r.Size == size && r.Target == target })
 			if i < 0 {
 				s.Values, s.Marked = append(s.Values, math.NaN()), append(s.Marked, false)
 				cells = append(cells, "-")
 				continue
 			}
 			r := rows[i]
-			v, cell := r.rate/1e6, fmt.Sprintf("%.1f M", r.rate/1e6)
+			v, cell := r.Rate/1e6, fmt.Sprintf("%.1f M", r.Rate/1e6)
 			if which == fanoutCPU {
-				v, cell = r.cpu, fmt.Sprintf("%.3f", r.cpu)
+				v, cell = r.CPU, fmt.Sprintf("%.3f", r.CPU)
 			}
-			marked := r.saturated && which == fanoutRate
+			marked := r.Saturated && which == fanoutRate
 			figure := groups[g] + " " + cell
 			if marked {
 				figure += " (generator at its limit)"
@@ -139,8 +162,8 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 	}
 
 	caption := []string{
-		fmt.Sprintf("Measured %s on %s.", d.Fact("date"), d.Fact("machine")),
-		fmt.Sprintf("%s: %d-byte lines, the best of %s round(s) each.", d.Fact("command"), size, d.Fact("rounds")),
+		fmt.Sprintf("Measured %s on %s.", run.Date, run.Machine),
+		fmt.Sprintf("%s: %d-byte lines, the best of %d round(s) each.", run.Command, size, run.Rounds),
 		"Redraw: " + RedrawCommand,
 	}
 	c := chart.Bars{
@@ -154,7 +177,7 @@ func drawFanout(d *chart.Data, which string) (Drawing, error) {
 		c.Title = "Fan-out: lines delivered per second"
 		c.YLabel = "deliveries per second (millions)"
 		c.Marked = "generator at its limit"
-		if !slices.ContainsFunc(rows, func(r fanoutRow) bool { return r.saturated && r.size == size && slices.Contains(workloads, r.workload) }) {
+		if !slices.ContainsFunc(rows, func(r FanoutRow) bool { return r.Saturated && r.Size == size && slices.Contains(workloads, r.Workload) }) {
 			c.Marked += " (no run here)"
 		}
 		c.Format = func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }

@@ -1,22 +1,34 @@
 // Package pictures knows the repository's charts: where each SVG lives, the data file of a
 // real run it is drawn from, and how it is drawn (with package chart). The command
-// harness/cmd/pictures measures and redraws them, harness/cmd/fanout writes the benchmark's,
-// and a test in package harness checks that every SVG is what its data file draws.
+// harness/cmd/pictures measures the stages' runs and redraws every picture (RedrawAll), as
+// harness/cmd/fanout -chart does once it has written the benchmark's data file; a test in
+// package harness checks that every SVG is what its data file draws.
 package pictures
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
+	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 // Runs is the folder of the stages' pictures and their data files. Not the stages' own
 // folders: `diff -r` between two neighbouring stages must show that step's lesson, not two
 // runs' samples. (The benchmark's pictures are beside the benchmark, FanoutFolder.)
 const Runs = "harness/pictures/runs"
+
+// FanoutFolder holds the benchmark (harness/cmd/fanout), its data file and its charts.
+const FanoutFolder = "harness/cmd/fanout"
+
+var FanoutFile = filepath.Join(FanoutFolder, "fanout.tsv")
 
 // MaxSize is the most an SVG may weigh: a README's picture must load at once.
 const MaxSize = 50 << 10
@@ -111,4 +123,56 @@ func (p Picture) Redraw(root string) (drawing Drawing, written bool, err error) 
 // Write writes a data file, relative to root.
 func Write(root, name string, d *chart.Data) error {
 	return os.WriteFile(filepath.Join(root, name), d.Bytes(), 0o644)
+}
+
+// RedrawAll draws every picture whose data files exist under root, rewrites the text beside
+// each in the READMEs that show it (the date, the machine and the figures), and says on out
+// what it did.
+func RedrawAll(root string, out io.Writer) error {
+	failed := 0
+	drawings := map[string]Drawing{}
+	for _, p := range All() {
+		drawing, written, err := p.Redraw(root)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(out, "%s: not drawn, no data file yet (%s)\n", p.SVG, strings.Join(p.Inputs, ", "))
+			continue
+		case err != nil:
+			fmt.Fprintf(out, "not drawn: %v\n", err)
+			failed++
+			continue
+		}
+		drawings[p.SVG] = drawing
+		if written {
+			fmt.Fprintf(out, "%s: drawn, %d bytes\n", p.SVG, len(drawing.SVG))
+		} else {
+			fmt.Fprintf(out, "%s: unchanged\n", p.SVG)
+		}
+	}
+
+	// The READMEs' blocks of text beside the pictures say what the pictures now show.
+	blocks, err := ReadmeBlocks(root)
+	if err != nil {
+		return err
+	}
+	var readmes []string
+	for _, b := range blocks {
+		if !slices.Contains(readmes, b.README) {
+			readmes = append(readmes, b.README)
+		}
+	}
+	wrap := func(text string) string { return tester.Wrap(text, "", "", 95) }
+	for _, readme := range readmes {
+		changed, err := UpdateReadme(root, readme, drawings, wrap)
+		if err != nil {
+			fmt.Fprintln(out, err)
+			failed++
+		} else if changed {
+			fmt.Fprintf(out, "%s: the text beside its pictures rewritten\n", readme)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of the pictures or READMEs could not be drawn or written (above)", failed)
+	}
+	return nil
 }

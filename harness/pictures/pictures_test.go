@@ -2,6 +2,7 @@ package pictures
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
@@ -76,4 +77,25 @@ func TestFloodRun(t *testing.T) {
 		"received 98 kB/s in a typical 0.25 s window (the median), until the server dropped it as not reading, "+
 		"0.5 s after the flood began.",
 		back.floodText(floodRate))
+}
+
+// The benchmark's figures read back as they were written, and its chart hatches the bar of a
+// run whose generator was at its limit.
+func TestFanoutRun(t *testing.T) {
+	r := &FanoutRun{Machine: "a CPU, 2 CPUs", Date: "2026-12-06 20:05 UTC", Command: "go run ./harness/cmd/fanout -chart", Rounds: 3,
+		Rows: []FanoutRow{
+			{Workload: "flood N=10", Size: 32, Target: "stage5 epoll", Rate: 60e6, CPU: 0.01, Saturated: true},
+			{Workload: "flood N=10", Size: 32, Target: "redis", Rate: 7e6, CPU: 0.1143},
+		}}
+	d, err := chart.Parse(r.Data().Bytes())
+	require.NoError(t, err)
+	back, err := ReadFanoutRun(d)
+	require.NoError(t, err)
+	require.Equal(t, r, back)
+
+	drawing, err := drawFanout(d, fanoutRate)
+	require.NoError(t, err)
+	require.Equal(t, 1+1, strings.Count(string(drawing.SVG), "url(#hatch)"), "the bar at the limit, and the legend")
+	require.Contains(t, string(drawing.SVG), "stage 5, epoll: 10 receivers 60.0 M (generator at its limit)")
+	require.Equal(t, "| server | 10 receivers |\n| --- | ---: |\n| stage 5, epoll | 60.0 M* |\n| Redis | 7.0 M |\n", drawing.Table)
 }

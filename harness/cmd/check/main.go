@@ -18,10 +18,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
+	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
@@ -123,16 +122,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	// Ctrl-C reaches the tester only (the server has its own process group): stop the
 	// server's whole group before leaving.
-	interrupted := make(chan os.Signal, 1)
-	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-interrupted
+	cli.OnSignal(func(os.Signal) {
 		fmt.Fprintln(stderr, "\ncheck: interrupted; stopping your server")
 		if program.StopForGood() {
 			fmt.Fprintf(stderr, "check: your server did not stop within %v of SIGTERM: killed it\n", tester.StopGrace)
 		}
 		os.Exit(2)
-	}()
+	})
 
 	colour := os.Getenv("NO_COLOR") == "" && isTerminal(stdout)
 	var failed []string

@@ -33,18 +33,19 @@ const (
 
 // workload says what one run of the generator does.
 type workload struct {
-	addr      string
-	protocol  string // lineProtocol, or redisProtocol, natsProtocol, stage7Protocol
-	receivers int
-	senders   int
-	size      int           // bytes of one line, "\r\n" included
-	rate      float64       // deliveries per second summed over receivers; 0 floods
-	duration  time.Duration // how long senders send (unless messages is set)
-	messages  int64         // if > 0, send exactly this many messages in all, then stop
-	window    int           // flood: messages a receiver may lag behind the senders
-	stall     time.Duration // give up when no delivery arrives for this long
-	serverPID int           // for the server's CPU time; 0 if unknown
-	run       int64         // stage 7: the number in this run's names
+	addr       string
+	senderAddr string // where the senders connect, if not at addr (stage 8, across NATS)
+	protocol   string // lineProtocol, or redisProtocol, natsProtocol, stage7Protocol
+	receivers  int
+	senders    int
+	size       int           // bytes of one line, "\r\n" included
+	rate       float64       // deliveries per second summed over receivers; 0 floods
+	duration   time.Duration // how long senders send (unless messages is set)
+	messages   int64         // if > 0, send exactly this many messages in all, then stop
+	window     int           // flood: messages a receiver may lag behind the senders
+	stall      time.Duration // give up when no delivery arrives for this long
+	serverPID  int           // for the server's CPU time; 0 if unknown
+	run        int64         // stage 7: the number in this run's names
 }
 
 // result is what a run measured.
@@ -168,14 +169,24 @@ func (g *generator) setup() error {
 	if g.epoll, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return fmt.Errorf("epoll_create1: %w", err)
 	}
-	sockaddr, err := resolve(w.addr)
+	receivers, err := resolve(w.addr)
 	if err != nil {
 		return err
 	}
+	senders := receivers
+	if w.senderAddr != "" {
+		if senders, err = resolve(w.senderAddr); err != nil {
+			return err
+		}
+	}
 	for i := range w.receivers + w.senders {
+		sockaddr := receivers
+		if i >= w.receivers {
+			sockaddr = senders
+		}
 		fd, err := connect(sockaddr)
 		if err != nil {
-			return fmt.Errorf("connection %d of %d to %s: %w", i+1, w.receivers+w.senders, w.addr, err)
+			return fmt.Errorf("connection %d of %d: %w", i+1, w.receivers+w.senders, err)
 		}
 		p := &peer{fd: fd, receiver: i < w.receivers}
 		g.peers[fd] = p

@@ -3,12 +3,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -222,26 +220,6 @@ func findNATS(name string) (string, error) {
 // clients it holds. Its default limit of 65,536 clients is enough for every workload here.
 func natsArgs(port, monitor int) []string {
 	return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-m", strconv.Itoa(monitor)}
-}
-
-// waitNATS waits for a freshly started nats-server to greet a client with its INFO line.
-func waitNATS(addr string) error {
-	deadline := time.Now().Add(syncTimeout)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.SetDeadline(time.Now().Add(time.Second))
-			line, err := bufio.NewReader(conn).ReadString('\n')
-			conn.Close()
-			if err == nil && strings.HasPrefix(line, "INFO ") {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nats-server did not greet a client within %v (%v)", syncTimeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // natsConnections asks nats-server's monitoring port how many clients it holds.

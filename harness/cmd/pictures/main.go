@@ -10,10 +10,8 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -23,7 +21,6 @@ import (
 	"github.com/go-chat-workshop/simple-chat-server/harness/chart"
 	"github.com/go-chat-workshop/simple-chat-server/harness/cmd/internal/cli"
 	"github.com/go-chat-workshop/simple-chat-server/harness/pictures"
-	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
 // measurements are the runs the command knows, by the name -only takes.
@@ -58,7 +55,7 @@ func main() {
 			cli.Fatal("%v", err)
 		}
 	}
-	if err := redraw(root); err != nil {
+	if err := pictures.RedrawAll(root, os.Stdout); err != nil {
 		cli.Fatal("%v", err)
 	}
 }
@@ -92,57 +89,6 @@ func measure(root string, chosen []string) error {
 		if err := pictures.Write(root, name, d); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// redraw draws every picture whose data files exist, and rewrites the text beside each in
-// the READMEs that show it: the date, the machine and the figures.
-func redraw(root string) error {
-	failed := 0
-	drawings := map[string]pictures.Drawing{}
-	for _, p := range pictures.All() {
-		drawing, written, err := p.Redraw(root)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			fmt.Printf("%s: not drawn, no data file yet (%s)\n", p.SVG, strings.Join(p.Inputs, ", "))
-			continue
-		case err != nil:
-			fmt.Printf("not drawn: %v\n", err)
-			failed++
-			continue
-		}
-		drawings[p.SVG] = drawing
-		if written {
-			fmt.Printf("%s: drawn, %d bytes\n", p.SVG, len(drawing.SVG))
-		} else {
-			fmt.Printf("%s: unchanged\n", p.SVG)
-		}
-	}
-
-	// The READMEs' blocks of text beside the pictures say what the pictures now show.
-	blocks, err := pictures.ReadmeBlocks(root)
-	if err != nil {
-		return err
-	}
-	var readmes []string
-	for _, b := range blocks {
-		if !slices.Contains(readmes, b.README) {
-			readmes = append(readmes, b.README)
-		}
-	}
-	wrap := func(text string) string { return tester.Wrap(text, "", "", 95) }
-	for _, readme := range readmes {
-		changed, err := pictures.UpdateReadme(root, readme, drawings, wrap)
-		if err != nil {
-			fmt.Println(err)
-			failed++
-		} else if changed {
-			fmt.Printf("%s: the text beside its pictures rewritten\n", readme)
-		}
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of the pictures or READMEs could not be drawn or written (above)", failed)
 	}
 	return nil
 }

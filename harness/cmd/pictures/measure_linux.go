@@ -189,39 +189,21 @@ func floodRoom(args []string) ([]pictures.FloodSample, float64, error) {
 	}()
 
 	// pong answers every ping; ping notes each round trip by the ping's number.
-	go func() {
-		lines := bufio.NewReaderSize(pong, 64<<10)
-		for {
-			line, err := lines.ReadSlice('\n')
-			if err != nil {
-				return
-			}
-			if n, ok := strings.CutPrefix(string(line), "ping "); ok {
-				if _, err := fmt.Fprintf(pong, "pong %s\n", strings.TrimRight(n, "\r\n")); err != nil {
-					return
-				}
-			}
-		}
-	}()
+	go onLines(pong, "ping ", func(n string) error {
+		_, err := fmt.Fprintf(pong, "pong %s\n", n)
+		return err
+	})
 	var tripsMu sync.Mutex
 	sentAt, trips := map[int]time.Duration{}, map[int]time.Duration{}
-	go func() {
-		lines := bufio.NewReaderSize(ping, 64<<10)
-		for {
-			line, err := lines.ReadSlice('\n')
-			if err != nil {
-				return
-			}
-			if n, ok := strings.CutPrefix(string(line), "pong "); ok {
-				i, _ := strconv.Atoi(strings.TrimRight(n, "\r\n"))
-				tripsMu.Lock()
-				if at, ok := sentAt[i]; ok {
-					trips[i] = time.Since(start) - at
-				}
-				tripsMu.Unlock()
-			}
+	go onLines(ping, "pong ", func(n string) error {
+		i, _ := strconv.Atoi(n)
+		tripsMu.Lock()
+		defer tripsMu.Unlock()
+		if at, ok := sentAt[i]; ok {
+			trips[i] = time.Since(start) - at
 		}
-	}()
+		return nil
+	})
 
 	// The flooder, from floodAt, reading and throwing away what it is sent as `yes | nc` does.
 	go io.Copy(io.Discard, flooder)
@@ -298,18 +280,28 @@ func floodRoom(args []string) ([]pictures.FloodSample, float64, error) {
 	return samples, dropped, nil
 }
 
-// waitCount waits until the process has printed want n times.
-func waitCount(p *harness.Process, want string, n int) bool {
-	for deadline := time.Now().Add(harness.Deadline); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		count := 0
-		for _, line := range p.Lines() {
-			if line == want {
-				count++
-			}
+// onLines calls f with the rest of each line from conn that begins with prefix, its line end
+// cut, until conn or f fails.
+func onLines(conn net.Conn, prefix string, f func(rest string) error) {
+	lines := bufio.NewReaderSize(conn, 64<<10)
+	for {
+		line, err := lines.ReadSlice('\n')
+		if err != nil {
+			return
 		}
-		if count >= n {
-			return true
+		if rest, ok := strings.CutPrefix(string(line), prefix); ok && f(strings.TrimRight(rest, "\r\n")) != nil {
+			return
 		}
 	}
-	return false
+}
+
+// waitCount waits until the process has printed want n times more.
+func waitCount(p *harness.Process, want string, n int) bool {
+	deadline := time.Now().Add(harness.Deadline)
+	for range n {
+		if _, ok := p.Await(time.Until(deadline), func(line string) bool { return line == want }); !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -33,16 +33,14 @@ func main() {
 	maxConnections := flag.Int("max-connections", d.MaxConnections, "stop after this many sender connections in all")
 	maxLines := flag.Int("max-lines", d.MaxLines, "most lines one sender connection sends (at most 60)")
 	seed := flag.Uint64("seed", d.Seed, "seed of the random choices (how each sender leaves, how many lines, how they are cut)")
-	requireLast := flag.Bool("require-last-line", true, "a last line without terminator, then the end, must be relayed too (the contract of stage 6); false only reports how many were")
 	flag.Parse()
 	if flag.NArg() > 0 || *seconds <= 0 || *receivers < 1 || *senders < 1 || *maxConnections < 1 || *maxLines < 1 || *maxLines > 60 {
 		fmt.Fprintln(os.Stderr, "soak: -seconds must be positive, -receivers, -senders and -max-connections at least 1, -max-lines 1 to 60, and no arguments")
 		os.Exit(2)
 	}
-	config := SoakConfig{
-		Duration: time.Duration(*seconds * float64(time.Second)), Receivers: *receivers, Senders: *senders,
-		MaxConnections: *maxConnections, MaxLines: *maxLines, Seed: *seed, RequireLastLine: *requireLast,
-	}
+	config := d
+	config.Duration = time.Duration(*seconds * float64(time.Second))
+	config.Receivers, config.Senders, config.MaxConnections, config.MaxLines, config.Seed = *receivers, *senders, *maxConnections, *maxLines, *seed
 	cli.CleanUpOnSignal()
 
 	failed := false
@@ -66,7 +64,7 @@ func main() {
 			failed = check(report, err) || failed
 			server.Kill() // its log is complete once it has ended
 			summary, ok := SoakServerLog(server.Process)
-			fmt.Println(summary)
+			fmt.Print(fitted(summary))
 			failed = failed || !ok
 			fmt.Println()
 		}

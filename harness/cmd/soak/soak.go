@@ -9,7 +9,6 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,19 +26,18 @@ import (
 // promises, a last line cut short by the sender's close), each sender's lines in order, once
 // each and unchanged. Afterwards the server must hold no more sockets than before and sleep. `go run ./harness/cmd/soak` runs it; TestStage6Soak runs a short one.
 
-// SoakConfig says what a soak run does. Zero fields take the defaults of DefaultSoakConfig.
+// SoakConfig says what a soak run does: DefaultSoakConfig, with what the caller changes.
 type SoakConfig struct {
-	Addr            string        // the server, host:port
-	Duration        time.Duration // how long senders churn
-	Receivers       int           // connections that stay for the whole run and check every line
-	Senders         int           // sender connections open at once; each is replaced as soon as it has left
-	MaxConnections  int           // stop churning after this many sender connections in all
-	MaxLines        int           // most lines one sender connection sends (at most 60)
-	Seed            uint64        // random choices (kinds, line counts, chunking) come from it
-	RequireLastLine bool          // a last line without terminator, then the end, must be relayed too
-	ServerPID       int           // for the descriptor and CPU checks; 0 skips them
-	IdleWindow      time.Duration // how long to measure the server's CPU once the run is over
-	Quiet           time.Duration // give up waiting for deliveries after this long without one
+	Addr           string        // the server, host:port
+	Duration       time.Duration // how long senders churn
+	Receivers      int           // connections that stay for the whole run and check every line
+	Senders        int           // sender connections open at once; each is replaced as soon as it has left
+	MaxConnections int           // stop churning after this many sender connections in all
+	MaxLines       int           // most lines one sender connection sends (at most 60)
+	Seed           uint64        // random choices (kinds, line counts, chunking) come from it
+	ServerPID      int           // for the descriptor and CPU checks; 0 skips them
+	IdleWindow     time.Duration // how long to measure the server's CPU once the run is over
+	Quiet          time.Duration // give up waiting for deliveries after this long without one
 }
 
 // DefaultSoakConfig is what `go run ./harness/cmd/soak` does without flags (for 10 seconds).
@@ -74,7 +72,6 @@ type soakSender struct {
 	kind         int
 	complete     int   // complete lines it wrote (numbered 0 to complete-1)
 	unterminated bool  // it then wrote line number `complete` without terminator
-	halfClosed   bool  // it shut its sending half and read until the server closed
 	err          error // a write that failed: its lines are not required
 }
 
@@ -90,22 +87,17 @@ type SoakReport struct {
 	Duplicated   int64           // lines that came twice
 	Corrupted    int64           // lines that are not a line some sender sent
 	LastRelayed  int64           // unterminated last lines relayed (summed over receivers)
-	LastMissed   int64           // unterminated last lines not relayed (a failure if RequireLastLine)
+	LastMissed   int64           // unterminated last lines not relayed
 	Problems     []string        // the first problems in detail
 	problemCount int
 
-	// Where losses came from: by how their sender left, and which of its lines were missing.
-	LostBy                           [leaveKinds]int64 // deliveries
-	SendersLostBy                    [leaveKinds]int   // senders one receiver or more missed lines of
-	WholeMissed, TailMissed, Scatter int               // a receiver missed all of a sender's lines, its last ones, others
-
-	// The server's open descriptors before the run, at the most during it (sampled), after it.
-	DescriptorsBefore, DescriptorsPeak, DescriptorsAfter tester.Descriptors
-	DescriptorsChecked                                   bool
-	IdleCPU                                              float64 // share of one core after the run
-	IdleChecked                                          bool
-	Elapsed                                              time.Duration
-	failures                                             []string // shown whatever their number
+	// The server's open descriptors before the run and after it.
+	DescriptorsBefore, DescriptorsAfter tester.Descriptors
+	DescriptorsChecked                  bool
+	IdleCPU                             float64 // share of one core after the run
+	IdleChecked                         bool
+	Elapsed                             time.Duration
+	failures                            []string // shown whatever their number
 }
 
 const maxProblemExamples = 12
@@ -125,7 +117,7 @@ func (r *SoakReport) fail(format string, args ...any) {
 // Failed says whether the run found anything wrong.
 func (r *SoakReport) Failed() bool {
 	return len(r.failures) > 0 || r.problemCount > 0 || r.Lost+r.Reordered+r.Duplicated+r.Corrupted > 0 ||
-		(r.Config.RequireLastLine && r.LastMissed > 0)
+		r.LastMissed > 0
 }
 
 // String is the report for a person, one fact a line.
@@ -142,16 +134,11 @@ func (r *SoakReport) String() string {
 		c.Receivers, r.Elapsed.Round(time.Millisecond), c.Senders, total, strings.Join(kinds, ", "))
 	fmt.Fprintf(&b, "soak: %d complete lines sent, each to %d receivers; deliveries checked %d: lost %d, reordered %d, duplicated %d, corrupted %d\n",
 		r.Lines, c.Receivers, r.Checked, r.Lost, r.Reordered, r.Duplicated, r.Corrupted)
-	required := "not required"
-	if c.RequireLastLine {
-		required = "required"
-	}
-	fmt.Fprintf(&b, "soak: last lines without terminator: %d of %d relayed (%s)\n",
-		r.LastRelayed, int64(r.Unterminated)*int64(c.Receivers), required)
+	fmt.Fprintf(&b, "soak: last lines without terminator: %d of %d relayed\n",
+		r.LastRelayed, int64(r.Unterminated)*int64(c.Receivers))
 	if r.DescriptorsChecked {
-		fmt.Fprintf(&b, "soak: server sockets: %d before, %d at most during the run, %d after (all descriptors: %d, %d, %d)\n",
-			r.DescriptorsBefore.Sockets, r.DescriptorsPeak.Sockets, r.DescriptorsAfter.Sockets,
-			r.DescriptorsBefore.All, r.DescriptorsPeak.All, r.DescriptorsAfter.All)
+		fmt.Fprintf(&b, "soak: server sockets: %d before, %d after (all descriptors: %d, %d)\n",
+			r.DescriptorsBefore.Sockets, r.DescriptorsAfter.Sockets, r.DescriptorsBefore.All, r.DescriptorsAfter.All)
 	} else {
 		b.WriteString("soak: server descriptors: not checked (needs the server's pid and Linux's /proc)\n")
 	}
@@ -162,10 +149,10 @@ func (r *SoakReport) String() string {
 	}
 	if !r.Failed() {
 		b.WriteString("soak: OK\n")
-		return b.String()
+		return fitted(b.String())
 	}
 	b.WriteString("soak: FAILED\n")
-	if c.RequireLastLine && r.LastMissed > 0 {
+	if r.LastMissed > 0 {
 		fmt.Fprintf(&b, "  %d unterminated last lines were not relayed: a client's last line, cut short by its close, is what it meant to say\n", r.LastMissed)
 	}
 	for _, f := range r.failures {
@@ -177,8 +164,17 @@ func (r *SoakReport) String() string {
 			fmt.Fprintf(&b, "  %s\n", p)
 		}
 	}
-	if r.Lost > 0 {
-		b.WriteString(r.lossSummary())
+	return fitted(b.String())
+}
+
+// fitted wraps each line of a report to fit an 80-column terminal, the rest of a line
+// indented under its start.
+func fitted(report string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimSuffix(report, "\n"), "\n") {
+		text := strings.TrimLeft(line, " ")
+		indent := line[:len(line)-len(text)]
+		b.WriteString(tester.Wrap(text, indent, indent+"      ", tester.ReportWidth))
 	}
 	return b.String()
 }
@@ -272,7 +268,7 @@ func (r *soakReceiver) record(line []byte, senders int64) {
 }
 
 // missing counts the lines of sent that r still waits for.
-func (r *soakReceiver) missing(sent []*soakSender, requireLast bool) int {
+func (r *soakReceiver) missing(sent []*soakSender) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
@@ -281,7 +277,7 @@ func (r *soakReceiver) missing(sent []*soakSender, requireLast bool) int {
 			continue
 		}
 		want := uint64(1)<<s.complete - 1
-		if s.unterminated && requireLast {
+		if s.unterminated {
 			want |= 1 << s.complete
 		}
 		var seen uint64
@@ -302,58 +298,17 @@ func (r *soakReceiver) note(format string, args ...any) {
 // Soak runs a soak against the server at c.Addr. An error means the run could not be made
 // (the server refused the receivers, say); what the run found is in the report.
 func Soak(c SoakConfig) (*SoakReport, error) {
-	d := DefaultSoakConfig
-	if c.Duration <= 0 {
-		c.Duration = d.Duration
-	}
-	if c.Receivers <= 0 {
-		c.Receivers = d.Receivers
-	}
-	if c.Senders <= 0 {
-		c.Senders = d.Senders
-	}
-	if c.MaxConnections <= 0 {
-		c.MaxConnections = d.MaxConnections
-	}
-	if c.MaxLines <= 0 {
-		c.MaxLines = d.MaxLines
-	}
 	c.MaxLines = min(c.MaxLines, maxSoakLines)
-	if c.IdleWindow <= 0 {
-		c.IdleWindow = d.IdleWindow
-	}
-	if c.Quiet <= 0 {
-		c.Quiet = d.Quiet
-	}
 	report := &SoakReport{Config: c}
 	began := time.Now()
 
-	// Descriptors: a baseline before we connect anything, and the most seen during the run.
+	// Descriptors: a baseline before we connect anything.
 	if c.ServerPID > 0 {
 		if n, err := tester.OpenDescriptors(c.ServerPID); err == nil {
 			report.DescriptorsChecked = true
-			report.DescriptorsBefore, report.DescriptorsPeak = n, n
+			report.DescriptorsBefore = n
 		}
 	}
-	stopSampling := make(chan struct{})
-	sampled := make(chan tester.Descriptors, 1)
-	go func() {
-		peak := report.DescriptorsPeak
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for report.DescriptorsChecked {
-			select {
-			case <-stopSampling:
-				sampled <- peak
-				return
-			case <-tick.C:
-				if n, err := tester.OpenDescriptors(c.ServerPID); err == nil {
-					peak.All, peak.Sockets = max(peak.All, n.All), max(peak.Sockets, n.Sockets)
-				}
-			}
-		}
-		sampled <- peak
-	}()
 
 	var senderCount atomic.Int64 // sender ids handed out so far
 	receivers := make([]*soakReceiver, 0, c.Receivers)
@@ -369,7 +324,6 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 		conn, err := net.DialTimeout("tcp", c.Addr, harness.Deadline)
 		if err != nil {
 			closeReceivers()
-			close(stopSampling)
 			return nil, fmt.Errorf("receiver %d: %w", i, err)
 		}
 		r := &soakReceiver{index: i, conn: conn, done: make(chan struct{})}
@@ -378,7 +332,6 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 	}
 	if err := soakSync(c.Addr, receivers); err != nil {
 		closeReceivers()
-		close(stopSampling)
 		return nil, err
 	}
 
@@ -416,7 +369,7 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 			select {
 			case <-r.done: // its connection ended: nothing more will come
 			default:
-				complete = complete && r.missing(sent, c.RequireLastLine) == 0
+				complete = complete && r.missing(sent) == 0
 			}
 		}
 		if complete {
@@ -475,8 +428,7 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 		if s.unterminated {
 			last = 1 << s.complete
 		}
-		// What each receiver missed of this sender's complete lines, and who missed it.
-		missedBy := map[uint64][]int{}
+		missed, missedBy := uint64(0), 0 // the lines that some receiver never got, and how many
 		for _, r := range receivers {
 			var seen uint64
 			if id < len(r.seen) {
@@ -488,40 +440,18 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 				report.LastMissed++
 			}
 			if missing := want &^ seen; missing != 0 && s.err == nil {
-				missedBy[missing] = append(missedBy[missing], r.index)
 				report.Lost += int64(bits.OnesCount64(missing))
-				report.LostBy[s.kind] += int64(bits.OnesCount64(missing))
-				switch {
-				case missing == want:
-					report.WholeMissed++
-				case missing>>bits.TrailingZeros64(missing) == want>>bits.TrailingZeros64(missing):
-					report.TailMissed++
-				default:
-					report.Scatter++
-				}
+				missed |= missing
+				missedBy++
 			}
 		}
-		if len(missedBy) > 0 {
-			report.SendersLostBy[s.kind]++
-		}
-		var patterns []uint64
-		for missing := range missedBy {
-			patterns = append(patterns, missing)
-		}
-		slices.Sort(patterns)
-		for _, missing := range patterns {
-			who := missedBy[missing]
-			whom := fmt.Sprintf("receivers %s", numberList(who))
-			if len(who) == len(receivers) {
-				whom = fmt.Sprintf("any of the %d receivers", len(receivers))
-			}
-			report.problem("S%d %s: line(s) %s never reached %s", id, s.describe(), bitList(missing), whom)
+		if missed != 0 {
+			report.problem("S%d (%s, %d lines): line(s) %s never reached %d of the %d receivers",
+				id, leaveNames[s.kind], s.complete, bitList(missed), missedBy, len(receivers))
 		}
 	}
 
 	// The server afterwards: as many descriptors as before, and asleep.
-	close(stopSampling)
-	report.DescriptorsPeak = <-sampled
 	if report.DescriptorsChecked {
 		deadline := time.Now().Add(harness.Deadline)
 		for {
@@ -556,23 +486,6 @@ func Soak(c SoakConfig) (*SoakReport, error) {
 		}
 	}
 	return report, nil
-}
-
-// describe says what the sender did, for a report of what went missing.
-func (s *soakSender) describe() string {
-	lines := fmt.Sprintf("%d lines", s.complete)
-	if s.complete == 1 {
-		lines = "1 line"
-	}
-	switch {
-	case s.kind == leaveGracefully:
-		return "sent " + lines + " in pieces, shut its sending half and read until the server closed"
-	case s.kind == leaveAtOnce:
-		return "sent " + lines + " in one write and closed at once"
-	case s.halfClosed:
-		return "sent " + lines + " and an unterminated one, shut its sending half and read until the server closed"
-	}
-	return "sent " + lines + " and an unterminated one in one write and closed at once"
 }
 
 // bitList writes the set bits of b as "0-4 7".
@@ -688,7 +601,6 @@ func soakSend(addr string, id int, s *soakSender, random *rand.Rand, maxLines in
 		s.complete, s.unterminated = count, true
 		if random.IntN(2) == 0 {
 			// Half of them shut their sending half and wait for the server to close.
-			s.halfClosed = true
 			conn.(*net.TCPConn).CloseWrite()
 			io.Copy(io.Discard, conn)
 		}
@@ -723,20 +635,4 @@ func SoakServerLog(p *harness.Process) (summary string, ok bool) {
 		summary += "\nsoak: FAILED: every client should leave on its own, and be logged as it does"
 	}
 	return summary, ok
-}
-
-// lossSummary says where the lost deliveries came from, to point at the server's mistake.
-func (r *SoakReport) lossSummary() string {
-	var b strings.Builder
-	b.WriteString("  lost deliveries by how their sender left:\n")
-	for kind := range leaveKinds {
-		if kind == leaveSilently {
-			continue
-		}
-		fmt.Fprintf(&b, "    %-32s %7d deliveries, from %d of %d senders\n",
-			leaveNames[kind], r.LostBy[kind], r.SendersLostBy[kind], r.Connections[kind])
-	}
-	fmt.Fprintf(&b, "  a receiver missed every line of a sender %d times, only its last lines %d times, others %d times\n",
-		r.WholeMissed, r.TailMissed, r.Scatter)
-	return b.String()
 }

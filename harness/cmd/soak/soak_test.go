@@ -31,19 +31,13 @@ func TestStage6Soak(t *testing.T) {
 				t.Cleanup(s.Kill)
 			}
 			require.NoError(t, err)
-			report, err := Soak(SoakConfig{
-				Addr:           s.Addr,
-				ServerPID:      s.PID(),
-				Duration:       1500 * time.Millisecond,
-				Receivers:      6,
-				Senders:        6,
-				MaxConnections: 20_000,
-				IdleWindow:     500 * time.Millisecond,
-				Quiet:          time.Second,
-				// Stage 6 promises to relay a last line that has no terminator once the client has
-				// closed: that is what such a client meant.
-				RequireLastLine: true,
-			})
+			// Stage 6 promises to relay a last line that has no terminator once the client has
+			// closed, as every soak asks: that is what such a client meant.
+			c := DefaultSoakConfig
+			c.Addr, c.ServerPID = s.Addr, s.PID()
+			c.Duration, c.Receivers, c.Senders, c.MaxConnections = 1500*time.Millisecond, 6, 6, 20_000
+			c.IdleWindow, c.Quiet = 500*time.Millisecond, time.Second
+			report, err := Soak(c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,10 +143,10 @@ func TestSoakCatchesMistakes(t *testing.T) {
 		{"reorder", func(r *SoakReport) int64 { return r.Reordered }},
 	} {
 		t.Run("mistake="+c.mistake, func(t *testing.T) {
-			report, err := Soak(SoakConfig{
-				Addr: brokenRelay(t, c.mistake), Duration: 200 * time.Millisecond, Receivers: 3, Senders: 3,
-				MaxConnections: 300, Quiet: 300 * time.Millisecond, RequireLastLine: true,
-			})
+			config := DefaultSoakConfig
+			config.Addr, config.Duration, config.Receivers, config.Senders = brokenRelay(t, c.mistake), 200*time.Millisecond, 3, 3
+			config.MaxConnections, config.Quiet = 300, 300*time.Millisecond
+			report, err := Soak(config)
 			require.NoError(t, err)
 			if c.mistake == "" {
 				require.False(t, report.Failed(), "%s", report)

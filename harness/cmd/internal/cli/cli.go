@@ -15,22 +15,30 @@ import (
 	"github.com/go-chat-workshop/simple-chat-server/harness/tester"
 )
 
-// CleanUpOnSignal makes SIGINT (Ctrl-C) and SIGTERM end a command without leaving anything
-// behind: every process it started through package harness is killed, a build under way is
-// interrupted, the programs built so far are deleted, and the command exits with 130 or 143,
-// the status a shell gives a program that such a signal killed.
-func CleanUpOnSignal() {
+// OnSignal calls stop, once, when SIGINT (Ctrl-C) or SIGTERM comes; stop ends the command.
+// The check command stops the learner's server this way; the others CleanUpOnSignal.
+func OnSignal(stop func(sig os.Signal)) {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		sig := <-signals
+	go func() { stop(<-signals) }()
+}
+
+// CleanUpOnSignal makes SIGINT (Ctrl-C) and SIGTERM end a command without leaving anything
+// behind: every process it started through package harness is killed, a build under way is
+// interrupted, the programs built so far are deleted (and dirs, the command's own), and the
+// command exits with 130 or 143, the status a shell gives a program that such a signal killed.
+func CleanUpOnSignal(dirs ...string) {
+	OnSignal(func(sig os.Signal) {
 		harness.StopAll()
+		for _, dir := range dirs {
+			os.RemoveAll(dir)
+		}
 		code := 130
 		if sig == syscall.SIGTERM {
 			code = 143
 		}
 		os.Exit(code)
-	}()
+	})
 }
 
 // Fatal ends a command that failed: it says why in one line, after the command's name, kills
