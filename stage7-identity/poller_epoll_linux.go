@@ -10,7 +10,6 @@ type epollPoller struct {
 	epfd     int
 	interest map[int]uint32 // what each descriptor is watched for: EPOLLIN, EPOLLOUT, both or none
 	ready    []unix.EpollEvent
-	events   []event
 }
 
 func newNativePoller() (poller, error) {
@@ -59,10 +58,10 @@ func (p *epollPoller) wait(timeout int) ([]event, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.events = p.events[:0]
+	var events []event
 	for _, e := range p.ready[:n] {
 		readable := e.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0
-		p.events = append(p.events, event{int(e.Fd), readable, e.Events&unix.EPOLLOUT != 0})
+		events = append(events, event{int(e.Fd), readable, e.Events&unix.EPOLLOUT != 0})
 	}
-	return p.events, nil
+	return events, nil
 }

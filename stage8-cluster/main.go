@@ -62,18 +62,17 @@ var errLeft = errors.New("left")
 
 func main() {
 	options := parseFlags() // flags.go
-	poller, err := newPoller(options.poller)
-	if err != nil {
-		log.Print(err)
-		os.Exit(2) // like any misused flag
-	}
 	listener, port, err := listenNonblocking(options.addr, options.reuseAddr)
 	if err != nil {
 		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err, options.reuseAddr))
 	}
+	poller, err := newPoller(options.poller)
 	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
 		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
-	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see descriptors.go
+	if err == nil {
+		err = s.prepare() // the listener, the signal pipe, a spare descriptor: see descriptors.go
+	}
+	if err != nil {
 		log.Fatalf("cannot start waiting for sockets: %v", err)
 	}
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
@@ -147,17 +146,11 @@ func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err err
 	}
 	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
 	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
-	domain := unix.AF_INET
-	var sockaddr unix.Sockaddr
-	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
-		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
-		copy(inet4.Addr[:], ip4)
-		sockaddr = inet4
-	} else {
-		domain = unix.AF_INET6
-		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
-		copy(inet6.Addr[:], tcpAddr.IP.To16())
-		sockaddr = inet6
+	domain, sockaddr := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Port: tcpAddr.Port})
+	if ip := tcpAddr.AddrPort().Addr().Unmap(); ip.Is4() {
+		sockaddr = &unix.SockaddrInet4{Port: tcpAddr.Port, Addr: ip.As4()}
+	} else if ip.Is6() {
+		domain, sockaddr = unix.AF_INET6, &unix.SockaddrInet6{Port: tcpAddr.Port, Addr: ip.As16()}
 	}
 
 	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)
@@ -331,9 +324,6 @@ func (s *server) queueForRoom(sender *client, batch []byte) {
 func (s *server) flush() {
 	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
 		c := s.writers[i]
-		if c.disconnected {
-			continue
-		}
 		rewatch, err := c.output.writeTo(c.fd)
 		if err != nil {
 			s.relayLastWords(c) // it left; lastwords.go
@@ -349,16 +339,14 @@ func (s *server) disconnect(c *client, why error) {
 	if c.disconnected {
 		return // dropped already, while its own lines were being routed
 	}
-	if why != errLeft {
-		s.sayGoodbye(c, why) // limits.go
-	}
+	s.sayGoodbye(c, why) // limits.go
 	// Stop watching the descriptor before closing it: select fails on a closed descriptor,
 	// and the next accept may give the same number to a new client.
 	s.poller.remove(c.fd)
 	unix.Close(c.fd)
 	delete(s.clients, c.fd)
 	c.disconnected = true
-	c.output = outputQueue{} // the batches can be freed
+	c.output = outputQueue{} // the batches can be freed, and a flush finds nothing to write
 	if c.name != "" {
 		s.leave(c, why)
 	} else if why == errLeft {
