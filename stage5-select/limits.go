@@ -29,8 +29,8 @@ func errNotReading(maxPending int) error {
 		fmt.Sprintf("more than %d bytes waiting for you", maxPending)}
 }
 
-// sayGoodbye tells a client why the server drops it, if it does, in one last line, so that
-// its user sees more than a closed connection. It is one try that never waits: a client that does not
+// sayGoodbye tells a client the server drops why it does, in one last line, so that its user
+// sees more than a closed connection. It is one try that never waits: a client that does not
 // read has no room for it anyway. Nor is it sent after half a line, which it would garble.
 func (s *server) sayGoodbye(c *client, why error) {
 	if d, ok := why.(drop); ok && !c.output.cut {

@@ -29,8 +29,8 @@ func errNotReading(maxPending int) error {
 		fmt.Sprintf("more than %d bytes waiting for you", maxPending)}
 }
 
-// sayGoodbye tells a client why the server drops it, if it does, in one last line, so that
-// its user sees more than a closed connection. It is one try that never waits: a client that does not
+// sayGoodbye tells a client the server drops why it does, in one last line, so that its user
+// sees more than a closed connection. It is one try that never waits: a client that does not
 // read has no room for it anyway. Nor is it sent after half a line, which it would garble.
 func (s *server) sayGoodbye(c *client, why error) {
 	if d, ok := why.(drop); ok && !c.output.cut {
@@ -41,18 +41,13 @@ func (s *server) sayGoodbye(c *client, why error) {
 	discardInput(c.fd, s.buffer)
 }
 
-// discardInput reads and throws away what a client has sent, up to 1 MiB, and returns
-// EAGAIN while it may still be there, or errLeft once the client has left.
-func discardInput(fd int, buffer []byte) error {
+// discardInput reads and throws away what a client has sent, up to 1 MiB.
+func discardInput(fd int, buffer []byte) {
 	for read := 0; read < 1<<20; {
-		n, err := unix.Read(fd, buffer)
-		if err == unix.EAGAIN {
-			return err
-		}
-		if err != nil || n == 0 {
-			return errLeft
+		n, _ := unix.Read(fd, buffer)
+		if n <= 0 {
+			return // EAGAIN: nothing more for now; 0 or an error: the client has left
 		}
 		read += n
 	}
-	return unix.EAGAIN
 }

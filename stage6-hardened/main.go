@@ -37,6 +37,7 @@ type server struct {
 	listener         int
 	clients          map[int]*client // by descriptor: events name descriptors
 	writers          []*client       // clients to write to at the end of this pass
+	leavers          []*client       // clients whose write failed in this pass: see lastwords.go
 	waitingForBudget []*client       // clients over their budget, not read for now: see flood.go
 	buffer           []byte          // one buffer for every read: an idle client costs no buffer
 	out              *bytes.Buffer   // what this pass printed: see log.go
@@ -110,8 +111,10 @@ const acceptsPerPass = 64
 // beforeWait is the hardening's work between two passes, and returns how long the next wait
 // may last, in milliseconds (-1: for ever).
 func (s *server) beforeWait() (timeout int) {
+	s.relayLastWords() // lastwords.go: clients whose write failed are read to the end, then let go
 	s.onSignal()       // shutdown.go: the signals that arrived, through a pipe the poller watches
 	s.finishShutdown() // shutdown.go: while shutting down, close each client that has its output
+	s.roomAgain()      // descriptors.go: once a client has left a full server, new ones may come
 	s.handLog()        // log.go: what the last pass printed goes out, and never holds the loop up
 	s.readAgain()      // flood.go: clients whose budget has come back are read again
 	return s.timeout() // shutdown.go: a shutdown's last second, or a client waiting for budget
@@ -186,8 +189,9 @@ func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err err
 func (s *server) acceptClient() (again bool) {
 	fd, _, err := unix.Accept(s.listener)
 	if err != nil {
-		// EAGAIN: nobody is waiting. The others are in descriptors.go.
-		return s.acceptFailed(err)
+		// EAGAIN: nobody else is waiting. ECONNABORTED: the client gave up while it waited in
+		// the queue; try the next one. EMFILE: out of descriptors (descriptors.go).
+		return err == unix.ECONNABORTED || err == unix.EINTR || s.outOfDescriptors(err)
 	}
 	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
 	// it does): without this, the first read from a quiet client would stop the whole loop.
@@ -225,15 +229,7 @@ func (s *server) receive(sender *client) {
 // the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
 // was nothing to read, errLeft once the client has left, or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
-	if s.shutdown.begun {
-		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
-	}
-	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
-	allowed := s.allowance(c)
-	if allowed <= 0 {
-		return nil, unix.EAGAIN
-	}
-	n, err := unix.Read(c.fd, s.buffer[:allowed])
+	n, err := unix.Read(c.fd, s.buffer[:s.allowance(c)]) // flood.go: a budget is the size of a read
 	if err == unix.EAGAIN {
 		// Nothing new: in blocking mode the read would have stopped the loop here.
 		return nil, err
@@ -249,7 +245,7 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 		}
 		return lines, errLeft
 	}
-	s.spend(c, n)
+	s.spend(c, n) // flood.go: what a read took comes out of the budget, so it is taken here
 	c.pending = append(c.pending, s.buffer[:n]...)
 	rest := c.pending
 	for {
@@ -300,11 +296,10 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 // flush gives each client on the writers list its write (queue.go). Clients with nothing to
 // send are not even looked at.
 func (s *server) flush() {
-	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
-		c := s.writers[i]
+	for _, c := range s.writers {
 		rewatch, err := c.output.writeTo(c.fd)
 		if err != nil {
-			s.relayLastWords(c) // it left; lastwords.go
+			s.leavers = append(s.leavers, c) // it has left, but its last words may wait unread
 		} else if rewatch {
 			s.poller.watchWrites(c.fd, c.output.watching)
 		}
@@ -327,7 +322,6 @@ func (s *server) disconnect(c *client, why error) {
 	} else {
 		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
 	}
-	s.descriptorFreed() // descriptors.go
 }
 
 // reason cuts an address error down to its cause: "missing port in address" rather than

@@ -60,8 +60,12 @@ func (p *epollPoller) wait(timeout int) ([]event, error) {
 	}
 	var events []event
 	for _, e := range p.ready[:n] {
-		readable := e.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0
-		events = append(events, event{int(e.Fd), readable, e.Events&unix.EPOLLOUT != 0})
+		// A hang-up or an error comes whatever fd is watched for: it goes to a side that is
+		// watched, whose read or write then tells which, and never to reads that are not.
+		watched, trouble := p.interest[int(e.Fd)], e.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0
+		readable := watched&unix.EPOLLIN != 0 && (e.Events&unix.EPOLLIN != 0 || trouble)
+		writable := watched&unix.EPOLLOUT != 0 && (e.Events&unix.EPOLLOUT != 0 || trouble)
+		events = append(events, event{int(e.Fd), readable, writable})
 	}
 	return events, nil
 }

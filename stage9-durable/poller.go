@@ -15,7 +15,7 @@ type event struct {
 type poller interface {
 	add(fd int) error               // report fd when it is readable
 	watchWrites(fd int, watch bool) // also report fd when it is writable, or stop that
-	watchReads(fd int, watch bool)  // stop reporting fd when it is readable, or start again
+	watchReads(fd int, watch bool)  // stop reporting fd as readable (a hang-up too), or start again
 	remove(fd int)                  // stop reporting fd; call it before closing fd
 	// wait sleeps until something is ready. timeout is in milliseconds, and -1 means none:
 	// only a server that is shutting down, or has a client waiting for its budget, sets one.
