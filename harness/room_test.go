@@ -423,6 +423,9 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		start := time.Now()
 		r.s.Signal(t, syscall.SIGTERM)
 		require.Equal(t, "Server: shutting down", r.log(t))
+		// The server reads nobody any more: a line sent now is relayed to nobody, and late's
+		// stream ends with the volume.
+		stalled.Send("sent after the signal\n")
 		// Take late's stream to its end as fast as it comes, and check it after: the second
 		// the shutdown gives is for the server to deliver, not for this test to check lines.
 		late.Conn.SetReadDeadline(time.Now().Add(Deadline))

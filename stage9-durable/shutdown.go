@@ -112,6 +112,7 @@ func (s *server) finishShutdown() {
 		discardInput(fd, s.buffer) // limits.go: so that the close is orderly, not a reset
 		unix.Close(fd)
 		delete(s.clients, fd)
+		c.disconnected = true // so that nothing more is queued for it, nor written to fd
 	}
 	if len(s.clients) > 0 {
 		return
