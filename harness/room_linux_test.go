@@ -1,10 +1,7 @@
 package harness
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,41 +64,6 @@ func TestRoomLastWords(t *testing.T) {
 		require.Equal(t, r.relayed(leaver, "no newline at the end"), r.read(t, receiver))
 		require.Equal(t, r.left(leaver, ""), r.log(t))
 		r.expectQuiet(t, receiver, 100*time.Millisecond)
-	})
-}
-
-// A shutdown reads nobody, not even a client that resets its connection while output waits
-// for it: epoll reports a hang-up whatever it is asked, and the server must not take it for
-// input to read. The leaver, far behind like late, says a line after the signal and resets;
-// late gets the volume and then the end of its stream, and never that line.
-func TestRoomShutdownReadsNobody(t *testing.T) {
-	t.Parallel()
-	forEachRoom(t, hostileRooms, func(t *testing.T, r *room) {
-		heavyIf(t, true) // late must take 5 MB within the second the shutdown gives it
-		r.start(t, "-quiet", "-max-pending", "16777216")
-		healthy := r.join(t)
-		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
-		leaver := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
-		senders := r.members(t, 20)
-		drainInput(senders)
-		r.flood(t, healthy, senders)
-		waitBehind(t, r.s, 2) // late and the leaver
-
-		r.s.Signal(t, syscall.SIGTERM)
-		require.Equal(t, "Server: shutting down", r.log(t))
-		leaver.Send("sent after the signal\n")
-		waitSent(t, leaver.Client)
-		leaver.Reset()
-		late.Conn.SetReadDeadline(time.Now().Add(Deadline))
-		stream, err := io.ReadAll(late.Reader)
-		require.NoError(t, err, "late's stream should end in good order")
-		if r.named { // the room is told that the leaver has left: not a message
-			stream = bytes.ReplaceAll(stream, []byte("* "+leaver.name+" has left the room\n"), nil)
-		}
-		late.Reader = bufio.NewReader(bytes.NewReader(stream))
-		r.expectVolume(t, late, senders, volumeLines, volumeSize)
-		late.ExpectEOF()
-		require.Equal(t, 0, r.s.WaitExit(t, 5*time.Second))
 	})
 }
 
