@@ -404,7 +404,9 @@ func TestRoomBlockedLog(t *testing.T) {
 
 // On SIGTERM the server stops accepting and reading, and gives what it has queued a second to
 // go out: a client that reads gets every whole line that was queued for it, then the end of
-// the stream; one that never reads is cut off after that second.
+// the stream; one that never reads is cut off after that second. What is sent after the
+// signal is relayed to nobody, not even the last line of a client that then resets its
+// connection, which epoll reports whatever it is asked.
 func TestRoomShutdownDelivers(t *testing.T) {
 	t.Parallel()
 	forEachRoom(t, hostileRooms, func(t *testing.T, r *room) {
@@ -413,22 +415,29 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		healthy := r.join(t)
 		late := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		stalled := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
+		leaver := r.enter(t, dialSmallReceiveBuffer(t, r.s.Addr))
 		senders := r.members(t, 20)
 		drainInput(senders)
-		// 5 MB: more than the kernels buffer for late and stalled (about 3 MB on Linux), less
-		// than -max-pending. Once healthy has it all, the server has read it all, and queued
-		// the rest for late and stalled.
+		// 5 MB: more than the kernels buffer for late, stalled and leaver (about 3 MB on
+		// Linux), less than -max-pending. Once healthy has it all, the server has read it all,
+		// and queued the rest for the three.
 		r.flood(t, healthy, senders)
-		waitBehind(t, r.s, 2) // the senders have taken what they were sent: late and stalled are behind
+		waitBehind(t, r.s, 3) // the senders have taken what they were sent: the three are behind
 
 		start := time.Now()
 		r.s.Signal(t, syscall.SIGTERM)
 		require.Equal(t, "Server: shutting down", r.log(t))
+		stalled.Send("sent after the signal\n")
+		leaver.Send("sent after the signal\n")
+		leaver.Reset()
 		// Take late's stream to its end as fast as it comes, and check it after: the second
 		// the shutdown gives is for the server to deliver, not for this test to check lines.
 		late.Conn.SetReadDeadline(time.Now().Add(Deadline))
 		stream, err := io.ReadAll(late.Reader)
 		require.NoError(t, err, "late's stream should end in good order")
+		if r.named { // the room is told that the leaver has left: not a message
+			stream = bytes.ReplaceAll(stream, []byte("* "+leaver.name+" has left the room\n"), nil)
+		}
 		late.Reader = bufio.NewReader(bytes.NewReader(stream))
 		r.expectVolume(t, late, senders, volumeLines, volumeSize)
 		late.ExpectEOF()
@@ -436,6 +445,7 @@ func TestRoomShutdownDelivers(t *testing.T) {
 		require.Equal(t, 0, r.s.WaitExit(t, 5*time.Second))
 		// A second for the queues, and one at most for the log: not a wait for the stalled.
 		require.Less(t, time.Since(start), 4*time.Second)
+		require.Equal(t, r.left(leaver, ""), r.log(t))
 		require.Equal(t, "Server: cut off 1 clients that did not take their output within a second", r.log(t))
 		stalled.ExpectClosed("")
 	})

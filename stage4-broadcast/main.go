@@ -99,17 +99,11 @@ func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err err
 	}
 	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
 	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
-	domain := unix.AF_INET
-	var sockaddr unix.Sockaddr
-	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
-		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
-		copy(inet4.Addr[:], ip4)
-		sockaddr = inet4
-	} else {
-		domain = unix.AF_INET6
-		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
-		copy(inet6.Addr[:], tcpAddr.IP.To16())
-		sockaddr = inet6
+	domain, sockaddr := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Port: tcpAddr.Port})
+	if ip := tcpAddr.AddrPort().Addr().Unmap(); ip.Is4() {
+		sockaddr = &unix.SockaddrInet4{Port: tcpAddr.Port, Addr: ip.As4()}
+	} else if ip.Is6() {
+		domain, sockaddr = unix.AF_INET6, &unix.SockaddrInet6{Port: tcpAddr.Port, Addr: ip.As16()}
 	}
 
 	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)

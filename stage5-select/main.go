@@ -46,21 +46,29 @@ var errLeft = errors.New("left")
 
 func main() {
 	options := parseFlags() // flags.go
-	poller, err := newPoller(options.poller)
-	if err != nil {
-		log.Print(err)
-		os.Exit(2) // like any misused flag
-	}
 	listener, port, err := listenNonblocking(options.addr, options.reuseAddr)
 	if err != nil {
 		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err, options.reuseAddr))
 	}
-	if err := poller.add(listener); err != nil {
-		log.Fatalf("cannot start waiting for sockets: %v", err)
-	}
+	poller, err := newPoller(options.poller)
 	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
 		buffer: make([]byte, 64<<10), out: os.Stdout}
-	stopOnSignal(s.out)
+	if err == nil {
+		err = s.poller.add(listener)
+	}
+	if err != nil {
+		log.Fatalf("cannot start waiting for sockets: %v", err)
+	}
+	// Ctrl-C (SIGINT) or SIGTERM ends the server with exit status 0. The exit closes every
+	// socket, so each client hears at once that the server has gone; whatever was still queued
+	// for a client is lost with it.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, unix.SIGINT, unix.SIGTERM)
+	go func() {
+		<-signals
+		fmt.Fprintln(s.out, "Server: shutting down")
+		os.Exit(0)
+	}()
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
 	fmt.Fprintf(s.out, "Server: waiting for sockets with %s (-poller %[1]s)\n", options.poller)
 
@@ -114,17 +122,11 @@ func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err err
 	}
 	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
 	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
-	domain := unix.AF_INET
-	var sockaddr unix.Sockaddr
-	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
-		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
-		copy(inet4.Addr[:], ip4)
-		sockaddr = inet4
-	} else {
-		domain = unix.AF_INET6
-		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
-		copy(inet6.Addr[:], tcpAddr.IP.To16())
-		sockaddr = inet6
+	domain, sockaddr := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Port: tcpAddr.Port})
+	if ip := tcpAddr.AddrPort().Addr().Unmap(); ip.Is4() {
+		sockaddr = &unix.SockaddrInet4{Port: tcpAddr.Port, Addr: ip.As4()}
+	} else if ip.Is6() {
+		domain, sockaddr = unix.AF_INET6, &unix.SockaddrInet6{Port: tcpAddr.Port, Addr: ip.As16()}
 	}
 
 	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)
@@ -279,9 +281,6 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 // send are not even looked at.
 func (s *server) flush() {
 	for _, c := range s.writers {
-		if c.disconnected {
-			continue
-		}
 		rewatch, err := c.output.writeTo(c.fd)
 		if err != nil {
 			s.disconnect(c, errLeft)
@@ -294,34 +293,19 @@ func (s *server) flush() {
 
 // disconnect closes c's connection and forgets c, saying why if the server decided it.
 func (s *server) disconnect(c *client, why error) {
-	if why != errLeft {
-		s.sayGoodbye(c, why) // limits.go
-	}
+	s.sayGoodbye(c, why) // limits.go
 	// Stop watching the descriptor before closing it: select fails on a closed descriptor,
 	// and the next accept may give the same number to a new client.
 	s.poller.remove(c.fd)
 	unix.Close(c.fd)
 	delete(s.clients, c.fd)
 	c.disconnected = true
-	c.output = outputQueue{} // the batches can be freed
+	c.output = outputQueue{} // the batches can be freed, and a flush finds nothing to write
 	if why == errLeft {
 		fmt.Fprintln(s.out, "Server: client disconnected")
 	} else {
 		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
 	}
-}
-
-// stopOnSignal ends the server on Ctrl-C (SIGINT) or SIGTERM with exit status 0. The exit
-// closes every socket, so each client hears at once that the server has gone; whatever was
-// still queued for a client is lost with it.
-func stopOnSignal(out io.Writer) {
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, unix.SIGINT, unix.SIGTERM)
-	go func() {
-		<-signals
-		fmt.Fprintln(out, "Server: shutting down")
-		os.Exit(0)
-	}()
 }
 
 // reason cuts an address error down to its cause: "missing port in address" rather than

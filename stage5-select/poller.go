@@ -2,11 +2,6 @@
 
 package main
 
-import (
-	"fmt"
-	"runtime"
-)
-
 // event says that a descriptor is ready. readable also covers a hang-up or an error: the read
 // that follows tells which.
 type event struct {
@@ -24,15 +19,11 @@ type poller interface {
 	wait() ([]event, error)         // sleep, with no timeout, until something is ready
 }
 
-// newPoller returns the poller -poller names: select on any Unix, or this system's own
-// (poller_epoll_linux.go, poller_kqueue_darwin.go).
+// newPoller returns the poller -poller names (parseFlags has checked it): select on any Unix,
+// or this system's own (poller_epoll_linux.go, poller_kqueue_darwin.go).
 func newPoller(name string) (poller, error) {
-	switch name {
-	case "select":
-		return &selectPoller{maxFD: -1}, nil
-	case nativePollerName:
-		return newNativePoller()
+	if name == "select" {
+		return &selectPoller{}, nil
 	}
-	return nil, fmt.Errorf("-poller %s is not available on %s: choose select or %s",
-		name, runtime.GOOS, nativePollerName)
+	return newNativePoller()
 }

@@ -7,9 +7,8 @@ const nativePollerName = "epoll"
 // epollPoller keeps the watched set in the kernel: no limit of 1024, and a wait costs the same
 // with 10 or 10,000 idle clients, since it returns only the ready descriptors.
 type epollPoller struct {
-	epfd   int
-	ready  []unix.EpollEvent
-	events []event
+	epfd  int
+	ready []unix.EpollEvent
 }
 
 func newNativePoller() (poller, error) {
@@ -39,10 +38,10 @@ func (p *epollPoller) wait() ([]event, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.events = p.events[:0]
+	var events []event
 	for _, e := range p.ready[:n] {
 		readable := e.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0
-		p.events = append(p.events, event{int(e.Fd), readable, e.Events&unix.EPOLLOUT != 0})
+		events = append(events, event{int(e.Fd), readable, e.Events&unix.EPOLLOUT != 0})
 	}
-	return p.events, nil
+	return events, nil
 }

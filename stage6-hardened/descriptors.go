@@ -48,20 +48,12 @@ func openSpare() int {
 	return fd
 }
 
-// acceptFailed handles an error from accept, and reports whether to try accepting again.
-func (s *server) acceptFailed(err error) (again bool) {
-	switch err {
-	case unix.ECONNABORTED, unix.EINTR:
-		return true // the client gave up while it waited in the queue: try the next one
-	case unix.EMFILE, unix.ENFILE:
-		return s.outOfDescriptors(err)
-	}
-	return false // EAGAIN: nobody else is waiting
-}
-
 // outOfDescriptors handles accept's EMFILE (this process is out of descriptors) or ENFILE (the
 // whole system is), and reports whether to try accepting again.
 func (s *server) outOfDescriptors(err error) (again bool) {
+	if err != unix.EMFILE && err != unix.ENFILE {
+		return false // EAGAIN: nobody else is waiting
+	}
 	if s.descriptors.spare < 0 {
 		// No spare to use: stop watching the listener until a client leaves, or the loop spins.
 		if !s.descriptors.paused {
@@ -94,8 +86,17 @@ func turnAway(fd int) {
 	unix.Close(fd)
 }
 
-// descriptorFreed is called when a client leaves: there is room for a new one again.
-func (s *server) descriptorFreed() {
+// roomAgain, before each wait while the server is out of descriptors, opens one to learn
+// whether a client has left: then it says how many it turned away, and listens again.
+func (s *server) roomAgain() {
+	if s.descriptors.turnedAway == 0 && !s.descriptors.paused {
+		return
+	}
+	fd := openSpare()
+	if fd < 0 {
+		return // still out
+	}
+	unix.Close(fd)
 	if s.descriptors.turnedAway > 0 {
 		fmt.Fprintf(s.out, "Server: turned %d connections away while out of descriptors\n", s.descriptors.turnedAway)
 		s.descriptors.turnedAway = 0

@@ -8,6 +8,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // options are the command line's flags, checked.
@@ -43,6 +44,8 @@ func parseFlags() options {
 	switch {
 	case flag.NArg() > 0:
 		usageError("unexpected argument %q: every setting is a flag, such as -addr :5556", flag.Arg(0))
+	case o.poller != "select" && o.poller != nativePollerName:
+		usageError("-poller %s is not available on %s: choose select or %s", o.poller, runtime.GOOS, nativePollerName)
 	case o.maxLine <= 0:
 		usageError("-max-line must be at least 1 byte, not %d", o.maxLine)
 	case o.maxPending <= 0:

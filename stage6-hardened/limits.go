@@ -41,18 +41,13 @@ func (s *server) sayGoodbye(c *client, why error) {
 	discardInput(c.fd, s.buffer)
 }
 
-// discardInput reads and throws away what a client has sent, up to 1 MiB, and returns
-// EAGAIN while it may still be there, or errLeft once the client has left.
-func discardInput(fd int, buffer []byte) error {
+// discardInput reads and throws away what a client has sent, up to 1 MiB.
+func discardInput(fd int, buffer []byte) {
 	for read := 0; read < 1<<20; {
-		n, err := unix.Read(fd, buffer)
-		if err == unix.EAGAIN {
-			return err
-		}
-		if err != nil || n == 0 {
-			return errLeft
+		n, _ := unix.Read(fd, buffer)
+		if n <= 0 {
+			return // EAGAIN: nothing more for now; 0 or an error: the client has left
 		}
 		read += n
 	}
-	return unix.EAGAIN
 }

@@ -37,6 +37,7 @@ type server struct {
 	listener         int
 	clients          map[int]*client // by descriptor: events name descriptors
 	writers          []*client       // clients to write to at the end of this pass
+	leavers          []*client       // clients whose write failed in this pass: see lastwords.go
 	waitingForBudget []*client       // clients over their budget, not read for now: see flood.go
 	buffer           []byte          // one buffer for every read: an idle client costs no buffer
 	out              *bytes.Buffer   // what this pass printed: see log.go
@@ -50,18 +51,17 @@ var errLeft = errors.New("left")
 
 func main() {
 	options := parseFlags() // flags.go
-	poller, err := newPoller(options.poller)
-	if err != nil {
-		log.Print(err)
-		os.Exit(2) // like any misused flag
-	}
 	listener, port, err := listenNonblocking(options.addr, options.reuseAddr)
 	if err != nil {
 		log.Fatalf("cannot listen on %s: %v%s", options.addr, reason(err), hint(options.addr, err, options.reuseAddr))
 	}
+	poller, err := newPoller(options.poller)
 	s := &server{options: options, poller: poller, listener: listener, clients: map[int]*client{},
 		buffer: make([]byte, 64<<10), out: &bytes.Buffer{}, log: startLog(os.Stdout)}
-	if err := s.prepare(); err != nil { // the signal pipe, a spare descriptor: see descriptors.go
+	if err == nil {
+		err = s.prepare() // the listener, the signal pipe, a spare descriptor: see descriptors.go
+	}
+	if err != nil {
 		log.Fatalf("cannot start waiting for sockets: %v", err)
 	}
 	fmt.Fprintf(s.out, "Server: started. Listening to new connections on port %d...\n", port)
@@ -111,8 +111,10 @@ const acceptsPerPass = 64
 // beforeWait is the hardening's work between two passes, and returns how long the next wait
 // may last, in milliseconds (-1: for ever).
 func (s *server) beforeWait() (timeout int) {
+	s.relayLastWords() // lastwords.go: clients whose write failed are read to the end, then let go
 	s.onSignal()       // shutdown.go: the signals that arrived, through a pipe the poller watches
 	s.finishShutdown() // shutdown.go: while shutting down, close each client that has its output
+	s.roomAgain()      // descriptors.go: once a client has left a full server, new ones may come
 	s.handLog()        // log.go: what the last pass printed goes out, and never holds the loop up
 	s.readAgain()      // flood.go: clients whose budget has come back are read again
 	return s.timeout() // shutdown.go: a shutdown's last second, or a client waiting for budget
@@ -133,17 +135,11 @@ func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err err
 	}
 	// An IPv4 address (or no host at all, which means every IPv4 interface, 0.0.0.0) needs an
 	// AF_INET socket; an IPv6 address needs an AF_INET6 one.
-	domain := unix.AF_INET
-	var sockaddr unix.Sockaddr
-	if ip4 := tcpAddr.IP.To4(); ip4 != nil || tcpAddr.IP == nil {
-		inet4 := &unix.SockaddrInet4{Port: tcpAddr.Port}
-		copy(inet4.Addr[:], ip4)
-		sockaddr = inet4
-	} else {
-		domain = unix.AF_INET6
-		inet6 := &unix.SockaddrInet6{Port: tcpAddr.Port}
-		copy(inet6.Addr[:], tcpAddr.IP.To16())
-		sockaddr = inet6
+	domain, sockaddr := unix.AF_INET, unix.Sockaddr(&unix.SockaddrInet4{Port: tcpAddr.Port})
+	if ip := tcpAddr.AddrPort().Addr().Unmap(); ip.Is4() {
+		sockaddr = &unix.SockaddrInet4{Port: tcpAddr.Port, Addr: ip.As4()}
+	} else if ip.Is6() {
+		domain, sockaddr = unix.AF_INET6, &unix.SockaddrInet6{Port: tcpAddr.Port, Addr: ip.As16()}
 	}
 
 	listener, err = unix.Socket(domain, unix.SOCK_STREAM, 0)
@@ -193,8 +189,9 @@ func listenNonblocking(addr string, reuseAddr bool) (listener, port int, err err
 func (s *server) acceptClient() (again bool) {
 	fd, _, err := unix.Accept(s.listener)
 	if err != nil {
-		// EAGAIN: nobody is waiting. The others are in descriptors.go.
-		return s.acceptFailed(err)
+		// EAGAIN: nobody else is waiting. ECONNABORTED: the client gave up while it waited in
+		// the queue; try the next one. EMFILE: out of descriptors (descriptors.go).
+		return err == unix.ECONNABORTED || err == unix.EINTR || s.outOfDescriptors(err)
 	}
 	// On Linux an accepted socket does not inherit the listener's non-blocking mode (on macOS
 	// it does): without this, the first read from a quiet client would stop the whole loop.
@@ -232,15 +229,7 @@ func (s *server) receive(sender *client) {
 // the complete lines it now has, each without its "\n" or "\r\n". err is EAGAIN when there
 // was nothing to read, errLeft once the client has left, or says why the server drops it.
 func (s *server) readLines(c *client) (lines [][]byte, err error) {
-	if s.shutdown.begun {
-		return nil, discardInput(c.fd, s.buffer) // shutdown.go: no more messages
-	}
-	// Flood control (flood.go): read no more than c's budget allows, and nothing without one.
-	allowed := s.allowance(c)
-	if allowed <= 0 {
-		return nil, unix.EAGAIN
-	}
-	n, err := unix.Read(c.fd, s.buffer[:allowed])
+	n, err := unix.Read(c.fd, s.buffer[:s.allowance(c)]) // flood.go: a budget is the size of a read
 	if err == unix.EAGAIN {
 		// Nothing new: in blocking mode the read would have stopped the loop here.
 		return nil, err
@@ -256,7 +245,7 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 		}
 		return lines, errLeft
 	}
-	s.spend(c, n)
+	s.spend(c, n) // flood.go: what a read took comes out of the budget, so it is taken here
 	c.pending = append(c.pending, s.buffer[:n]...)
 	rest := c.pending
 	for {
@@ -307,14 +296,10 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 // flush gives each client on the writers list its write (queue.go). Clients with nothing to
 // send are not even looked at.
 func (s *server) flush() {
-	for i := 0; i < len(s.writers); i++ { // relayLastWords may add writers: see it through
-		c := s.writers[i]
-		if c.disconnected {
-			continue
-		}
+	for _, c := range s.writers {
 		rewatch, err := c.output.writeTo(c.fd)
 		if err != nil {
-			s.relayLastWords(c) // it left; lastwords.go
+			s.leavers = append(s.leavers, c) // it has left, but its last words may wait unread
 		} else if rewatch {
 			s.poller.watchWrites(c.fd, c.output.watching)
 		}
@@ -324,22 +309,19 @@ func (s *server) flush() {
 
 // disconnect closes c's connection and forgets c, saying why if the server decided it.
 func (s *server) disconnect(c *client, why error) {
-	if why != errLeft {
-		s.sayGoodbye(c, why) // limits.go
-	}
+	s.sayGoodbye(c, why) // limits.go
 	// Stop watching the descriptor before closing it: select fails on a closed descriptor,
 	// and the next accept may give the same number to a new client.
 	s.poller.remove(c.fd)
 	unix.Close(c.fd)
 	delete(s.clients, c.fd)
 	c.disconnected = true
-	c.output = outputQueue{} // the batches can be freed
+	c.output = outputQueue{} // the batches can be freed, and a flush finds nothing to write
 	if why == errLeft {
 		fmt.Fprintln(s.out, "Server: client disconnected")
 	} else {
 		fmt.Fprintf(s.out, "Server: client disconnected (%v)\n", why)
 	}
-	s.descriptorFreed() // descriptors.go
 }
 
 // reason cuts an address error down to its cause: "missing port in address" rather than

@@ -10,7 +10,6 @@ type epollPoller struct {
 	epfd     int
 	interest map[int]uint32 // what each descriptor is watched for: EPOLLIN, EPOLLOUT, both or none
 	ready    []unix.EpollEvent
-	events   []event
 }
 
 func newNativePoller() (poller, error) {
@@ -59,10 +58,14 @@ func (p *epollPoller) wait(timeout int) ([]event, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.events = p.events[:0]
+	var events []event
 	for _, e := range p.ready[:n] {
-		readable := e.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0
-		p.events = append(p.events, event{int(e.Fd), readable, e.Events&unix.EPOLLOUT != 0})
+		// A hang-up or an error comes whatever fd is watched for: it goes to a side that is
+		// watched, whose read or write then tells which, and never to reads that are not.
+		watched, trouble := p.interest[int(e.Fd)], e.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0
+		readable := watched&unix.EPOLLIN != 0 && (e.Events&unix.EPOLLIN != 0 || trouble)
+		writable := watched&unix.EPOLLOUT != 0 && (e.Events&unix.EPOLLOUT != 0 || trouble)
+		events = append(events, event{int(e.Fd), readable, writable})
 	}
-	return p.events, nil
+	return events, nil
 }

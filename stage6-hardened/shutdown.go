@@ -71,7 +71,11 @@ func (s *server) beginShutdown() {
 	s.poller.remove(s.listener)
 	unix.Close(s.listener)
 	s.listener = -1
-	// From now on readLines only throws input away (an orderly close needs it read).
+	// No more messages: nobody is read any more (flood.go's updateReads). finishShutdown reads
+	// what a client sent just before it closes it, for an orderly close.
+	for _, c := range s.clients {
+		s.updateReads(c)
+	}
 }
 
 // timeout is how long the poller may sleep: for ever, but for a shutdown's last second and
@@ -107,6 +111,7 @@ func (s *server) finishShutdown() {
 		discardInput(fd, s.buffer) // limits.go: so that the close is orderly, not a reset
 		unix.Close(fd)
 		delete(s.clients, fd)
+		c.disconnected = true // so that nothing more is queued for it, nor written to fd
 	}
 	if len(s.clients) > 0 {
 		return

@@ -59,7 +59,7 @@ func (s *server) spend(c *client, n int) {
 	}
 	c.budget.throttled = true
 	s.waitingForBudget = append(s.waitingForBudget, c)
-	s.poller.watchReads(c.fd, false)
+	s.updateReads(c)
 	if !c.budget.slowedDown {
 		c.budget.slowedDown = true // once per episode, not once per read
 		who := "client"
@@ -91,7 +91,7 @@ func (s *server) readAgain() {
 			// is closed, or a new client's by now.
 		case float64(s.allowance(c)) >= s.worthReading():
 			c.budget.throttled = false
-			s.poller.watchReads(c.fd, true)
+			s.updateReads(c)
 		default:
 			waiting = append(waiting, c)
 		}
@@ -116,4 +116,11 @@ func (s *server) budgetTimeout() int {
 		}
 	}
 	return timeout
+}
+
+// updateReads watches c for reads, or stops, as what holds it back says: its budget, or a
+// shutdown. One place decides, so that neither can put back in the poller a client that the
+// other holds.
+func (s *server) updateReads(c *client) {
+	s.poller.watchReads(c.fd, !c.budget.throttled && !s.shutdown.begun)
 }

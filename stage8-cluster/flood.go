@@ -118,11 +118,11 @@ func (s *server) budgetTimeout() int {
 	return timeout
 }
 
-// updateReads watches c for reads, or stops, as what holds it back says: its budget, or a
-// claim of its name (names.go). One place decides, so that neither can put back in the poller
-// a client that the other holds.
+// updateReads watches c for reads, or stops, as what holds it back says: its budget, a
+// shutdown, or a claim of its name (names.go). One place decides, so that none can put back
+// in the poller a client that another holds.
 func (s *server) updateReads(c *client) {
-	if want := !c.budget.throttled && !c.claiming; want != c.reading && !c.disconnected {
+	if want := !c.budget.throttled && !s.shutdown.begun && !c.claiming; want != c.reading && !c.disconnected {
 		c.reading = want
 		s.poller.watchReads(c.fd, want)
 	}

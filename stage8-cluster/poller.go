@@ -2,11 +2,6 @@
 
 package main
 
-import (
-	"fmt"
-	"runtime"
-)
-
 // event says that a descriptor is ready. readable also covers a hang-up or an error: the read
 // that follows tells which.
 type event struct {
@@ -20,22 +15,18 @@ type event struct {
 type poller interface {
 	add(fd int) error               // report fd when it is readable
 	watchWrites(fd int, watch bool) // also report fd when it is writable, or stop that
-	watchReads(fd int, watch bool)  // stop reporting fd when it is readable, or start again
+	watchReads(fd int, watch bool)  // stop reporting fd as readable (a hang-up too), or start again
 	remove(fd int)                  // stop reporting fd; call it before closing fd
 	// wait sleeps until something is ready. timeout is in milliseconds, and -1 means none:
 	// only a server that is shutting down, or has a client waiting for its budget, sets one.
 	wait(timeout int) ([]event, error)
 }
 
-// newPoller returns the poller -poller names: select on any Unix, or this system's own
-// (poller_epoll_linux.go, poller_kqueue_darwin.go).
+// newPoller returns the poller -poller names (parseFlags has checked it): select on any Unix,
+// or this system's own (poller_epoll_linux.go, poller_kqueue_darwin.go).
 func newPoller(name string) (poller, error) {
-	switch name {
-	case "select":
-		return &selectPoller{maxFD: -1}, nil
-	case nativePollerName:
-		return newNativePoller()
+	if name == "select" {
+		return &selectPoller{}, nil
 	}
-	return nil, fmt.Errorf("-poller %s is not available on %s: choose select or %s",
-		name, runtime.GOOS, nativePollerName)
+	return newNativePoller()
 }

@@ -12,8 +12,6 @@ import (
 // which every Unix has. Its sets are fixed arrays of FD_SETSIZE (1024) bits.
 type selectPoller struct {
 	readers, writers unix.FdSet // the descriptors we want to hear about
-	maxFD            int        // at least the highest descriptor in readers or writers, or -1
-	events           []event
 }
 
 func (p *selectPoller) add(fd int) error {
@@ -23,14 +21,12 @@ func (p *selectPoller) add(fd int) error {
 			fd, unix.FD_SETSIZE, nativePollerName)
 	}
 	p.readers.Set(fd)
-	p.maxFD = max(p.maxFD, fd)
 	return nil
 }
 
 func (p *selectPoller) watchWrites(fd int, watch bool) {
 	if watch {
 		p.writers.Set(fd)
-		p.maxFD = max(p.maxFD, fd)
 	} else {
 		p.writers.Clear(fd)
 	}
@@ -39,7 +35,6 @@ func (p *selectPoller) watchWrites(fd int, watch bool) {
 func (p *selectPoller) watchReads(fd int, watch bool) {
 	if watch {
 		p.readers.Set(fd)
-		p.maxFD = max(p.maxFD, fd)
 	} else {
 		p.readers.Clear(fd)
 	}
@@ -48,29 +43,27 @@ func (p *selectPoller) watchReads(fd int, watch bool) {
 func (p *selectPoller) remove(fd int) {
 	p.readers.Clear(fd)
 	p.writers.Clear(fd)
-	for p.maxFD >= 0 && !p.readers.IsSet(p.maxFD) && !p.writers.IsSet(p.maxFD) {
-		p.maxFD--
-	}
 }
 
 func (p *selectPoller) wait(timeout int) ([]event, error) {
 	// select overwrites the sets it is given with the ready ones, so give it fresh copies
-	// every pass. A nil timeout means: sleep until something is ready.
+	// every pass. A nil timeout means: sleep until something is ready. The first argument
+	// is how many descriptors of the sets to look at: all of them.
 	readable, writable := p.readers, p.writers
 	var limit *unix.Timeval
 	if timeout >= 0 {
 		t := unix.NsecToTimeval(int64(timeout) * 1e6)
 		limit = &t
 	}
-	if _, err := unix.Select(p.maxFD+1, &readable, &writable, nil, limit); err != nil {
+	if _, err := unix.Select(unix.FD_SETSIZE, &readable, &writable, nil, limit); err != nil {
 		return nil, err
 	}
-	// The answer is bits, not a list: test every descriptor up to the highest one.
-	p.events = p.events[:0]
-	for fd := 0; fd <= p.maxFD; fd++ {
+	// The answer is bits, not a list: test every descriptor.
+	var events []event
+	for fd := range unix.FD_SETSIZE {
 		if readable.IsSet(fd) || writable.IsSet(fd) {
-			p.events = append(p.events, event{fd, readable.IsSet(fd), writable.IsSet(fd)})
+			events = append(events, event{fd, readable.IsSet(fd), writable.IsSet(fd)})
 		}
 	}
-	return p.events, nil
+	return events, nil
 }

@@ -38,29 +38,25 @@ func (q *outputQueue) writeTo(fd int) (rewatch bool, err error) {
 		if err != nil && err != unix.EAGAIN {
 			return false, err // EPIPE, ECONNRESET
 		}
-		q.consume(max(n, 0)) // EAGAIN (n is -1) or a partial write: the rest waits
+		n = max(n, 0) // EAGAIN (n is -1) or a partial write: the rest waits
+		q.queued -= n
+		done := 0
+		for ; done < len(q.batches) && n >= len(q.batches[done]); done++ {
+			n -= len(q.batches[done])
+		}
+		if n > 0 {
+			q.batches[done] = q.batches[done][n:] // this queue's view of it: the bytes are shared
+		}
+		q.cut = n > 0 || q.cut && done == 0
+		// Forget the batches sent, so that one nobody needs any more can be freed; and once
+		// caught up after a backlog, give the long queue back.
+		left := copy(q.batches, q.batches[done:])
+		clear(q.batches[left:])
+		if q.batches = q.batches[:left]; left == 0 && cap(q.batches) > 64 {
+			q.batches = nil
+		}
 	}
 	rewatch = q.watching != (q.queued > 0)
 	q.watching = q.queued > 0
 	return rewatch, nil
-}
-
-// consume takes the n bytes the socket took off the front of the queue.
-func (q *outputQueue) consume(n int) {
-	q.queued -= n
-	done := 0
-	for ; done < len(q.batches) && n >= len(q.batches[done]); done++ {
-		n -= len(q.batches[done])
-	}
-	if n > 0 {
-		q.batches[done] = q.batches[done][n:] // this queue's view of it: the bytes are shared
-	}
-	q.cut = n > 0 || q.cut && done == 0
-	// Forget the batches sent, so that one nobody needs any more can be freed; and once caught
-	// up after a backlog, give the long queue back.
-	left := copy(q.batches, q.batches[done:])
-	clear(q.batches[left:])
-	if q.batches = q.batches[:left]; left == 0 && cap(q.batches) > 64 {
-		q.batches = nil
-	}
 }

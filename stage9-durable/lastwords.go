@@ -8,16 +8,23 @@ package main
 // write: a write to a client that has gone fails (EPIPE, ECONNRESET), and a server that
 // disconnected it on the spot would throw away what it sent.
 
-// relayLastWords is what a failed write means: read what the client left, relay it, and only
-// then disconnect it. The reads are bounded: a client cannot keep the loop here.
-func (s *server) relayLastWords(c *client) {
-	// A failed write means a broken connection, which can bring nothing more: what the client
-	// left is what our kernel holds for it, and it is read now, whatever its budget (flood.go).
-	c.budget.unlimited = true
-	for i := 0; i < 64 && !c.disconnected; i++ {
-		s.receive(c) // until it reads the end of the stream, or the reset
+// relayLastWords runs before each wait. It reads what each client whose write failed in the
+// pass left, relays it at once, and only then disconnects the client. The reads are bounded:
+// a client cannot keep the loop here.
+func (s *server) relayLastWords() {
+	for i := 0; i < len(s.leavers); i++ { // a flush below may add leavers: see them through
+		c := s.leavers[i]
+		// A failed write means a broken connection, which can bring nothing more: what the
+		// client left is what our kernel holds for it, and it is read now, whatever its budget
+		// (flood.go); but not during a shutdown, which reads no more messages.
+		c.budget.unlimited = true
+		for read := 0; read < 64 && !c.disconnected && !s.shutdown.begun; read++ {
+			s.receive(c) // until it reads the end of the stream, or the reset
+		}
+		if !c.disconnected {
+			s.disconnect(c, errLeft)
+		}
+		s.flush()
 	}
-	if !c.disconnected {
-		s.disconnect(c, errLeft)
-	}
+	s.leavers = s.leavers[:0]
 }
