@@ -844,8 +844,8 @@ func (r *Run) floodNumber(text string) (int, string) {
 		return -1, ""
 	}
 	prefix, line := text[:len(text)-floodLength], text[len(text)-floodLength:]
-	n := -1
-	if _, err := fmt.Sscanf(line, "line %d ", &n); err != nil || n < 0 || line != trimEnding(FloodLine(n)) {
+	sender, n, ok := ParseNumbered(line)
+	if !ok || sender >= 0 {
 		return -1, ""
 	}
 	if prefix != "" && (!r.styled() || r.looksFlood(prefix)) {
