@@ -84,6 +84,7 @@ func serverRunning(name string) func(string, map[int]string) bool {
 }
 
 func TestCPUTableCleansUpOnInterrupt(t *testing.T) {
+	t.Parallel()
 	bin := Binary(t, "harness/cmd/cputable")
 	t.Run("while measuring", func(t *testing.T) {
 		expectCleanInterrupt(t, bin, serverRunning("stage1-blocking"), "-window", "30s", "-clients", "1")
@@ -101,6 +102,7 @@ func TestCPUTableCleansUpOnInterrupt(t *testing.T) {
 }
 
 func TestFanoutCleansUpOnInterrupt(t *testing.T) {
+	t.Parallel()
 	bin := Binary(t, "harness/cmd/fanout")
 	expectCleanInterrupt(t, bin, serverRunning("stage5-select"),
 		"-targets", "epoll", "-workloads", "idle", "-idle-conns", "5", "-idle-window", "30s", "-pin=false")

@@ -14,6 +14,7 @@ import (
 // and paced by one, must reach every receiver, each exactly once and in order. It checks
 // counts, not speed; the benchmark itself is `go run ./harness/cmd/fanout`.
 func TestFanoutSmoke(t *testing.T) {
+	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("the fanout generator needs Linux (epoll and /proc)")
 	}
