@@ -32,7 +32,7 @@ type client struct {
 
 // server is the loop's state, shared by the functions below.
 type server struct {
-	options
+	options  options // the flags: flags.go
 	poller   poller
 	listener int
 	clients  map[int]*client // by descriptor: events name descriptors
@@ -204,7 +204,7 @@ func (s *server) acceptClient() (again bool) {
 func (s *server) receive(sender *client) {
 	lines, err := s.readLines(sender)
 	for _, message := range lines {
-		if !s.quiet {
+		if !s.options.quiet {
 			fmt.Fprintf(s.out, "Server: received from client: %s\n", message)
 		}
 	}
@@ -238,14 +238,14 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 			break
 		}
 		line := bytes.TrimSuffix(rest[:end], []byte("\r"))
-		if len(line) > s.maxLine {
-			return lines, errTooLong(s.maxLine) // limits.go
+		if len(line) > s.options.maxLine {
+			return lines, errTooLong(s.options.maxLine) // limits.go
 		}
 		lines = append(lines, line)
 		rest = rest[end+1:]
 	}
-	if len(rest) > s.maxLine+1 { // limits.go says why as soon as it is too long
-		return lines, errTooLong(s.maxLine)
+	if len(rest) > s.options.maxLine+1 { // limits.go says why as soon as it is too long
+		return lines, errTooLong(s.options.maxLine)
 	}
 	if len(rest) == 0 {
 		rest = c.pending[:0] // all used: the next read fills the buffer again from its start
@@ -269,7 +269,7 @@ func (s *server) broadcast(sender *client, lines [][]byte) {
 		if receiver == sender {
 			continue
 		}
-		if first, err := receiver.output.add(batch, s.maxPending); err != nil {
+		if first, err := receiver.output.add(batch, s.options.maxPending); err != nil {
 			s.disconnect(receiver, err)
 		} else if first {
 			s.writers = append(s.writers, receiver)

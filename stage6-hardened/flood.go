@@ -35,26 +35,26 @@ type budget struct {
 
 // allowance brings c's bucket up to date and returns how many bytes a read from c may take.
 func (s *server) allowance(c *client) int {
-	if s.maxRate == 0 || c.budget.unlimited {
+	if s.options.maxRate == 0 || c.budget.unlimited {
 		return len(s.buffer)
 	}
 	now := time.Now()
-	c.budget.used = max(c.budget.used-float64(s.maxRate)*now.Sub(c.budget.refilled).Seconds(), 0)
+	c.budget.used = max(c.budget.used-float64(s.options.maxRate)*now.Sub(c.budget.refilled).Seconds(), 0)
 	c.budget.refilled = now
 	if c.budget.used == 0 {
 		c.budget.slowedDown = false // the bucket is full: a flood after this is a new one
 	}
-	return min(int(float64(s.maxBurst)-c.budget.used), len(s.buffer))
+	return min(int(float64(s.options.maxBurst)-c.budget.used), len(s.buffer))
 }
 
 // spend takes n bytes read from c out of its bucket. A client left with less than is worth a
 // read is not watched for reads any more, until readAgain finds that it has enough.
 func (s *server) spend(c *client, n int) {
-	if s.maxRate == 0 || c.budget.unlimited {
+	if s.options.maxRate == 0 || c.budget.unlimited {
 		return
 	}
 	c.budget.used += float64(n)
-	if c.budget.throttled || float64(s.maxBurst)-c.budget.used >= s.worthReading() {
+	if c.budget.throttled || float64(s.options.maxBurst)-c.budget.used >= s.worthReading() {
 		return
 	}
 	c.budget.throttled = true
@@ -62,10 +62,10 @@ func (s *server) spend(c *client, n int) {
 	s.updateReads(c)
 	if !c.budget.slowedDown {
 		c.budget.slowedDown = true // once per episode, not once per read
-		fmt.Fprintf(s.out, "Server: client slowed down: sending faster than %d bytes/s\n", s.maxRate)
+		fmt.Fprintf(s.out, "Server: client slowed down: sending faster than %d bytes/s\n", s.options.maxRate)
 		// One try that never waits, and only between two lines, as sayGoodbye does (limits.go).
 		if !c.output.cut {
-			unix.Write(c.fd, []byte(fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", s.maxRate)))
+			unix.Write(c.fd, []byte(fmt.Sprintf("Server: you send faster than %d bytes/s, slowing you down\r\n", s.options.maxRate)))
 		}
 	}
 }
@@ -74,7 +74,7 @@ func (s *server) spend(c *client, n int) {
 // so that it wakes the loop at most ten times a second (but no more than the bucket or the
 // read buffer holds, or it would wait for ever).
 func (s *server) worthReading() float64 {
-	return max(min(float64(s.maxRate)/10, float64(s.maxBurst), float64(len(s.buffer))), 1)
+	return max(min(float64(s.options.maxRate)/10, float64(s.options.maxBurst), float64(len(s.buffer))), 1)
 }
 
 // readAgain watches again for reads the throttled clients whose budget has come back.
@@ -104,8 +104,8 @@ func (s *server) budgetTimeout() int {
 		if s.clients[c.fd] != c {
 			continue // gone: readAgain forgets it
 		}
-		missing := s.worthReading() - (float64(s.maxBurst) - c.budget.used)
-		ready := c.budget.refilled.Add(time.Duration(missing / float64(s.maxRate) * float64(time.Second)))
+		missing := s.worthReading() - (float64(s.options.maxBurst) - c.budget.used)
+		ready := c.budget.refilled.Add(time.Duration(missing / float64(s.options.maxRate) * float64(time.Second)))
 		wait := int(max(time.Until(ready).Milliseconds()+1, 0)) // +1: not a millisecond early
 		if timeout < 0 || wait < timeout {
 			timeout = wait

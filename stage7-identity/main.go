@@ -35,7 +35,7 @@ type client struct {
 
 // server is the loop's state, shared by the functions below.
 type server struct {
-	options
+	options          options // the flags: flags.go
 	poller           poller
 	listener         int
 	clients          map[int]*client // by descriptor: events name descriptors
@@ -256,14 +256,14 @@ func (s *server) readLines(c *client) (lines [][]byte, err error) {
 			break
 		}
 		line := bytes.TrimSuffix(rest[:end], []byte("\r"))
-		if len(line) > s.maxLine {
-			return lines, errTooLong(s.maxLine) // limits.go
+		if len(line) > s.options.maxLine {
+			return lines, errTooLong(s.options.maxLine) // limits.go
 		}
 		lines = append(lines, line)
 		rest = rest[end+1:]
 	}
-	if len(rest) > s.maxLine+1 { // limits.go says why as soon as it is too long
-		return lines, errTooLong(s.maxLine)
+	if len(rest) > s.options.maxLine+1 { // limits.go says why as soon as it is too long
+		return lines, errTooLong(s.options.maxLine)
 	}
 	if len(rest) == 0 {
 		rest = c.pending[:0] // all used: the next read fills the buffer again from its start
@@ -433,7 +433,7 @@ func (s *server) send(c *client, line string) { s.queue(c, []byte(line)) }
 // queue queues batch for c, and gives c a write in this pass if it is the first of its queue.
 // broadcast, send and announce all queue this way, under the same limit.
 func (s *server) queue(c *client, batch []byte) {
-	if first, err := c.output.add(batch, s.maxPending); err != nil {
+	if first, err := c.output.add(batch, s.options.maxPending); err != nil {
 		s.disconnect(c, err)
 	} else if first {
 		s.writers = append(s.writers, c)

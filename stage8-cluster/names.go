@@ -41,7 +41,7 @@ const joinWithin = 5 * time.Second
 // registry keeps this server's names in the bucket, on a goroutine of its own (run): the loop
 // and the joiner hand it what to do (todo), and it hands the loop its answers (s.cluster.news).
 type registry struct {
-	s          *server       // for its news and outbox (s.cluster), s.lease and logLater: the rest is the loop's
+	s          *server       // for its news and outbox (s.cluster), s.options.lease and logLater: the rest is the loop's
 	id         string        // this server's mark on its entries
 	lease      time.Duration // the bucket's TTL: the room's lease, as its first server set it
 	todo       todoList
@@ -99,10 +99,10 @@ func (r *registry) join(nc *nats.Conn) {
 func (r *registry) open(ctx context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
 	if err == nil {
-		r.kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: namesBucket, TTL: r.s.lease,
+		r.kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: namesBucket, TTL: r.s.options.lease,
 			// Without markers an expired entry would vanish without a trace; with them,
 			// the watchers hear of it.
-			LimitMarkerTTL: r.s.lease, Storage: jetstream.MemoryStorage})
+			LimitMarkerTTL: r.s.options.lease, Storage: jetstream.MemoryStorage})
 		if errors.Is(err, jetstream.ErrBucketExists) { // the room's first server made it
 			r.kv, err = js.KeyValue(ctx, namesBucket)
 		}

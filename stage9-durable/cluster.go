@@ -161,8 +161,8 @@ func (s *server) joinCluster() {
 	s.cluster.ahead, s.cluster.alive = map[string][]func(){}, map[string]bool{}
 	s.cluster.outbox = &outbox{todoList: newTodoList(), caughtUp: func() { s.cluster.news.push(s.caughtUp) }}
 	go s.cluster.outbox.run()
-	s.cluster.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.lease,
-		todo: newTodoList(), timer: time.NewTicker(s.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
+	s.cluster.registry = &registry{s: s, id: nats.NewInbox()[len(nats.InboxPrefix):], lease: s.options.lease,
+		todo: newTodoList(), timer: time.NewTicker(s.options.lease / 3), owned: map[string]uint64{}, stopped: make(chan struct{})}
 	go s.cluster.registry.run()
 	messages := make(chan *nats.Msg, 64) // past it, NATS drops them too, and says so
 	go s.listen(messages)
@@ -188,15 +188,15 @@ func (s *server) joinCluster() {
 func (s *server) startHub() string {
 	// A busy port or a bad address is said in one line, as for -addr; port 0 picks a free port.
 	// SO_REUSEADDR (true) as the NATS server's listener has it: Go's net package sets it.
-	probe, port, err := listenNonblocking(s.natsListen, true) // main.go
+	probe, port, err := listenNonblocking(s.options.natsListen, true) // main.go
 	if err != nil {
-		log.Fatalf("cannot start NATS on %s: %v%s", s.natsListen, reason(err),
-			strings.Replace(hint(s.natsListen, err, true), "-addr", "-nats-listen", 1))
+		log.Fatalf("cannot start NATS on %s: %v%s", s.options.natsListen, reason(err),
+			strings.Replace(hint(s.options.natsListen, err, true), "-addr", "-nats-listen", 1))
 	}
 	unix.Close(probe)
-	host, _, _ := net.SplitHostPort(s.natsListen)
+	host, _, _ := net.SplitHostPort(s.options.natsListen)
 	// Restarted with the same -nats-url-file, the same room; else 130 random bits.
-	secret := cmp.Or(secretInURLFile(s.natsURLFile), rand.Text()) // natsurl.go
+	secret := cmp.Or(secretInURLFile(s.options.natsURLFile), rand.Text()) // natsurl.go
 	storeDir, err := os.MkdirTemp("", "stage9-nats-")
 	if err == nil {
 		s.cluster.hub, err = natsserver.NewServer(&natsserver.Options{
@@ -212,18 +212,18 @@ func (s *server) startHub() string {
 	}
 	os.RemoveAll(storeDir) // the names live in memory: a hub killed leaves no files behind
 	if err != nil {
-		log.Fatalf("cannot start NATS on %s: %v", s.natsListen, err)
+		log.Fatalf("cannot start NATS on %s: %v", s.options.natsListen, err)
 	}
 	urls := joinURLs(host, secret, port) // natsurl.go
 	fmt.Fprintf(s.out, "Server: NATS for the room on port %d, with a secret; others join with\n", port)
 	for _, u := range urls {
 		fmt.Fprintf(s.out, "Server:   %s\n", u)
 	}
-	if s.natsURLFile != "" {
-		if err := writeURLFile(s.natsURLFile, urls); err != nil {
+	if s.options.natsURLFile != "" {
+		if err := writeURLFile(s.options.natsURLFile, urls); err != nil {
 			log.Fatalf("cannot write -nats-url-file: %v", err)
 		}
-		fmt.Fprintf(s.out, "Server: (written to %s, for NATS_URL=$(cat %[1]s))\n", s.natsURLFile)
+		fmt.Fprintf(s.out, "Server: (written to %s, for NATS_URL=$(cat %[1]s))\n", s.options.natsURLFile)
 	}
 	return urls[0] // this machine's
 }
@@ -429,8 +429,8 @@ var errSilent = errors.New("its server stopped answering")
 // who were out of reach, without waiting for the names' bucket (on a NATS cluster it may be
 // electing a new leader): listed, when it comes, says who left or came meanwhile.
 func (s *server) onJoined(connection, maxPayload int, at string) {
-	if s.maxLine+len("[] \n")+32 > maxPayload-headroom { // the longest line, framed
-		usageError("-max-line %d does not fit in a NATS message (%d bytes)", s.maxLine, maxPayload)
+	if s.options.maxLine+len("[] \n")+32 > maxPayload-headroom { // the longest line, framed
+		usageError("-max-line %d does not fit in a NATS message (%d bytes)", s.options.maxLine, maxPayload)
 	}
 	s.cluster.connection, s.cluster.maxPayload = connection, maxPayload
 	s.cluster.shownURL, s.cluster.inRoom = at, true

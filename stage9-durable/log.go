@@ -97,7 +97,7 @@ func (l *logWriter) drain(d time.Duration) {
 // anything from the log. Other clients still get the bytes as they were sent. clients/receiver
 // and clients/chat show messages by the same rule.
 func (s *server) printMessage(sender *client, message []byte) {
-	if s.quiet {
+	if s.options.quiet {
 		return
 	}
 	s.out.WriteString("Server: received from " + sender.name + ": ")

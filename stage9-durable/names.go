@@ -71,7 +71,7 @@ const watchCheckEvery = time.Second
 // registry keeps this server's names in the bucket, on a goroutine of its own (run): the loop
 // and the joiner hand it what to do (todo), and it hands the loop its answers (s.cluster.news).
 type registry struct {
-	s          *server       // for its news and outbox (s.cluster), s.lease and logLater: the rest is the loop's
+	s          *server       // for its news and outbox (s.cluster), s.options.lease and logLater: the rest is the loop's
 	id         string        // this server's mark on its entries
 	lease      time.Duration // -lease: the TTL of this server's key
 	todo       todoList
