@@ -127,7 +127,7 @@ func TestCheckCorpus(t *testing.T) {
 		t.Logf("no %s on this machine: the corpus's %s servers are skipped", corpusToolchains[lang], lang)
 	}
 
-	// Six servers at a time: most of a check is waiting, each server has its own port and
+	// Eight servers at a time: most of a check is waiting, each server has its own port and
 	// process group, and CPU is measured per group. The longest go first, so that none is
 	// left running alone at the end: those with the most checks (stages 5 and 7), and among
 	// them those that fail the most, since a failing check often waits out a deadline.
@@ -143,7 +143,7 @@ func TestCheckCorpus(t *testing.T) {
 		bChecks, bFails := longer(b)
 		return cmp.Or(bChecks-aChecks, bFails-aFails)
 	})
-	running := make(chan struct{}, 6)
+	running := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for _, e := range entries {
 		wg.Add(1)

@@ -3,14 +3,17 @@
 package tester
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -71,15 +74,42 @@ func (p *Program) Command(port int) []string {
 	return args
 }
 
-// FreePort asks the kernel for a port nobody listens on.
+// FreePort returns a port that nothing uses, for a server to be told. It is chosen below the
+// ports the kernel hands out by itself (from 32768 on Linux, 49152 on macOS): one of those,
+// freed for the server to take, may be given meanwhile to any socket that binds port 0 or
+// connects, as a test's other servers and clients do by the thousand, and the check would
+// then talk to somebody else's listener. It is tried without SO_REUSEADDR, so that connections
+// left in TIME_WAIT on it count as using it (a server without that option could not listen
+// there), and one process never hands it out twice.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		if handedOut.ports[port] {
+			continue
+		}
+		if l, err := withoutReuse.Listen(context.Background(), "tcp4", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			l.Close()
+			handedOut.ports[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port from 20000 to 31999")
 }
+
+// handedOut holds the ports FreePort has given.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// withoutReuse listens without SO_REUSEADDR, as a server that does not set it does.
+var withoutReuse = net.ListenConfig{Control: func(_, _ string, raw syscall.RawConn) error {
+	var err error
+	raw.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0) })
+	return err
+}}
 
 // PortTaken reports whether something listens on port, on the loopback address or on all
 // addresses. It finds out by trying to listen there itself, never by connecting: a server
