@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -80,29 +81,31 @@ func (p *Program) Command(port int) []string {
 // connects, as a test's other servers and clients do by the thousand, and the check would
 // then talk to somebody else's listener. It is tried without SO_REUSEADDR, so that connections
 // left in TIME_WAIT on it count as using it (a server without that option could not listen
-// there), and one process never hands it out twice.
+// there). Each process takes the ports of a slice of its own in turn, so that two testers
+// running side by side (the tests, and the check commands they start) do not hand out the
+// same port while its server is still starting.
 func FreePort() (int, error) {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		if handedOut.ports[port] {
-			continue
-		}
+	freePorts.Lock()
+	defer freePorts.Unlock()
+	for range portSlice {
+		freePorts.next = (freePorts.next + 1) % portSlice
+		port := freePorts.first + freePorts.next
 		if l, err := withoutReuse.Listen(context.Background(), "tcp4", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 			l.Close()
-			handedOut.ports[port] = true
 			return port, nil
 		}
 	}
-	return 0, errors.New("no free port from 20000 to 31999")
+	return 0, fmt.Errorf("no free port from %d to %d", freePorts.first, freePorts.first+portSlice-1)
 }
 
-// handedOut holds the ports FreePort has given.
-var handedOut = struct {
+// portSlice is how many ports each process takes in turn, of the 22,000 from 10000 to 31999.
+const portSlice = 500
+
+// freePorts is this process's slice, chosen by its pid, and where in it FreePort is.
+var freePorts = struct {
 	sync.Mutex
-	ports map[int]bool
-}{ports: map[int]bool{}}
+	first, next int
+}{first: 10000 + os.Getpid()%44*portSlice, next: rand.IntN(portSlice)}
 
 // withoutReuse listens without SO_REUSEADDR, as a server that does not set it does.
 var withoutReuse = net.ListenConfig{Control: func(_, _ string, raw syscall.RawConn) error {

@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// FreePort gives ports that a server without SO_REUSEADDR can listen on, never the same one
-// twice, and none that the kernel could give a socket bound to port 0 in the meantime.
+// FreePort gives ports that a server without SO_REUSEADDR can listen on, not the same one
+// twice in 200, and none that the kernel could give a socket bound to port 0 in the
+// meantime.
 func TestFreePort(t *testing.T) {
 	seen := map[int]bool{}
 	for range 200 {
